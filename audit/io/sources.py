@@ -1,0 +1,176 @@
+"""Dataset sources: a folder (class subfolders or flat) or a manifest (CSV / JSONL).
+
+A source is an iterator of :class:`ImageRecord` in a deterministic order (sorted relative paths for
+folders, file order for manifests); nothing is decoded here. Records that cannot be used (a manifest
+line without a path, a path escaping the root, a missing file) are still yielded, with ``refusal``
+set, so every job can count them with their reasons instead of dropping them silently.
+
+Paths must stay inside the source's root (the folder, or the manifest's folder) after resolving
+symlinks and ``..``; pass ``allow_outside_root=True`` to accept others.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audit.errors import InputError
+from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT
+
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".bmp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+        ".tga",
+    }
+)
+MANIFEST_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass
+class ImageRecord:
+    """One dataset item: where it is, what it is labelled, and why it was refused if it was."""
+
+    path: Path
+    relpath: str
+    label: str | None = None
+    caption: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    refusal: str | None = None
+    refusal_message: str | None = None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.realpath(path)).relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def folder_source(root: str | Path, *, allow_outside_root: bool = False) -> Iterator[ImageRecord]:
+    """Images under ``root`` in path order; the first-level subfolder is the class label.
+
+    Files directly in ``root`` get no label (a flat folder). Hidden files and folders (name starting
+    with '.') and files without an image suffix are skipped; symlinked folders are not entered, and a
+    symlinked file that resolves outside the root is refused.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"dataset folder not found: {root}")
+    real_root = Path(os.path.realpath(root))
+    for path in _walk_sorted(root):
+        rel = path.relative_to(root)
+        record = ImageRecord(path=path, relpath=rel.as_posix(), label=rel.parts[0] if len(rel.parts) > 1 else None)
+        if not allow_outside_root and not _inside(path, real_root):
+            record.refusal, record.refusal_message = OUTSIDE_ROOT, "symlink resolves outside the dataset folder"
+        yield record
+
+
+def _walk_sorted(folder: Path) -> Iterator[Path]:
+    """Image files under ``folder`` in path order (entries sorted by name at every level), lazily."""
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            yield from _walk_sorted(Path(e.path))
+        elif Path(e.name).suffix.lower() in IMAGE_SUFFIXES and (e.is_file() or e.is_symlink()):
+            yield Path(e.path)
+
+
+def manifest_source(manifest: str | Path, *, allow_outside_root: bool = False) -> Iterator[ImageRecord]:
+    """Records from a CSV (header row) or JSONL manifest with a ``path`` and optional ``label``, ``caption``.
+
+    Relative paths resolve against the manifest's folder, which is also the root they must stay in.
+    Other columns are kept in ``extra``. A malformed line is yielded as a refused record.
+    """
+    manifest = Path(manifest)
+    kind = MANIFEST_SUFFIXES.get(manifest.suffix.lower())
+    if kind is None:
+        raise InputError(f"manifest must be .csv or .jsonl, got {manifest.name!r}")
+    if not manifest.is_file():
+        raise InputError(f"manifest not found: {manifest}")
+    root = manifest.parent
+    real_root = Path(os.path.realpath(root))
+    rows = _csv_rows(manifest) if kind == "csv" else _jsonl_rows(manifest)
+    for line_no, row, error in rows:
+        if error is None and not str(row.get("path") or "").strip():
+            error = "no 'path' value"
+        if error is not None:
+            yield ImageRecord(
+                path=manifest,
+                relpath=f"{manifest.name}:{line_no}",
+                refusal=MANIFEST_ERROR,
+                refusal_message=f"line {line_no}: {error}",
+            )
+            continue
+        raw = str(row.pop("path")).strip()
+        label, caption = row.pop("label", None), row.pop("caption", None)
+        path = Path(raw) if os.path.isabs(raw) else root / raw
+        record = ImageRecord(
+            path=path,
+            relpath=raw,
+            label=None if label in (None, "") else str(label),
+            caption=None if caption in (None, "") else str(caption),
+            extra=row,
+        )
+        if not allow_outside_root and not _inside(path, real_root):
+            record.refusal, record.refusal_message = OUTSIDE_ROOT, "path resolves outside the manifest's folder"
+        elif not path.is_file():
+            record.refusal, record.refusal_message = MISSING, "file listed in the manifest does not exist"
+        yield record
+
+
+def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    with open(manifest, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "path" not in reader.fieldnames:
+            raise InputError(f"manifest {manifest.name} has no 'path' column (columns: {reader.fieldnames})")
+        for row in reader:
+            extra_cells = row.pop(None, None)  # type: ignore[call-overload]
+            yield reader.line_num, row, "more cells than header columns" if extra_cells else None
+
+
+def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    with open(manifest, encoding="utf-8-sig") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, {}, f"invalid JSON ({exc.msg})"
+                continue
+            if not isinstance(row, dict):
+                yield line_no, {}, "a line must be a JSON object"
+                continue
+            yield line_no, row, None
+
+
+def open_source(spec: str | Path, *, allow_outside_root: bool = False) -> Iterator[ImageRecord]:
+    """A folder path or a manifest file path -> its record iterator."""
+    path = Path(spec)
+    if path.is_dir():
+        return folder_source(path, allow_outside_root=allow_outside_root)
+    if path.suffix.lower() in MANIFEST_SUFFIXES:
+        return manifest_source(path, allow_outside_root=allow_outside_root)
+    raise InputError(f"not a dataset folder or a .csv/.jsonl manifest: {spec}")

@@ -1,0 +1,68 @@
+"""Stream a dataset source through the loader, in order, optionally decoding in worker processes.
+
+Memory stays flat: records are pulled lazily and at most ``workers * prefetch`` decoded images are in
+flight. Results come back in the source's order whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from audit.io.images import LoadResult, load_image
+from audit.io.sources import ImageRecord
+
+
+@dataclass
+class LoadedItem:
+    """A record and its load outcome (refused records carry their refusal as the outcome)."""
+
+    record: ImageRecord
+    result: LoadResult
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+def _load(record: ImageRecord, max_pixels: int | None) -> LoadResult:
+    if record.refusal is not None:
+        return LoadResult(image=None, reason=record.refusal, message=record.refusal_message)
+    return load_image(record.path, max_pixels=max_pixels)
+
+
+def _load_many(records: list[ImageRecord], max_pixels: int | None) -> list[LoadResult]:
+    return [_load(r, max_pixels) for r in records]
+
+
+def iter_images(
+    records: Iterable[ImageRecord],
+    *,
+    workers: int = 1,
+    max_pixels: int | None = None,
+    chunk: int = 16,
+    prefetch: int = 4,
+) -> Iterator[LoadedItem]:
+    """Yield a :class:`LoadedItem` per record, in order. ``workers > 1`` decodes in processes."""
+    if workers <= 1:
+        for record in records:
+            yield LoadedItem(record, _load(record, max_pixels))
+        return
+    it = iter(records)
+    pending: deque[tuple[list[ImageRecord], Future[Any]]] = deque()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        while True:
+            while len(pending) < workers * prefetch:
+                batch = list(itertools.islice(it, chunk))
+                if not batch:
+                    break
+                pending.append((batch, pool.submit(_load_many, batch, max_pixels)))
+            if not pending:
+                return
+            batch, future = pending.popleft()
+            for record, result in zip(batch, future.result(), strict=True):
+                yield LoadedItem(record, result)

@@ -1,0 +1,1 @@
+"""Synthetic-image detectors (scikit-learn estimator contract). Filled by the deepfake-check work."""
