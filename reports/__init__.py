@@ -1,0 +1,1 @@
+"""Rendering only: results JSON -> self-contained HTML cards and a static site."""

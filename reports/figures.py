@@ -1,0 +1,156 @@
+"""Figures for cards: matplotlib rendered to SVG data URIs, and image grids as PNG data URIs.
+
+Every figure is embedded in the page (``<img src="data:...">``), so a card is one self-contained file
+and no figure can run script. Matplotlib escapes the text it writes into SVG, so hostile labels are
+safe there too. Matplotlib is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MAX_THUMB_SIDE = 128
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    # fixed hash salt: SVG element ids, and so re-rendered cards, are byte-for-byte reproducible
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "genaudit", "font.size": 9, "figure.dpi": 100})
+    return plt
+
+
+def svg_data_uri(fig: Any) -> str:
+    """Serialise a matplotlib figure to an SVG data URI and close it."""
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_base64(image: np.ndarray) -> str:
+    """PNG bytes of a uint8 (H, W) or (H, W, 3) array, base64-encoded (the thumbnail format in JSON)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_png_base64(data: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+def thumbnail(image: np.ndarray, max_side: int = MAX_THUMB_SIDE) -> np.ndarray:
+    """Downscale so the longer side is at most ``max_side`` (never upscales); antialiased."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    im = Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
+def image_grid(images: Sequence[np.ndarray], columns: int, cell: int = 32, pad: int = 2) -> np.ndarray:
+    """Tile images (uint8, grey or RGB, any size) into one RGB grid, each scaled to ``cell`` pixels
+    with nearest-neighbour (so an 8x8 digit stays crisp), white padding between cells."""
+    from PIL import Image
+
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    rows = -(-len(images) // columns)
+    grid = np.full((rows * (cell + pad) + pad, columns * (cell + pad) + pad, 3), 255, dtype=np.uint8)
+    for i, img in enumerate(images):
+        arr = np.asarray(img, dtype=np.uint8)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        arr = np.asarray(Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST))
+        r, c = divmod(i, columns)
+        y, x = pad + r * (cell + pad), pad + c * (cell + pad)
+        grid[y : y + cell, x : x + cell] = arr
+    return grid
+
+
+def heatmap(
+    matrix: Sequence[Sequence[float]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    fmt: str = "{:.0f}",
+) -> str:
+    """An annotated heat map (e.g. a confusion matrix) as an SVG data URI."""
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(0.45 * len(col_labels) + 1.6, 0.4 * len(row_labels) + 1.2))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(col_labels)), labels=list(col_labels))
+    ax.set_yticks(range(len(row_labels)), labels=list(row_labels))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    top = m.max() if m.size else 0
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=7, color="white" if v > 0.6 * top else "black")
+    return svg_data_uri(fig)
+
+
+def bar_chart(
+    labels: Sequence[str], values: Sequence[float], *, title: str, ylabel: str, ylim: tuple[float, float] | None = None
+) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.4 * len(labels) + 1.5), 2.6))
+    ax.bar(range(len(labels)), values, color="#4a78b5")
+    ax.set_xticks(range(len(labels)), labels=list(labels))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    return svg_data_uri(fig)
+
+
+def line_chart(
+    x: Sequence[float],
+    series: dict[str, Sequence[float]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    secondary: dict[str, Sequence[float]] | None = None,
+    secondary_label: str = "",
+) -> str:
+    """Lines over a shared x axis; ``secondary`` series use a right-hand axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 2.8))
+    for name, ys in series.items():
+        ax.plot(x, ys, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if secondary:
+        ax2 = ax.twinx()
+        for name, ys in secondary.items():
+            ax2.plot(x, ys, marker="s", linestyle="--", color="#c0504d", label=name)
+        ax2.set_ylabel(secondary_label)
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=7, loc="best")
+    return svg_data_uri(fig)
