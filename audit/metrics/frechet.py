@@ -1,0 +1,75 @@
+"""Frechet distance between Gaussians fitted to two feature sets (FID when the features are Inception's).
+
+FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)), computed in float64. The matrix square root
+follows clean-fid's handling: if it is not finite, a small multiple of the identity is added to both
+covariances; a significant imaginary part is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from audit.errors import InputError
+
+
+def _check_features(name: str, x: np.ndarray, allow_singular: bool) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise InputError(f"{name} features must be a 2-D array (samples, dims), got shape {x.shape}")
+    n, d = x.shape
+    if n < 2:
+        raise InputError(f"FID needs at least 2 {name} samples, got {n}")
+    if n <= d and not allow_singular:
+        raise InputError(
+            f"FID needs more {name} samples than feature dimensions (got {n} samples of dimension {d}): "
+            "the covariance would be singular and FID unreliable; pass allow_singular=True to compute it anyway"
+        )
+    if not np.all(np.isfinite(x)):
+        raise InputError(f"{name} features contain NaN or infinity")
+    return x
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance (float64) of features (N, D)."""
+    x = np.asarray(features, dtype=np.float64)
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise InputError(f"feature dimensions differ: {mu1.shape} vs {mu2.shape}")
+    diff = mu1 - mu2
+    with warnings.catch_warnings():  # a near-singular product is handled below, not warned about
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ArithmeticError(
+                f"imaginary component {np.max(np.abs(covmean.imag)):.3g} in the covariance square root: "
+                "the covariances are too ill-conditioned (too few samples or degenerate features)"
+            )
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def fid(real: np.ndarray, fake: np.ndarray, *, allow_singular: bool = False) -> float:
+    """FID between two feature sets (N_real, D) and (N_fake, D); see the module docstring."""
+    real = _check_features("real", real, allow_singular)
+    fake = _check_features("fake", fake, allow_singular)
+    if real.shape[1] != fake.shape[1]:
+        raise InputError(f"real and fake features differ in dimension: {real.shape[1]} vs {fake.shape[1]}")
+    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
