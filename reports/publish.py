@@ -53,8 +53,8 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
 def publish(paths: Iterable[str | Path], out: str | Path, *, title: str = "genaudit report cards") -> Path:
     """Render every results file under ``paths`` into a site at ``out``; return the index path."""
     out = Path(out)
-    out_resolved = out.resolve()
-    results = [p for p in find_results(paths) if out_resolved not in p.parents]  # not our own twins
+    twins = (out / "cards").resolve()
+    results = [p for p in find_results(paths) if twins not in p.parents]  # never re-read our own JSON twins
     if not results:
         raise InputError("no genaudit results JSON found in " + ", ".join(map(str, paths)))
     tiles: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ flight. Results come back in the source's order whatever the number of workers.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -54,7 +55,8 @@ def iter_images(
         return
     it = iter(records)
     pending: deque[tuple[list[ImageRecord], Future[Any]]] = deque()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: the parent may hold torch/OpenMP threads, and forking those is unsafe
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         while True:
             while len(pending) < workers * prefetch:
                 batch = list(itertools.islice(it, chunk))

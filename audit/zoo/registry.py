@@ -118,7 +118,9 @@ def _load_cached(name: str, root: str) -> Any:
     elif kind == "diffusion":
         from diffusers import UNet2DModel
 
-        model = UNet2DModel.from_pretrained(path.parent.parent, subfolder="unet", use_safetensors=True)
+        model = UNet2DModel.from_pretrained(
+            path.parent.parent, subfolder="unet", use_safetensors=True, low_cpu_mem_usage=False
+        )
     else:  # pragma: no cover - ENTRIES is fixed
         raise AssertionError(kind)
     model.eval()

@@ -1,0 +1,56 @@
+"""`genaudit demo`: the main job publishes a card per embedded model, each re-renderable from its JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audit.cli import main
+from audit.zoo import registry
+from reports.budget import CARD_BUDGET_BYTES
+from reports.figures import decode_png_base64
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_publishes_one_card_per_zoo_model(demo_site: Path) -> None:
+    cards = sorted(p.name for p in (demo_site / "cards").iterdir())
+    expected = sorted(f"zoo-{name}.{ext}" for name in registry.ENTRIES for ext in ("html", "json"))
+    assert cards == expected
+    index = (demo_site / "index.html").read_text(encoding="utf-8")
+    for name in registry.ENTRIES:
+        assert f'href="cards/zoo-{name}.html"' in index
+    for html in (demo_site / "cards").glob("*.html"):
+        assert html.stat().st_size < CARD_BUDGET_BYTES
+
+
+def test_results_carry_provenance_with_model_hashes(demo_site: Path) -> None:
+    for name in registry.ENTRIES:
+        doc = json.loads((demo_site / "cards" / f"zoo-{name}.json").read_text(encoding="utf-8"))
+        prov = doc["provenance"]
+        assert set(prov) >= {"command", "config", "seeds", "models", "packages", "preprocessing", "machine"}
+        assert prov["models"][0] == {
+            "id": f"embedded:{name}",
+            "sha256": registry.read_card(name)["weights"]["sha256"],
+            "card_metrics": registry.read_card(name)["metrics"],
+        }
+        assert "torch" in prov["packages"] and "numpy" in prov["packages"]
+
+
+def test_generator_card_shows_a_sample_per_class_and_seed(demo_site: Path) -> None:
+    doc = json.loads((demo_site / "cards" / "zoo-digits-ddpm.json").read_text(encoding="utf-8"))
+    grid = decode_png_base64(doc["data"]["samples_grid"])
+    # 10 rows (digits) x 10 columns (seeds) of 32 px cells with 2 px padding
+    assert grid.shape == (10 * 34 + 2, 10 * 34 + 2, 3)
+    assert doc["provenance"]["seeds"] == {"samples": 1234}
+
+
+def test_report_rerenders_a_published_card_identically(demo_site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "card.html"
+    assert main(["report", str(demo_site / "cards" / "zoo-digits-clip.json"), "--out", str(out)]) == 0
+    published = (demo_site / "cards" / "zoo-digits-clip.html").read_text(encoding="utf-8")
+    rerendered = out.read_text(encoding="utf-8")
+    # the published card links back to the index; otherwise the pages are the same
+    assert rerendered == published.replace('<a href="../index.html">&larr; all cards</a>', "")
