@@ -1,11 +1,12 @@
 """Decode throughput of genaudit's loader against a plain single-threaded PIL loop, and streaming memory.
 
-Usage: python benchmarks/io_bench.py [--n 2000] [--size 256] [--workers 2] [--memory-n 20000]
+Usage: python benchmarks/io_bench.py [--n 2000] [--sizes 256 512] [--workers 2] [--memory-n 20000]
 
 1. Throughput: N generated JPEG photos-like images (smooth noise, quality 90) decoded to RGB uint8 by
    (a) the anchor, ``np.asarray(Image.open(p).convert("RGB"))`` in a loop, and (b) genaudit's
-   ``iter_images(folder_source(dir), workers=W)``, which also hashes every file, applies EXIF
-   orientation and checks the pixel limit. Each is timed best-of-3 in the same run; the ratio is printed.
+   ``iter_images(folder_source(dir), workers=W, executor=...)`` in one process, W threads and W
+   processes; it also hashes every file, applies EXIF orientation and checks the pixel limit. Each is
+   timed best-of-3 in the same run; the speed relative to the anchor is printed.
 2. Memory: peak RSS of a fresh process streaming 1/10 of M images and all M images (small PNGs); flat
    means the two peaks are about equal.
 """
@@ -51,11 +52,11 @@ def anchor_loop(paths: list[Path]) -> int:
     return total
 
 
-def genaudit_loop(folder: Path, workers: int) -> int:
+def genaudit_loop(folder: Path, workers: int, executor: str = "thread") -> int:
     from audit.io import folder_source, iter_images
 
     total = 0
-    for item in iter_images(folder_source(folder), workers=workers):
+    for item in iter_images(folder_source(folder), workers=workers, executor=executor):
         assert item.ok, item.result.message
         total += item.result.image.shape[0]
     return total
@@ -92,7 +93,7 @@ def peak_rss_kib(folder: Path, limit: int) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--memory-n", type=int, default=20000)
     args = ap.parse_args()
@@ -101,18 +102,20 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "jpeg"
-        make_images(folder, args.n, args.size, "JPEG")
-        paths = sorted(folder.iterdir())
-        anchor = best_of(lambda: anchor_loop(paths))
-        ours1 = best_of(lambda: genaudit_loop(folder, 1))
-        oursw = best_of(lambda: genaudit_loop(folder, args.workers))
-        print(f"decode {args.n} JPEG {args.size}x{args.size}:")
-        print(f"  anchor PIL loop, 1 process        {args.n / anchor:8.1f} img/s")
-        print(f"  genaudit, 1 process               {args.n / ours1:8.1f} img/s  ratio {anchor / ours1:.2f}x")
-        print(
-            f"  genaudit, {args.workers} worker processes      {args.n / oursw:8.1f} img/s  ratio {anchor / oursw:.2f}x"
-        )
+        for size in args.sizes:
+            folder = Path(tmp) / f"jpeg{size}"
+            make_images(folder, args.n, size, "JPEG")
+            paths = sorted(folder.iterdir())
+            anchor = best_of(lambda p=paths: anchor_loop(p))
+            print(f"decode {args.n} JPEG {size}x{size}:")
+            print(f"  anchor PIL loop, 1 process         {args.n / anchor:8.1f} img/s")
+            for label, workers, executor in (
+                ("genaudit, 1 process", 1, "thread"),
+                (f"genaudit, {args.workers} threads", args.workers, "thread"),
+                (f"genaudit, {args.workers} processes", args.workers, "process"),
+            ):
+                t = best_of(lambda f=folder, w=workers, e=executor: genaudit_loop(f, w, e))
+                print(f"  {label:<33}{args.n / t:8.1f} img/s  speed vs anchor {anchor / t:.2f}x")
         mem = Path(tmp) / "png"
         make_images(mem, args.memory_n, 64, "PNG", seed=1)
         n_small, rss_small = peak_rss_kib(mem, args.memory_n // 10)

@@ -173,9 +173,12 @@ def test_gps_and_exif_flags() -> None:
 
 def test_workers_give_the_same_results_in_the_same_order(tmp_path: Path, bad_folder: dict[str, str]) -> None:
     one = list(iter_images(folder_source(tmp_path), workers=1))
-    two = list(iter_images(folder_source(tmp_path), workers=2, chunk=2, prefetch=1))
-    assert [i.record.relpath for i in one] == [i.record.relpath for i in two]
-    for a, b in zip(one, two, strict=True):
-        assert (a.result.reason, a.result.sha256) == (b.result.reason, b.result.sha256)
-        if a.ok:
-            np.testing.assert_array_equal(a.result.image, b.result.image)
+    for executor in ("thread", "process"):
+        two = list(iter_images(folder_source(tmp_path), workers=2, chunk=2, prefetch=1, executor=executor))
+        assert [i.record.relpath for i in one] == [i.record.relpath for i in two]
+        for a, b in zip(one, two, strict=True):
+            assert (a.result.reason, a.result.sha256) == (b.result.reason, b.result.sha256)
+            if a.ok:
+                np.testing.assert_array_equal(a.result.image, b.result.image)
+    with pytest.raises(ValueError, match="executor must be"):
+        list(iter_images(folder_source(tmp_path), workers=2, executor="gpu"))

@@ -1,7 +1,11 @@
-"""Stream a dataset source through the loader, in order, optionally decoding in worker processes.
+"""Stream a dataset source through the loader, in order, optionally decoding in parallel.
 
-Memory stays flat: records are pulled lazily and at most ``workers * prefetch`` decoded images are in
-flight. Results come back in the source's order whatever the number of workers.
+Memory stays flat: records are pulled lazily and at most ``workers * prefetch`` chunks of decoded
+images are in flight. Results come back in the source's order whatever the number of workers.
+
+Parallel decoding uses threads by default: Pillow's decoders and hashlib release the GIL, and threads
+cost no start-up and no copy of each decoded array between processes. ``executor="process"`` suits
+decoders that hold the GIL or very large images; measured figures are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import itertools
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +44,15 @@ def _load_many(records: list[ImageRecord], max_pixels: int | None) -> list[LoadR
     return [_load(r, max_pixels) for r in records]
 
 
+def _executor(kind: str, workers: int) -> Executor:
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genaudit-decode")
+    if kind == "process":
+        # spawn, not fork: the parent may hold torch/OpenMP threads, and forking those is unsafe
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    raise ValueError(f"executor must be 'thread' or 'process', got {kind!r}")
+
+
 def iter_images(
     records: Iterable[ImageRecord],
     *,
@@ -47,16 +60,17 @@ def iter_images(
     max_pixels: int | None = None,
     chunk: int = 16,
     prefetch: int = 4,
+    executor: str = "thread",
 ) -> Iterator[LoadedItem]:
-    """Yield a :class:`LoadedItem` per record, in order. ``workers > 1`` decodes in processes."""
+    """Yield a :class:`LoadedItem` per record, in order. ``workers > 1`` decodes in parallel
+    (``executor``: ``"thread"`` or ``"process"``)."""
     if workers <= 1:
         for record in records:
             yield LoadedItem(record, _load(record, max_pixels))
         return
     it = iter(records)
     pending: deque[tuple[list[ImageRecord], Future[Any]]] = deque()
-    # spawn, not fork: the parent may hold torch/OpenMP threads, and forking those is unsafe
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with _executor(executor, workers) as pool:
         while True:
             while len(pending) < workers * prefetch:
                 batch = list(itertools.islice(it, chunk))
