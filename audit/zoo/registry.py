@@ -164,6 +164,7 @@ def train_and_save(name: str, out: Path) -> dict[str, Any]:
     from audit.provenance import machine as machine_info
     from audit.provenance import package_versions
     from audit.zoo import classifier, clip, ddpm, digits
+    from audit.zoo.training import TRAIN_THREADS
 
     e = entry(name)
     module = {"classifier": classifier, "clip": clip, "diffusion": ddpm}[e.kind]
@@ -190,7 +191,7 @@ def train_and_save(name: str, out: Path) -> dict[str, Any]:
         "training": {
             "command": f"genaudit zoo train {name}",
             "seconds": round(seconds, 1),
-            "threads": 2,
+            "threads": TRAIN_THREADS,
             "device": "cpu",
             "machine": machine_info(),
             "packages": package_versions(),
@@ -198,7 +199,7 @@ def train_and_save(name: str, out: Path) -> dict[str, Any]:
         "metrics": train_metrics,
         "weights": {"file": e.weights_file, "sha256": sha256_file(path), "bytes": path.stat().st_size},
     }
-    write_json_atomic(card_path(name, out), card)
+    write_json_atomic(card_path(name, out), card)  # first with the sha256, so that load() can verify
     _load_cached.cache_clear()
     card["metrics"] = {**train_metrics, **evaluate_saved(name, out)}
     write_json_atomic(card_path(name, out), card)
@@ -216,8 +217,9 @@ def evaluate_saved(name: str, root: Path) -> dict[str, Any]:
         return classifier.evaluate(model)
     if kind == "clip":
         return clip.evaluate(model)
-    dep_root = root if card_path("digits-classifier", root).is_file() else PACKAGED_DIR
-    return ddpm.evaluate(model, load("digits-classifier", dep_root))
+    (judge,) = entry(name).needs  # the freshly trained classifier when `zoo train all` made one
+    judge_root = root if card_path(judge, root).is_file() else PACKAGED_DIR
+    return ddpm.evaluate(model, load(judge, judge_root))
 
 
 def _architecture(kind: str) -> dict[str, Any]:
