@@ -12,22 +12,17 @@ import warnings
 import numpy as np
 
 from audit.errors import InputError
+from audit.metrics import checks
 
 
 def _check_features(name: str, x: np.ndarray, allow_singular: bool) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise InputError(f"{name} features must be a 2-D array (samples, dims), got shape {x.shape}")
+    x = checks.features(name, x, min_rows=2, metric="FID")
     n, d = x.shape
-    if n < 2:
-        raise InputError(f"FID needs at least 2 {name} samples, got {n}")
     if n <= d and not allow_singular:
         raise InputError(
             f"FID needs more {name} samples than feature dimensions (got {n} samples of dimension {d}): "
             "the covariance would be singular and FID unreliable; pass allow_singular=True to compute it anyway"
         )
-    if not np.all(np.isfinite(x)):
-        raise InputError(f"{name} features contain NaN or infinity")
     return x
 
 
@@ -70,6 +65,5 @@ def fid(real: np.ndarray, fake: np.ndarray, *, allow_singular: bool = False) -> 
     """FID between two feature sets (N_real, D) and (N_fake, D); see the module docstring."""
     real = _check_features("real", real, allow_singular)
     fake = _check_features("fake", fake, allow_singular)
-    if real.shape[1] != fake.shape[1]:
-        raise InputError(f"real and fake features differ in dimension: {real.shape[1]} vs {fake.shape[1]}")
+    checks.same_dims("FID", real, fake)
     return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
