@@ -32,13 +32,13 @@ Conventions (REFERENCE.md section 1):
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audit.errors import InputError
+from audit.plugins import load_callable
 
 Shape = Callable[[float, float, dict[str, float]], float]
 
@@ -221,19 +221,6 @@ class CallableSchedule(GuidanceSchedule):
         return {"name": self.name}
 
 
-def _import_callable(ref: str) -> Callable[[float], float]:
-    try:
-        _, module_name, attr = ref.split(":", 2)
-        fn = importlib.import_module(module_name)
-        for part in attr.split("."):
-            fn = getattr(fn, part)
-    except (ValueError, ImportError, AttributeError) as exc:
-        raise InputError(f"cannot load schedule {ref!r} (expected python:module:function): {exc}") from None
-    if not callable(fn):
-        raise InputError(f"schedule {ref!r} is not callable")
-    return fn  # type: ignore[return-value]
-
-
 def get_schedule(name: str | Callable[[float], float], scale: float = 1.0, **params: Any) -> GuidanceSchedule:
     """Create a schedule by name (see the module docstring), from ``"python:module:function"``, or from
     a callable ``progress -> weight``. ``get_schedule(**s.to_config())`` recreates ``s``."""
@@ -242,7 +229,7 @@ def get_schedule(name: str | Callable[[float], float], scale: float = 1.0, **par
     if not math.isfinite(float(scale)):
         raise InputError(f"guidance scale must be finite, got {scale}")
     if name.startswith("python:"):
-        return CallableSchedule(_import_callable(name), ref=name)
+        return CallableSchedule(load_callable(name, "schedule"), ref=name)
     if name == "interval":
         return IntervalSchedule(scale, **params)
     if name not in SHAPES:

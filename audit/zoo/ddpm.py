@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audit.zoo import digits
+
+if TYPE_CHECKING:
+    from audit.guidance import GuidanceSchedule
 
 log = logging.getLogger(__name__)
 
@@ -131,21 +134,41 @@ def train(recipe: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[st
 GuidanceFn = Callable[[float], float]
 
 
+def noise_level(scheduler: Any, t: Any) -> float:
+    """sigma_t = sqrt((1 - alphabar_t) / alphabar_t): the noise level of x_t = x0 + sigma_t eps (scaled),
+    the convention of interval guidance (Kynkaenniemi et al. 2024)."""
+    alphabar = float(scheduler.alphas_cumprod[int(t)])
+    return (max(1.0 - alphabar, 0.0) / alphabar) ** 0.5
+
+
+def step_weights(guidance: Any, scheduler: Any, timesteps: list[Any]) -> list[float]:
+    """The guidance weight to apply at each timestep (paper convention)."""
+    last = max(1, len(timesteps) - 1)
+    if hasattr(guidance, "weight"):
+        return [float(guidance.weight(i / last, noise_level(scheduler, t))) for i, t in enumerate(timesteps)]
+    if callable(guidance):
+        return [float(guidance(i / last)) for i in range(len(timesteps))]
+    return [float(guidance)] * len(timesteps)
+
+
 def sample(
     model: Any,
     labels: np.ndarray,
     *,
-    guidance: float | GuidanceFn = DEFAULT_GUIDANCE,
+    guidance: float | GuidanceFn | GuidanceSchedule = DEFAULT_GUIDANCE,
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
+    seeds: np.ndarray | None = None,
     batch_size: int = 256,
     return_weights: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, list[float]]:
     """Generate one uint8 8x8 grey image per requested label, quantised to the 17 digit levels.
 
-    ``guidance`` is a weight in the paper convention or a function of sampling progress p in [0, 1]
-    (0 = first, noisiest step). Image ``i`` uses noise from ``seed + i`` (its own generator), so the
-    same (seed, label) gives the same image whatever the batch it is in. With ``return_weights`` the
+    ``guidance`` is a weight in the paper convention, a function of sampling progress p in [0, 1]
+    (0 = first, noisiest step), or a :class:`~audit.guidance.GuidanceSchedule` (which also receives
+    each step's noise level sigma). Image ``i`` uses noise from its own generator seeded with
+    ``seeds[i]`` (default ``seed + i``), so the same (seed, label) gives the same image whatever the batch
+    it is in or the schedule it is sampled with. With ``return_weights`` the
     guidance weight applied at each step is returned too.
     """
     import torch
@@ -153,21 +176,21 @@ def sample(
     labels = np.asarray(labels, dtype=np.int64)
     if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= digits.NUM_CLASSES)):
         raise ValueError("labels must be a 1-D array of digits 0..9")
-    weight_at = guidance if callable(guidance) else (lambda _p, w=float(guidance): w)
+    image_seeds = seed + np.arange(len(labels)) if seeds is None else np.asarray(seeds, dtype=np.int64)
+    if image_seeds.shape != labels.shape:
+        raise ValueError(f"need one seed per label: {len(image_seeds)} seeds for {len(labels)} labels")
     scheduler = build_sampling_scheduler()
     scheduler.set_timesteps(steps)
     timesteps = list(scheduler.timesteps)
-    applied = [float(weight_at(i / max(1, len(timesteps) - 1))) for i in range(len(timesteps))]
+    applied = step_weights(guidance, scheduler, timesteps)
     model.eval()
     out = []
     for start in range(0, len(labels), batch_size):
         lab = torch.from_numpy(labels[start : start + batch_size])
         n = len(lab)
         noise = [
-            torch.randn(
-                (1, digits.IMAGE_SIZE, digits.IMAGE_SIZE), generator=torch.Generator().manual_seed(seed + start + i)
-            )
-            for i in range(n)
+            torch.randn((1, digits.IMAGE_SIZE, digits.IMAGE_SIZE), generator=torch.Generator().manual_seed(int(s)))
+            for s in image_seeds[start : start + n]
         ]
         xt = torch.stack(noise)
         both_labels = torch.cat([lab, torch.full((n,), NULL_CLASS)])
