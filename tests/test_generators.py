@@ -127,6 +127,15 @@ def test_folder_adapter_refuses_missing_and_broken_images(tmp_path: Path) -> Non
         gen.generate(request())
     with pytest.raises(InputError, match="no images for schedule"):
         gen.generate(request("cosine"))
+    manifest = folder / "manifest.csv"
+    manifest.write_text(
+        manifest.read_text() + "../escape.png,3,13,\n", encoding="utf-8"
+    )  # a row that points outside its folder is refused with that reason, not "not in the manifest"
+    with pytest.raises(InputError, match=r"\.\./escape\.png: outside_root"):
+        gen.generate(request())
+    manifest.write_text("path,label,seed\na.png,3,eleven\n", encoding="utf-8")
+    with pytest.raises(InputError, match="seed 'eleven' is not an integer"):
+        gen.generate(request())
 
 
 def test_bad_requests_and_specs() -> None:

@@ -50,14 +50,24 @@ class FolderGenerator:
         key = "label" if request.labels is not None else "prompt"
         index: dict[tuple[str, int], Any] = {}
         for record in manifest_source(manifest):
+            if record.refusal == "manifest_error" or "seed" not in record.extra:
+                continue
             cond = record.label if key == "label" else record.caption or record.extra.get("prompt")
-            if record.refusal is None and "seed" in record.extra:
-                index[(str(cond), int(record.extra["seed"]))] = record
+            try:
+                seed = int(record.extra["seed"])
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{manifest}: {record.relpath}: seed {record.extra['seed']!r} is not an integer"
+                ) from None
+            index[(str(cond), seed)] = record
         images, weights, problems = [], None, []
         for cond, seed in zip(request.conditions(), request.seeds, strict=True):
             record = index.get((str(cond), int(seed)))
             if record is None:
                 problems.append(f"{key}={cond!r} seed={seed}: not in the manifest")
+                continue
+            if record.refusal is not None:
+                problems.append(f"{record.relpath}: {record.refusal} ({record.refusal_message})")
                 continue
             result = load_image(record.path)
             if not result.ok:
