@@ -94,5 +94,7 @@ def test_mismatched_labels_and_too_few_samples(sets) -> None:
         evaluate(real, fake, ext, labels=labels[:-1], bootstrap=0)
     with pytest.raises(InputError, match="more fake samples than feature dimensions"):
         evaluate(real, fake[:50], ext, bootstrap=0)
+    with pytest.raises(InputError, match="no images to extract features from"):
+        evaluate(real[:0], fake, ext, bootstrap=0)
     with pytest.raises(InputError, match="unknown feature extractor"):
         get_extractor("inception-v9")

@@ -56,11 +56,13 @@ class FeatureCache:
 
     def extract(self, extractor: Any, images: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs for every image, running the extractor only on images not seen before."""
+        if len(images) == 0:
+            raise InputError(f"no images to extract features from (extractor {extractor.id})")
         keys = [self.key(extractor.id, im) for im in images]
-        todo = sorted({i for i, k in enumerate(keys) if k not in self._rows}, key=keys.__getitem__)
-        unique: dict[str, int] = {}
-        for i in todo:
-            unique.setdefault(keys[i], i)
+        unique: dict[str, int] = {}  # first index of each image not yet cached
+        for i, k in enumerate(keys):
+            if k not in self._rows:
+                unique.setdefault(k, i)
         if unique:
             idx = list(unique.values())
             out = extractor(np.asarray(images)[idx])
