@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,22 @@ import numpy as np
 
 from audit.atomic import write_bytes_atomic
 from audit.errors import InputError
+from audit.metrics import checks
 from audit.metrics.clip_score import clip_score
-from audit.metrics.frechet import fid
+from audit.metrics.frechet import check_fid_inputs, frechet_distance, gaussian_stats
 from audit.metrics.inception_score import inception_score
 from audit.metrics.kid import kid
-from audit.metrics.manifold import density_coverage, precision_recall
+from audit.metrics.manifold import (
+    density_coverage,
+    density_given_radii,
+    knn_radii,
+    precision_given_radii,
+    precision_recall,
+)
 from audit.metrics.vendi import vendi_score
+
+PRECISION_K = 3  # Kynkaanniemi et al. 2019
+DENSITY_K = 5  # Naeem et al. 2020
 
 
 class FeatureCache:
@@ -82,14 +93,31 @@ class FeatureCache:
         write_bytes_atomic(self.path, buf.getvalue())
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """What the bootstrapped metrics need of the fixed reference set, computed once per evaluation."""
+
+    features: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    radii_precision: np.ndarray  # k = 3 (precision)
+    radii_density: np.ndarray  # k = 5 (density)
+
+    @classmethod
+    def of(cls, features: np.ndarray) -> _Reference:
+        mu, sigma = gaussian_stats(features)
+        return cls(features, mu, sigma, knn_radii(features, PRECISION_K), knn_radii(features, DENSITY_K))
+
+
 def _point_metrics(
-    real: dict[str, np.ndarray], fake: dict[str, np.ndarray], text_emb: np.ndarray | None, labels: np.ndarray | None
+    ref: _Reference, fake: dict[str, np.ndarray], text_emb: np.ndarray | None, labels: np.ndarray | None
 ) -> dict[str, float]:
-    """Metrics that are bootstrapped (see the module docstring)."""
-    out = {"fid": fid(real["features"], fake["features"])}
-    precision, _ = precision_recall(real["features"], fake["features"], k=3)
-    density, _ = density_coverage(real["features"], fake["features"], k=5)
-    out.update(precision=precision, density=density)
+    """Metrics that are bootstrapped (see the module docstring); only the generated side is computed."""
+    out = {
+        "fid": frechet_distance(ref.mu, ref.sigma, *gaussian_stats(fake["features"])),
+        "precision": precision_given_radii(ref.features, ref.radii_precision, fake["features"]),
+        "density": density_given_radii(ref.features, ref.radii_density, fake["features"], DENSITY_K),
+    }
     if "probs" in fake and labels is not None:
         out["class_adherence"] = float((fake["probs"].argmax(axis=1) == labels).mean())
     if text_emb is not None and "clip" in fake:
@@ -129,14 +157,18 @@ def evaluate(
         if len(captions) != n:
             raise InputError(f"one caption per generated image: {len(captions)} captions for {n} images")
         text_emb = extractor.encode_texts(list(captions))
-    point = _point_metrics(real, fake, text_emb, labels)
+    # validation as in the standalone metrics, then the reference side once for every resample
+    real_f, _ = check_fid_inputs(real["features"], fake["features"])
+    checks.features("real", real_f, min_rows=DENSITY_K + 1, metric="precision/density")
+    ref = _Reference.of(real_f)
+    point = _point_metrics(ref, fake, text_emb, labels)
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {name: [] for name in point}
     for b in range(bootstrap):
         idx = rng.integers(0, n, size=n)
         sample = {name: arr[idx] for name, arr in fake.items()}
         values = _point_metrics(
-            real, sample, None if text_emb is None else text_emb[idx], None if labels is None else labels[idx]
+            ref, sample, None if text_emb is None else text_emb[idx], None if labels is None else labels[idx]
         )
         for name, value in values.items():
             draws[name].append(value)
@@ -151,8 +183,8 @@ def evaluate(
         }
         for name, value in point.items()
     }
-    _, recall = precision_recall(real["features"], fake["features"], k=3)
-    _, coverage = density_coverage(real["features"], fake["features"], k=5)
+    _, recall = precision_recall(real["features"], fake["features"], k=PRECISION_K)
+    _, coverage = density_coverage(real["features"], fake["features"], k=DENSITY_K)
     result["recall"] = {"value": recall, "ci95": None}
     result["coverage"] = {"value": coverage, "ci95": None}
     if "probs" in fake:

@@ -61,9 +61,18 @@ def frechet_distance(
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
-def fid(real: np.ndarray, fake: np.ndarray, *, allow_singular: bool = False) -> float:
-    """FID between two feature sets (N_real, D) and (N_fake, D); see the module docstring."""
+def check_fid_inputs(
+    real: np.ndarray, fake: np.ndarray, *, allow_singular: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two feature sets for FID (2-D, finite, same dimension, more samples than dimensions
+    unless ``allow_singular``); return them as float64."""
     real = _check_features("real", real, allow_singular)
     fake = _check_features("fake", fake, allow_singular)
     checks.same_dims("FID", real, fake)
+    return real, fake
+
+
+def fid(real: np.ndarray, fake: np.ndarray, *, allow_singular: bool = False) -> float:
+    """FID between two feature sets (N_real, D) and (N_fake, D); see the module docstring."""
+    real, fake = check_fid_inputs(real, fake, allow_singular=allow_singular)
     return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))

@@ -49,14 +49,24 @@ def _checked(real: np.ndarray, fake: np.ndarray, k: int, metric: str) -> tuple[n
     return real, fake
 
 
+def precision_given_radii(real: np.ndarray, radii: np.ndarray, fake: np.ndarray) -> float:
+    """Share of fake samples inside the union of real balls (``radii`` from :func:`knn_radii`)."""
+    return float((_inside_counts(real, radii, fake) > 0).mean())
+
+
+def density_given_radii(real: np.ndarray, radii: np.ndarray, fake: np.ndarray, k: int) -> float:
+    """Mean number of real balls (``radii`` = k-NN radii) containing a fake sample, divided by k."""
+    return float(_inside_counts(real, radii, fake).mean() / k)
+
+
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
     """Precision: share of fake samples inside the real manifold; recall: share of real samples inside
     the fake manifold (both manifolds are unions of k-NN balls)."""
     real, fake = _checked(real, fake, k, "precision/recall")
     checks.features("fake", fake, min_rows=k + 1, metric="precision/recall")
-    precision = (_inside_counts(real, knn_radii(real, k), fake) > 0).mean()
-    recall = (_inside_counts(fake, knn_radii(fake, k), real) > 0).mean()
-    return float(precision), float(recall)
+    precision = precision_given_radii(real, knn_radii(real, k), fake)
+    recall = precision_given_radii(fake, knn_radii(fake, k), real)  # recall is precision with roles swapped
+    return precision, recall
 
 
 def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
@@ -64,9 +74,9 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
     real samples whose ball contains at least one fake sample."""
     real, fake = _checked(real, fake, k, "density/coverage")
     radii = knn_radii(real, k)
-    density = _inside_counts(real, radii, fake).mean() / k
+    density = density_given_radii(real, radii, fake, k)
     nearest_fake = np.empty(len(real))
     for rows, dist in _distances(real, fake):
         nearest_fake[rows] = dist.min(axis=1)
     coverage = (nearest_fake < radii).mean()
-    return float(density), float(coverage)
+    return density, float(coverage)
