@@ -57,16 +57,76 @@ def test_every_metric_from_one_pass_equals_the_direct_call(sets) -> None:
     assert (result["n_real"], result["n_fake"], result["extractor"]) == (297, 300, ext.id)
 
 
-def test_bootstrapped_points_lie_inside_their_intervals(sets) -> None:
+def test_every_figure_has_an_interval_around_its_point(sets) -> None:
     real, fake, labels = sets
     result = evaluate(real, fake, get_extractor("embedded"), labels=labels, bootstrap=200, seed=1)
-    with_ci = {k for k, v in result.items() if isinstance(v, dict) and v.get("ci95")}
-    assert with_ci == {"fid", "precision", "density", "class_adherence"}
-    for name in with_ci:
+    methods = {k: v["ci_method"] for k, v in result.items() if isinstance(v, dict) and "value" in v}
+    assert methods == {
+        "fid": "bootstrap",
+        "fd_clip": "bootstrap",
+        "precision": "bootstrap",
+        "density": "bootstrap",
+        "class_adherence": "bootstrap",
+        "recall": "half-sample",
+        "coverage": "half-sample",
+        "vendi": "half-sample",
+        "inception_score": "half-sample",
+        "kid": "half-sample",
+    }
+    for name in methods:
         lo, hi = result[name]["ci95"]
         assert lo <= result[name]["value"] <= hi, name
-    for name in ("recall", "coverage", "vendi", "inception_score", "kid"):
-        assert result[name]["ci95"] is None  # biased under resampling: no interval is claimed
+        if name != "class_adherence":  # adherence can be exactly 1.0 in every draw
+            assert hi > lo, name
+
+
+class FeaturesAreTheImage:
+    """An extractor whose features are the input rows themselves (for statistical checks)."""
+
+    id = "identity"
+    outputs = ("features",)
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return {"features": np.asarray(images, dtype=np.float64).reshape(len(images), -1)}
+
+
+def test_half_sample_intervals_match_the_spread_over_fresh_samples() -> None:
+    """Calibration: the half-sample interval of recall/coverage/Vendi/KID on one generated set should be
+    as wide as the spread of the figure over independent generated sets from the same distribution."""
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(300, 8))
+    fresh = {name: [] for name in ("recall", "coverage", "vendi", "kid")}
+    widths = {name: [] for name in fresh}
+    for _ in range(30):
+        fake = rng.normal(loc=0.3, size=(300, 8))
+        r = evaluate(real, fake, FeaturesAreTheImage(), bootstrap=60, seed=int(rng.integers(1 << 30)))
+        for name in fresh:
+            fresh[name].append(r[name]["value"])
+            widths[name].append(r[name]["ci95"][1] - r[name]["ci95"][0])
+    for name in fresh:
+        expected = 2 * 1.96 * np.std(fresh[name], ddof=1)  # width of a 95% normal interval
+        ratio = np.mean(widths[name]) / expected
+        assert 0.6 < ratio < 1.6, (name, ratio)
+
+
+def test_kid_half_sample_kernel_sums_equal_the_unbiased_mmd() -> None:
+    from audit.metrics.evaluator import _KidKernels
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(40, 5)), rng.normal(size=(30, 5)) + 0.5
+    idx = np.array([0, 3, 4, 9, 17, 22, 29])
+    f = fake[idx]
+
+    def k(a, b):  # cubic polynomial kernel, written out
+        return (a @ b.T / 5 + 1.0) ** 3
+
+    m, n = len(f), len(real)
+    expected = (
+        (k(real, real).sum() - np.trace(k(real, real))) / (n * (n - 1))
+        + (k(f, f).sum() - np.trace(k(f, f))) / (m * (m - 1))
+        - 2 * k(real, f).mean()
+    )
+    assert _KidKernels(real, fake).mmd2(idx) == pytest.approx(expected, rel=1e-12)
 
 
 def test_cache_reuses_features_across_calls_and_files(sets, tmp_path: Path) -> None:
