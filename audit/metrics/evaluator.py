@@ -127,9 +127,7 @@ class _Reference:
         clip_stats = None
         if "clip" in real and "clip" in fake and len(real["clip"]) > real["clip"].shape[1]:
             clip_stats = gaussian_stats(np.asarray(real["clip"], dtype=np.float64))
-        return cls(
-            features, mu, sigma, knn_radii(features, PRECISION_K), knn_radii(features, DENSITY_K), clip_stats
-        )
+        return cls(features, mu, sigma, knn_radii(features, PRECISION_K), knn_radii(features, DENSITY_K), clip_stats)
 
 
 def _bootstrap_metrics(
