@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool = True) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    ``fsync=False`` keeps the rename's all-or-nothing view for readers and killed runs but skips the
+    flush to disk (for many small files whose loss on power failure is only recomputation)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -20,7 +23,8 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -34,8 +38,8 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    return write_atomic(path, lambda fh: fh.write(data))
+def write_bytes_atomic(path: str | Path, data: bytes, *, fsync: bool = True) -> Path:
+    return write_atomic(path, lambda fh: fh.write(data), fsync=fsync)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -16,9 +16,11 @@ from audit.errors import InputError
 
 BUILDERS: dict[str, str] = {
     "zoo-model": "reports.zoo_card:build",
+    "guidance-bench": "reports.bench_card:build",
 }
 KIND_LABELS: dict[str, str] = {
     "zoo-model": "embedded model card",
+    "guidance-bench": "guidance benchmark",
 }
 
 

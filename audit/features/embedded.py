@@ -12,6 +12,12 @@ from audit.zoo import digits
 class EmbeddedDigitsExtractor:
     id = "embedded:digits-classifier+digits-clip@grey-mean,box-8x8,div255"
     outputs = ("features", "probs", "clip")
+    scores_labels = True  # ``probs`` are over the digits 0..9: class adherence is defined
+
+    def models(self) -> list[dict]:
+        from audit.zoo import registry
+
+        return [registry.model_ref("digits-classifier"), registry.model_ref("digits-clip")]
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         from audit.zoo import classifier, clip, registry

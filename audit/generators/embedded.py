@@ -21,6 +21,11 @@ class EmbeddedDigitsGenerator:
     def __init__(self, batch_size: int = 256) -> None:
         self.batch_size = batch_size
 
+    def models(self) -> list[dict]:
+        from audit.zoo import registry
+
+        return [registry.model_ref("digits-ddpm")]
+
     def generate(self, request: GenerationRequest) -> ImageBatch:
         from audit.zoo import ddpm, registry
 

@@ -1,0 +1,125 @@
+"""What a guidance benchmark runs: generator, schedules x scales, conditions, seeds, reference, extractor.
+
+A config is plain data (JSON round trip), and its fingerprint decides whether a folder's finished cells
+belong to it: ``--resume`` refuses a folder made with a different config rather than mixing runs.
+Every cell uses the SAME conditions and seeds (image i: condition ``i mod len(conditions)``, seed
+``seed + i``), so any two cells are a paired comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from audit.errors import InputError
+from audit.guidance import HEURISTICS, GuidanceSchedule, get_schedule
+
+DEFAULT_SCALES = (0.5, 1.0, 2.0, 4.0)
+BASELINE = {"name": "static", "scale": 0.0}
+CELL_LIST_FIELDS = ("schedules", "scales", "baseline")  # w = 0: plain conditional sampling, shared by every schedule
+
+
+def parse_schedule(text: str) -> dict[str, Any]:
+    """``"name"`` or ``"name:key=value,key=value"`` (``"clamp-linear:c=2"``); ``python:mod:fn`` as is."""
+    if text.startswith("python:"):
+        return {"name": text}
+    name, _, rest = text.partition(":")
+    params: dict[str, Any] = {"name": name}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"schedule {text!r}: parameters are key=value, got {item!r}")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"schedule {text!r}: {key} must be a number, got {value!r}") from None
+    get_schedule(name, scale=1.0, **{k: v for k, v in params.items() if k != "name"})  # validates now
+    return params
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    generator: str = "embedded:digits-ddpm"
+    schedules: tuple[dict[str, Any], ...] = tuple({"name": n} for n in HEURISTICS)
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    n: int = 500
+    steps: int = 25
+    seed: int = 0
+    reference: str = "embedded:digits-heldout"
+    extractor: str = "embedded"
+    labels: tuple[int, ...] | None = tuple(range(10))
+    prompts: tuple[str, ...] | None = None
+    negative_prompt: str | None = None
+    bootstrap: int = 100
+    baseline: bool = True  # add the unguided cell (w = 0), the common origin of every curve
+    options: dict[str, Any] = field(default_factory=dict)  # adapter options (device, dtype, batch size)
+
+    def __post_init__(self) -> None:
+        if (self.labels is None) == (self.prompts is None):
+            raise InputError("a benchmark needs exactly one of labels (class-conditional) or prompts (text)")
+        if self.negative_prompt is not None and self.prompts is None:
+            raise InputError("a negative prompt needs text prompts")
+        if not self.schedules:
+            raise InputError("a benchmark needs at least one schedule")
+        if not self.scales or any(not math.isfinite(s) or s < 0 for s in self.scales):
+            raise InputError(f"scales must be finite and >= 0, got {list(self.scales)}")
+        if self.n < 20:
+            raise InputError(f"n must be at least 20 images per cell for the metrics, got {self.n}")
+        if self.steps < 1 or self.bootstrap < 0:
+            raise InputError("steps must be >= 1 and bootstrap >= 0")
+
+    def conditions(self) -> list[Any]:
+        """Condition of every image: labels or prompts cycled to ``n``."""
+        pool = list(self.labels if self.labels is not None else self.prompts)  # type: ignore[arg-type]
+        return [pool[i % len(pool)] for i in range(self.n)]
+
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.n)]
+
+    def cells(self) -> list[GuidanceSchedule]:
+        """Every (schedule, scale) cell, the baseline first; a user schedule is one cell (no scale)."""
+        cells: list[GuidanceSchedule] = [get_schedule(**BASELINE)] if self.baseline else []
+        for spec in self.schedules:
+            params = {k: v for k, v in spec.items() if k != "name"}
+            if spec["name"].startswith("python:"):
+                cells.append(get_schedule(spec["name"]))
+                continue
+            cells.extend(get_schedule(spec["name"], scale=s, **params) for s in self.scales)
+        seen: dict[str, GuidanceSchedule] = {}
+        for cell in cells:  # e.g. an explicit static at 0.0 is the baseline
+            seen.setdefault(json.dumps(cell.to_config(), sort_keys=True), cell)
+        return list(seen.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("schedules", "scales", "labels", "prompts"):
+            if d[key] is not None:
+                d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BenchConfig:
+        d = dict(d)
+        d["schedules"] = tuple(dict(s) for s in d["schedules"])
+        d["scales"] = tuple(float(s) for s in d["scales"])
+        for key in ("labels", "prompts"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def shared(self) -> dict[str, Any]:
+        """Everything that changes a cell's images or metrics: the config less its list of cells."""
+        return {k: v for k, v in self.to_dict().items() if k not in CELL_LIST_FIELDS}
+
+    def fingerprint(self) -> str:
+        """sha256 of :meth:`shared`: a folder's finished cells are reused only under the same one, and a
+        run may add schedules or scales to a folder without redoing what is there."""
+        return hashlib.sha256(json.dumps(self.shared(), sort_keys=True).encode()).hexdigest()
+
+    def differences(self, other: dict[str, Any]) -> list[str]:
+        """Readable ``field: stored -> now`` lines for the shared fields that differ from ``other``."""
+        mine = self.shared()
+        return [f"{k}: {other.get(k)!r} -> {mine[k]!r}" for k in mine if other.get(k) != mine[k]]

@@ -1,0 +1,96 @@
+"""The benchmark's results document (kind ``guidance-bench``): everything its card shows, with provenance."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit.bench import analysis
+from audit.bench.config import BenchConfig
+from audit.provenance import provenance
+
+METRIC_LABELS = {
+    "fid": "FID",
+    "fd_clip": "FD (CLIP space)",
+    "kid": "KID",
+    "clip_score": "CLIP-score",
+    "class_adherence": "class adherence",
+    "precision": "precision",
+    "recall": "recall",
+    "density": "density",
+    "coverage": "coverage",
+    "vendi": "Vendi score",
+    "inception_score": "IS",
+}
+
+
+def _models(obj: Any) -> list[dict[str, Any]]:
+    return obj.models() if hasattr(obj, "models") else [{"id": obj.id, "sha256": None}]
+
+
+def _strip_draws(cell: dict[str, Any]) -> dict[str, Any]:
+    metrics = {k: v for k, v in cell["metrics"].items() if k != "draws"}
+    return {**{k: v for k, v in cell.items() if k not in ("metrics", "fingerprint")}, "metrics": metrics}
+
+
+def build_results(
+    config: BenchConfig,
+    cells: list[dict[str, Any]],
+    *,
+    generator: Any,
+    extractor: Any,
+    reference_info: dict[str, Any],
+    cells_root: Path,
+) -> dict[str, Any]:
+    cond = analysis.conditioning_metric(cells)
+    fid = [c["metrics"]["fid"]["value"] for c in cells]
+    front = analysis.pareto_front(fid, [c["metrics"][cond]["value"] for c in cells]) if cond else []
+    paired = analysis.paired_differences(cells)
+    verdict = analysis.increasing_verdict(generator.id, paired, cond)
+    win = analysis.winner(cells, front)
+    best = min(cells, key=lambda c: c["metrics"]["fid"]["value"])
+    headline: list[dict[str, Any]] = []
+    if win:
+        headline.append({"label": "winning schedule (Pareto front)", "value": win["schedule"], "format": "text"})
+    headline.append(
+        {"label": f"lowest FID ({best['label']})", "value": best["metrics"]["fid"]["value"], "format": "float3"}
+    )
+    headline.append({"label": "increasing schedules beat static?", "value": verdict["answer"], "format": "text"})
+    headline.append({"label": "cells x images", "value": f"{len(cells)} x {config.n}", "format": "text"})
+    slug = re.sub(r"[^a-z0-9]+", "-", generator.id.lower()).strip("-")[:60]
+    return {
+        "schema": "genaudit.results/1",
+        "kind": "guidance-bench",
+        "id": f"guidance-bench-{slug}",
+        "title": f"Guidance schedules on {generator.id}",
+        "headline": headline,
+        "provenance": provenance(
+            command=" ".join(["genaudit", *sys.argv[1:]])
+            if sys.argv and "genaudit" in sys.argv[0]
+            else "audit.bench.run_bench",
+            config=config.to_dict(),
+            seeds={"first_image_seed": config.seed, "resampling": config.seed},
+            models=_models(generator) + _models(extractor),
+            preprocessing={"extractor": extractor.id, "reference": reference_info},
+        ),
+        "data": {
+            "generator": generator.id,
+            "extractor": extractor.id,
+            "reference": reference_info,
+            "n": config.n,
+            "steps": config.steps,
+            "bootstrap": config.bootstrap,
+            "conditioning_metric": cond,
+            "metric_labels": METRIC_LABELS,
+            "cells": [_strip_draws(c) for c in cells],
+            "pareto_front": [cells[i]["label"] for i in front],
+            "paired_vs_static": paired,
+            "verdict": verdict,
+            "winner": win,
+            "disagreements": analysis.disagreements(cells, paired),
+            "weight_curves": analysis.weight_curves(config),
+            "grids": analysis.sample_grids(config, cells, cells_root),
+        },
+    }

@@ -1,0 +1,191 @@
+"""Run a guidance benchmark: sample every cell, score it, analyse the sweep, write the results JSON.
+
+Work is cached in ``OUT`` (see :mod:`audit.bench.store`); a run into a folder that already holds one
+needs ``resume=True`` and the same shared config, and then recomputes nothing that is finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.atomic import write_json_atomic
+from audit.bench.config import BenchConfig
+from audit.bench.store import CellStore
+from audit.errors import InputError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "bench-config.json"
+RESULTS_FILE = "bench-results.json"
+FEATURES_FILE = "features.npz"
+
+
+def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Reference images (N, H, W, 3) uint8 and a description: ``embedded:digits-heldout`` or a folder /
+    manifest of images. Unreadable files are skipped, counted and named in the description."""
+    if spec == "embedded:digits-heldout":
+        from audit.zoo import digits
+
+        grey, _ = digits.load_split("heldout")
+        return np.repeat(grey[..., None], 3, axis=-1), {
+            "spec": spec,
+            "n": len(grey),
+            "source": "sklearn load_digits(), last 297 images (never seen in training)",
+        }
+    from audit.io import load_image, open_source
+
+    images, refused = [], []
+    for record in open_source(spec):
+        result = load_image(record.path) if record.refusal is None else None
+        if result is None or not result.ok:
+            refused.append({"path": record.relpath, "reason": record.refusal or result.reason})  # type: ignore[union-attr]
+            continue
+        images.append(result.image)
+    if refused:
+        log.warning("reference %s: skipped %d unreadable file(s), e.g. %s", spec, len(refused), refused[0])
+    if not images:
+        raise InputError(f"reference {spec}: no readable images")
+    sizes = sorted({im.shape for im in images})
+    if len(sizes) > 1:
+        raise InputError(f"reference {spec}: images differ in size {sizes[:4]}; resize them to one size first")
+    return np.stack(images), {"spec": spec, "n": len(images), "refused": refused}
+
+
+def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
+    import json
+
+    stored = out / CONFIG_FILE
+    if stored.is_file():
+        if not resume:
+            raise InputError(f"{out} already holds a benchmark run: pass --resume to continue it, or another --out")
+        previous = json.loads(stored.read_text(encoding="utf-8"))
+        diffs = config.differences(previous)
+        if diffs:
+            raise InputError(f"{out} holds a run with a different config ({'; '.join(diffs)}); use another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise InputError(f"{out} is not empty and holds no benchmark run; use an empty or new --out")
+    write_json_atomic(stored, config.to_dict())
+
+
+def _captions(config: BenchConfig, extractor: Any, conditions: list[Any]) -> list[str] | None:
+    if config.prompts is not None:
+        return [str(c) for c in conditions]
+    if hasattr(extractor, "label_caption"):
+        return [extractor.label_caption(int(c)) for c in conditions]
+    return None
+
+
+def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Path:
+    """Run (or finish) the benchmark in ``out``; return the path of the results JSON."""
+    from tqdm.auto import tqdm
+
+    from audit.bench.results import build_results
+    from audit.features import get_extractor
+    from audit.generators import GenerationRequest, get_generator
+    from audit.metrics.evaluator import FeatureCache, evaluate
+
+    out = Path(out)
+    _check_folder(out, config, resume)
+    generator = get_generator(config.generator, **config.options)
+    extractor = get_extractor(config.extractor)
+    reference, reference_info = load_reference(config.reference)
+    cache = FeatureCache(out / FEATURES_FILE)
+    dim = cache.extract(extractor, reference)["features"].shape[1]
+    if config.n <= dim:  # refuse before any sampling, not after the first cell
+        raise InputError(
+            f"n = {config.n} images per cell cannot give a FID in {extractor.id}'s {dim}-d feature space "
+            f"(the covariance would be singular): use --n {dim + 1} or more"
+        )
+    conditions, seeds = config.conditions(), config.seeds()
+    key = "label" if config.labels is not None else "prompt"
+    labels = np.asarray(conditions) if key == "label" and getattr(extractor, "scores_labels", False) else None
+    captions = _captions(config, extractor, conditions)
+    chunk = int(config.options.get("chunk", 250))
+    cells = config.cells()
+    finished: list[dict[str, Any]] = []
+    bar = tqdm(cells, desc="bench", unit="cell", disable=not progress)
+    for schedule in bar:
+        store = CellStore(out / "cells", schedule)
+        label = cell_label(schedule.to_config())
+        bar.set_postfix_str(label)
+        metrics = store.read_metrics()
+        if metrics is not None and metrics.get("fingerprint") == config.fingerprint():
+            finished.append(metrics)
+            continue
+        t0 = time.perf_counter()
+        generated = 0
+        if not store.manifest.is_file():
+            todo = store.missing(config.n)
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                request = GenerationRequest(
+                    seeds=tuple(seeds[i] for i in part),
+                    schedule=schedule,
+                    steps=config.steps,
+                    labels=tuple(int(conditions[i]) for i in part) if key == "label" else None,
+                    prompts=tuple(conditions[i] for i in part) if key == "prompt" else None,
+                    negative_prompts=(config.negative_prompt,) * len(part) if config.negative_prompt else None,
+                )
+                batch = generator.generate(request)
+                store.write_images(part, batch.images)
+                generated += len(part)
+                weights = batch.step_weights
+            if not todo:  # all images survived a kill that came just before the manifest
+                weights = schedule.weights(config.steps)
+            store.write_manifest(
+                conditions,
+                seeds,
+                key,
+                {"step_weights": weights, "steps": config.steps, "negative_prompt": config.negative_prompt},
+            )
+        t1 = time.perf_counter()
+        images = store.read_images(config.n)
+        result = evaluate(
+            reference,
+            images,
+            extractor,
+            labels=labels,
+            captions=captions,
+            cache=cache,
+            bootstrap=config.bootstrap,
+            seed=config.seed,
+            keep_draws=True,
+        )
+        cache.save()
+        metrics = {
+            "fingerprint": config.fingerprint(),
+            "schedule": schedule.to_config(),
+            "label": cell_label(schedule.to_config()),
+            "step_weights": store.step_weights(),
+            "generated_now": generated,
+            "seconds": {"generate": round(t1 - t0, 3), "score": round(time.perf_counter() - t1, 3)},
+            "metrics": result,
+        }
+        store.write_metrics(metrics)
+        log.info("%s: FID %.3f (%d images generated now)", label, result["fid"]["value"], generated)
+        finished.append(metrics)
+    doc = build_results(
+        config,
+        finished,
+        generator=generator,
+        extractor=extractor,
+        reference_info=reference_info,
+        cells_root=out / "cells",
+    )
+    from reports.results import write_results
+
+    return write_results(out / RESULTS_FILE, doc)
+
+
+def cell_label(schedule_config: dict[str, Any]) -> str:
+    """``linear @ 2.0``, ``clamp-linear(c=2.0) @ 4.0``, ``python:m:f``."""
+    name = schedule_config["name"]
+    params = {k: v for k, v in schedule_config.items() if k not in ("name", "scale")}
+    if params:
+        name += "(" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")"
+    return f"{name} @ {schedule_config['scale']:g}" if "scale" in schedule_config else name

@@ -1,0 +1,112 @@
+"""One benchmark cell on disk: its images, manifest and metrics, in the ``folder:`` generator's layout.
+
+::
+
+    OUT/cells/<schedule>/<scale>/images/00000.png ...   written one by one as generated (atomic renames)
+    OUT/cells/<schedule>/<scale>/manifest.csv           written last: the cell's images are complete
+    OUT/cells/<schedule>/<scale>/metrics.json           written after scoring: the cell is finished
+
+So a killed run loses at most the images in flight: ``--resume`` keeps every image already on disk
+(each image depends only on its condition and seed), writes the manifest once all are there, and
+re-scores only cells without ``metrics.json``. ``OUT/cells`` is itself a valid ``folder:`` generator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from audit.errors import InputError
+from audit.generators.folder import cell_folder
+from audit.guidance import GuidanceSchedule
+from audit.io import load_image
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class CellStore:
+    """Files of one (schedule, scale) cell under ``root``."""
+
+    def __init__(self, root: str | Path, schedule: GuidanceSchedule) -> None:
+        self.schedule = schedule
+        self.dir = Path(root) / cell_folder(schedule)
+        self.images_dir = self.dir / "images"
+        self.manifest = self.dir / "manifest.csv"
+        self.metrics_path = self.dir / "metrics.json"
+
+    @staticmethod
+    def image_name(index: int) -> str:
+        return f"{index:05d}.png"
+
+    def missing(self, n: int) -> list[int]:
+        """Indices of images not yet on disk (a valid PNG counts; a damaged one is regenerated)."""
+        todo = []
+        for i in range(n):
+            path = self.images_dir / self.image_name(i)
+            if not path.is_file() or not load_image(path).ok:
+                todo.append(i)
+        return todo
+
+    def write_images(self, indices: list[int], images: np.ndarray) -> None:
+        for i, image in zip(indices, images, strict=True):
+            write_bytes_atomic(self.images_dir / self.image_name(i), _png_bytes(image), fsync=False)
+
+    def write_manifest(self, conditions: list[Any], seeds: list[int], key: str, extra: dict[str, Any]) -> None:
+        """One row per image (path, condition, seed, negative prompt, schedule, step weights)."""
+        buf = io.StringIO()
+        fields = ["path", key, "seed", "negative_prompt", "schedule", "steps", "step_weights"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        schedule = json.dumps(self.schedule.to_config(), sort_keys=True)
+        weights = json.dumps(extra["step_weights"])
+        for i, (cond, seed) in enumerate(zip(conditions, seeds, strict=True)):
+            writer.writerow(
+                {
+                    "path": f"images/{self.image_name(i)}",
+                    key: cond,
+                    "seed": seed,
+                    "negative_prompt": extra.get("negative_prompt") or "",
+                    "schedule": schedule,
+                    "steps": extra["steps"],
+                    "step_weights": weights,
+                }
+            )
+        write_text_atomic(self.manifest, buf.getvalue())
+
+    def step_weights(self) -> list[float]:
+        with self.manifest.open(newline="", encoding="utf-8") as fh:
+            row = next(csv.DictReader(fh))
+        return [float(w) for w in json.loads(row["step_weights"])]
+
+    def read_images(self, n: int) -> np.ndarray:
+        """The cell's n images, in index order, through genaudit's loader."""
+        images = []
+        for i in range(n):
+            result = load_image(self.images_dir / self.image_name(i))
+            if not result.ok:
+                raise InputError(f"{self.images_dir / self.image_name(i)}: {result.reason} ({result.message})")
+            images.append(result.image)
+        return np.stack(images)
+
+    def read_metrics(self) -> dict[str, Any] | None:
+        if not self.metrics_path.is_file():
+            return None
+        try:
+            return json.loads(self.metrics_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged file is recomputed, never trusted
+
+    def write_metrics(self, doc: dict[str, Any]) -> None:
+        write_json_atomic(self.metrics_path, doc)

@@ -1,0 +1,308 @@
+"""Card builder for ``guidance-bench`` results: which guidance schedule wins on this generator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports import figures
+from reports.cards import base_context
+
+TABLE_METRICS = (
+    "fid",
+    "kid",
+    "fd_clip",
+    "clip_score",
+    "class_adherence",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "vendi",
+    "inception_score",
+)
+DIFF_METRICS = ("fid", "kid", "clip_score", "class_adherence", "recall", "coverage", "vendi")
+
+
+def _with_ci(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "n/a"
+    value = m.get("value", m.get("diff"))
+    text = _num(value)
+    if m.get("ci95"):
+        lo, hi = m["ci95"]
+        text += f" [{_num(lo)}, {_num(hi)}]"
+    return text
+
+
+def _num(v: float) -> str:
+    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+
+def _ci(m: dict[str, Any]) -> tuple[float, float] | None:
+    return tuple(m["ci95"]) if m.get("ci95") else None  # type: ignore[return-value]
+
+
+def _curves(
+    cells: list[dict[str, Any]], x_metric: str, y_metric: str
+) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+    """Per schedule, its cells ordered by scale, each starting at the unguided baseline (w = 0)."""
+    baseline = [c for c in cells if c["schedule"]["name"] == "static" and c["schedule"].get("scale") == 0.0]
+    series: dict[str, list[Any]] = {}
+    notes: dict[str, list[str]] = {}
+    names = list(dict.fromkeys(c["schedule"]["name"] for c in cells))
+    for name in names:
+        own = [c for c in cells if c["schedule"]["name"] == name and c not in baseline]
+        own.sort(key=lambda c: c["schedule"].get("scale", 0.0))
+        if not own:
+            continue
+        run = baseline + own
+        label = own[0]["label"].split(" @ ")[0]
+        series[label] = [
+            (
+                c["metrics"][x_metric]["value"],
+                c["metrics"][y_metric]["value"],
+                _ci(c["metrics"][x_metric]),
+                _ci(c["metrics"][y_metric]),
+            )
+            for c in run
+        ]
+        notes[label] = [f"w={c['schedule']['scale']:g}" if "scale" in c["schedule"] else "" for c in run]
+    return series, notes
+
+
+def _chart(data: dict[str, Any], x: str, y: str, title: str, front: bool = False) -> dict[str, Any]:
+    labels = data["metric_labels"]
+    cells = data["cells"]
+    series, notes = _curves(cells, x, y)
+    highlight = []
+    if front:
+        on_front = set(data["pareto_front"])
+        highlight = [(c["metrics"][x]["value"], c["metrics"][y]["value"]) for c in cells if c["label"] in on_front]
+    src = figures.tradeoff_chart(
+        series,
+        title=title,
+        xlabel=labels[x],
+        ylabel=labels[y],
+        highlight=highlight,
+        highlight_label="Pareto front" if highlight else "",
+        annotate=notes,
+    )
+    return {"src": src, "alt": f"{labels[y]} against {labels[x]}, one line per schedule across guidance scales"}
+
+
+def _cells_table(data: dict[str, Any]) -> dict[str, Any]:
+    labels = data["metric_labels"]
+    present = [m for m in TABLE_METRICS if m in data["cells"][0]["metrics"]]
+    front = set(data["pareto_front"])
+    rows = [
+        [c["label"] + (" *" if c["label"] in front else ""), *[_with_ci(c["metrics"].get(m)) for m in present]]
+        for c in data["cells"]
+    ]
+    return {
+        "caption": "Every cell, value [95% interval]; * = on the Pareto front",
+        "columns": ["cell", *[labels[m] for m in present]],
+        "rows": rows,
+    }
+
+
+def _paired_section(data: dict[str, Any]) -> dict[str, Any]:
+    labels = data["metric_labels"]
+    paired = data["paired_vs_static"]
+    if not paired:
+        return {
+            "title": "Paired differences to static guidance",
+            "paragraphs": ["No cell has a static-guidance partner at the same scale: add static to --schedules."],
+        }
+    present = [m for m in DIFF_METRICS if m in paired[0]["metrics"]]
+    fid_rows = [r for r in paired if "fid" in r["metrics"]]
+    forest = figures.forest_plot(
+        [r["label"] for r in fid_rows],
+        [r["metrics"]["fid"]["diff"] for r in fid_rows],
+        [tuple(r["metrics"]["fid"]["ci95"]) for r in fid_rows],
+        title="FID(schedule) - FID(static) at the same scale",
+        xlabel="difference in FID (below 0: the schedule is closer to the data)",
+    )
+    rows = [
+        [r["label"], *[_with_ci(r["metrics"].get(m)) for m in present], r["metrics"]["fid"]["verdict"]] for r in paired
+    ]
+    return {
+        "title": "Paired differences to static guidance",
+        "paragraphs": [
+            "Each schedule minus static guidance at the same scale (for the mean-normalised shapes, the same "
+            "mean weight), on the same conditions and noise seeds. Intervals come from the paired resampling "
+            "draws: both cells were resampled with the same indices. Green: significantly better FID; "
+            "red: significantly worse; grey: the interval includes 0."
+        ],
+        "figures": [{"src": forest, "alt": "FID difference to static guidance with 95% paired intervals"}],
+        "tables": [
+            {
+                "caption": "Difference to static at the same scale, value [95% paired interval]",
+                "columns": ["cell", *[f"d {labels[m]}" for m in present], "FID verdict"],
+                "rows": rows,
+            }
+        ],
+    }
+
+
+def _disagreement_section(data: dict[str, Any]) -> dict[str, Any]:
+    d = data["disagreements"]
+    labels = data["metric_labels"]
+    agree = ", ".join(f"{labels[m]} {rho:.2f}" for m, rho in d["spearman_vs_fid"].items())
+    paragraphs = [
+        "FID, KID and the Frechet distance in CLIP space all measure how far the generated set is from the "
+        "reference, with different estimators and feature spaces; where they disagree, a conclusion drawn "
+        "from FID alone is fragile."
+    ]
+    if agree:
+        paragraphs.append(f"Rank correlation of the cells with FID (Spearman): {agree}.")
+    notes = d["notes"] or [
+        "No disagreement: every distance metric picks the same best cell, and no paired comparison "
+        "has FID and another distance significant in opposite directions."
+    ]
+    return {"title": "Where the metrics disagree", "paragraphs": paragraphs, "notes": notes}
+
+
+def build(doc: dict[str, Any]) -> dict[str, Any]:
+    data = doc["data"]
+    labels = data["metric_labels"]
+    cond = data["conditioning_metric"]
+    cells = data["cells"]
+    win = data["winner"]
+    verdict = data["verdict"]
+    sections: list[dict[str, Any]] = []
+    first_seed = doc["provenance"]["seeds"].get("first_image_seed", 0)
+    winner_text = (
+        f"Winner by the rule stated here ({win['rule']}): {win['schedule']}. Cells on the front per schedule: "
+        + ", ".join(f"{k} {v}" for k, v in win["front_cells"].items())
+        + "."
+        if win
+        else "No guided cells: no winner."
+    )
+    sections.append(
+        {
+            "title": "Verdict",
+            "paragraphs": [verdict["sentence"], winner_text],
+            "facts": [
+                ("generator", data["generator"]),
+                (
+                    "images per cell",
+                    f"{data['n']} (image i: condition i mod k, seed {first_seed} + i, the same in every cell)",
+                ),
+                ("sampling steps", str(data["steps"])),
+                ("reference", f"{data['reference']['spec']} ({data['reference']['n']} images)"),
+                ("feature extractor", data["extractor"]),
+                (
+                    "intervals",
+                    f"95%, {data['bootstrap']} resampling draws over the generated images "
+                    "(bootstrap or half-sample per metric)",
+                ),
+            ],
+        }
+    )
+    figs = []
+    if cond:
+        figs.append(_chart(data, cond, "fid", f"FID vs {labels[cond]} across scales", front=True))
+        if cond != "class_adherence" and "class_adherence" in cells[0]["metrics"]:
+            figs.append(_chart(data, "class_adherence", "fid", "FID vs class adherence across scales"))
+    sections.append(
+        {
+            "title": "Fidelity against prompt adherence",
+            "paragraphs": [
+                "Each line is one schedule across guidance scales (labels: the mean weight w, paper convention), "
+                "starting from the unguided cell. Lower and further right is better; ringed cells are on the "
+                "Pareto front (no other cell has both lower FID and higher "
+                f"{labels.get(cond, 'adherence')}). Error bars: 95% intervals."
+            ],
+            "figures": figs,
+        }
+    )
+    if cond:
+        sections.append(
+            {
+                "title": "Diversity against prompt adherence",
+                "paragraphs": [
+                    "Guidance trades diversity for adherence; a better schedule keeps more diversity at the "
+                    "same adherence."
+                ],
+                "figures": [
+                    _chart(data, cond, m, f"{labels[m]} vs {labels[cond]}") for m in ("vendi", "recall", "coverage")
+                ],
+            }
+        )
+    if "inception_score" in cells[0]["metrics"]:
+        sections.append(
+            {
+                "title": "IS against FID",
+                "paragraphs": [
+                    f"IS here is computed from {data['extractor']}'s class probabilities; it rewards confident, "
+                    "class-diverse samples and ignores the reference set."
+                ],
+                "figures": [_chart(data, "fid", "inception_score", "IS vs FID")],
+            }
+        )
+    curves = data["weight_curves"]
+    applied = {
+        c["label"].split(" @ ")[0]: c["step_weights"]
+        for c in cells
+        if c["schedule"].get("scale") == curves["scale"] or "scale" not in c["schedule"]
+    }
+    sections.append(
+        {
+            "title": "The schedules",
+            "paragraphs": [
+                f"w(p) at scale {curves['scale']:g} (lines) and the weight the sampler applied at each of its "
+                f"{data['steps']} steps (dots). The mean-normalised shapes all average {curves['scale']:g} "
+                "over the run."
+            ],
+            "figures": [
+                {
+                    "src": figures.step_curves(
+                        curves["progress"], curves["curves"], title="guidance schedules", applied=applied
+                    ),
+                    "alt": "guidance weight over sampling progress for every schedule",
+                }
+            ],
+        }
+    )
+    sections.append(_paired_section(data))
+    sections.append(_disagreement_section(data))
+    sections.append({"title": "All cells", "tables": [_cells_table(data)]})
+    sections.append(
+        {
+            "title": "Samples: same conditions and seeds in every row",
+            "paragraphs": ["The first images of each cell; the top row is unguided (w = 0)."],
+            "figures": [
+                {
+                    "src": "data:image/png;base64," + g["png"],
+                    "alt": f"samples at scale {g['scale']:g}, rows: " + ", ".join(g["rows"]),
+                    "caption": f"scale {g['scale']:g}; rows: " + "; ".join(g["rows"]),
+                    "chart": False,
+                }
+                for g in data["grids"]
+            ],
+        }
+    )
+    sections.append(
+        {
+            "title": "How to read these numbers",
+            "notes": [
+                "Intervals cover the sampling of the generated images only; the reference set is fixed. Recall, "
+                "coverage, Vendi, IS and KID use half-samples (resampling with replacement biases them); their "
+                "intervals describe variability at this n, not the estimators' small-sample bias.",
+                "FID and KID depend on n and on the feature extractor: compare cells within this card, not with "
+                "figures computed elsewhere.",
+                "The verdict is about this generator, sampler and step count; schedule rankings published for other "
+                "models need not transfer.",
+            ]
+            + (
+                [
+                    "Embedded defaults: features come from genaudit's digits classifier and CLIP-score from its tiny "
+                    "digits CLIP, not from Inception or a pretrained CLIP; the numbers are not comparable with "
+                    "published FIDs."
+                ]
+                if data["extractor"].startswith("embedded")
+                else []
+            ),
+        }
+    )
+    return base_context(doc, summary=verdict["sentence"], sections=sections)

@@ -1,0 +1,86 @@
+"""Tiny randomly initialised diffusers pipelines, saved to a folder and loaded back through the same
+``from_pretrained`` code path a real model takes (no network: the tokenizer is built here too)."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+
+def tiny_clip_tokenizer(folder: Path) -> Path:
+    """A character-level CLIP BPE tokenizer (vocab of printable characters, no merges)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = [c for c in string.printable if not c.isspace()]
+    vocab = {tok: i for i, tok in enumerate([*chars, *[c + "</w>" for c in chars], "<|startoftext|>", "<|endoftext|>"])}
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    return folder
+
+
+def save_tiny_sd(folder: Path, seed: int = 0) -> Path:
+    """A Stable-Diffusion-style text-to-image pipeline (UNet2DCondition, VAE, CLIP text encoder,
+    DDIM), random weights, 32x32 images, saved with ``save_pretrained``."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16,),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=32,
+    )
+    # one block: no downsampling, so 16x16 latents decode to 16x16 images; scale factor 1
+    tok_dir = tiny_clip_tokenizer(folder / "_tok")
+    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=16)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=16,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder / "pipe", safe_serialization=True)
+    return folder / "pipe"

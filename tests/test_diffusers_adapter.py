@@ -1,0 +1,117 @@
+"""The diffusers adapter, offline: a tiny random Stable-Diffusion-style pipeline saved to a folder and
+loaded through ``from_pretrained``, and genaudit's own digits DDPM loaded as a diffusers UNet folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.errors import InputError, WeightsError
+from audit.generators import GenerationRequest, get_generator
+from audit.guidance import get_schedule
+from tests.diffusers_fixtures import save_tiny_sd
+
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory):
+    return get_generator("diffusers:" + str(save_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))))
+
+
+def generate(gen, w: float, prompts, negatives=None, seeds=(3, 4), schedule="static"):
+    request = GenerationRequest(
+        seeds=tuple(seeds),
+        schedule=get_schedule(schedule, w),
+        steps=STEPS,
+        prompts=tuple(prompts),
+        negative_prompts=None if negatives is None else tuple(negatives),
+    )
+    return gen.generate(request)
+
+
+def test_matches_the_diffusers_pipeline_bit_for_bit_above_scale_one(sd) -> None:
+    import torch
+
+    ours = generate(sd, 2.0, ["a cat", "a dog"])  # paper w = 2 is diffusers guidance_scale = 3
+    latents = torch.stack([torch.randn((4, 16, 16), generator=torch.Generator().manual_seed(s)) for s in (3, 4)])
+    pipe = sd.components["_pipeline"]
+    ref = pipe(["a cat", "a dog"], num_inference_steps=STEPS, guidance_scale=3.0, latents=latents, output_type="np")
+    expected = (ref.images * 255).round().astype(np.uint8)
+    assert ours.images.shape == (2, 16, 16, 3)
+    assert ours.images.std() > 10  # not a constant image
+    np.testing.assert_array_equal(ours.images, expected)
+    assert ours.step_weights == [2.0] * STEPS
+
+
+def test_weights_below_diffusers_scale_one_are_applied_not_dropped(sd) -> None:
+    plain = generate(sd, 0.0, ["a cat", "a dog"]).images.astype(int)
+    assert np.abs(generate(sd, -0.5, ["a cat", "a dog"]).images - plain).max() > 0  # scale 0.5 is not scale 1
+    # w = -1 (diffusers scale 0) leaves only the unconditional branch: eps_c - (eps_c - eps_u) = eps_u
+    unconditional = generate(sd, 0.0, ["", ""]).images
+    np.testing.assert_array_equal(generate(sd, -1.0, ["a cat", "a dog"]).images, unconditional)
+
+
+def test_negative_prompt_takes_the_unconditional_branch(sd) -> None:
+    with_negative = generate(sd, -1.0, ["a cat", "a dog"], negatives=["zebra", "zebra"]).images
+    np.testing.assert_array_equal(with_negative, generate(sd, 0.0, ["zebra", "zebra"]).images)
+    assert (
+        np.abs(
+            generate(sd, 1.0, ["a cat"], ["zebra"], seeds=(3,)).images.astype(int)
+            - generate(sd, 1.0, ["a cat"], seeds=(3,)).images
+        ).max()
+        > 0
+    )
+
+
+def test_an_image_depends_on_its_seed_and_prompt_only(sd) -> None:
+    batch = generate(sd, 2.0, ["a cat", "a dog"]).images
+    alone = generate(sd, 2.0, ["a dog"], seeds=(4,)).images
+    np.testing.assert_array_equal(alone[0], batch[1])
+    np.testing.assert_array_equal(generate(sd, 2.0, ["a cat", "a dog"]).images, batch)
+
+
+def test_schedule_weights_are_applied_per_step_and_recorded(sd) -> None:
+    out = generate(sd, 1.0, ["a cat", "a dog"], schedule="linear")
+    assert out.step_weights == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+    static = generate(sd, 1.0, ["a cat", "a dog"]).images
+    assert np.abs(out.images.astype(int) - static).max() > 0
+
+
+def test_wrong_conditioning_and_missing_weights_are_clear_errors(sd, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="text-to-image"):
+        sd.generate(GenerationRequest(seeds=(0,), schedule=get_schedule("static", 1.0), labels=(1,)))
+    with pytest.raises(WeightsError, match="cannot load diffusers model"):
+        get_generator(f"diffusers:{tmp_path / 'nowhere'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsError, match="neither a diffusers pipeline"):
+        get_generator(f"diffusers:{tmp_path / 'empty'}")
+    with pytest.raises(InputError, match="takes no option"):
+        get_generator(f"diffusers:{tmp_path}", colour="blue")
+
+
+def test_class_conditional_unet_folder_reproduces_the_embedded_sampler() -> None:
+    """genaudit's digits DDPM is a diffusers unet/ + scheduler/ folder: loaded through the generic adapter
+    it must give the embedded generator's digits (which are additionally quantised to 17 grey levels)."""
+    from audit.zoo import digits, registry
+
+    folder = registry.PACKAGED_DIR / "digits-ddpm"
+    generic = get_generator(f"diffusers:{folder}", batch_size=64)
+    assert (generic.kind, generic.conditioning) == ("class-unet", "class")
+    request = GenerationRequest(
+        seeds=tuple(range(40)), schedule=get_schedule("cosine", 2.0), steps=10, labels=tuple(i % 10 for i in range(40))
+    )
+    ours = generic.generate(request)
+    embedded = get_generator("embedded:digits-ddpm").generate(request)
+    assert ours.step_weights == pytest.approx(embedded.step_weights)
+    levels = digits.quantize_to_levels(ours.images[..., 0] / 255.0)
+    step = 255 / 16  # one grey level
+    diff = np.abs(levels.astype(int) - embedded.images[..., 0])
+    # rounding to uint8 before quantising moves pixels that sit within 1/510 of a level boundary by one
+    # level; a wrong weight, noise or null class would move whole strokes by many
+    assert diff.max() <= np.ceil(step), diff.max()
+    assert (diff == 0).mean() > 0.97, (diff == 0).mean()
+    with pytest.raises(InputError, match=r"0\.\.9"):
+        generic.generate(GenerationRequest(seeds=(0,), schedule=get_schedule("static", 1.0), labels=(10,)))
