@@ -1,7 +1,10 @@
 """``genaudit demo``: the main job on the embedded defaults, with no download, published as a site.
 
-For now: one card per embedded model (figures, sample grids of the generator per class). The
-benchmark, audit and detection jobs add their cards here as they land.
+One card per embedded model (figures, sample grids of the generator per class) and the guidance
+benchmark of the embedded DDPM (every heuristic schedule at four scales, 300 images per cell: the
+``genaudit bench`` defaults with a smaller n, about three minutes on two CPU cores). The benchmark's
+cells are cached under ``out/bench``, so running the demo again into the same folder reuses them. The
+audit and detection jobs add their cards here as they land.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+DEMO_BENCH_N = 300
 
 
 def run_demo(out: Path) -> Path:
@@ -28,4 +33,14 @@ def run_demo(out: Path) -> Path:
             doc = zoo_results(name)
             write_results(results_dir / f"{doc['id']}.json", doc)
             log.info("results %s", results_dir / f"{doc['id']}.json")
-    return publish([results_dir], out, title="genaudit demo: embedded defaults")
+        bench = _run_bench(Path(out) / "bench")
+    return publish([results_dir, bench], out, title="genaudit demo: embedded defaults")
+
+
+def _run_bench(folder: Path) -> Path:
+    """The guidance benchmark on the embedded defaults (resumed when ``folder`` holds this run)."""
+    from audit.bench import BenchConfig, run_bench
+    from audit.bench.run import CONFIG_FILE
+
+    log.info("guidance benchmark: %s", folder)
+    return run_bench(BenchConfig(n=DEMO_BENCH_N), folder, resume=(folder / CONFIG_FILE).is_file())

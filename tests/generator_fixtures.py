@@ -16,3 +16,15 @@ def wrong_count(request):
 
 def float_images(request):
     return np.zeros((len(request), 4, 4), np.float32)
+
+
+GENERATED: list[int] = []  # images produced by ``counting_digits`` (a test resets it)
+
+
+def counting_digits(request):
+    """The embedded digits DDPM, counting the images it is asked for (resume tests)."""
+    from audit.generators import get_generator
+
+    GENERATED.append(len(request))
+    batch = get_generator("embedded:digits-ddpm").generate(request)
+    return batch.images

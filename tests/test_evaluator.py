@@ -110,7 +110,7 @@ def test_half_sample_intervals_match_the_spread_over_fresh_samples() -> None:
 
 
 def test_kid_half_sample_kernel_sums_equal_the_unbiased_mmd() -> None:
-    from audit.metrics.evaluator import _KidKernels
+    from audit.metrics.resampling import Resampler
 
     rng = np.random.default_rng(3)
     real, fake = rng.normal(size=(40, 5)), rng.normal(size=(30, 5)) + 0.5
@@ -126,7 +126,36 @@ def test_kid_half_sample_kernel_sums_equal_the_unbiased_mmd() -> None:
         + (k(f, f).sum() - np.trace(k(f, f))) / (m * (m - 1))
         - 2 * k(real, f).mean()
     )
-    assert _KidKernels(real, fake).mmd2(idx) == pytest.approx(expected, rel=1e-12)
+    half = Resampler({"features": real}, {"features": fake}, None, None, 1000).half(idx, seed=0)
+    assert half["kid"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_precomputed_draws_equal_the_metric_functions(sets) -> None:
+    """The resampler's shortcuts (per-image means, the reference's covariance root, indexed distance
+    matrices) give the same numbers as the standalone metrics on the same index set."""
+    from audit.metrics import kid as kid_fn
+    from audit.metrics.resampling import Resampler
+
+    real, fake, labels = sets
+    ext = get_extractor("embedded")
+    r, f = ext(real), ext(fake)
+    texts = ext.encode_texts([ext.label_caption(int(x)) for x in labels])
+    res = Resampler(r, f, texts, labels, kid_subset_size=1000)
+    idx = np.random.default_rng(5).integers(0, len(fake), len(fake))
+    draw = res.bootstrap(idx)
+    fi = f["features"][idx]
+    assert draw["fid"] == pytest.approx(fid(r["features"], fi), rel=1e-6)  # eigh route vs sqrtm route
+    assert draw["precision"] == pytest.approx(precision_recall(r["features"], fi, k=3)[0], abs=1e-12)
+    assert draw["density"] == pytest.approx(density_coverage(r["features"], fi, k=5)[0], rel=1e-12)
+    assert draw["class_adherence"] == pytest.approx((f["probs"][idx].argmax(1) == labels[idx]).mean())
+    half = np.random.default_rng(6).permutation(len(fake))[:150]
+    draw = res.half(half, seed=0)
+    fh = f["features"][half]
+    assert draw["recall"] == pytest.approx(precision_recall(r["features"], fh, k=3)[1], abs=1e-12)
+    assert draw["coverage"] == pytest.approx(density_coverage(r["features"], fh, k=5)[1], abs=1e-12)
+    assert draw["vendi"] == pytest.approx(vendi_score(fh), rel=1e-9)
+    # KID over all pairs of the half equals the mean over many random equal subsets (unbiased MMD)
+    assert draw["kid"] == pytest.approx(kid_fn(r["features"], fh, subsets=400, subset_size=150, seed=0)[0], abs=2e-3)
 
 
 def test_cache_reuses_features_across_calls_and_files(sets, tmp_path: Path) -> None:

@@ -112,13 +112,13 @@ def increasing_verdict(generator_id: str, paired: list[dict[str, Any]], cond: st
     cost = f" without a significant loss of {cond_name}" if cond_name else ""
     if k == m:
         answer, lead = "yes", f"Yes: on {generator_id}, {what} beat static guidance in all {m} comparisons"
-    elif 2 * k >= m:
+    elif 2 * k > m:
         answer, lead = "mostly", f"Mostly: on {generator_id}, {what} beat static guidance in {k} of {m} comparisons"
     elif k == 0 and not worse:
-        answer, lead = (
-            "no difference",
-            f"No clear difference: on {generator_id}, no increasing schedule beat static guidance in {m} comparisons",
-        )
+        answer = "no difference"
+        lead = f"No clear difference: on {generator_id}, no increasing schedule beat static guidance in {m} comparisons"
+    elif k and worse:
+        answer, lead = "mixed", f"Mixed: on {generator_id}, {what} beat static guidance in {k} of {m} comparisons"
     else:
         answer, lead = "no", f"No: on {generator_id}, {what} beat static guidance in only {k} of {m} comparisons"
     sentence = lead + (detail + cost if k else "") + " at the same scale (95% paired intervals)."

@@ -23,9 +23,25 @@ class FeatureExtractor(Protocol):
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 
 
-def get_extractor(spec: str) -> FeatureExtractor:
+def get_extractor(spec: str, **options: object) -> FeatureExtractor:
+    """``embedded``, ``inception`` or ``inception:<weights folder>``, ``clip:<arch>:<tag or path>``;
+    ``options`` (``device``, ``batch_size``) go to the pretrained extractors."""
+    kind, _, rest = spec.partition(":")
     if spec == "embedded":
         from audit.features.embedded import EmbeddedDigitsExtractor
 
         return EmbeddedDigitsExtractor()
-    raise InputError(f"unknown feature extractor {spec!r}; available: embedded")
+    if kind == "inception":
+        from audit.features.inception import InceptionExtractor
+
+        return InceptionExtractor(rest or None, **options)  # type: ignore[arg-type]
+    if kind == "clip":
+        arch, _, pretrained = rest.partition(":")
+        if not arch or not pretrained:
+            raise InputError(f"CLIP extractor spec is clip:ARCH:PRETRAINED_TAG_OR_PATH, got {spec!r}")
+        from audit.features.open_clip_extractor import OpenClipExtractor
+
+        return OpenClipExtractor(arch, pretrained, **options)  # type: ignore[arg-type]
+    raise InputError(
+        f"unknown feature extractor {spec!r}; available: embedded, inception[:FOLDER], clip:ARCH:TAG_OR_PATH"
+    )

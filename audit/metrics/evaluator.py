@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +42,17 @@ import numpy as np
 from audit.atomic import write_bytes_atomic
 from audit.errors import InputError
 from audit.metrics import checks
-from audit.metrics.clip_score import clip_score
 from audit.metrics.frechet import check_fid_inputs, frechet_distance, gaussian_stats
 from audit.metrics.inception_score import inception_score
 from audit.metrics.kid import kid
-from audit.metrics.manifold import (
-    density_coverage,
-    density_given_radii,
-    knn_radii,
-    precision_given_radii,
-    precision_recall,
-)
+from audit.metrics.manifold import density_coverage, precision_recall
+from audit.metrics.resampling import DENSITY_K, PRECISION_K, Resampler
 from audit.metrics.vendi import vendi_score
 
-PRECISION_K = 3  # Kynkaanniemi et al. 2019
-DENSITY_K = 5  # Naeem et al. 2020
+
+def fid_value(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID of two feature sets by clean-fid's route (sqrtm), the point estimate every draw is centred on."""
+    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
 
 
 class FeatureCache:
@@ -109,89 +104,6 @@ class FeatureCache:
         write_bytes_atomic(self.path, buf.getvalue())
 
 
-@dataclass(frozen=True)
-class _Reference:
-    """What the resampled metrics need of the fixed reference set, computed once per evaluation."""
-
-    features: np.ndarray
-    mu: np.ndarray
-    sigma: np.ndarray
-    radii_precision: np.ndarray  # k = 3 (precision)
-    radii_density: np.ndarray  # k = 5 (density, coverage)
-    clip_stats: tuple[np.ndarray, np.ndarray] | None  # mean and covariance of CLIP image embeddings
-
-    @classmethod
-    def of(cls, real: dict[str, np.ndarray], fake: dict[str, np.ndarray]) -> _Reference:
-        features = real["features"]
-        mu, sigma = gaussian_stats(features)
-        clip_stats = None
-        if "clip" in real and "clip" in fake and len(real["clip"]) > real["clip"].shape[1]:
-            clip_stats = gaussian_stats(np.asarray(real["clip"], dtype=np.float64))
-        return cls(features, mu, sigma, knn_radii(features, PRECISION_K), knn_radii(features, DENSITY_K), clip_stats)
-
-
-def _bootstrap_metrics(
-    ref: _Reference, fake: dict[str, np.ndarray], text_emb: np.ndarray | None, labels: np.ndarray | None
-) -> dict[str, float]:
-    """Metrics that resample with replacement (see the module docstring); only the generated side."""
-    out = {
-        "fid": frechet_distance(ref.mu, ref.sigma, *gaussian_stats(fake["features"])),
-        "precision": precision_given_radii(ref.features, ref.radii_precision, fake["features"]),
-        "density": density_given_radii(ref.features, ref.radii_density, fake["features"], DENSITY_K),
-    }
-    if ref.clip_stats is not None and len(fake["clip"]) > fake["clip"].shape[1]:
-        out["fd_clip"] = frechet_distance(*ref.clip_stats, *gaussian_stats(np.asarray(fake["clip"], np.float64)))
-    if "probs" in fake and labels is not None:
-        out["class_adherence"] = float((fake["probs"].argmax(axis=1) == labels).mean())
-    if text_emb is not None and "clip" in fake:
-        out["clip_score"] = clip_score(fake["clip"], text_emb)
-    return out
-
-
-class _KidKernels:
-    """Cubic-kernel sums for unbiased MMD^2 of the whole reference set against any subset of the
-    generated set, from kernel matrices computed once (used for KID's half-sample draws)."""
-
-    MAX_FAKE = 4096  # n x n float64 kernel: 128 MiB at this size
-
-    def __init__(self, real: np.ndarray, fake: np.ndarray) -> None:
-        d = real.shape[1]
-        k_rr = (real @ real.T / d + 1.0) ** 3
-        self.n_real = len(real)
-        self.within_real = (k_rr.sum() - np.trace(k_rr)) / (self.n_real * (self.n_real - 1))
-        self.k_ff = (fake @ fake.T / d + 1.0) ** 3
-        self.cross = ((real @ fake.T / d + 1.0) ** 3).sum(axis=0)  # per generated image
-
-    def mmd2(self, idx: np.ndarray) -> float:
-        m = len(idx)
-        k = self.k_ff[np.ix_(idx, idx)]
-        within_fake = (k.sum() - np.trace(k)) / (m * (m - 1))
-        return float(self.within_real + within_fake - 2.0 * self.cross[idx].sum() / (self.n_real * m))
-
-
-def _half_sample_metrics(
-    real: dict[str, np.ndarray],
-    fake: dict[str, np.ndarray],
-    idx: np.ndarray,
-    kernels: _KidKernels | None,
-    kid_subset_size: int,
-    seed: int,
-) -> dict[str, float]:
-    """Metrics that duplicates would bias, on one half of the generated set drawn without replacement."""
-    feats = fake["features"][idx]
-    _, recall = precision_recall(real["features"], feats, k=PRECISION_K)
-    _, coverage = density_coverage(real["features"], feats, k=DENSITY_K)
-    out = {"recall": recall, "coverage": coverage, "vendi": vendi_score(feats)}
-    if "probs" in fake:
-        out["inception_score"] = inception_score(fake["probs"][idx], splits=min(10, len(idx)), seed=seed)[0]
-    if kernels is not None:
-        out["kid"] = kernels.mmd2(idx)
-    else:
-        size = min(kid_subset_size, len(real["features"]), len(idx))
-        out["kid"] = kid(real["features"], feats, subsets=10, subset_size=size, seed=seed)[0]
-    return out
-
-
 def _interval(draws: list[float], point: float) -> list[float]:
     """The draws' 2.5 and 97.5 percentiles, shifted so the draws' mean sits on the point estimate."""
     lo, hi = np.percentile(draws, [2.5, 97.5])
@@ -240,8 +152,11 @@ def evaluate(
     checks.features("real", real_f, min_rows=DENSITY_K + 1, metric="precision/density")
     if bootstrap and n < 2 * (DENSITY_K + 2):
         raise InputError(f"intervals need at least {2 * (DENSITY_K + 2)} generated images (half-samples), got {n}")
-    ref = _Reference.of(real, fake)
-    point = _bootstrap_metrics(ref, fake, text_emb, labels)
+    resampler = Resampler(real, fake, text_emb, labels, kid_subset_size)
+    point = resampler.bootstrap(np.arange(n))
+    point["fid"] = fid_value(real["features"], fake["features"])  # clean-fid's sqrtm route, for parity
+    if "fd_clip" in point:
+        point["fd_clip"] = fid_value(np.asarray(real["clip"], np.float64), np.asarray(fake["clip"], np.float64))
     _, recall = precision_recall(real["features"], fake["features"], k=PRECISION_K)
     _, coverage = density_coverage(real["features"], fake["features"], k=DENSITY_K)
     kid_size = min(kid_subset_size, len(real["features"]), n)
@@ -254,15 +169,9 @@ def evaluate(
 
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {name: [] for name in [*point, *half_point]}
-    kernels = _KidKernels(real["features"], fake["features"]) if bootstrap and n <= _KidKernels.MAX_FAKE else None
     for b in range(bootstrap):
-        idx = rng.integers(0, n, size=n)
-        sample = {name: arr[idx] for name, arr in fake.items()}
-        values = _bootstrap_metrics(
-            ref, sample, None if text_emb is None else text_emb[idx], None if labels is None else labels[idx]
-        )
-        half = rng.permutation(n)[: n // 2]
-        values.update(_half_sample_metrics(real, fake, half, kernels, kid_subset_size, seed + b))
+        values = resampler.bootstrap(rng.integers(0, n, size=n))
+        values.update(resampler.half(rng.permutation(n)[: n // 2], seed + b))
         for name, value in values.items():
             draws[name].append(value)
         if progress:

@@ -1,6 +1,6 @@
 """Vendi score (Friedman & Dieng 2023) with the cosine kernel: exp of the Shannon entropy of the
 eigenvalues of K / n, K_ij = cos(x_i, x_j). The nonzero eigenvalues of X X^T / n equal those of
-X^T X / n, so the cost is O(n d^2), not O(n^3)."""
+X^T X / n, so the smaller of the two is decomposed: O(n d min(n, d))."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def vendi_score(feats: np.ndarray) -> float:
     if (norms == 0).any():
         raise InputError("Vendi score (cosine kernel): a feature vector is all zeros")
     x = x / norms
-    eig = np.linalg.eigvalsh(x.T @ x / len(x))
+    gram = x @ x.T if len(x) < x.shape[1] else x.T @ x  # the smaller of the two: same nonzero eigenvalues
+    eig = np.linalg.eigvalsh(gram / len(x))
     eig = eig[eig > 1e-12]
     return float(np.exp(-(eig * np.log(eig)).sum()))

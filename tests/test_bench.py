@@ -1,0 +1,197 @@
+"""``genaudit bench``: the sweep's cache and resume, the analysis by hand, the card, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.bench import BenchConfig, analysis, parse_schedule, run_bench
+from audit.bench.run import RESULTS_FILE
+from audit.errors import InputError
+from tests import generator_fixtures
+
+SMALL = dict(
+    generator="python:tests.generator_fixtures:counting_digits",
+    schedules=({"name": "static"}, {"name": "linear"}, {"name": "cosine"}),
+    scales=(1.0, 3.0),
+    n=140,
+    steps=4,
+    bootstrap=20,
+)
+
+
+def metric_values(path: Path) -> dict[str, dict[str, float]]:
+    doc = json.loads(path.read_text())
+    return {
+        c["label"]: {k: v["value"] for k, v in c["metrics"].items() if isinstance(v, dict)}
+        for c in doc["data"]["cells"]
+    }
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "run"
+    generator_fixtures.GENERATED.clear()
+    return run_bench(BenchConfig(**SMALL), out, progress=False)
+
+
+def test_a_killed_run_resumes_without_recomputing_finished_work(straight_run, tmp_path, monkeypatch) -> None:
+    import audit.metrics.evaluator as evaluator
+
+    out = tmp_path / "run"
+    real_evaluate = evaluator.evaluate
+    calls = []
+
+    def dies_on_third_cell(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a kill after the third cell's images, before its metrics
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluator, "evaluate", dies_on_third_cell)
+    generator_fixtures.GENERATED.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(BenchConfig(**SMALL), out, progress=False)
+    assert sum(generator_fixtures.GENERATED) == 3 * 140  # three cells sampled, two scored
+    assert not (out / RESULTS_FILE).exists()
+    # a half-written cell: two images lost, no manifest
+    cell = out / "cells" / "static" / "3.0"
+    assert (cell / "manifest.csv").is_file()
+    (cell / "manifest.csv").unlink()
+    (cell / "images" / "00007.png").unlink()
+    (cell / "images" / "00100.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+    monkeypatch.setattr(evaluator, "evaluate", real_evaluate)
+    generator_fixtures.GENERATED.clear()
+    with pytest.raises(InputError, match="--resume"):
+        run_bench(BenchConfig(**SMALL), out, progress=False)
+    path = run_bench(BenchConfig(**SMALL), out, resume=True, progress=False)
+    # 4 untouched cells sampled now, plus exactly the 2 damaged images of the third cell
+    assert sum(generator_fixtures.GENERATED) == 4 * 140 + 2
+    assert metric_values(path) == metric_values(straight_run)  # same numbers as a run that was never killed
+    generator_fixtures.GENERATED.clear()
+    run_bench(BenchConfig(**SMALL), out, resume=True, progress=False)
+    assert generator_fixtures.GENERATED == []  # finished: nothing recomputed
+
+
+def test_resume_refuses_a_folder_made_with_another_config(straight_run) -> None:
+    with pytest.raises(InputError, match=r"n: 140 -> 150"):
+        run_bench(BenchConfig(**{**SMALL, "n": 150}), straight_run.parent, resume=True, progress=False)
+
+
+def test_the_cells_folder_is_a_folder_generator_with_the_same_numbers(straight_run, tmp_path) -> None:
+    generator_fixtures.GENERATED.clear()
+    config = BenchConfig(**{**SMALL, "generator": f"folder:{straight_run.parent / 'cells'}"})
+    path = run_bench(config, tmp_path / "again", progress=False)
+    assert generator_fixtures.GENERATED == []
+    assert metric_values(path) == metric_values(straight_run)
+
+
+def test_results_document_pairs_cells_and_records_what_was_applied(straight_run) -> None:
+    doc = json.loads(straight_run.read_text())
+    data = doc["data"]
+    labels = [c["label"] for c in data["cells"]]
+    assert labels == ["static @ 0", "static @ 1", "static @ 3", "linear @ 1", "linear @ 3", "cosine @ 1", "cosine @ 3"]
+    linear3 = next(c for c in data["cells"] if c["label"] == "linear @ 3")
+    assert linear3["step_weights"] == pytest.approx([0.0, 2.0, 4.0, 6.0])  # 2 w0 p at p = 0, 1/3, 2/3, 1
+    assert {r["label"] for r in data["paired_vs_static"]} == {"linear @ 1", "linear @ 3", "cosine @ 1", "cosine @ 3"}
+    manifest = (straight_run.parent / "cells" / "linear" / "3.0" / "manifest.csv").read_text().splitlines()
+    assert manifest[0] == "path,label,seed,negative_prompt,schedule,steps,step_weights"
+    assert manifest[1].startswith("images/00000.png,0,0,")
+    assert doc["provenance"]["config"]["n"] == 140
+    assert {m["id"] for m in doc["provenance"]["models"]} >= {"embedded:digits-classifier", "embedded:digits-clip"}
+    for cell in data["cells"]:
+        for name, m in cell["metrics"].items():
+            if isinstance(m, dict):
+                assert m["ci95"][0] <= m["value"] <= m["ci95"][1], (cell["label"], name)
+
+
+def test_card_renders_every_section(straight_run) -> None:
+    from reports.render import render_card
+
+    html = render_card(json.loads(straight_run.read_text()))
+    for title in (
+        "Verdict",
+        "Fidelity against prompt adherence",
+        "Diversity against prompt adherence",
+        "IS against FID",
+        "The schedules",
+        "Paired differences to static guidance",
+        "Where the metrics disagree",
+        "All cells",
+        "Samples: same conditions and seeds in every row",
+    ):
+        assert f"<h2>{title}</h2>" in html
+    assert html.count("<img") >= 9
+
+
+def test_pareto_front_by_hand() -> None:
+    fid = [1.0, 2.0, 1.5, 3.0, 2.0]
+    clip = [70.0, 72.0, 71.0, 71.5, 71.0]
+    # cell 3 (3.0, 71.5) is dominated by cell 1 (2.0, 72.0); cell 4 (2.0, 71.0) by cell 2 (1.5, 71.0)
+    assert analysis.pareto_front(fid, clip) == [0, 2, 1]
+
+
+def _cell(label: str, name: str, scale: float, fid_draws: list[float], clip_draws: list[float]) -> dict:
+    return {
+        "label": label,
+        "schedule": {"name": name, "scale": scale},
+        "metrics": {
+            "fid": {"value": float(np.mean(fid_draws))},
+            "clip_score": {"value": float(np.mean(clip_draws))},
+            "draws": {"fid": fid_draws, "clip_score": clip_draws},
+        },
+    }
+
+
+def test_paired_differences_and_the_verdict_by_hand() -> None:
+    rng = np.random.default_rng(0)
+    common = rng.normal(0, 1.0, 200)  # shared resampling noise: large unpaired, cancels in the pair
+    cells = [
+        _cell("static @ 1", "static", 1.0, list(5 + common), list(70 + common)),
+        _cell("linear @ 1", "linear", 1.0, list(4.9 + common + rng.normal(0, 0.01, 200)), list(70 + common)),
+        _cell("cosine @ 1", "cosine", 1.0, list(5.2 + common + rng.normal(0, 0.01, 200)), list(70 + common)),
+    ]
+    paired = analysis.paired_differences(cells)
+    by_label = {r["label"]: r["metrics"]["fid"] for r in paired}
+    assert by_label["linear @ 1"]["diff"] == pytest.approx(-0.1, abs=0.01)
+    assert by_label["linear @ 1"]["ci95"][1] < 0 and by_label["linear @ 1"]["verdict"] == "better"
+    assert by_label["cosine @ 1"]["verdict"] == "worse"
+    verdict = analysis.increasing_verdict("gen", paired, "clip_score")
+    assert verdict["answer"] == "mixed"  # one better, one significantly worse
+    assert verdict["beats"] == ["linear @ 1"] and verdict["worse"] == ["cosine @ 1"]
+    assert "FID was significantly worse in 1 (cosine @ 1)" in verdict["sentence"]
+
+
+def test_schedule_arguments_parse_and_fail_clearly() -> None:
+    assert parse_schedule("clamp-linear:c=2") == {"name": "clamp-linear", "c": 2.0}
+    assert parse_schedule("python:tests.m:f") == {"name": "python:tests.m:f"}
+    with pytest.raises(InputError, match="unknown guidance schedule"):
+        parse_schedule("wiggly")
+    with pytest.raises(InputError, match="key=value"):
+        parse_schedule("pcs:2")
+    with pytest.raises(InputError, match="at least 20"):
+        BenchConfig(n=5)
+
+
+def test_cli_refuses_too_few_images_for_the_feature_space_before_sampling(tmp_path, capsys) -> None:
+    from audit.cli import main
+
+    generator_fixtures.GENERATED.clear()
+    code = main(
+        [
+            "bench",
+            "--generator",
+            "python:tests.generator_fixtures:counting_digits",
+            "--n",
+            "100",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
+    assert code == 2
+    assert "use --n 129 or more" in capsys.readouterr().err
+    assert generator_fixtures.GENERATED == []
