@@ -84,3 +84,101 @@ def save_tiny_sd(folder: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(folder / "pipe", safe_serialization=True)
     return folder / "pipe"
+
+
+def save_tiny_dit(folder: Path, seed: int = 0) -> Path:
+    """A DiT-style class-conditional latent pipeline (DiTTransformer2DModel with learned sigma, VAE,
+    DDIM), random weights, 1000 classes as DiTPipeline assumes (its null class is 1000)."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+
+    torch.manual_seed(seed)
+    transformer = DiTTransformer2DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=8,
+        patch_size=2,
+        num_embeds_ada_norm=1000,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16,),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=8,
+    )
+    scheduler = DDIMScheduler(clip_sample=False, steps_offset=1)
+    pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=scheduler, id2label={0: "zero", 1: "one"})
+    pipe.save_pretrained(folder / "dit", safe_serialization=True)
+    return folder / "dit"
+
+
+def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """An SDXL-style pipeline (two CLIP text encoders, pooled text embeddings and size conditioning),
+    random weights, 16x16 images."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=8 * 6 + 32,  # six size ids x 8 + pooled text (32)
+        cross_attention_dim=64,  # the two encoders' hidden states side by side
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16,),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    tok_dir = tiny_clip_tokenizer(folder / "_tok")
+    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=16)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=16,
+        projection_dim=32,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(config),
+        text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipe.save_pretrained(folder / "sdxl", safe_serialization=True)
+    return folder / "sdxl"

@@ -195,3 +195,44 @@ def test_cli_refuses_too_few_images_for_the_feature_space_before_sampling(tmp_pa
     assert code == 2
     assert "use --n 129 or more" in capsys.readouterr().err
     assert generator_fixtures.GENERATED == []
+
+
+def test_readme_python_example_runs(capsys) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "'ci95'" in printed and "'ci_method': 'bootstrap'" in printed
+
+
+def test_cli_bench_on_a_text_to_image_pipeline_with_a_folder_reference(tmp_path, capsys) -> None:
+    """The whole command on a tiny random Stable Diffusion pipeline: prompts file, negative prompt, a
+    reference folder written by ``zoo export``, the embedded extractor (any image size works)."""
+    import csv
+
+    from audit.cli import main
+    from tests.diffusers_fixtures import save_tiny_sd
+
+    pipe = save_tiny_sd(tmp_path / "sd")
+    assert main(["zoo", "export", "digits", "--split", "heldout", "--out", str(tmp_path / "ref")]) == 0
+    capsys.readouterr()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text('a photo of the digit 3\n<b>"quoted"</b> & ünïcode\n\n', encoding="utf-8")
+    out = tmp_path / "run"
+    code = main([
+        "bench", "--generator", f"diffusers:{pipe}", "--prompts", str(prompts), "--negative-prompt", "blurry",
+        "--reference", str(tmp_path / "ref"), "--schedules", "static", "clamp-linear:c=0.5", "--scales", "2",
+        "--n", "140", "--steps", "3", "--bootstrap", "10", "--batch-size", "35", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.strip() == str(out / "bench-results.html")
+    doc = json.loads((out / "bench-results.json").read_text())
+    assert [c["label"] for c in doc["data"]["cells"]] == ["static @ 0", "static @ 2", "clamp-linear(c=0.5) @ 2"]
+    assert doc["data"]["reference"]["n"] == 297 and doc["data"]["conditioning_metric"] == "clip_score"
+    with (out / "cells" / "clamp-linear_c=0.5" / "2.0" / "manifest.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 140 and rows[1]["prompt"] == '<b>"quoted"</b> & ünïcode'
+    assert rows[0]["negative_prompt"] == "blurry"
+    assert json.loads(rows[0]["step_weights"]) == pytest.approx([0.5, 2.0, 4.0])  # max(c, 2 w0 p)
+    html = (out / "bench-results.html").read_text(encoding="utf-8")
+    assert "<b>" not in html and "&lt;b&gt;" in html  # the prompt is in the provenance, as text only

@@ -1,4 +1,5 @@
-"""`genaudit demo`: the main job publishes a card per embedded model, each re-renderable from its JSON."""
+"""`genaudit demo`: the main job publishes a card per embedded model and the guidance benchmark, each
+re-renderable from its JSON."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from reports.figures import decode_png_base64
 pytestmark = pytest.mark.slow
 
 
-def test_demo_publishes_one_card_per_zoo_model(demo_site: Path) -> None:
+BENCH = "guidance-bench-embedded-digits-ddpm"
+
+
+def test_demo_publishes_one_card_per_zoo_model_and_the_benchmark(demo_site: Path) -> None:
     cards = sorted(p.name for p in (demo_site / "cards").iterdir())
-    expected = sorted(f"zoo-{name}.{ext}" for name in registry.ENTRIES for ext in ("html", "json"))
-    assert cards == expected
+    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH]
+    assert cards == sorted(f"{i}.{ext}" for i in ids for ext in ("html", "json"))
     index = (demo_site / "index.html").read_text(encoding="utf-8")
-    for name in registry.ENTRIES:
-        assert f'href="cards/zoo-{name}.html"' in index
+    for card_id in ids:
+        assert f'href="cards/{card_id}.html"' in index
     for html in (demo_site / "cards").glob("*.html"):
         assert html.stat().st_size < CARD_BUDGET_BYTES
 
@@ -54,3 +58,16 @@ def test_report_rerenders_a_published_card_identically(demo_site: Path, tmp_path
     rerendered = out.read_text(encoding="utf-8")
     # the published card links back to the index; otherwise the pages are the same
     assert rerendered == published.replace('<a href="../index.html">&larr; all cards</a>', "")
+
+
+def test_demo_benchmark_covers_every_heuristic_schedule_with_a_verdict(demo_site: Path) -> None:
+    from audit.demo import DEMO_BENCH_N
+    from audit.guidance import HEURISTICS
+
+    data = json.loads((demo_site / "cards" / f"{BENCH}.json").read_text(encoding="utf-8"))["data"]
+    assert {c["schedule"]["name"] for c in data["cells"]} == set(HEURISTICS)
+    assert len(data["cells"]) == 1 + len(HEURISTICS) * 4 and data["n"] == DEMO_BENCH_N
+    assert data["verdict"]["answer"] in ("yes", "mostly", "mixed", "no", "no difference")
+    assert data["verdict"]["comparisons"] == 2 * 4  # linear and cosine at four scales
+    html = (demo_site / "cards" / f"{BENCH}.html").read_text(encoding="utf-8")
+    assert data["verdict"]["sentence"] in html

@@ -115,3 +115,46 @@ def test_class_conditional_unet_folder_reproduces_the_embedded_sampler() -> None
     assert (diff == 0).mean() > 0.97, (diff == 0).mean()
     with pytest.raises(InputError, match=r"0\.\.9"):
         generic.generate(GenerationRequest(seeds=(0,), schedule=get_schedule("static", 1.0), labels=(10,)))
+
+
+def test_dit_pipeline_matches_diffusers_bit_for_bit(tmp_path: Path) -> None:
+    import torch
+
+    from tests.diffusers_fixtures import save_tiny_dit
+
+    gen = get_generator("diffusers:" + str(save_tiny_dit(tmp_path)))
+    assert (gen.kind, gen.conditioning) == ("dit", "class")
+    request = GenerationRequest(seeds=(5, 6, 7), schedule=get_schedule("static", 3.0), steps=STEPS, labels=(0, 1, 999))
+    ours = gen.generate(request).images
+    pipe = gen.components["_pipeline"]
+    generators = [torch.Generator().manual_seed(s) for s in (5, 6, 7)]
+    ref = pipe([0, 1, 999], guidance_scale=4.0, generator=generators, num_inference_steps=STEPS, output_type="np")
+    expected = (ref.images * 255).round().astype(np.uint8)
+    assert ours.shape == (3, 8, 8, 3) and ours.std() > 5
+    np.testing.assert_array_equal(ours, expected)
+    with pytest.raises(InputError, match=r"0\.\.999"):
+        gen.generate(GenerationRequest(seeds=(0,), schedule=get_schedule("static", 1.0), labels=(1000,)))
+
+
+def test_sdxl_style_pipeline_matches_diffusers_bit_for_bit(tmp_path: Path) -> None:
+    """Two text encoders, pooled embeddings, size conditioning, zeroed empty negative (SDXL's default)
+    and an Euler scheduler (sigmas, scaled model input)."""
+    import torch
+
+    from tests.diffusers_fixtures import save_tiny_sdxl
+
+    gen = get_generator("diffusers:" + str(save_tiny_sdxl(tmp_path)))
+    assert (gen.kind, gen.conditioning) == ("sdxl", "text")
+    ours = generate(gen, 2.0, ["a cat", "a dog"])
+    pipe = gen.components["_pipeline"]
+    latents = torch.stack([torch.randn((4, 16, 16), generator=torch.Generator().manual_seed(s)) for s in (3, 4)])
+    ref = pipe(["a cat", "a dog"], num_inference_steps=STEPS, guidance_scale=3.0, latents=latents, output_type="np")
+    expected = (ref.images * 255).round().astype(np.uint8)
+    assert ours.images.shape == (2, 16, 16, 3) and ours.images.std() > 5
+    np.testing.assert_array_equal(ours.images, expected)
+    # an interval by noise level reads the Euler scheduler's own sigmas
+    request = GenerationRequest(
+        seeds=(3,), schedule=get_schedule("interval", 2.0, sigma_lo=0.5, sigma_hi=5.0), steps=STEPS, prompts=("a cat",)
+    )
+    sigmas = [float(s) for s in pipe.scheduler.sigmas[:STEPS]]
+    assert gen.generate(request).step_weights == [2.0 if 0.5 < s <= 5.0 else 0.0 for s in sigmas]

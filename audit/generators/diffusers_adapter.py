@@ -247,7 +247,9 @@ class DiffusersGenerator:
 
         pipe = self.components["_pipeline"]
         prompts = list(request.prompts[start:stop])  # type: ignore[index]
-        negatives = list(request.negative_prompts[start:stop]) if request.negative_prompts else [""] * len(prompts)
+        # no negative prompt: None, so each pipeline does what it does by default (SD: the empty prompt;
+        # SDXL: zero embeddings where its config says force_zeros_for_empty_prompt)
+        negatives = list(request.negative_prompts[start:stop]) if request.negative_prompts else None
         unet = self.components["unet"]
         if self.kind == "sd":
             cond, uncond = pipe.encode_prompt(prompts, self.device, 1, True, negative_prompt=negatives)
