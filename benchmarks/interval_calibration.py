@@ -6,7 +6,8 @@ Draws ``--replicates`` independent sets of ``--n`` images from the embedded DDPM
 w = 1; disjoint seeds), evaluates each against the held-out digits with 100 resampling draws, and
 prints per metric: the width of a 95% interval implied by the spread of the figure over the fresh sets
 (3.92 x std), the mean width of the evaluator's intervals, and their ratio (1 = calibrated, > 1
-conservative, < 1 too narrow). This is a measurement, not a test: it takes a few minutes.
+conservative, < 1 too narrow). The same for the PAIRED difference linear - static (same seeds within a
+replicate) that the benchmark's verdict rests on. A measurement, not a test: it takes a few minutes.
 """
 
 from __future__ import annotations
@@ -41,24 +42,43 @@ def main() -> None:
     cache = FeatureCache()
     values = {m: [] for m in METRICS}
     widths = {m: [] for m in METRICS}
+    diffs = {m: [] for m in METRICS}
+    diff_widths = {m: [] for m in METRICS}
     labels = tuple(i % 10 for i in range(args.n))
     for r in range(args.replicates):
         seeds = tuple(range(r * 100_000, r * 100_000 + args.n))
-        batch = gen.generate(
-            GenerationRequest(seeds=seeds, schedule=get_schedule("static", 1.0), steps=args.steps, labels=labels)
-        )
         captions = [ext.label_caption(x) for x in labels]
-        res = evaluate(real, batch.images, ext, labels=np.array(labels), captions=captions, cache=cache, seed=r)
+        scored = {}
+        for name in ("static", "linear"):
+            request = GenerationRequest(seeds=seeds, schedule=get_schedule(name, 1.0), steps=args.steps, labels=labels)
+            scored[name] = evaluate(
+                real,
+                gen.generate(request).images,
+                ext,
+                labels=np.array(labels),
+                captions=captions,
+                cache=cache,
+                seed=r,
+                keep_draws=True,
+            )
+        res = scored["static"]
         for m in METRICS:
             values[m].append(res[m]["value"])
             widths[m].append(res[m]["ci95"][1] - res[m]["ci95"][0])
-    print(f"{args.replicates} replicates x {args.n} images, static w = 1, {args.steps} steps")
-    print(f"{'metric':16} {'method':12} {'fresh-seed width':>17} {'interval width':>15} {'ratio':>6}")
+            diffs[m].append(scored["linear"][m]["value"] - res[m]["value"])
+            paired = np.asarray(scored["linear"]["draws"][m]) - np.asarray(res["draws"][m])
+            lo, hi = np.percentile(paired, [2.5, 97.5])
+            diff_widths[m].append(hi - lo)
+    print(f"{args.replicates} replicates x {args.n} images, w = 1, {args.steps} steps; single figures: static")
+    header = f"{'fresh width':>12} {'interval':>10} {'ratio':>6}"
+    print(f"{'metric':16} {'method':12} {header}   paired linear-static: {header}")
     for m in METRICS:
-        fresh = 3.92 * float(np.std(values[m], ddof=1))
-        mean_width = float(np.mean(widths[m]))
-        ratio = mean_width / fresh if fresh > 0 else float("nan")
-        print(f"{m:16} {res[m]['ci_method']:12} {fresh:17.4g} {mean_width:15.4g} {ratio:6.2f}")
+        cols = []
+        for vals, wids in ((values[m], widths[m]), (diffs[m], diff_widths[m])):
+            fresh = 3.92 * float(np.std(vals, ddof=1))
+            width = float(np.mean(wids))
+            cols.append(f"{fresh:12.4g} {width:10.4g} {width / fresh if fresh > 0 else float('nan'):6.2f}")
+        print(f"{m:16} {res[m]['ci_method']:12} {cols[0]}   {' ' * 22}{cols[1]}")
 
 
 if __name__ == "__main__":

@@ -289,6 +289,10 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 "Intervals cover the sampling of the generated images only; the reference set is fixed. Recall, "
                 "coverage, Vendi, IS and KID use half-samples (resampling with replacement biases them); their "
                 "intervals describe variability at this n, not the estimators' small-sample bias.",
+                "Measured calibration (benchmarks/interval_calibration.py, embedded model): the intervals of a "
+                "single FID, FD or KID are several times wider than the spread over fresh seeds (conservative), "
+                "which is why overlapping error bars on the curves say little; the paired differences the verdict "
+                "uses are close to calibrated (FID's still conservative); recall's intervals are too narrow.",
                 "FID and KID depend on n and on the feature extractor: compare cells within this card, not with "
                 "figures computed elsewhere.",
                 "The verdict is about this generator, sampler and step count; schedule rankings published for other "
