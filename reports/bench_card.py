@@ -59,9 +59,9 @@ def _curves(
         label = own[0]["label"].split(" @ ")[0]
         series[label] = [
             (
-                c["metrics"][x_metric]["value"],
+                c["schedule"].get("scale", 0.0) if x_metric == "scale" else c["metrics"][x_metric]["value"],
                 c["metrics"][y_metric]["value"],
-                _ci(c["metrics"][x_metric]),
+                None if x_metric == "scale" else _ci(c["metrics"][x_metric]),
                 _ci(c["metrics"][y_metric]),
             )
             for c in run
@@ -71,7 +71,7 @@ def _curves(
 
 
 def _chart(data: dict[str, Any], x: str, y: str, title: str, front: bool = False) -> dict[str, Any]:
-    labels = data["metric_labels"]
+    labels = {**data["metric_labels"], "scale": "guidance scale w (mean weight, paper convention)"}
     cells = data["cells"]
     series, notes = _curves(cells, x, y)
     highlight = []
@@ -85,7 +85,7 @@ def _chart(data: dict[str, Any], x: str, y: str, title: str, front: bool = False
         ylabel=labels[y],
         highlight=highlight,
         highlight_label="Pareto front" if highlight else "",
-        annotate=notes,
+        annotate=None if x == "scale" else notes,
     )
     return {"src": src, "alt": f"{labels[y]} against {labels[x]}, one line per schedule across guidance scales"}
 
@@ -199,7 +199,7 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             ],
         }
     )
-    figs = []
+    figs = [_chart(data, "scale", "fid", "FID by guidance scale")]
     if cond:
         figs.append(_chart(data, cond, "fid", f"FID vs {labels[cond]} across scales", front=True))
         if cond != "class_adherence" and "class_adherence" in cells[0]["metrics"]:
@@ -208,10 +208,11 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         {
             "title": "Fidelity against prompt adherence",
             "paragraphs": [
-                "Each line is one schedule across guidance scales (labels: the mean weight w, paper convention), "
-                "starting from the unguided cell. Lower and further right is better; ringed cells are on the "
-                "Pareto front (no other cell has both lower FID and higher "
-                f"{labels.get(cond, 'adherence')}). Error bars: 95% intervals."
+                "Each line is one schedule across guidance scales, starting from the unguided cell (w = 0). "
+                "First FID against the scale itself; then against prompt adherence (point labels: the mean "
+                "weight w), where lower and further right is better and ringed cells are on the Pareto front "
+                f"(no other cell has both lower FID and higher {labels.get(cond, 'adherence')}). Error bars: "
+                "95% intervals (conservative for FID: see the notes at the end)."
             ],
             "figures": figs,
         }
