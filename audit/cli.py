@@ -75,6 +75,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from audit.dataset.job import run_audit
+    from reports.render import render_file
+
+    if args.dataset and args.face_records:
+        raise InputError("give a dataset or --face-records, not both")
+    results = run_audit(
+        args.dataset,
+        Path(args.out),
+        face_records=args.face_records,
+        backend=args.backend,
+        workers=args.workers,
+        resume=args.resume,
+        abstain_below=args.abstain_below,
+        progress=not args.quiet,
+    )
+    card = render_file(results)
+    log.info("results %s", results)
+    sys.stdout.write(f"{card}\n")
+    return 0
+
+
 def _headline_figure(kind: str, m: dict) -> str:
     if kind == "classifier":
         return f"held-out accuracy {100 * m['heldout_accuracy']:.1f}%"
@@ -253,6 +275,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--resume", action="store_true", help="continue the run in --out, recomputing nothing finished")
     bench.set_defaults(func=_cmd_bench)
+
+    audit = sub.add_parser(
+        "audit",
+        help="audit a dataset: faces, perceived age and gender per class, with intervals",
+        description="Detect faces in DATASET (a folder with class subfolders, a flat folder, a CSV/JSONL "
+        "manifest, or builtin:faces-demo, the default) and estimate perceived age and gender; or aggregate "
+        "precomputed --face-records. Writes records.jsonl (one line per image, resumable), audit.json, the "
+        "results JSON and its card to --out. Perceived attributes are model outputs, not facts.",
+    )
+    audit.add_argument("dataset", nargs="?", help="dataset folder, manifest, or builtin:faces-demo (default)")
+    audit.add_argument(
+        "--face-records",
+        metavar="CSV",
+        help="aggregate face records (image,class,age,gender[,det_score,gender_confidence])",
+    )
+    audit.add_argument("--backend", default="dlib-agegender", help="face backend (default dlib-agegender)")
+    audit.add_argument("--workers", type=int, help="worker processes (default: 2 or the CPU count if lower)")
+    audit.add_argument(
+        "--abstain-below",
+        type=float,
+        default=0.6,
+        help="gender confidence below which a face gets no gender (default 0.6)",
+    )
+    audit.add_argument("--out", default="genaudit-audit", help="output folder (default ./genaudit-audit)")
+    audit.add_argument("--resume", action="store_true", help="continue an interrupted audit in --out")
+    audit.set_defaults(func=_cmd_audit)
 
     report = sub.add_parser(
         "report",

@@ -3,8 +3,9 @@
 One card per embedded model (figures, sample grids of the generator per class) and the guidance
 benchmark of the embedded DDPM (every heuristic schedule at four scales, 300 images per cell: the
 ``genaudit bench`` defaults with a smaller n, about three minutes on two CPU cores). The benchmark's
-cells are cached under ``out/bench``, so running the demo again into the same folder reuses them. The
-audit and detection jobs add their cards here as they land.
+cells are cached under ``out/bench``, so running the demo again into the same folder reuses them. Then
+the face audit of ``builtin:faces-demo`` (records under ``out/audit``). The detection job adds its card
+here when it lands.
 """
 
 from __future__ import annotations
@@ -34,7 +35,17 @@ def run_demo(out: Path) -> Path:
             write_results(results_dir / f"{doc['id']}.json", doc)
             log.info("results %s", results_dir / f"{doc['id']}.json")
         bench = _run_bench(Path(out) / "bench")
-    return publish([results_dir, bench], out, title="genaudit demo: embedded defaults")
+        audit = _run_audit(Path(out) / "audit")
+    return publish([results_dir, bench, audit], out, title="genaudit demo: embedded defaults")
+
+
+def _run_audit(folder: Path) -> Path:
+    """The face audit of ``builtin:faces-demo`` (resumed when ``folder`` holds it)."""
+    from audit.dataset.job import run_audit
+    from audit.dataset.run import RECORDS_FILE
+
+    log.info("dataset audit: %s", folder)
+    return run_audit("builtin:faces-demo", folder, resume=(folder / RECORDS_FILE).is_file())
 
 
 def _run_bench(folder: Path) -> Path:

@@ -17,10 +17,12 @@ from audit.errors import InputError
 BUILDERS: dict[str, str] = {
     "zoo-model": "reports.zoo_card:build",
     "guidance-bench": "reports.bench_card:build",
+    "dataset-audit": "reports.audit_card:build",
 }
 KIND_LABELS: dict[str, str] = {
     "zoo-model": "embedded model card",
     "guidance-bench": "guidance benchmark",
+    "dataset-audit": "dataset audit",
 }
 
 

@@ -30,9 +30,13 @@ def _pyplot() -> Any:
 
 def svg_data_uri(fig: Any) -> str:
     """Serialise a matplotlib figure to an SVG data URI and close it."""
+    import warnings
+
     plt = _pyplot()
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    with warnings.catch_warnings():  # text stays text in the SVG (fonttype none): the browser's fonts draw it
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 

@@ -17,11 +17,12 @@ pytestmark = pytest.mark.slow
 
 
 BENCH = "guidance-bench-embedded-digits-ddpm"
+AUDIT = "dataset-audit-builtin-faces-demo"
 
 
 def test_demo_publishes_one_card_per_zoo_model_and_the_benchmark(demo_site: Path) -> None:
     cards = sorted(p.name for p in (demo_site / "cards").iterdir())
-    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH]
+    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH, AUDIT]
     assert cards == sorted(f"{i}.{ext}" for i in ids for ext in ("html", "json"))
     index = (demo_site / "index.html").read_text(encoding="utf-8")
     for card_id in ids:
@@ -71,3 +72,8 @@ def test_demo_benchmark_covers_every_heuristic_schedule_with_a_verdict(demo_site
     assert data["verdict"]["comparisons"] == 2 * 4  # linear and cosine at four scales
     html = (demo_site / "cards" / f"{BENCH}.html").read_text(encoding="utf-8")
     assert data["verdict"]["sentence"] in html
+
+
+def test_demo_audits_the_builtin_faces(demo_site: Path) -> None:
+    data = json.loads((demo_site / "cards" / f"{AUDIT}.json").read_text(encoding="utf-8"))["data"]
+    assert data["overall"]["images"] == 49 and data["known_faces"]["misgendered"] == 2

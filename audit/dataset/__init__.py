@@ -1,0 +1,1 @@
+"""Dataset audits: faces, perceived age and gender per class (model outputs, not facts), datasheets."""

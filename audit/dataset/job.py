@@ -1,0 +1,55 @@
+"""``genaudit audit``: a dataset (or precomputed face records) in; ``audit.json``, the results document
+and its card out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from audit.atomic import write_json_atomic
+from audit.dataset.demographics import DEFAULT_ABSTAIN_BELOW, aggregate
+
+AUDIT_FILE = "audit.json"
+RESULTS_FILE = "audit-results.json"
+
+
+def run_audit(
+    spec: str | None,
+    out: str | Path,
+    *,
+    face_records: str | Path | None = None,
+    backend: str = "dlib-agegender",
+    workers: int | None = None,
+    resume: bool = False,
+    abstain_below: float = DEFAULT_ABSTAIN_BELOW,
+    progress: bool = True,
+) -> Path:
+    """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
+    from audit.dataset.results import build_audit_results
+    from reports.results import write_results
+
+    out = Path(out)
+    records: list[dict[str, Any]] | None = None
+    if face_records is not None:
+        from audit.dataset.face_records import read_face_records
+        from audit.hashing import sha256_file
+
+        rec = read_face_records(face_records)
+        stats = aggregate(rec.faces, rec.images_per_class, rec.images_with_faces_per_class, abstain_below=abstain_below)
+        stats.update(unreadable={"count": 0, "by_reason": {}, "files": []}, detection_scales=[])
+        spec = f"face-records:{Path(face_records).name}"
+        info = {"backend": "face-records", "model": "precomputed face records", "sha256": sha256_file(face_records)}
+    else:
+        from audit.dataset.backends import get_analyzer
+        from audit.dataset.run import read_records, run_records
+        from audit.dataset.summary import summarize_records
+
+        spec = spec or "builtin:faces-demo"
+        path = run_records(spec, out, backend=backend, workers=workers, resume=resume, progress=progress)
+        records = read_records(path)
+        stats = summarize_records(records, abstain_below)
+        info = get_analyzer(backend).describe()
+    doc = build_audit_results(spec, stats, info, records)
+    write_json_atomic(out / AUDIT_FILE, {"dataset": spec, "classes": stats["classes"], "overall": stats["overall"],
+                                         "provenance": doc["provenance"]})  # fmt: skip
+    return write_results(out / RESULTS_FILE, doc)

@@ -1,0 +1,182 @@
+"""Run a face audit over a dataset: one record per image, written as it is produced, then the statistics.
+
+``OUT/records.jsonl`` gets one JSON line per image (readable or not) as soon as it is analysed, in
+source order, flushed line by line; an interrupted audit run again with ``resume=True`` keeps every
+complete line (a half-written last line is dropped) and analyses only the images not yet recorded.
+Analysis runs in ``workers`` processes (each with its own models), decoding included; memory stays
+flat because work is submitted a bounded number of images ahead. No face crop is ever written:
+records hold boxes, scores and the perceived attributes only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RECORDS_FILE = "records.jsonl"
+UNLABELLED = "(unlabelled)"
+_ANALYZER: Any = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to analyse: a file (``path``) or pixels already in memory (``pixels``)."""
+
+    relpath: str
+    label: str
+    path: str | None = None
+    pixels: Any = None
+    refusal: str | None = None
+    refusal_message: str | None = None
+
+
+def dataset_items(spec: str) -> Iterator[Item]:
+    """Items of ``builtin:faces-demo``, a folder, or a CSV/JSONL manifest, in source order."""
+    if spec == "builtin:faces-demo":
+        from audit.dataset.builtin import faces_demo
+
+        for b in faces_demo():
+            yield Item(b.relpath, b.label, pixels=b.load())
+        return
+    if spec.startswith("builtin:"):
+        raise InputError(f"unknown builtin dataset {spec!r}; available: builtin:faces-demo")
+    from audit.io import open_source
+
+    for record in open_source(spec):
+        yield Item(
+            record.relpath,
+            record.label or UNLABELLED,
+            path=str(record.path),
+            refusal=record.refusal,
+            refusal_message=record.refusal_message,
+        )
+
+
+def _init_worker(backend: str) -> None:
+    global _ANALYZER
+    import torch
+
+    torch.set_num_threads(1)
+    from audit.dataset.backends import get_analyzer
+
+    _ANALYZER = get_analyzer(backend)
+
+
+def analyze_item(item: Item, analyzer: Any = None) -> dict[str, Any]:
+    """The record of one image: status, size, sha256 and its faces (boxes, scores, perceived age/gender)."""
+    from audit.io import load_image
+
+    analyzer = analyzer or _ANALYZER
+    record: dict[str, Any] = {"image": item.relpath, "class": item.label}
+    if item.refusal:
+        return {**record, "status": item.refusal, "message": item.refusal_message, "faces": []}
+    if item.path is not None:
+        result = load_image(item.path)
+        if not result.ok:
+            return {**record, "status": result.reason, "message": result.message, "faces": []}
+        image, sha = result.image, result.sha256
+    else:
+        from audit.hashing import sha256_bytes
+
+        image, sha = item.pixels, sha256_bytes(item.pixels.tobytes())
+    faces = analyzer.analyze(image)
+    return {
+        **record,
+        "status": "ok",
+        "sha256": sha,
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "faces": [
+            {
+                "box": list(f.box),
+                "det_score": round(f.det_score, 4),
+                "age": f.age,
+                "p_male": round(f.p_male, 4),
+                "gender_confidence": round(f.gender_confidence, 4),
+                "detect_scale": round(f.detect_scale, 4),
+            }
+            for f in faces
+        ],
+    }
+
+
+def _analyze_many(items: list[Item]) -> list[dict[str, Any]]:
+    return [analyze_item(item) for item in items]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Complete records of a (possibly interrupted) records file; a torn last line is cut off the file."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):  # killed mid-line: keep only whole lines
+        with path.open("r+b") as fh:
+            fh.truncate(end)
+    return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
+
+
+def run_records(
+    spec: str,
+    out: Path,
+    *,
+    backend: str = "dlib-agegender",
+    workers: int | None = None,
+    resume: bool = False,
+    chunk: int = 8,
+    progress: bool = True,
+) -> Path:
+    """Analyse every image of ``spec`` into ``out/records.jsonl`` (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RECORDS_FILE
+    if path.exists() and not resume:
+        raise InputError(f"{out} already holds an audit: pass --resume to continue it, or another --out")
+    done = {r["image"] for r in read_records(path)}
+    todo = (item for item in dataset_items(spec) if item.relpath not in done)
+    workers = workers or min(2, os.cpu_count() or 1)
+    bar = tqdm(desc="audit", unit="img", initial=len(done), disable=not progress)
+    with path.open("a", encoding="utf-8") as fh:
+
+        def write(record: dict[str, Any]) -> None:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            bar.update(1)
+
+        if workers <= 1:
+            from audit.dataset.backends import get_analyzer
+
+            analyzer = get_analyzer(backend)
+            for item in todo:
+                write(analyze_item(item, analyzer))
+        else:
+            import multiprocessing
+
+            pending: deque[Future[list[dict[str, Any]]]] = deque()
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(backend,)) as pool:
+                while True:
+                    while len(pending) < 2 * workers:
+                        batch = list(itertools.islice(todo, chunk))
+                        if not batch:
+                            break
+                        pending.append(pool.submit(_analyze_many, batch))
+                    if not pending:
+                        break
+                    for record in pending.popleft().result():
+                        write(record)
+    bar.close()
+    return path

@@ -1,0 +1,183 @@
+"""Card builder for ``dataset-audit`` results: who appears, perceived age and gender per class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports import figures
+from reports.cards import base_context
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _num(v: float | None, fmt: str = "{:.1f}") -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def _row(c: dict[str, Any]) -> list[Any]:
+    ci = c["female_share_ci"]
+    share = _pct(c["female_share"]) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+    skew = _num(c["gender_skewness"], "{:.2f}") if c["gender_skewness"] is not None else "undefined"
+    return [
+        c["class"],
+        c["images"],
+        c["images_with_faces"],
+        c["faces"],
+        _num(c["faces_per_image"], "{:.2f}"),
+        f"{_num(c['mean_age'])} (sd {_num(c['std_age'])})",
+        _num(c["mean_age_female"]),
+        _num(c["mean_age_male"]),
+        share,
+        skew,
+        c["abstentions"],
+        c["children"],
+    ]
+
+
+def _scatter(classes: list[dict[str, Any]]) -> str | None:
+    pts = [c for c in classes if c["mean_age"] is not None]
+    if not pts:
+        return None
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    skew = [c["gender_skewness"] if c["gender_skewness"] is not None else 0.0 for c in pts]
+    sc = ax.scatter(
+        [c["faces_per_image"] for c in pts],
+        [c["mean_age"] for c in pts],
+        c=skew,
+        cmap="coolwarm",
+        vmin=-3,
+        vmax=3,
+        s=[20 + 4 * min(c["faces"], 100) for c in pts],
+        edgecolors="black",
+        linewidths=0.5,
+    )
+    for c in pts:
+        ax.annotate(
+            str(c["class"]),
+            (c["faces_per_image"], c["mean_age"]),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    fig.colorbar(sc, ax=ax, label="gender skewness xi (blue: male-dominated)")
+    ax.set_xlabel("faces per image (eta)")
+    ax.set_ylabel("mean perceived age (alpha)")
+    ax.set_title("classes: faces per image, age, skew (size: faces)")
+    ax.grid(alpha=0.3)
+    return figures.svg_data_uri(fig)
+
+
+def _female_share(classes: list[dict[str, Any]], overall: dict[str, Any]) -> str | None:
+    rows = [c for c in [*classes, overall] if c["female_share"] is not None]
+    if not rows:
+        return None
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 0.35 * len(rows) + 1.2))
+    ys = list(range(len(rows)))[::-1]
+    for y, c in zip(ys, rows, strict=True):
+        lo, hi = c["female_share_ci"]
+        ax.errorbar(
+            [c["female_share"]],
+            [y],
+            xerr=[[c["female_share"] - lo], [hi - c["female_share"]]],
+            fmt="o",
+            capsize=3,
+            color="#4a78b5",
+        )
+    ax.axvline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(ys, labels=[f"{c['class']} (n={c['gendered_faces']})" for c in rows], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("perceived female share, Wilson 95% interval")
+    ax.set_title("perceived gender by class")
+    ax.grid(axis="x", alpha=0.3)
+    return figures.svg_data_uri(fig)
+
+
+def build(doc: dict[str, Any]) -> dict[str, Any]:
+    data = doc["data"]
+    classes, overall = data["classes"], data["overall"]
+    analyzer = data["analyzer"]
+    summary = (
+        f"{overall['faces']} faces found in {overall['images_with_faces']} of {overall['images']} images; "
+        f"perceived female share {_pct(overall['female_share'])}"
+        + (
+            f" [{_pct(overall['female_share_ci'][0])}, {_pct(overall['female_share_ci'][1])}]"
+            if overall["female_share_ci"]
+            else ""
+        )
+        + f", mean perceived age {_num(overall['mean_age'])}. "
+        f"Perceived by {analyzer.get('model', analyzer.get('backend'))}: model outputs, not facts."
+    )
+    figs = []
+    for src, alt in ((_scatter(classes), "classes by faces per image and mean perceived age, coloured by skew"),
+                     (_female_share(classes, overall), "perceived female share per class with intervals")):  # fmt: skip
+        if src:
+            figs.append({"src": src, "alt": alt})
+    bands = overall["age_bands"]
+    if any(bands.values()):
+        figs.append(
+            {
+                "src": figures.bar_chart(
+                    list(bands), list(bands.values()), title="perceived age bands (all faces)", ylabel="faces"
+                ),
+                "alt": "faces per perceived age band",
+            }
+        )
+    columns = ["class", "images", "with faces", "faces", "faces/image", "mean age", "mean age F", "mean age M",
+               "female share [95% CI]", "skewness xi", "abstained", "under 18"]  # fmt: skip
+    sections = [
+        {
+            "title": "Per class",
+            "paragraphs": [
+                f"Gender skewness xi is the Fisher-Pearson skewness of per-face values coded male = 1, female = 0 "
+                f"(Prabhu & Birhane 2021): negative means male-dominated; undefined with fewer than 2 gendered faces "
+                f"or one gender only. Faces whose gender confidence is below {data['abstain_below']:.2f} are "
+                "counted as faces and for age but abstained from for gender."
+            ],
+            "figures": figs,
+            "tables": [
+                {
+                    "caption": "Per class, then overall",
+                    "columns": columns,
+                    "rows": [_row(c) for c in [*classes, overall]],
+                }
+            ],
+        },
+        {
+            "title": "Flags",
+            "notes": data["flags"]
+            or ["No class has faces perceived as children, and no class has an extreme skew at n >= 20."],
+        },
+        {
+            "title": "Limitations",
+            "notes": data["limitations"],
+            "facts": [
+                ("model", str(analyzer.get("model", analyzer.get("backend")))),
+                (
+                    "detection",
+                    f"images upscaled to at least {analyzer.get('min_detect_side')} px on the shorter side; "
+                    f"scales used: {', '.join(f'{s:g}' for s in data['detection_scales']) or 'none'}",
+                ),
+                ("face crops", "none stored; records hold boxes, scores and perceived attributes"),
+            ],
+        },
+    ]
+    if data["unreadable"]["count"]:
+        sections.append(
+            {
+                "title": "Unreadable files",
+                "tables": [
+                    {
+                        "caption": "Counted, not analysed",
+                        "columns": ["file", "reason", "detail"],
+                        "rows": [
+                            [f["image"], f["reason"], f["message"] or ""] for f in data["unreadable"]["files"][:200]
+                        ],
+                    }
+                ],
+            }
+        )
+    return base_context(doc, summary=summary, sections=sections)
