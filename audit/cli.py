@@ -79,6 +79,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from audit.dataset.job import run_audit
     from reports.render import render_file
 
+    if args.dataset == "init-datasheet":
+        from audit.atomic import write_text_atomic
+        from audit.dataset.datasheet import template_yaml
+
+        target = Path(args.out if args.out != "genaudit-audit" else "datasheet-answers.yaml")
+        if target.exists():
+            raise InputError(f"{target} exists; not overwriting your answers")
+        write_text_atomic(target, template_yaml())
+        sys.stdout.write(f"{target}\n")
+        return 0
     if args.dataset and args.face_records:
         raise InputError("give a dataset or --face-records, not both")
     results = run_audit(
@@ -89,6 +99,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         workers=args.workers,
         resume=args.resume,
         abstain_below=args.abstain_below,
+        datasheet_answers=args.datasheet_answers,
         progress=not args.quiet,
     )
     card = render_file(results)
@@ -284,7 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
         "precomputed --face-records. Writes records.jsonl (one line per image, resumable), audit.json, the "
         "results JSON and its card to --out. Perceived attributes are model outputs, not facts.",
     )
-    audit.add_argument("dataset", nargs="?", help="dataset folder, manifest, or builtin:faces-demo (default)")
+    audit.add_argument(
+        "dataset",
+        nargs="?",
+        help="dataset folder, manifest, or builtin:faces-demo (default); 'init-datasheet' writes the datasheet "
+        "answers template to --out (default ./datasheet-answers.yaml)",
+    )
+    audit.add_argument("--datasheet-answers", metavar="YAML", help="the dataset owner's datasheet answers")
     audit.add_argument(
         "--face-records",
         metavar="CSV",

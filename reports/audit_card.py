@@ -96,6 +96,43 @@ def _female_share(classes: list[dict[str, Any]], overall: dict[str, Any]) -> str
     return figures.svg_data_uri(fig)
 
 
+def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
+    comp = sheet.get("measured_composition")
+    facts = []
+    if comp:
+        bal = comp["class_balance"]
+        facts = [
+            ("instances", f"{comp['instances']} ({comp['readable']} readable)"),
+            ("classes", ", ".join(f"{k}: {v}" for k, v in comp["classes"].items())),
+            ("balance", f"largest/smallest {_num(bal['largest_to_smallest'], '{:.2f}')}, "
+                        f"normalised entropy {_num(bal['normalized_entropy'], '{:.3f}')}"),
+            ("exact duplicates", f"{comp['exact_duplicates']['groups']} group(s), "
+                                 f"{comp['exact_duplicates']['extra_copies']} extra copies"),
+            ("near duplicates", f"{comp['near_duplicates']['pairs']} pair(s) within "
+                                f"{comp['near_duplicates']['max_bits']} bits of a 64-bit dHash"),
+            ("unreadable", ", ".join(f"{k}: {v}" for k, v in comp["unreadable"].items()) or "none"),
+            ("formats", ", ".join(f"{k}: {v}" for k, v in comp["formats"].items())),
+            ("EXIF / GPS", f"{comp['exif_present']} with EXIF, {comp['gps_tagged']} GPS-tagged (privacy)"),
+            ("identifiable people", f"{comp['images_with_faces']} images with a detectable face"),
+            ("NSFW", comp["nsfw"]),
+        ]  # fmt: skip
+    rows = [
+        [section, item["question"], item["answer"] or "unanswered"]
+        for section, items in sheet["sections"].items()
+        for item in items
+    ]
+    answered = sum(r[2] != "unanswered" for r in rows)
+    return {
+        "title": "Datasheet (Gebru et al.)",
+        "paragraphs": [
+            "Composition is measured from the data; the other sections are the dataset owner's answers "
+            f"(--datasheet-answers): {answered} of {len(rows)} questions answered."
+        ],
+        "facts": facts,
+        "tables": [{"caption": "Questions and answers", "columns": ["section", "question", "answer"], "rows": rows}],
+    }
+
+
 def build(doc: dict[str, Any]) -> dict[str, Any]:
     data = doc["data"]
     classes, overall = data["classes"], data["overall"]
@@ -165,6 +202,9 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             ],
         },
     ]
+    sheet = data.get("datasheet")
+    if sheet:
+        sections.append(_datasheet_section(sheet))
     if data["unreadable"]["count"]:
         sections.append(
             {

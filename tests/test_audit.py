@@ -92,3 +92,30 @@ def test_unreadable_files_are_counted_and_an_interrupted_audit_resumes(tmp_path:
     resumed = json.loads(again.read_text())["data"]
     assert resumed["classes"] == baseline["classes"] and resumed["overall"] == baseline["overall"]
     assert np.isclose(resumed["overall"]["faces"], 1)  # the astronaut
+
+
+def test_datasheet_measures_composition_and_takes_the_owners_answers(demo_audit: Path, tmp_path: Path) -> None:
+    doc = json.loads((demo_audit / "audit-results.json").read_text())
+    comp = doc["data"]["datasheet"]["measured_composition"]
+    assert (comp["instances"], comp["readable"]) == (49, 49)
+    assert comp["classes"] == {"group": 1, "lfw": 30, "no-people": 14, "portrait": 4}
+    assert comp["images_with_faces"] == doc["data"]["overall"]["images_with_faces"]
+    assert comp["exact_duplicates"]["groups"] == 0 and comp["gps_tagged"] == 0
+    assert "_Unanswered._" in (demo_audit / "datasheet.md").read_text()
+
+    answers = tmp_path / "answers.yaml"
+    assert main(["audit", "init-datasheet", "--out", str(answers)]) == 0
+    assert main(["audit", "init-datasheet", "--out", str(answers)]) == 2  # never overwrites answers
+    text = answers.read_text().replace(
+        "'Who funded the creation of the dataset?': ''", "'Who funded the creation of the dataset?': 'Nobody'"
+    )
+    answers.write_text(text)
+    faces = tmp_path / "faces.csv"
+    faces.write_text("image,class,age,gender\na.jpg,x,30,f\nb.jpg,x,40,m\n")
+    out = tmp_path / "out"
+    assert (
+        main(["-q", "audit", "--face-records", str(faces), "--datasheet-answers", str(answers), "--out", str(out)]) == 0
+    )
+    md = (out / "datasheet.md").read_text()
+    assert "**Who funded the creation of the dataset?**\n\nNobody" in md
+    assert "1 of 27 questions answered" in (out / "audit-results.html").read_text()

@@ -1,5 +1,5 @@
-"""``genaudit audit``: a dataset (or precomputed face records) in; ``audit.json``, the results document
-and its card out."""
+"""``genaudit audit``: a dataset (or precomputed face records) in; ``audit.json``, the datasheet (Markdown),
+the results document and its card out."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from audit.dataset.demographics import DEFAULT_ABSTAIN_BELOW, aggregate
 
 AUDIT_FILE = "audit.json"
 RESULTS_FILE = "audit-results.json"
+DATASHEET_FILE = "datasheet.md"
 
 
 def run_audit(
@@ -22,6 +23,7 @@ def run_audit(
     workers: int | None = None,
     resume: bool = False,
     abstain_below: float = DEFAULT_ABSTAIN_BELOW,
+    datasheet_answers: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
@@ -49,7 +51,13 @@ def run_audit(
         records = read_records(path)
         stats = summarize_records(records, abstain_below)
         info = get_analyzer(backend).describe()
+    from audit.atomic import write_text_atomic
+    from audit.dataset.datasheet import build_datasheet, read_answers, to_markdown
+
+    answers = read_answers(datasheet_answers) if datasheet_answers else {}
     doc = build_audit_results(spec, stats, info, records)
+    doc["data"]["datasheet"] = build_datasheet(records, answers)
+    write_text_atomic(out / DATASHEET_FILE, to_markdown(spec, doc["data"]["datasheet"]))
     write_json_atomic(out / AUDIT_FILE, {"dataset": spec, "classes": stats["classes"], "overall": stats["overall"],
                                          "provenance": doc["provenance"]})  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)

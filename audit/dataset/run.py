@@ -82,11 +82,14 @@ def analyze_item(item: Item, analyzer: Any = None) -> dict[str, Any]:
     record: dict[str, Any] = {"image": item.relpath, "class": item.label}
     if item.refusal:
         return {**record, "status": item.refusal, "message": item.refusal_message, "faces": []}
+    from audit.dataset.datasheet import dhash
+
+    meta: dict[str, Any] = {}
     if item.path is not None:
         result = load_image(item.path)
         if not result.ok:
             return {**record, "status": result.reason, "message": result.message, "faces": []}
-        image, sha = result.image, result.sha256
+        image, sha, meta = result.image, result.sha256, result.meta
     else:
         from audit.hashing import sha256_bytes
 
@@ -96,6 +99,10 @@ def analyze_item(item: Item, analyzer: Any = None) -> dict[str, Any]:
         **record,
         "status": "ok",
         "sha256": sha,
+        "dhash": dhash(image),
+        "format": meta.get("format"),
+        "exif": bool(meta.get("exif")),
+        "gps": bool(meta.get("gps")),
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
         "faces": [

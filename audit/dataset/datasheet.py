@@ -1,0 +1,211 @@
+"""A datasheet for the audited dataset (Gebru et al., "Datasheets for Datasets", CACM 2021).
+
+Seven sections. Composition is answered from measurements of the audit's per-image records: counts,
+classes and balance, exact duplicates (same bytes), near duplicates (64-bit difference hash within
+:data:`NEAR_DUPLICATE_BITS`), unreadable files with reasons, sizes and formats, EXIF and GPS metadata
+(a privacy flag), images with detectable faces. Every other question is answered by the dataset owner
+in a YAML file (``genaudit audit init-datasheet`` writes the template); a question left empty is shown
+as unanswered, never filled in by guesswork.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.errors import InputError
+
+NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit dHashes counted as a near duplicate
+
+QUESTIONS: dict[str, list[str]] = {
+    "Motivation": [
+        "For what purpose was the dataset created?",
+        "Who created the dataset and on behalf of which entity?",
+        "Who funded the creation of the dataset?",
+    ],
+    "Composition": [
+        "What do the instances represent (people, photos, objects)?",
+        "Is any information missing from individual instances? If so, why?",
+        "Does the dataset contain data that might be considered confidential or offensive?",
+        "Does the dataset identify any subpopulations (by age, gender, ...)? How?",
+        "Is it possible to identify individuals, directly or indirectly?",
+    ],
+    "Collection process": [
+        "How was the data associated with each instance acquired?",
+        "Who was involved in the data collection process and how were they compensated?",
+        "Over what timeframe was the data collected?",
+        "Were the individuals in question notified about the data collection, and did they consent?",
+        "Has an analysis of the potential impact on data subjects been conducted?",
+    ],
+    "Preprocessing, cleaning, labeling": [
+        "Was any preprocessing, cleaning or labeling of the data done?",
+        "Was the raw data saved in addition to the processed data?",
+        "Is the software used to preprocess or label the instances available?",
+    ],
+    "Uses": [
+        "Has the dataset been used for any tasks already?",
+        "What other tasks could the dataset be used for?",
+        "Is there anything about the composition or collection that might impact future uses?",
+        "Are there tasks for which the dataset should not be used?",
+    ],
+    "Distribution": [
+        "Will the dataset be distributed to third parties? How?",
+        "Under what copyright or licence, and terms of use, is it distributed?",
+        "Have any third parties imposed restrictions on the data?",
+    ],
+    "Maintenance": [
+        "Who is supporting, hosting and maintaining the dataset?",
+        "How can the owner or curator be contacted?",
+        "Will the dataset be updated? How often, by whom, and how will updates be communicated?",
+        "If the dataset relates to people, are there limits on retention of their data?",
+    ],
+}
+
+
+def dhash(image: np.ndarray) -> str:
+    """64-bit difference hash (hex): greyscale 9x8 (PIL box filter), bit = left pixel brighter than right."""
+    from PIL import Image
+
+    grey = np.asarray(Image.fromarray(image).convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
+    bits = (grey[:, :-1] > grey[:, 1:]).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def _near_duplicate_pairs(hashes: list[str], max_bits: int) -> list[tuple[int, int, int]]:
+    """Index pairs (i < j) whose hashes differ in at most ``max_bits`` bits, in row blocks."""
+    if len(hashes) < 2:
+        return []
+    values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    pairs = []
+    for start in range(0, len(values), 1024):
+        block = values[start : start + 1024]
+        xor = block[:, None] ^ values[None, :]
+        counts = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(axis=-1)
+        for i, j in zip(*np.nonzero(counts <= max_bits), strict=True):
+            gi = start + int(i)
+            if gi < int(j):
+                pairs.append((gi, int(j), int(counts[i, j])))
+    return pairs
+
+
+def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The measured answers of the Composition section."""
+    ok = [r for r in records if r["status"] == "ok"]
+    per_class = Counter(r["class"] for r in ok)
+    counts = list(per_class.values())
+    entropy = -sum(c / len(ok) * math.log(c / len(ok)) for c in counts) if ok else 0.0
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for r in ok:
+        by_hash[r["sha256"]].append(r["image"])
+    exact = [sorted(v) for v in by_hash.values() if len(v) > 1]
+    unique = [r for r in ok if by_hash[r["sha256"]][0] == r["image"]]  # one copy per exact duplicate group
+    hashed = [r for r in unique if r.get("dhash")]
+    near = [
+        {"a": hashed[i]["image"], "b": hashed[j]["image"], "bits": bits}
+        for i, j, bits in _near_duplicate_pairs([r["dhash"] for r in hashed], NEAR_DUPLICATE_BITS)
+    ]
+    widths = [r["width"] for r in ok]
+    heights = [r["height"] for r in ok]
+    refused = Counter(r["status"] for r in records if r["status"] != "ok")
+    return {
+        "instances": len(records),
+        "readable": len(ok),
+        "classes": dict(sorted(per_class.items())),
+        "class_balance": {
+            "largest_to_smallest": max(counts) / min(counts) if counts else None,
+            "normalized_entropy": entropy / math.log(len(counts)) if len(counts) > 1 else None,
+        },
+        "exact_duplicates": {
+            "groups": len(exact),
+            "extra_copies": sum(len(g) - 1 for g in exact),
+            "examples": exact[:20],
+        },
+        "near_duplicates": {"pairs": len(near), "max_bits": NEAR_DUPLICATE_BITS, "examples": near[:20]},
+        "unreadable": dict(refused),
+        "sizes": {
+            "width_min_median_max": [min(widths), int(np.median(widths)), max(widths)] if widths else None,
+            "height_min_median_max": [min(heights), int(np.median(heights)), max(heights)] if heights else None,
+        },
+        "formats": dict(Counter(r.get("format") or "in memory" for r in ok)),
+        "exif_present": sum(bool(r.get("exif")) for r in ok),
+        "gps_tagged": sum(bool(r.get("gps")) for r in ok),
+        "images_with_faces": sum(bool(r["faces"]) for r in ok),
+        "nsfw": "not checked (the nsfw backend is an optional extra and was off)",
+    }
+
+
+def template_yaml() -> str:
+    """The answers file ``init-datasheet`` writes: every question, empty."""
+    lines = [
+        "# Datasheet answers (Gebru et al., Datasheets for Datasets). Fill in what you know; questions left",
+        "# empty are shown as unanswered. Composition is also measured by genaudit from the data itself.",
+    ]
+    for section, questions in QUESTIONS.items():
+        lines.append(f"{section}:")
+        for q in questions:
+            lines.append(f"  {_yaml_key(q)}: ''")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_key(question: str) -> str:
+    return "'" + question.replace("'", "''") + "'"
+
+
+def read_answers(path: str | Path) -> dict[str, dict[str, str]]:
+    """Answers by section and question; unknown sections or questions are an error (a typo would
+    silently leave a question unanswered)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"datasheet answers file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected sections as a mapping")
+    answers: dict[str, dict[str, str]] = {}
+    for section, items in data.items():
+        if section not in QUESTIONS:
+            raise InputError(f"{path}: unknown section {section!r}; sections: {', '.join(QUESTIONS)}")
+        for question, answer in (items or {}).items():
+            if question not in QUESTIONS[section]:
+                raise InputError(f"{path}: {section}: unknown question {question!r}")
+            if answer not in (None, ""):
+                answers.setdefault(section, {})[question] = str(answer)
+    return answers
+
+
+def build_datasheet(records: list[dict[str, Any]] | None, answers: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Sections with (question, answer or None) pairs, plus the measured composition."""
+    return {
+        "sections": {
+            section: [{"question": q, "answer": answers.get(section, {}).get(q)} for q in questions]
+            for section, questions in QUESTIONS.items()
+        },
+        "measured_composition": composition(records) if records is not None else None,
+    }
+
+
+def _md(text: Any) -> str:
+    """Text for Markdown with HTML special characters escaped (a viewer must not render markup from data)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_markdown(title: str, sheet: dict[str, Any]) -> str:
+    """The datasheet as Markdown (answers as given, HTML escaped; unanswered questions marked)."""
+    out = [f"# Datasheet: {_md(title)}", ""]
+    for section, items in sheet["sections"].items():
+        out += [f"## {section}", ""]
+        if section == "Composition" and sheet["measured_composition"]:
+            out += ["Measured by genaudit:", ""]
+            out += [f"- **{k.replace('_', ' ')}**: {_md(v)}" for k, v in sheet["measured_composition"].items()]
+            out.append("")
+        for item in items:
+            out += [f"**{item['question']}**", "", _md(item["answer"]) if item["answer"] else "_Unanswered._", ""]
+    return "\n".join(out)
