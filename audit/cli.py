@@ -100,6 +100,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         resume=args.resume,
         abstain_below=args.abstain_below,
         datasheet_answers=args.datasheet_answers,
+        compare=args.compare,
         progress=not args.quiet,
     )
     card = render_file(results)
@@ -307,7 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="aggregate face records (image,class,age,gender[,det_score,gender_confidence])",
     )
-    audit.add_argument("--backend", default="dlib-agegender", help="face backend (default dlib-agegender)")
+    audit.add_argument(
+        "--backend", default="dlib-agegender", help="face backend: dlib-agegender (default) or opencv-haar"
+    )
+    audit.add_argument(
+        "--compare",
+        metavar="BACKEND",
+        help="also run this backend and report both side by side with their disagreement",
+    )
     audit.add_argument("--workers", type=int, help="worker processes (default: 2 or the CPU count if lower)")
     audit.add_argument(
         "--abstain-below",

@@ -96,6 +96,48 @@ def _female_share(classes: list[dict[str, Any]], overall: dict[str, Any]) -> str
     return figures.svg_data_uri(fig)
 
 
+def _comparison_section(data: dict[str, Any]) -> dict[str, Any]:
+    comp = data["comparison"]
+    d = comp["disagreement"]
+    first, second = data["analyzer"]["backend"], comp["backend"]
+    other = {c["class"]: c for c in comp["classes"]}
+    rows = []
+    for c in [*data["classes"], data["overall"]]:
+        o = comp["overall"] if c["class"] == "overall" else other.get(c["class"])
+        if o is None:
+            continue
+        rows.append([c["class"], c["faces"], o["faces"], _pct(c["female_share"]), _pct(o["female_share"]),
+                     _num(c["mean_age"]), _num(o["mean_age"])])  # fmt: skip
+    ci = d["gender_disagreement_ci"]
+    return {
+        "title": "Two backends on the same images",
+        "paragraphs": [
+            f"{first} and {second} disagree on which faces exist in {_pct(d['detection_disagreement'])} of the faces "
+            f"either found ({d['faces_only_first']} only by {first}, {d['faces_only_second']} only by {second}, "
+            f"{d['faces_matched']} by both at IoU >= {d['match_iou']}). On the faces both found, perceived gender "
+            f"differs for {_pct(d['gender_disagreement'])}"
+            + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+            + f" of {d['gender_compared']}, and perceived age by {_num(d['mean_abs_age_difference'])} years on "
+            "average. The statistics of this card depend on the detector as much as on the dataset."
+        ],
+        "tables": [
+            {
+                "caption": f"{first} vs {second}",
+                "columns": [
+                    "class",
+                    f"faces ({first})",
+                    f"faces ({second})",
+                    f"female share ({first})",
+                    f"female share ({second})",
+                    f"mean age ({first})",
+                    f"mean age ({second})",
+                ],
+                "rows": rows,
+            }
+        ],
+    }
+
+
 def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
     comp = sheet.get("measured_composition")
     facts = []
@@ -202,6 +244,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             ],
         },
     ]
+    if data.get("comparison"):
+        sections.append(_comparison_section(data))
     sheet = data.get("datasheet")
     if sheet:
         sections.append(_datasheet_section(sheet))

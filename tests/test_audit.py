@@ -119,3 +119,24 @@ def test_datasheet_measures_composition_and_takes_the_owners_answers(demo_audit:
     md = (out / "datasheet.md").read_text()
     assert "**Who funded the creation of the dataset?**\n\nNobody" in md
     assert "1 of 27 questions answered" in (out / "audit-results.html").read_text()
+
+
+def test_two_backends_side_by_side_with_their_disagreement(tmp_path: Path) -> None:
+    import shutil
+
+    from audit.dataset.package_images import insightface_image
+
+    root = tmp_path / "ds"
+    (root / "people").mkdir(parents=True)
+    shutil.copy(insightface_image("t1.jpg"), root / "people" / "t1.jpg")
+    out = tmp_path / "out"
+    assert main(["-q", "audit", str(root), "--compare", "opencv-haar", "--workers", "1", "--out", str(out)]) == 0
+    data = json.loads((out / "audit-results.json").read_text())["data"]
+    d = data["comparison"]["disagreement"]
+    assert data["overall"]["faces"] == 6 and data["comparison"]["overall"]["faces"] == 4  # dlib 6, Haar 4
+    assert d["faces_matched"] + d["faces_only_first"] == 6 and d["faces_matched"] + d["faces_only_second"] == 4
+    found = d["faces_matched"] + d["faces_only_first"] + d["faces_only_second"]
+    assert d["detection_disagreement"] == pytest.approx((d["faces_only_first"] + d["faces_only_second"]) / found)
+    assert (out / "records-opencv-haar.jsonl").is_file()
+    assert "Two backends on the same images" in (out / "audit-results.html").read_text()
+    assert main(["audit", "--compare", "dlib-agegender", "--out", str(tmp_path / "x")]) == 2

@@ -94,3 +94,28 @@ def test_face_records_csv_round_trip_and_errors(tmp_path) -> None:
         path.write_text(body, encoding="utf-8")
         with pytest.raises(InputError, match=message):
             read_face_records(path)
+
+
+def test_backend_disagreement_by_hand() -> None:
+    from audit.dataset.compare import disagreement, iou
+
+    assert iou([0, 0, 9, 9], [0, 0, 9, 9]) == 1.0 and iou([0, 0, 9, 9], [10, 10, 19, 19]) == 0.0
+    assert iou([0, 0, 9, 9], [5, 0, 14, 9]) == pytest.approx(50 / 150)
+
+    def face(box, p_male, age, conf=0.99):
+        return {"box": box, "p_male": p_male, "age": age, "gender_confidence": conf}
+
+    a = [
+        {"image": "x", "status": "ok", "faces": [face([0, 0, 9, 9], 0.99, 30), face([20, 0, 29, 9], 0.01, 40)]},
+        {"image": "y", "status": "ok", "faces": [face([0, 0, 9, 9], 0.99, 50, conf=0.55)]},
+    ]
+    b = [
+        {"image": "x", "status": "ok", "faces": [face([1, 1, 10, 10], 0.01, 34), face([50, 50, 59, 59], 0.9, 20)]},
+        {"image": "y", "status": "ok", "faces": [face([0, 0, 9, 9], 0.2, 45)]},
+    ]
+    d = disagreement(a, b)
+    # matched: x face 1 (IoU 81/119) and y; only in a: x face 2; only in b: x face 2
+    assert (d["faces_matched"], d["faces_only_first"], d["faces_only_second"]) == (2, 1, 1)
+    assert d["detection_disagreement"] == 0.5
+    assert (d["gender_compared"], d["gender_disagreement"]) == (1, 1.0)  # y abstains in a (0.55 < 0.6)
+    assert d["mean_abs_age_difference"] == pytest.approx((4 + 5) / 2)

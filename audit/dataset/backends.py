@@ -7,7 +7,7 @@ from typing import Any
 
 from audit.errors import InputError
 
-BACKENDS = ("dlib-agegender",)
+BACKENDS = ("dlib-agegender", "opencv-haar")
 
 
 def get_analyzer(name: str) -> Any:
@@ -15,4 +15,8 @@ def get_analyzer(name: str) -> Any:
         from audit.dataset.agegender import AgeGenderAnalyzer
 
         return AgeGenderAnalyzer()
+    if name == "opencv-haar":
+        from audit.dataset.haar import HaarAgeGenderAnalyzer
+
+        return HaarAgeGenderAnalyzer()
     raise InputError(f"unknown face backend {name!r}; available: {', '.join(BACKENDS)}")

@@ -24,6 +24,7 @@ def run_audit(
     resume: bool = False,
     abstain_below: float = DEFAULT_ABSTAIN_BELOW,
     datasheet_answers: str | Path | None = None,
+    compare: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
@@ -32,6 +33,15 @@ def run_audit(
 
     out = Path(out)
     records: list[dict[str, Any]] | None = None
+    comparison: dict[str, Any] | None = None
+    if compare and face_records is not None:
+        from audit.errors import InputError
+
+        raise InputError("--compare runs a second backend on images: it does not apply to --face-records")
+    if compare == backend:
+        from audit.errors import InputError
+
+        raise InputError(f"--compare needs a backend other than --backend ({backend})")
     if face_records is not None:
         from audit.dataset.face_records import read_face_records
         from audit.hashing import sha256_file
@@ -51,13 +61,45 @@ def run_audit(
         records = read_records(path)
         stats = summarize_records(records, abstain_below)
         info = get_analyzer(backend).describe()
+        if compare:
+            comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, progress)
     from audit.atomic import write_text_atomic
     from audit.dataset.datasheet import build_datasheet, read_answers, to_markdown
 
     answers = read_answers(datasheet_answers) if datasheet_answers else {}
     doc = build_audit_results(spec, stats, info, records)
     doc["data"]["datasheet"] = build_datasheet(records, answers)
+    doc["data"]["comparison"] = comparison
     write_text_atomic(out / DATASHEET_FILE, to_markdown(spec, doc["data"]["datasheet"]))
     write_json_atomic(out / AUDIT_FILE, {"dataset": spec, "classes": stats["classes"], "overall": stats["overall"],
                                          "provenance": doc["provenance"]})  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)
+
+
+def _compare(
+    spec: str,
+    out: Path,
+    backend: str,
+    records: list[dict[str, Any]],
+    workers: int | None,
+    resume: bool,
+    abstain_below: float,
+    progress: bool,
+) -> dict[str, Any]:
+    """The same images through a second backend: its statistics and the disagreement with the first."""
+    from audit.dataset.backends import get_analyzer
+    from audit.dataset.compare import disagreement
+    from audit.dataset.run import read_records, run_records
+    from audit.dataset.summary import summarize_records
+
+    name = f"records-{backend}.jsonl"
+    path = run_records(spec, out, backend=backend, workers=workers, resume=resume, records_name=name, progress=progress)
+    other = read_records(path)
+    stats = summarize_records(other, abstain_below)
+    return {
+        "backend": backend,
+        "analyzer": get_analyzer(backend).describe(),
+        "classes": stats["classes"],
+        "overall": stats["overall"],
+        "disagreement": disagreement(records, other, abstain_below),
+    }

@@ -143,19 +143,20 @@ def run_records(
     workers: int | None = None,
     resume: bool = False,
     chunk: int = 8,
+    records_name: str = RECORDS_FILE,
     progress: bool = True,
 ) -> Path:
-    """Analyse every image of ``spec`` into ``out/records.jsonl`` (see the module docstring)."""
+    """Analyse every image of ``spec`` into ``out/records_name`` (see the module docstring)."""
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    path = out / RECORDS_FILE
+    path = out / records_name
     if path.exists() and not resume:
         raise InputError(f"{out} already holds an audit: pass --resume to continue it, or another --out")
     done = {r["image"] for r in read_records(path)}
     todo = (item for item in dataset_items(spec) if item.relpath not in done)
     workers = workers or min(2, os.cpu_count() or 1)
-    bar = tqdm(desc="audit", unit="img", initial=len(done), disable=not progress)
+    bar = tqdm(desc=f"audit ({backend})", unit="img", initial=len(done), disable=not progress)
     with path.open("a", encoding="utf-8") as fh:
 
         def write(record: dict[str, Any]) -> None:
