@@ -101,6 +101,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         abstain_below=args.abstain_below,
         datasheet_answers=args.datasheet_answers,
         compare=args.compare,
+        show_faces=args.show_faces,
         progress=not args.quiet,
     )
     card = render_file(results)
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BACKEND",
         help="also run this backend and report both side by side with their disagreement",
     )
+    audit.add_argument("--show-faces", action="store_true", help="do not blur faces in the card's sample thumbnails")
     audit.add_argument("--workers", type=int, help="worker processes (default: 2 or the CPU count if lower)")
     audit.add_argument(
         "--abstain-below",

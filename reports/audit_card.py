@@ -106,8 +106,17 @@ def _comparison_section(data: dict[str, Any]) -> dict[str, Any]:
         o = comp["overall"] if c["class"] == "overall" else other.get(c["class"])
         if o is None:
             continue
-        rows.append([c["class"], c["faces"], o["faces"], _pct(c["female_share"]), _pct(o["female_share"]),
-                     _num(c["mean_age"]), _num(o["mean_age"])])  # fmt: skip
+        rows.append(
+            [
+                c["class"],
+                c["faces"],
+                o["faces"],
+                _pct(c["female_share"]),
+                _pct(o["female_share"]),
+                _num(c["mean_age"]),
+                _num(o["mean_age"]),
+            ]
+        )
     ci = d["gender_disagreement_ci"]
     return {
         "title": "Two backends on the same images",
@@ -146,18 +155,27 @@ def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
         facts = [
             ("instances", f"{comp['instances']} ({comp['readable']} readable)"),
             ("classes", ", ".join(f"{k}: {v}" for k, v in comp["classes"].items())),
-            ("balance", f"largest/smallest {_num(bal['largest_to_smallest'], '{:.2f}')}, "
-                        f"normalised entropy {_num(bal['normalized_entropy'], '{:.3f}')}"),
-            ("exact duplicates", f"{comp['exact_duplicates']['groups']} group(s), "
-                                 f"{comp['exact_duplicates']['extra_copies']} extra copies"),
-            ("near duplicates", f"{comp['near_duplicates']['pairs']} pair(s) within "
-                                f"{comp['near_duplicates']['max_bits']} bits of a 64-bit dHash"),
+            (
+                "balance",
+                f"largest/smallest {_num(bal['largest_to_smallest'], '{:.2f}')}, "
+                f"normalised entropy {_num(bal['normalized_entropy'], '{:.3f}')}",
+            ),
+            (
+                "exact duplicates",
+                f"{comp['exact_duplicates']['groups']} group(s), "
+                f"{comp['exact_duplicates']['extra_copies']} extra copies",
+            ),
+            (
+                "near duplicates",
+                f"{comp['near_duplicates']['pairs']} pair(s) within "
+                f"{comp['near_duplicates']['max_bits']} bits of a 64-bit dHash",
+            ),
             ("unreadable", ", ".join(f"{k}: {v}" for k, v in comp["unreadable"].items()) or "none"),
             ("formats", ", ".join(f"{k}: {v}" for k, v in comp["formats"].items())),
             ("EXIF / GPS", f"{comp['exif_present']} with EXIF, {comp['gps_tagged']} GPS-tagged (privacy)"),
             ("identifiable people", f"{comp['images_with_faces']} images with a detectable face"),
             ("NSFW", comp["nsfw"]),
-        ]  # fmt: skip
+        ]
     rows = [
         [section, item["question"], item["answer"] or "unanswered"]
         for section, items in sheet["sections"].items()
@@ -191,8 +209,10 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         f"Perceived by {analyzer.get('model', analyzer.get('backend'))}: model outputs, not facts."
     )
     figs = []
-    for src, alt in ((_scatter(classes), "classes by faces per image and mean perceived age, coloured by skew"),
-                     (_female_share(classes, overall), "perceived female share per class with intervals")):  # fmt: skip
+    for src, alt in (
+        (_scatter(classes), "classes by faces per image and mean perceived age, coloured by skew"),
+        (_female_share(classes, overall), "perceived female share per class with intervals"),
+    ):
         if src:
             figs.append({"src": src, "alt": alt})
     bands = overall["age_bands"]
@@ -205,8 +225,20 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 "alt": "faces per perceived age band",
             }
         )
-    columns = ["class", "images", "with faces", "faces", "faces/image", "mean age", "mean age F", "mean age M",
-               "female share [95% CI]", "skewness xi", "abstained", "under 18"]  # fmt: skip
+    columns = [
+        "class",
+        "images",
+        "with faces",
+        "faces",
+        "faces/image",
+        "mean age",
+        "mean age F",
+        "mean age M",
+        "female share [95% CI]",
+        "skewness xi",
+        "abstained",
+        "under 18",
+    ]
     sections = [
         {
             "title": "Per class",
@@ -244,6 +276,30 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             ],
         },
     ]
+    thumbs = data.get("thumbnails")
+    if thumbs and thumbs["grids"]:
+        sections.append(
+            {
+                "title": "Samples",
+                "paragraphs": [
+                    "Up to eight images per class, those with faces first. "
+                    + (
+                        "Every detected face is blurred (--show-faces turns this off)."
+                        if thumbs["faces_blurred"]
+                        else "Faces are NOT blurred (--show-faces was given)."
+                    )
+                ],
+                "figures": [
+                    {
+                        "src": "data:image/png;base64," + g["png"],
+                        "alt": f"sample images of class {g['class']}",
+                        "caption": f"class {g['class']}",
+                        "chart": False,
+                    }
+                    for g in thumbs["grids"]
+                ],
+            }
+        )
     if data.get("comparison"):
         sections.append(_comparison_section(data))
     sheet = data.get("datasheet")

@@ -140,3 +140,14 @@ def test_two_backends_side_by_side_with_their_disagreement(tmp_path: Path) -> No
     assert (out / "records-opencv-haar.jsonl").is_file()
     assert "Two backends on the same images" in (out / "audit-results.html").read_text()
     assert main(["audit", "--compare", "dlib-agegender", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_card_samples_are_blurred_by_default(demo_audit: Path) -> None:
+    from reports.figures import decode_png_base64
+
+    thumbs = json.loads((demo_audit / "audit-results.json").read_text())["data"]["thumbnails"]
+    assert thumbs["faces_blurred"] is True
+    assert [g["class"] for g in thumbs["grids"]] == ["group", "lfw", "no-people", "portrait"]
+    grid = decode_png_base64(thumbs["grids"][0]["png"])
+    assert grid.shape == (96 + 4, 8 * 98 + 2, 3)  # one row of up to eight 96 px cells
+    assert "Every detected face is blurred" in (demo_audit / "audit-results.html").read_text()

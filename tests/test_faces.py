@@ -46,3 +46,23 @@ def test_grace_hopper_is_misgendered_by_the_model(analyzer) -> None:
     with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
         (face,) = analyzer.analyze(np.asarray(im.convert("RGB")))
     assert face.p_male > 0.9
+
+
+def test_card_thumbnails_blur_every_detected_face(analyzer) -> None:
+    from skimage import data
+
+    from audit.dataset.thumbs import blur_faces
+
+    image = data.astronaut()
+    (face,) = analyzer.analyze(image)
+    left, top, right, bottom = face.box
+    blurred = blur_faces(image, [list(face.box)])
+
+    def detail(x):  # mean absolute difference between neighbouring pixels
+        x = x.astype(float)
+        return np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()
+
+    before = detail(image[top:bottom, left:right])
+    after = detail(blurred[top:bottom, left:right])
+    assert after < before / 4
+    np.testing.assert_array_equal(blurred[:, right + 60 :], image[:, right + 60 :])  # the rest is untouched

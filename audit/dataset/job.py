@@ -25,6 +25,7 @@ def run_audit(
     abstain_below: float = DEFAULT_ABSTAIN_BELOW,
     datasheet_answers: str | Path | None = None,
     compare: str | None = None,
+    show_faces: bool = False,
     progress: bool = True,
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
@@ -70,6 +71,10 @@ def run_audit(
     doc = build_audit_results(spec, stats, info, records)
     doc["data"]["datasheet"] = build_datasheet(records, answers)
     doc["data"]["comparison"] = comparison
+    if records is not None:
+        from audit.dataset.thumbs import class_grids
+
+        doc["data"]["thumbnails"] = {"faces_blurred": not show_faces, "grids": class_grids(spec, records, show_faces)}
     write_text_atomic(out / DATASHEET_FILE, to_markdown(spec, doc["data"]["datasheet"]))
     write_json_atomic(out / AUDIT_FILE, {"dataset": spec, "classes": stats["classes"], "overall": stats["overall"],
                                          "provenance": doc["provenance"]})  # fmt: skip

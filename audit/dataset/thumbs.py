@@ -1,0 +1,69 @@
+"""Sample thumbnails for the audit card, with every detected face blurred unless the user asks not to.
+
+Faces are blurred on the full-resolution image before it is shrunk (a Gaussian blur whose radius is a
+quarter of the face box's shorter side, over the box grown by 20%), so no recognisable face reaches the
+card by default. Thumbnails are padded to squares so a grid keeps every image's aspect ratio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+THUMB = 96
+PER_CLASS = 8
+
+
+def blur_faces(image: np.ndarray, boxes: list[list[int]]) -> np.ndarray:
+    from PIL import Image, ImageFilter
+
+    im = Image.fromarray(image)
+    for left, top, right, bottom in boxes:
+        w, h = right - left + 1, bottom - top + 1
+        pad_x, pad_y = int(0.2 * w), int(0.2 * h)
+        region = (
+            max(0, left - pad_x),
+            max(0, top - pad_y),
+            min(im.width, right + 1 + pad_x),
+            min(im.height, bottom + 1 + pad_y),
+        )
+        patch = im.crop(region).filter(ImageFilter.GaussianBlur(radius=max(2.0, min(w, h) / 4)))
+        im.paste(patch, region[:2])
+    return np.asarray(im)
+
+
+def square_thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray(image)
+    im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (side, side), "white")
+    canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
+    return np.asarray(canvas)
+
+
+def class_grids(spec: str, records: list[dict[str, Any]], show_faces: bool = False) -> list[dict[str, Any]]:
+    """Per class, a PNG grid (base64) of up to :data:`PER_CLASS` images, those with faces first."""
+    from audit.dataset.run import dataset_items
+    from audit.io import load_image
+    from reports.figures import image_grid, png_base64
+
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted((r for r in records if r["status"] == "ok"), key=lambda r: not r["faces"]):
+        chosen.setdefault(r["class"], [])
+        if len(chosen[r["class"]]) < PER_CLASS:
+            chosen[r["class"]].append(r)
+    wanted = {r["image"]: r for rs in chosen.values() for r in rs}
+    pixels: dict[str, np.ndarray] = {}
+    for item in dataset_items(spec):
+        if item.relpath in wanted:
+            image = item.pixels if item.path is None else load_image(item.path).image
+            boxes = [f["box"] for f in wanted[item.relpath]["faces"]]
+            pixels[item.relpath] = square_thumbnail(image if show_faces else blur_faces(image, boxes))
+    grids = []
+    for label in sorted(chosen):
+        images = [pixels[r["image"]] for r in chosen[label] if r["image"] in pixels]
+        if images:
+            grids.append({"class": label, "png": png_base64(image_grid(images, columns=PER_CLASS, cell=THUMB))})
+    return grids
