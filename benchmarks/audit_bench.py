@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--memory-n", type=int, nargs=2, default=[1000, 10000])
     args = parser.parse_args()
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -82,8 +83,8 @@ def main() -> None:
         one = throughput(data, 1)
         many = throughput(data, args.workers)
         print(
-            f"1. {args.n} images: 1 process {args.n / one:.1f} img/s, {args.workers} workers {args.n / many:.1f} img/s: "
-            f"{one / many:.2f}x"
+            f"1. {args.n} images: 1 process {args.n / one:.1f} img/s, "
+            f"{args.workers} workers {args.n / many:.1f} img/s: {one / many:.2f}x"
         )
         peaks = []
         for m in args.memory_n:
