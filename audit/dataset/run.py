@@ -65,10 +65,8 @@ def dataset_items(spec: str) -> Iterator[Item]:
 
 
 def _init_worker(backend: str) -> None:
+    """Each worker builds its own models once (dlib and ONNX Runtime, one thread each; no torch)."""
     global _ANALYZER
-    import torch
-
-    torch.set_num_threads(1)
     from audit.dataset.backends import get_analyzer
 
     _ANALYZER = get_analyzer(backend)
