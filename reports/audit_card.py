@@ -70,6 +70,31 @@ def _scatter(classes: list[dict[str, Any]]) -> str | None:
     return figures.svg_data_uri(fig)
 
 
+def _age_bands(overall: dict[str, Any]) -> str | None:
+    """Share of faces in each perceived age band, with Wilson 95% intervals."""
+    from audit.dataset.demographics import wilson_interval
+
+    bands = overall["age_bands"]
+    total = sum(bands.values())
+    if not total:
+        return None
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 2.8))
+    names = list(bands)
+    shares = [bands[b] / total for b in names]
+    cis = [wilson_interval(bands[b], total) for b in names]
+    err = [
+        [s - ci[0] for s, ci in zip(shares, cis, strict=True)],
+        [ci[1] - s for s, ci in zip(shares, cis, strict=True)],
+    ]
+    ax.bar(range(len(names)), shares, color="#4a78b5", yerr=err, capsize=3, ecolor="#333333")
+    ax.set_xticks(range(len(names)), labels=names)
+    ax.set_ylabel("share of faces")
+    ax.set_title(f"perceived age bands ({total} faces), Wilson 95% intervals")
+    ax.grid(axis="y", alpha=0.3)
+    return figures.svg_data_uri(fig)
+
+
 def _female_share(classes: list[dict[str, Any]], overall: dict[str, Any]) -> str | None:
     rows = [c for c in [*classes, overall] if c["female_share"] is not None]
     if not rows:
@@ -215,16 +240,9 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
     ):
         if src:
             figs.append({"src": src, "alt": alt})
-    bands = overall["age_bands"]
-    if any(bands.values()):
-        figs.append(
-            {
-                "src": figures.bar_chart(
-                    list(bands), list(bands.values()), title="perceived age bands (all faces)", ylabel="faces"
-                ),
-                "alt": "faces per perceived age band",
-            }
-        )
+    age_bands = _age_bands(overall)
+    if age_bands:
+        figs.append({"src": age_bands, "alt": "share of faces per perceived age band with Wilson intervals"})
     columns = [
         "class",
         "images",
