@@ -302,7 +302,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 "paragraphs": [
                     "Up to eight images per class, those with faces first. "
                     + (
-                        "Every detected face is blurred (--show-faces turns this off)."
+                        "Every detected face is blurred (--show-faces turns this off); a face the detector "
+                        "missed is not blurred, so look at these samples before publishing the card."
                         if thumbs["faces_blurred"]
                         else "Faces are NOT blurred (--show-faces was given)."
                     )
