@@ -236,3 +236,32 @@ def test_cli_bench_on_a_text_to_image_pipeline_with_a_folder_reference(tmp_path,
     assert json.loads(rows[0]["step_weights"]) == pytest.approx([0.5, 2.0, 4.0])  # max(c, 2 w0 p)
     html = (out / "bench-results.html").read_text(encoding="utf-8")
     assert "<b>" not in html and "&lt;b&gt;" in html  # the prompt is in the provenance, as text only
+
+
+def test_a_kill_between_the_last_image_and_the_manifest_records_the_applied_weights(tmp_path) -> None:
+    """A noise-level interval's weights depend on the sampler's sigmas: they must come from the sampler."""
+    window = {"name": "interval", "sigma_lo": 0.5, "sigma_hi": 3.0}
+    config = BenchConfig(
+        **{**SMALL, "generator": "embedded:digits-ddpm", "scales": (2.0,), "baseline": False, "schedules": (window,)}
+    )
+    out = tmp_path / "run"
+    first = json.loads(run_bench(config, out, progress=False).read_text())["data"]["cells"][0]["step_weights"]
+    assert 0.0 in first and 2.0 in first  # both inside and outside the window at 4 steps
+    cell = out / "cells" / "interval_sigma_lo=0.5_sigma_hi=3.0" / "2.0"
+    (cell / "manifest.csv").unlink()
+    (cell / "metrics.json").unlink()
+    stamp = (cell / "images" / "00000.png").stat().st_mtime_ns
+    again = json.loads(run_bench(config, out, resume=True, progress=False).read_text())["data"]["cells"][0]
+    assert again["step_weights"] == first and again["generated_now"] == 0
+    assert (cell / "images" / "00000.png").stat().st_mtime_ns == stamp  # nothing rewritten
+
+
+def test_python_generator_with_a_noise_level_schedule_records_unknown_weights() -> None:
+    from audit.generators import GenerationRequest, get_generator
+    from audit.guidance import get_schedule
+
+    schedule = get_schedule("interval", 2.0, sigma_lo=0.5, sigma_hi=3.0)
+    batch = get_generator("python:tests.generator_fixtures:grey_squares").generate(
+        GenerationRequest(seeds=(1, 2), schedule=schedule, labels=(0, 1))
+    )
+    assert batch.step_weights == [] and "unknown" in batch.info["step_weights"]

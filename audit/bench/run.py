@@ -120,10 +120,9 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
         t0 = time.perf_counter()
         generated = 0
         if not store.manifest.is_file():
-            todo = store.missing(config.n)
-            for start in range(0, len(todo), chunk):
-                part = todo[start : start + chunk]
-                request = GenerationRequest(
+
+            def request_for(part: list[int], schedule: Any = schedule) -> GenerationRequest:
+                return GenerationRequest(
                     seeds=tuple(seeds[i] for i in part),
                     schedule=schedule,
                     steps=config.steps,
@@ -131,12 +130,17 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
                     prompts=tuple(conditions[i] for i in part) if key == "prompt" else None,
                     negative_prompts=(config.negative_prompt,) * len(part) if config.negative_prompt else None,
                 )
-                batch = generator.generate(request)
+
+            todo = store.missing(config.n)
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                batch = generator.generate(request_for(part))
                 store.write_images(part, batch.images)
                 generated += len(part)
                 weights = batch.step_weights
-            if not todo:  # all images survived a kill that came just before the manifest
-                weights = schedule.weights(config.steps)
+            if not todo:  # every image survived a kill that came just before the manifest: the weights
+                # the sampler applies (noise-level windows need its sigmas) come from one image, not rewritten
+                weights = generator.generate(request_for([0])).step_weights
             store.write_manifest(
                 conditions,
                 seeds,

@@ -23,10 +23,14 @@ class CallableGenerator:
 
     def generate(self, request: GenerationRequest) -> ImageBatch:
         images = to_rgb_batch(self._fn(request), self.id)
+        try:
+            weights, note = request.schedule.weights(request.steps), "requested (applied by the callable)"
+        except ValueError:  # a noise-level window: only the callable's sampler knows its sigmas
+            weights, note = [], "unknown: the schedule depends on the callable's noise levels"
         return ImageBatch(
             images=images,
             request=request,
-            step_weights=request.schedule.weights(request.steps),
+            step_weights=weights,
             generator_id=self.id,
-            info={"step_weights": "requested (applied by the callable)"},
+            info={"step_weights": note},
         )
