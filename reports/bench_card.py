@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from audit.bench.analysis import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from reports import figures
 from reports.cards import base_context
 
-TABLE_METRICS = (
-    "fid",
-    "kid",
-    "fd_clip",
-    "clip_score",
-    "class_adherence",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "vendi",
-    "inception_score",
-)
+TABLE_METRICS = LOWER_IS_BETTER + HIGHER_IS_BETTER
 DIFF_METRICS = ("fid", "kid", "clip_score", "class_adherence", "recall", "coverage", "vendi")
 
 

@@ -18,12 +18,46 @@ def tiny_clip_tokenizer(folder: Path) -> Path:
     return folder
 
 
+def tiny_vae(sample_size: int):
+    """A one-block AutoencoderKL with 4 latent channels: no downsampling (scale factor 1), random weights."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(16,),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=sample_size,
+    )
+
+
+def tiny_text_config(tokenizer, **extra):
+    """A two-layer, 32-wide CLIP text encoder config sized to ``tokenizer``."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=16,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
 def save_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """A Stable-Diffusion-style text-to-image pipeline (UNet2DCondition, VAE, CLIP text encoder,
     DDIM), random weights, 32x32 images, saved with ``save_pretrained``."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -38,32 +72,11 @@ def save_tiny_sd(folder: Path, seed: int = 0) -> Path:
         attention_head_dim=4,
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(16,),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",),
-        up_block_types=("UpDecoderBlock2D",),
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=32,
-    )
+    vae = tiny_vae(sample_size=32)
     # one block: no downsampling, so 16x16 latents decode to 16x16 images; scale factor 1
     tok_dir = tiny_clip_tokenizer(folder / "_tok")
     tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=16)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=16,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    text_encoder = CLIPTextModel(tiny_text_config(tokenizer))
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -90,7 +103,7 @@ def save_tiny_dit(folder: Path, seed: int = 0) -> Path:
     """A DiT-style class-conditional latent pipeline (DiTTransformer2DModel with learned sigma, VAE,
     DDIM), random weights, 1000 classes as DiTPipeline assumes (its null class is 1000)."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+    from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel
 
     torch.manual_seed(seed)
     transformer = DiTTransformer2DModel(
@@ -103,16 +116,7 @@ def save_tiny_dit(folder: Path, seed: int = 0) -> Path:
         patch_size=2,
         num_embeds_ada_norm=1000,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(16,),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",),
-        up_block_types=("UpDecoderBlock2D",),
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=8,
-    )
+    vae = tiny_vae(sample_size=8)
     scheduler = DDIMScheduler(clip_sample=False, steps_offset=1)
     pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=scheduler, id2label={0: "zero", 1: "one"})
     pipe.save_pretrained(folder / "dit", safe_serialization=True)
@@ -123,8 +127,8 @@ def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     """An SDXL-style pipeline (two CLIP text encoders, pooled text embeddings and size conditioning),
     random weights, 16x16 images."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -144,30 +148,10 @@ def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         cross_attention_dim=64,  # the two encoders' hidden states side by side
         norm_num_groups=8,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(16,),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",),
-        up_block_types=("UpDecoderBlock2D",),
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=16,
-    )
+    vae = tiny_vae(sample_size=16)
     tok_dir = tiny_clip_tokenizer(folder / "_tok")
     tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=16)
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        max_position_embeddings=16,
-        projection_dim=32,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_text_config(tokenizer, projection_dim=32)
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
     )

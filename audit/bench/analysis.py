@@ -16,7 +16,7 @@ from audit.bench.config import cell_label
 from audit.guidance import SHAPES
 from audit.metrics.evaluator import centred_interval
 
-LOWER_IS_BETTER = ("fid", "fd_clip", "kid")
+LOWER_IS_BETTER = ("fid", "kid", "fd_clip")  # the distances, which should agree on the cell closest to the data
 HIGHER_IS_BETTER = (
     "clip_score",
     "class_adherence",
@@ -27,7 +27,7 @@ HIGHER_IS_BETTER = (
     "vendi",
     "inception_score",
 )
-DISTANCES = ("fid", "kid", "fd_clip")  # metrics that should agree on which cell is closest to the data
+DISTANCES = LOWER_IS_BETTER
 GRID_IMAGES = 10
 LABELS = {"fid": "FID", "kid": "KID", "fd_clip": "FD in CLIP space"}
 
