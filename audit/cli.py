@@ -310,7 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="aggregate face records (image,class,age,gender[,det_score,gender_confidence])",
     )
     audit.add_argument(
-        "--backend", default="dlib-agegender", help="face backend: dlib-agegender (default) or opencv-haar"
+        "--backend",
+        default="dlib-agegender",
+        help="face backend: dlib-agegender (default), opencv-haar, mtcnn[:DIR], insightface[:PACK_OR_DIR], "
+        "or DETECTOR+ATTRIBUTES (detectors: dlib, opencv-haar, mtcnn, insightface; attributes: agegender, "
+        "insightface), e.g. mtcnn+insightface:/models/buffalo_l",
     )
     audit.add_argument(
         "--compare",

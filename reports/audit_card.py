@@ -285,6 +285,7 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             "notes": data["limitations"],
             "facts": [
                 ("model", str(analyzer.get("model", analyzer.get("backend")))),
+                ("model licences", "; ".join(analyzer.get("licences", [])) or "not recorded"),
                 (
                     "detection",
                     f"images upscaled to at least {analyzer.get('min_detect_side')} px on the shorter side; "

@@ -11,9 +11,9 @@ from audit.io import load_image
 
 @pytest.fixture(scope="module")
 def analyzer():
-    from audit.dataset.agegender import AgeGenderAnalyzer
+    from audit.dataset.backends import get_analyzer
 
-    return AgeGenderAnalyzer()
+    return get_analyzer("dlib-agegender")
 
 
 def test_group_photo_has_six_faces_and_one_man_is_perceived_female(analyzer) -> None:

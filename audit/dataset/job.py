@@ -71,6 +71,11 @@ def run_audit(
     doc = build_audit_results(spec, stats, info, records)
     doc["data"]["datasheet"] = build_datasheet(records, answers)
     doc["data"]["comparison"] = comparison
+    if comparison:
+        from audit.dataset.results import licence_limitations
+
+        notes = doc["data"]["limitations"]
+        notes += [n for n in licence_limitations(comparison["analyzer"]) if n not in notes]
     if records is not None:
         from audit.dataset.thumbs import class_grids
 

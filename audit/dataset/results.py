@@ -67,6 +67,15 @@ def known_face_check(records: list[dict[str, Any]], known: dict[str, list[str]])
     }
 
 
+def licence_limitations(analyzer_info: dict[str, Any]) -> list[str]:
+    """A warning for each model whose licence restricts use (InsightFace packs: non-commercial research)."""
+    return [
+        f"Licence: {lic}. Check that licence before using these results commercially."
+        for lic in analyzer_info.get("licences", [])
+        if "non-commercial" in lic
+    ]
+
+
 def observed_limitations(check: dict[str, Any]) -> list[str]:
     notes = []
     for r in check.get("images", []):
@@ -120,6 +129,6 @@ def build_audit_results(
             "detection_scales": stats["detection_scales"],
             "flags": flags(stats["classes"]),
             "known_faces": check,
-            "limitations": CAVEATS + observed_limitations(check),
+            "limitations": CAVEATS + licence_limitations(analyzer_info) + observed_limitations(check),
         },
     }

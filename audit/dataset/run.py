@@ -65,8 +65,9 @@ def dataset_items(spec: str) -> Iterator[Item]:
 
 
 def _init_worker(backend: str) -> None:
-    """Each worker builds its own models once (dlib and ONNX Runtime, one thread each; no torch)."""
+    """Each worker builds its own models once, one thread each (torch is imported only by mtcnn)."""
     global _ANALYZER
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # a torch-based detector (mtcnn): one thread per worker
     from audit.dataset.backends import get_analyzer
 
     _ANALYZER = get_analyzer(backend)
