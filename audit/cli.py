@@ -102,6 +102,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         datasheet_answers=args.datasheet_answers,
         compare=args.compare,
         show_faces=args.show_faces,
+        nsfw=args.nsfw,
         progress=not args.quiet,
     )
     card = render_file(results)
@@ -322,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run this backend and report both side by side with their disagreement",
     )
     audit.add_argument("--show-faces", action="store_true", help="do not blur faces in the card's sample thumbnails")
+    audit.add_argument(
+        "--nsfw",
+        action="store_true",
+        help="also check every image with NudeNet (extra nsfw, AGPL-3.0; off by default); flagged images are "
+        "counted in the datasheet and never shown in the card",
+    )
     audit.add_argument("--workers", type=int, help="worker processes (default: 2 or the CPU count if lower)")
     audit.add_argument(
         "--abstain-below",

@@ -172,6 +172,19 @@ def _comparison_section(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _nsfw_text(nsfw: dict[str, Any] | str) -> str:
+    if isinstance(nsfw, str):
+        return nsfw
+    ci = nsfw["flagged_share_ci"]
+    by_class = ", ".join(f"{k}: {v}" for k, v in nsfw["flagged_by_class"].items())
+    return (
+        f"{nsfw['flagged']} of {nsfw['checked']} images flagged explicit"
+        + (f" (95% CI {_pct(ci[0])} to {_pct(ci[1])})" if ci else "")
+        + (f"; by class {by_class}" if by_class else "")
+        + f"; flagged images are not shown here. {nsfw['model']}."
+    )
+
+
 def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
     comp = sheet.get("measured_composition")
     facts = []
@@ -199,7 +212,7 @@ def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
             ("formats", ", ".join(f"{k}: {v}" for k, v in comp["formats"].items())),
             ("EXIF / GPS", f"{comp['exif_present']} with EXIF, {comp['gps_tagged']} GPS-tagged (privacy)"),
             ("identifiable people", f"{comp['images_with_faces']} images with a detectable face"),
-            ("NSFW", comp["nsfw"]),
+            ("NSFW", _nsfw_text(comp["nsfw"])),
         ]
     rows = [
         [section, item["question"], item["answer"] or "unanswered"]

@@ -94,6 +94,8 @@ def _near_duplicate_pairs(hashes: list[str], max_bits: int) -> list[tuple[int, i
 
 def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The measured answers of the Composition section."""
+    from audit.dataset.nsfw import nsfw_composition
+
     ok = [r for r in records if r["status"] == "ok"]
     per_class = Counter(r["class"] for r in ok)
     counts = list(per_class.values())
@@ -134,7 +136,7 @@ def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
         "exif_present": sum(bool(r.get("exif")) for r in ok),
         "gps_tagged": sum(bool(r.get("gps")) for r in ok),
         "images_with_faces": sum(bool(r["faces"]) for r in ok),
-        "nsfw": "not checked (the nsfw backend is an optional extra and was off)",
+        "nsfw": nsfw_composition(records),
     }
 
 

@@ -26,6 +26,7 @@ def run_audit(
     datasheet_answers: str | Path | None = None,
     compare: str | None = None,
     show_faces: bool = False,
+    nsfw: bool = False,
     progress: bool = True,
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
@@ -58,10 +59,16 @@ def run_audit(
         from audit.dataset.summary import summarize_records
 
         spec = spec or "builtin:faces-demo"
-        path = run_records(spec, out, backend=backend, workers=workers, resume=resume, progress=progress)
+        path = run_records(spec, out, backend=backend, workers=workers, resume=resume, nsfw=nsfw, progress=progress)
         records = read_records(path)
         stats = summarize_records(records, abstain_below)
         info = get_analyzer(backend).describe()
+        if nsfw:
+            from audit.dataset.nsfw import NudeNetChecker
+
+            info["nsfw"] = NudeNetChecker().describe()
+            info["sha256"] = {**info["sha256"], **info["nsfw"]["sha256"]}
+            info["licences"] = [*info["licences"], info["nsfw"]["licence"]]
         if compare:
             comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, progress)
     from audit.atomic import write_text_atomic

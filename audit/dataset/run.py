@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 RECORDS_FILE = "records.jsonl"
 UNLABELLED = "(unlabelled)"
 _ANALYZER: Any = None
+_NSFW: Any = None
 
 
 @dataclass(frozen=True)
@@ -64,20 +65,31 @@ def dataset_items(spec: str) -> Iterator[Item]:
         )
 
 
-def _init_worker(backend: str) -> None:
+def _init_worker(backend: str, nsfw: bool = False) -> None:
     """Each worker builds its own models once, one thread each (torch is imported only by mtcnn)."""
-    global _ANALYZER
+    global _ANALYZER, _NSFW
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # a torch-based detector (mtcnn): one thread per worker
     from audit.dataset.backends import get_analyzer
 
     _ANALYZER = get_analyzer(backend)
+    _NSFW = _nsfw_checker(nsfw)
 
 
-def analyze_item(item: Item, analyzer: Any = None) -> dict[str, Any]:
-    """The record of one image: status, size, sha256 and its faces (boxes, scores, perceived age/gender)."""
+def _nsfw_checker(nsfw: bool) -> Any:
+    if not nsfw:
+        return None
+    from audit.dataset.nsfw import NudeNetChecker
+
+    return NudeNetChecker()
+
+
+def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str, Any]:
+    """The record of one image: status, size, sha256, its faces (boxes, scores, perceived age/gender)
+    and, when an NSFW checker is given, its NudeNet labels."""
     from audit.io import load_image
 
     analyzer = analyzer or _ANALYZER
+    nsfw = nsfw or _NSFW
     record: dict[str, Any] = {"image": item.relpath, "class": item.label}
     if item.refusal:
         return {**record, "status": item.refusal, "message": item.refusal_message, "faces": []}
@@ -94,6 +106,8 @@ def analyze_item(item: Item, analyzer: Any = None) -> dict[str, Any]:
 
         image, sha = item.pixels, sha256_bytes(item.pixels.tobytes())
     faces = analyzer.analyze(image)
+    if nsfw is not None:
+        record["nsfw"] = nsfw.check(image)
     return {
         **record,
         "status": "ok",
@@ -143,6 +157,7 @@ def run_records(
     resume: bool = False,
     chunk: int = 8,
     records_name: str = RECORDS_FILE,
+    nsfw: bool = False,
     progress: bool = True,
 ) -> Path:
     """Analyse every image of ``spec`` into ``out/records_name`` (see the module docstring)."""
@@ -152,7 +167,9 @@ def run_records(
     path = out / records_name
     if path.exists() and not resume:
         raise InputError(f"{out} already holds an audit: pass --resume to continue it, or another --out")
-    done = {r["image"] for r in read_records(path)}
+    previous = read_records(path)
+    _check_same_nsfw_setting(previous, nsfw)
+    done = {r["image"] for r in previous}
     todo = (item for item in dataset_items(spec) if item.relpath not in done)
     workers = workers or min(2, os.cpu_count() or 1)
     bar = tqdm(desc=f"audit ({backend})", unit="img", initial=len(done), disable=not progress)
@@ -166,15 +183,17 @@ def run_records(
         if workers <= 1:
             from audit.dataset.backends import get_analyzer
 
-            analyzer = get_analyzer(backend)
+            analyzer, checker = get_analyzer(backend), _nsfw_checker(nsfw)
             for item in todo:
-                write(analyze_item(item, analyzer))
+                write(analyze_item(item, analyzer, checker))
         else:
             import multiprocessing
 
             pending: deque[Future[list[dict[str, Any]]]] = deque()
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(backend,)) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(backend, nsfw)
+            ) as pool:
                 while True:
                     while len(pending) < 2 * workers:
                         batch = list(itertools.islice(todo, chunk))
@@ -187,3 +206,11 @@ def run_records(
                         write(record)
     bar.close()
     return path
+
+
+def _check_same_nsfw_setting(previous: list[dict[str, Any]], nsfw: bool) -> None:
+    """A resumed audit must keep the NSFW setting it started with, or its records would be mixed."""
+    checked = {"nsfw" in r for r in previous if r["status"] == "ok"}
+    if checked and checked != {nsfw}:
+        was = "with" if True in checked else "without"
+        raise InputError(f"this audit was started {was} --nsfw: resume it the same way, or use another --out")

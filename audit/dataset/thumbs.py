@@ -44,13 +44,16 @@ def square_thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
 
 
 def class_grids(spec: str, records: list[dict[str, Any]], show_faces: bool = False) -> list[dict[str, Any]]:
-    """Per class, a PNG grid (base64) of up to :data:`PER_CLASS` images, those with faces first."""
+    """Per class, a PNG grid (base64) of up to :data:`PER_CLASS` images, those with faces first; images
+    the NSFW check flagged are never shown."""
+    from audit.dataset.nsfw import is_flagged
     from audit.dataset.run import dataset_items
     from audit.io import load_image
     from reports.figures import image_grid, png_base64
 
     chosen: dict[str, list[dict[str, Any]]] = {}
-    for r in sorted((r for r in records if r["status"] == "ok"), key=lambda r: not r["faces"]):
+    shown = (r for r in records if r["status"] == "ok" and not is_flagged(r))
+    for r in sorted(shown, key=lambda r: not r["faces"]):
         chosen.setdefault(r["class"], [])
         if len(chosen[r["class"]]) < PER_CLASS:
             chosen[r["class"]].append(r)
