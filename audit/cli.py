@@ -103,6 +103,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         compare=args.compare,
         show_faces=args.show_faces,
         nsfw=args.nsfw,
+        records_format=args.records_format,
         progress=not args.quiet,
     )
     card = render_file(results)
@@ -295,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="audit a dataset: faces, perceived age and gender per class, with intervals",
         description="Detect faces in DATASET (a folder with class subfolders, a flat folder, a CSV/JSONL "
         "manifest, or builtin:faces-demo, the default) and estimate perceived age and gender; or aggregate "
-        "precomputed --face-records. Writes records.jsonl (one line per image, resumable), audit.json, the "
-        "results JSON and its card to --out. Perceived attributes are model outputs, not facts.",
+        "precomputed --face-records. Writes records.jsonl or records.parquet (per image, as produced, "
+        "resumable), audit.json, the results JSON and its card to --out. Perceived attributes are model "
+        "outputs, not facts.",
     )
     audit.add_argument(
         "dataset",
@@ -338,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--out", default="genaudit-audit", help="output folder (default ./genaudit-audit)")
     audit.add_argument("--resume", action="store_true", help="continue an interrupted audit in --out")
+    audit.add_argument(
+        "--records-format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="per-image records as records.jsonl (default) or a records.parquet folder (extra parquet)",
+    )
     audit.set_defaults(func=_cmd_audit)
 
     report = sub.add_parser(

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from audit.cli import main
-from audit.dataset.run import RECORDS_FILE, read_records
+from audit.dataset.record_store import read_records
+from audit.dataset.run import RECORDS_FILE
 from tests.conftest import HOSTILE
 
 

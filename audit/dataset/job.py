@@ -8,6 +8,7 @@ from typing import Any
 
 from audit.atomic import write_json_atomic
 from audit.dataset.demographics import DEFAULT_ABSTAIN_BELOW, aggregate
+from audit.errors import InputError
 
 AUDIT_FILE = "audit.json"
 RESULTS_FILE = "audit-results.json"
@@ -27,6 +28,7 @@ def run_audit(
     compare: str | None = None,
     show_faces: bool = False,
     nsfw: bool = False,
+    records_format: str = "jsonl",
     progress: bool = True,
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
@@ -37,12 +39,8 @@ def run_audit(
     records: list[dict[str, Any]] | None = None
     comparison: dict[str, Any] | None = None
     if compare and face_records is not None:
-        from audit.errors import InputError
-
         raise InputError("--compare runs a second backend on images: it does not apply to --face-records")
     if compare == backend:
-        from audit.errors import InputError
-
         raise InputError(f"--compare needs a backend other than --backend ({backend})")
     if face_records is not None:
         from audit.dataset.face_records import read_face_records
@@ -55,11 +53,19 @@ def run_audit(
         info = {"backend": "face-records", "model": "precomputed face records", "sha256": sha256_file(face_records)}
     else:
         from audit.dataset.backends import get_analyzer
-        from audit.dataset.run import read_records, run_records
+        from audit.dataset.record_store import read_records
+        from audit.dataset.run import run_records
         from audit.dataset.summary import summarize_records
 
         spec = spec or "builtin:faces-demo"
-        path = run_records(spec, out, backend=backend, workers=workers, resume=resume, nsfw=nsfw, progress=progress)
+        from audit.dataset.run import RECORDS_FORMATS
+
+        if records_format not in RECORDS_FORMATS:
+            raise InputError(f"unknown records format {records_format!r}; available: {', '.join(RECORDS_FORMATS)}")
+        path = run_records(
+            spec, out, backend=backend, workers=workers, resume=resume, nsfw=nsfw,
+            records_name=RECORDS_FORMATS[records_format], progress=progress,
+        )  # fmt: skip
         records = read_records(path)
         stats = summarize_records(records, abstain_below)
         info = get_analyzer(backend).describe()
@@ -70,7 +76,8 @@ def run_audit(
             info["sha256"] = {**info["sha256"], **info["nsfw"]["sha256"]}
             info["licences"] = [*info["licences"], info["nsfw"]["licence"]]
         if compare:
-            comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, progress)
+            suffix = path.suffix
+            comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, suffix, progress)
     from audit.atomic import write_text_atomic
     from audit.dataset.datasheet import build_datasheet, read_answers, to_markdown
 
@@ -101,15 +108,18 @@ def _compare(
     workers: int | None,
     resume: bool,
     abstain_below: float,
+    suffix: str,
     progress: bool,
 ) -> dict[str, Any]:
     """The same images through a second backend: its statistics and the disagreement with the first."""
     from audit.dataset.backends import get_analyzer
     from audit.dataset.compare import disagreement
-    from audit.dataset.run import read_records, run_records
+    from audit.dataset.record_store import read_records
+    from audit.dataset.run import run_records
     from audit.dataset.summary import summarize_records
 
-    name = f"records-{backend}.jsonl"
+    slug = "".join(ch if ch.isalnum() or ch in "-+" else "_" for ch in backend)[:80]
+    name = f"records-{slug}{suffix}"
     path = run_records(spec, out, backend=backend, workers=workers, resume=resume, records_name=name, progress=progress)
     other = read_records(path)
     stats = summarize_records(other, abstain_below)

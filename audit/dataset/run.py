@@ -1,8 +1,9 @@
 """Run a face audit over a dataset: one record per image, written as it is produced, then the statistics.
 
-``OUT/records.jsonl`` gets one JSON line per image (readable or not) as soon as it is analysed, in
-source order, flushed line by line; an interrupted audit run again with ``resume=True`` keeps every
-complete line (a half-written last line is dropped) and analyses only the images not yet recorded.
+``OUT/records.jsonl`` (or the ``OUT/records.parquet`` folder) gets one record per image (readable or
+not) as soon as it is analysed, in source order (:mod:`audit.dataset.record_store`); an interrupted
+audit run again with ``resume=True`` keeps every complete record and analyses only the images not yet
+recorded.
 Analysis runs in ``workers`` processes (each with its own models), decoding included; memory stays
 flat because work is submitted a bounded number of images ahead. No face crop is ever written:
 records hold boxes, scores and the perceived attributes only.
@@ -11,7 +12,6 @@ records hold boxes, scores and the perceived attributes only.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 from collections import deque
@@ -26,6 +26,7 @@ from audit.errors import InputError
 log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.jsonl"
+RECORDS_FORMATS = {"jsonl": RECORDS_FILE, "parquet": "records.parquet"}
 UNLABELLED = "(unlabelled)"
 _ANALYZER: Any = None
 _NSFW: Any = None
@@ -136,18 +137,6 @@ def _analyze_many(items: list[Item]) -> list[dict[str, Any]]:
     return [analyze_item(item) for item in items]
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Complete records of a (possibly interrupted) records file; a torn last line is cut off the file."""
-    if not path.is_file():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):  # killed mid-line: keep only whole lines
-        with path.open("r+b") as fh:
-            fh.truncate(end)
-    return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
-
-
 def run_records(
     spec: str,
     out: Path,
@@ -163,21 +152,26 @@ def run_records(
     """Analyse every image of ``spec`` into ``out/records_name`` (see the module docstring)."""
     from tqdm.auto import tqdm
 
+    from audit.dataset.record_store import record_store
+
     out.mkdir(parents=True, exist_ok=True)
     path = out / records_name
-    if path.exists() and not resume:
+    other = [out / name for name in RECORDS_FORMATS.values() if name != records_name and (out / name).exists()]
+    if other and records_name in RECORDS_FORMATS.values():
+        raise InputError(f"{out} holds an audit with {other[0].name}: resume it in that format, or use another --out")
+    store = record_store(path)
+    if store.exists() and not resume:
         raise InputError(f"{out} already holds an audit: pass --resume to continue it, or another --out")
-    previous = read_records(path)
+    previous = store.read()
     _check_same_nsfw_setting(previous, nsfw)
     done = {r["image"] for r in previous}
     todo = (item for item in dataset_items(spec) if item.relpath not in done)
     workers = workers or min(2, os.cpu_count() or 1)
     bar = tqdm(desc=f"audit ({backend})", unit="img", initial=len(done), disable=not progress)
-    with path.open("a", encoding="utf-8") as fh:
+    try:
 
         def write(record: dict[str, Any]) -> None:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            fh.flush()
+            store.append(record)
             bar.update(1)
 
         if workers <= 1:
@@ -204,6 +198,8 @@ def run_records(
                         break
                     for record in pending.popleft().result():
                         write(record)
+    finally:
+        store.close()
     bar.close()
     return path
 
