@@ -4,8 +4,9 @@ One card per embedded model (figures, sample grids of the generator per class) a
 benchmark of the embedded DDPM (every heuristic schedule at four scales, 300 images per cell: the
 ``genaudit bench`` defaults with a smaller n, about three minutes on two CPU cores). The benchmark's
 cells are cached under ``out/bench``, so running the demo again into the same folder reuses them. Then
-the face audit of ``builtin:faces-demo`` (records under ``out/audit``). The detection job adds its card
-here when it lands.
+the face audit of ``builtin:faces-demo`` (records under ``out/audit``), and the deepfake check on
+``builtin:digits-mixed`` (``out/detect``: the diffusion-loss detector calibrated on one half, evaluated
+on the other, beside the inversion baseline).
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ def run_demo(out: Path) -> Path:
             log.info("results %s", results_dir / f"{doc['id']}.json")
         bench = _run_bench(Path(out) / "bench")
         audit = _run_audit(Path(out) / "audit")
-    return publish([results_dir, bench, audit], out, title="genaudit demo: embedded defaults")
+        detect = _run_detect(Path(out) / "detect")
+    return publish([results_dir, bench, audit, detect], out, title="genaudit demo: embedded defaults")
+
+
+def _run_detect(folder: Path) -> Path:
+    """The deepfake check's embedded default (``genaudit detect`` with no inputs)."""
+    from detectors.job import run_default
+
+    log.info("deepfake check: %s", folder)
+    return run_default(folder)
 
 
 def _run_audit(folder: Path) -> Path:

@@ -40,7 +40,7 @@ def test_every_subcommand_has_its_own_help(command: list[str], capsys: pytest.Ca
 
 def test_no_placeholder_commands() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert sorted(sub.choices) == ["audit", "bench", "demo", "publish", "report", "zoo"]
+    assert sorted(sub.choices) == ["audit", "bench", "demo", "detect", "publish", "report", "zoo"]
 
 
 def test_user_error_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ class DiffusersGenerator:
         self.height, self.width = height, width
         self.components = self._load()
         self.kind = self._kind()
-        self.conditioning = "text" if self.kind in ("sd", "sdxl") else "class"
+        self.conditioning = {"sd": "text", "sdxl": "text", "unet": "none"}.get(self.kind, "class")
 
     # -- loading -----------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -134,6 +134,8 @@ class DiffusersGenerator:
         unet = c.get("unet")
         if unet is not None and getattr(unet.config, "num_class_embeds", None):
             return "class-unet"
+        if unet is not None and "vae" not in c and "text_encoder" not in c:
+            return "unet"  # unconditional pixel UNet (DDPMPipeline): usable by the detectors, not the benchmark
         raise InputError(
             f"{self.id}: unsupported model layout (components: {sorted(k for k in c if not k.startswith('_'))}); "
             "supported: Stable Diffusion / SDXL style text-to-image, DiT, class-conditional UNet2DModel"
@@ -150,6 +152,8 @@ class DiffusersGenerator:
 
     # -- sampling ----------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> ImageBatch:
+        if self.conditioning == "none":
+            raise InputError(f"{self.id} is unconditional: classifier-free guidance needs a conditional model")
         if self.conditioning == "text" and request.prompts is None:
             raise InputError(f"{self.id} is a text-to-image model: give prompts, not labels")
         if self.conditioning == "class" and request.labels is None:

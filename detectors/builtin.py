@@ -1,0 +1,72 @@
+"""``builtin:digits-mixed``: the embedded default for the deepfake check, made on the spot.
+
+Real: the 297 held-out digits of scikit-learn's digits (never seen by the embedded models in
+training). Generated: the embedded digit DDPM's samples under several guidance schedules
+(:data:`SCHEDULES`, :data:`PER_SCHEDULE` images each, digits cycling 0..9, seeds of their own, 25 DDIM
+steps). Both are 8x8 grey digits quantised to the same 17 levels and held as uint8 RGB in memory, so
+format and size cannot give the answer away.
+
+:func:`calibration_split` cuts every source (the real digits, each schedule) in two random halves:
+one half calibrates, the other evaluates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEDULES = (("static", 0.0), ("static", 1.0), ("static", 2.0), ("linear", 2.0), ("cosine", 2.0))
+PER_SCHEDULE = 150
+STEPS = 25
+SEED = 700_000
+REAL = "real (held-out digits)"
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    images: np.ndarray  # (N, H, W, 3) uint8
+    y: np.ndarray  # 1 = generated, 0 = real
+    source: list[str]  # "real (held-out digits)" or the schedule, e.g. "cosine w=2"
+    names: list[str]
+
+    def subset(self, idx: np.ndarray) -> LabelledImages:
+        pick = [int(i) for i in idx]
+        names = [self.names[i] for i in pick]
+        return LabelledImages(self.images[idx], self.y[idx], [self.source[i] for i in pick], names)
+
+
+def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
+    from audit.generators.base import GenerationRequest
+    from audit.generators.embedded import EmbeddedDigitsGenerator
+    from audit.guidance import get_schedule
+    from audit.zoo import digits
+
+    real, _ = digits.load_split("heldout")
+    images = [np.repeat(real[..., None], 3, axis=-1)]
+    source = [REAL] * len(real)
+    names = [f"real/heldout-{i:03d}.png" for i in range(len(real))]
+    generator = EmbeddedDigitsGenerator()
+    for j, (name, scale) in enumerate(SCHEDULES):
+        labels = tuple(int(i % digits.NUM_CLASSES) for i in range(per_schedule))
+        seeds = tuple(SEED + 10_000 * j + i for i in range(per_schedule))
+        request = GenerationRequest(seeds=seeds, schedule=get_schedule(name, scale), steps=STEPS, labels=labels)
+        images.append(generator.generate(request).images)
+        tag = f"{name} w={scale:g}"
+        source += [tag] * per_schedule
+        names += [f"generated/{name}-w{scale:g}-{i:03d}.png" for i in range(per_schedule)]
+    y = np.array([0] * len(real) + [1] * (len(source) - len(real)))
+    return LabelledImages(np.concatenate(images), y, source, names)
+
+
+def calibration_split(data: LabelledImages, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the calibration and evaluation halves: a seeded random half of each source (not every
+    other image: the generated digits cycle 0..9, so alternate images would split the classes)."""
+    rng = np.random.default_rng(seed)
+    calib, evaluation = [], []
+    for tag in dict.fromkeys(data.source):
+        idx = rng.permutation([i for i, s in enumerate(data.source) if s == tag])
+        half = (len(idx) + 1) // 2
+        calib += idx[:half].tolist()
+        evaluation += idx[half:].tolist()
+    return np.array(sorted(calib)), np.array(sorted(evaluation))

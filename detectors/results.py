@@ -1,0 +1,94 @@
+"""The results document of a deepfake check (kind ``deepfake-detection``): what the card shows, with
+provenance (model ids and hashes, scorer configuration, noise seeds, calibration, package versions)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from audit.provenance import provenance
+
+LIMITATIONS = [
+    "A reconstruction detector knows one generator: images from other generators, or from this one after "
+    "editing, can pass as real. Its scores say how the embedded or given model sees an image, nothing more.",
+    "Which way the error points (generated images reconstructing better or worse than real ones) depends on "
+    "the model; it is learned at calibration and shown below, never assumed.",
+    "The threshold holds its false-positive rate only for real images like the calibration set; on other "
+    "real images (other cameras, compression, subjects) the rate can be far higher.",
+    "Simple, flat or heavily compressed real images reconstruct well and are flagged more often.",
+    "A flag is a reason to look closer, not proof: never act on it alone against a person.",
+]
+
+
+def build_results(
+    *,
+    title: str,
+    dataset: str,
+    model: Any,
+    detector: Any,
+    meta: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    curves: dict[str, Any] | None,
+    costs: list[dict[str, Any]],
+    detections: list[dict[str, Any]],
+    n_flagged: int,
+    n_scored: int,
+    warnings: list[str],
+    notes: list[str],
+    fairness: dict[str, Any] | None,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    headline: list[dict[str, Any]] = []
+    if evaluation is not None:
+        headline += [
+            {"label": "AUROC", "value": evaluation["auroc"], "format": "float3"},
+            {"label": "average precision", "value": evaluation["ap"], "format": "float3"},
+            {"label": "TPR at 5% FPR", "value": evaluation["tpr_at_fpr_5pct"], "format": "pct"},
+        ]
+    headline.append({"label": "images flagged", "value": f"{n_flagged} of {n_scored}"})
+    names = meta.get("feature_names")
+    return {
+        "schema": "genaudit.results/1",
+        "kind": "deepfake-detection",
+        "id": "detect-" + "".join(ch if ch.isalnum() else "-" for ch in dataset.lower()).strip("-")[:60],
+        "title": title,
+        "headline": headline,
+        "provenance": provenance(
+            command=" ".join(["genaudit", *sys.argv[1:]])
+            if sys.argv and "genaudit" in sys.argv[0]
+            else "detectors.job",
+            config={
+                **config,
+                "model": meta.get("model"),
+                "scorer": meta.get("scorer"),
+                "detector": detector.get_params(),
+                "threshold": detector.threshold_,
+            },
+            seeds={"noise": int((meta.get("scorer") or {}).get("seed", 0)), "split": 0, "bootstrap": 0},
+            models=model.models(),
+            preprocessing={
+                "model_input": "uint8 RGB -> the model's own encoding (pixels in [-1, 1] or VAE latents)",
+                "features": "log of the scorer's features, standardised",
+            },
+        ),
+        "data": {
+            "dataset": dataset,
+            "model": meta.get("model"),
+            "scorer": meta.get("scorer"),
+            "calibrated_on": meta.get("calibrated_on"),
+            "threshold": detector.threshold_,
+            "target_fpr": detector.target_fpr,
+            "calibration": detector.calibration,
+            "direction": detector.direction(names) if names and len(names) == detector.n_features_in_ else None,
+            "evaluation": evaluation,
+            "curves": curves,
+            "costs": costs,
+            "detections": detections,
+            "flagged": n_flagged,
+            "scored": n_scored,
+            "warnings": warnings,
+            "notes": notes,
+            "fairness": fairness,
+            "limitations": LIMITATIONS,
+        },
+    }

@@ -1,0 +1,221 @@
+"""Card builder for ``deepfake-detection`` results: how well the detector separates real from generated
+images, how far that survives re-encoding, what it costs, and what it must not be used for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports import figures
+from reports.cards import base_context
+
+
+def _ci(value: float | None, ci: list[float] | None, pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.3f}")
+    return f(value) + (f" [{f(ci[0])}, {f(ci[1])}]" if ci else "")
+
+
+def _metric_cells(m: dict[str, Any]) -> list[str]:
+    return [
+        _ci(m["auroc"], m.get("auroc_ci")),
+        _ci(m["ap"], m.get("ap_ci")),
+        _ci(m["tpr_at_fpr_1pct"], m.get("tpr_at_fpr_1pct_ci"), pct=True),
+        _ci(m["tpr_at_fpr_5pct"], m.get("tpr_at_fpr_5pct_ci"), pct=True),
+    ]
+
+
+METRIC_COLUMNS = ["AUROC [95% CI]", "AP", "TPR at 1% FPR", "TPR at 5% FPR"]
+
+
+def _histogram(curves: dict[str, Any], threshold: float) -> str:
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 2.8))
+    both = curves["scores_real"] + curves["scores_generated"]
+    bins = 30 if both else 1
+    ax.hist(curves["scores_real"], bins=bins, alpha=0.6, label="real", color="#4a78b5", density=True)
+    ax.hist(curves["scores_generated"], bins=bins, alpha=0.6, label="generated", color="#c0504d", density=True)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.set_xlabel("detector score (higher = more likely generated)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    ax.set_title("Scores by class")
+    return figures.svg_data_uri(fig)
+
+
+def _roc(curves: dict[str, Any], auroc: float) -> str:
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(3.4, 3.2))
+    ax.plot(curves["roc"]["fpr"], curves["roc"]["tpr"], color="#4a78b5", label=f"AUROC {auroc:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("false-positive rate (real flagged)")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("ROC")
+    ax.legend(fontsize=7, loc="lower right")
+    return figures.svg_data_uri(fig)
+
+
+def _reliability(curves: dict[str, Any]) -> str:
+    plt = figures._pyplot()
+    fig, ax = plt.subplots(figsize=(3.4, 3.2))
+    rel = curves["reliability"]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    ax.plot(
+        [r["mean_p"] for r in rel],
+        [r["fraction_generated"] for r in rel],
+        marker="o",
+        color="#c0504d",
+        label="this detector",
+    )
+    ax.set_xlabel("predicted P(generated)")
+    ax.set_ylabel("fraction actually generated")
+    ax.set_title("Calibration")
+    ax.legend(fontsize=7, loc="upper left")
+    return figures.svg_data_uri(fig)
+
+
+def build(doc: dict[str, Any]) -> dict[str, Any]:
+    data = doc["data"]
+    ev = data["evaluation"]
+    flagged = (
+        f"{data['flagged']} of {data['scored']} images flagged at the threshold for {100 * data['target_fpr']:.0f}% FPR"
+    )
+    summary = (
+        f"Model {data['model']}, scorer {data['scorer']['name']} "
+        f"({', '.join(f'{k}={v}' for k, v in data['scorer'].items() if k != 'name')}). {flagged}."
+    )
+    if ev is not None:
+        summary += (
+            f" AUROC {_ci(ev['auroc'], ev['auroc_ci'])} on {ev['n_real']} real and {ev['n_fake']} generated images."
+        )
+    sections: list[dict[str, Any]] = []
+    if data["warnings"]:
+        sections.append({"title": "Warnings", "notes": data["warnings"]})
+    if ev is not None:
+        curves = data["curves"]
+        rows = [["this detector", *_metric_cells(ev)]]
+        if ev.get("baseline"):
+            b = ev["baseline"]
+            rows.append([f"baseline: {b['scorer']['name']}", *_metric_cells(b)])
+        tables = [
+            {
+                "caption": "Held-out evaluation (stratified bootstrap 95% intervals)",
+                "columns": ["", *METRIC_COLUMNS],
+                "rows": rows,
+            }
+        ]
+        if ev.get("per_source"):
+            tables.append(
+                {
+                    "caption": "Per generated source, against the same real images",
+                    "columns": ["generated images", *METRIC_COLUMNS],
+                    "rows": [[s["source"], *_metric_cells(s)] for s in ev["per_source"]],
+                }
+            )
+        sections.append(
+            {
+                "title": "How well it separates real from generated",
+                "paragraphs": [
+                    ev.get("protocol") or "Calibrated on one random half of every source, evaluated on the other."
+                ],
+                "figures": [
+                    {
+                        "src": _histogram(curves, data["threshold"]),
+                        "alt": "score histograms of real and generated images",
+                    },
+                    {"src": _roc(curves, ev["auroc"]), "alt": "ROC curve"},
+                    {"src": _reliability(curves), "alt": "calibration curve"},
+                ],
+                "tables": tables,
+            }
+        )
+        sections.append(
+            {
+                "title": "Robustness: both classes re-encoded the same way",
+                "paragraphs": [
+                    "Every real and every generated image goes through the same perturbation, then the "
+                    "detector calibrated on clean images scores them."
+                ],
+                "tables": [
+                    {
+                        "columns": ["perturbation", *METRIC_COLUMNS],
+                        "rows": [["none", *_metric_cells(ev)]]
+                        + [[p["perturbation"], *_metric_cells(p)] for p in ev["perturbations"]],
+                    }
+                ],
+            }
+        )
+    if data.get("direction"):
+        sections.append(
+            {
+                "title": "What the detector learned",
+                "paragraphs": [
+                    "Weights of the standardised log features in the logistic model; the sign says which "
+                    "way each feature points. The direction is learned at calibration, not assumed."
+                ],
+                "tables": [
+                    {
+                        "columns": ["feature", "weight", "higher means"],
+                        "rows": [[d["feature"], round(d["weight"], 3), d["higher_means"]] for d in data["direction"]],
+                    }
+                ],
+            }
+        )
+    sections.append(
+        {
+            "title": "Cost",
+            "tables": [
+                {
+                    "columns": ["scorer", "network evaluations per image", "images", "seconds", "images per second"],
+                    "rows": [
+                        [c["scorer"], c["nfe_per_image"], c["images"], c["seconds"], c["images_per_second"]]
+                        for c in data["costs"]
+                    ],
+                }
+            ],
+            "notes": data["notes"],
+        }
+    )
+    if data.get("fairness"):
+        fair = data["fairness"]
+        sections.append(
+            {
+                "title": "False positives on real images by perceived group",
+                "paragraphs": [
+                    "Groups are perceived gender and age from the face pipeline: model outputs, not facts. "
+                    f"{fair['real_images_with_faces']} real images had faces in the face records."
+                ],
+                "tables": [
+                    {
+                        "columns": ["group", "real images", "false positives", "FPR [95% CI]"],
+                        "rows": [
+                            [g["group"], g["real_images"], g["false_positives"], _ci(g["fpr"], g["fpr_ci"], True)]
+                            for g in fair["groups"]
+                        ],
+                    }
+                ],
+            }
+        )
+    if data["detections"]:
+        sections.append(
+            {
+                "title": "Images (highest and lowest scores)",
+                "tables": [
+                    {
+                        "columns": ["image", "file", "score", "P(generated)", "flagged"],
+                        "rows": [
+                            [
+                                {"img": "data:image/png;base64," + d["png"], "alt": d["path"]},
+                                d["path"],
+                                d["score"],
+                                d["p_synthetic"],
+                                d["flagged"],
+                            ]
+                            for d in data["detections"]
+                        ],
+                    }
+                ],
+            }
+        )
+    sections.append({"title": "Limitations", "notes": data["limitations"]})
+    return base_context(doc, summary=summary, sections=sections)

@@ -1,0 +1,122 @@
+"""``genaudit detect`` end to end on small folders, and the detectors' diffusers models through the same
+loading code as the benchmark (tiny random pipelines)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.cli import main
+from audit.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    """40 held-out real digits and 40 of the embedded model's samples as PNG, the fakes also as JPEG."""
+    from PIL import Image
+
+    from audit.generators.base import GenerationRequest
+    from audit.generators.embedded import EmbeddedDigitsGenerator
+    from audit.guidance import get_schedule
+    from audit.zoo import digits
+
+    root = tmp_path_factory.mktemp("detect")
+    real, _ = digits.load_split("heldout")
+    request = GenerationRequest(seeds=tuple(range(900, 940)), schedule=get_schedule("static", 1.0), steps=25,
+                                labels=tuple(i % 10 for i in range(40)))  # fmt: skip
+    fake = EmbeddedDigitsGenerator().generate(request).images
+    out = {name: root / name for name in ("real", "fake", "fake_jpeg", "mixed")}
+    for folder in out.values():
+        folder.mkdir()
+    for i in range(40):
+        Image.fromarray(real[i]).convert("RGB").save(out["real"] / f"r{i:02d}.png")
+        Image.fromarray(fake[i]).save(out["fake"] / f"f{i:02d}.png")
+        Image.fromarray(fake[i]).save(out["fake_jpeg"] / f"f{i:02d}.jpg", quality=95)
+    Image.fromarray(real[40]).convert("RGB").save(out["mixed"] / "real <b>'é'.png")
+    Image.fromarray(fake[0]).save(out["mixed"] / "fake.png")
+    (out["mixed"] / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return out
+
+
+def test_calibrate_then_detect_writes_every_file_with_a_reason(folders, tmp_path) -> None:
+    det_file = tmp_path / "det.json"
+    assert main(["-q", "detect", "calibrate", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
+                 "--k", "8", "--out", str(det_file)]) == 0  # fmt: skip
+    meta = json.loads(det_file.read_text())["meta"]
+    assert meta["scorer"] == {"name": "diffusion-loss", "k": 8} and meta["calibrated_on"]["n_real"] == 40
+    assert 0.5 < meta["cross_fitted_auroc"] <= 1.0 and meta["warnings"] == []
+    out = tmp_path / "out"
+    assert main(["-q", "detect", str(folders["mixed"]), "--detector", str(det_file), "--out", str(out)]) == 0
+    with (out / "detections.csv").open(encoding="utf-8") as fh:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"real <b>'é'.png", "fake.png", "broken.png"}
+    assert rows["broken.png"]["reason"] and rows["broken.png"]["score"] == ""
+    assert 0.0 <= float(rows["fake.png"]["p_synthetic"]) <= 1.0 and rows["fake.png"]["flagged"] in ("True", "False")
+    html = (out / "detect-results.html").read_text(encoding="utf-8")
+    assert "real &lt;b&gt;" in html and "<b>'" not in html  # hostile names are escaped
+
+
+def test_evaluate_reports_every_metric_with_intervals_and_the_sweep(folders, tmp_path) -> None:
+    faces = tmp_path / "faces.csv"
+    faces.write_text("image,class,age,gender\nr00.png,x,30,female\nr01.png,x,40,male\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    assert main(["-q", "detect", "evaluate", "--real", str(folders["real"]), "--fake", str(folders["fake_jpeg"]),
+                 "--k", "8", "--bootstrap", "50", "--face-records", str(faces), "--out", str(out)]) == 0  # fmt: skip
+    ev = json.loads((out / "evaluation.json").read_text())
+    for m in ("auroc", "ap", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct"):
+        assert 0.0 <= ev[f"{m}_ci"][0] <= ev[m] <= ev[f"{m}_ci"][1] <= 1.0
+    assert (ev["n_real"], ev["n_fake"]) == (40, 40) and ev["protocol"].startswith("cross-fitted")
+    assert [p["perturbation"] for p in ev["perturbations"]] == ["jpeg q95", "jpeg q75", "jpeg q50", "resize 0.5x",
+                                                                "resize 2x"]  # fmt: skip
+    assert all("auroc_ci" in p and p["n_real"] == 40 for p in ev["perturbations"])
+    assert any("file format" in w for w in ev["warnings"])  # PNG real vs JPEG generated: the known shortcut
+    assert {g["group"] for g in ev["fairness"]["groups"]} >= {"perceived female", "perceived male"}
+
+
+def test_detect_subcommands_refuse_missing_inputs(tmp_path) -> None:
+    with pytest.raises(InputError, match="needs --real DIR and --fake DIR"):
+        from audit.cli import build_parser
+
+        args = build_parser().parse_args(["detect", "calibrate", "--real", str(tmp_path)])
+        args.func(args)
+    (tmp_path / "empty").mkdir()
+    assert main(["-q", "detect", "evaluate", "--real", str(tmp_path / "empty"), "--fake", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+
+
+def test_pixel_and_latent_diffusers_models_through_the_benchmark_loader(tmp_path) -> None:
+    import torch
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    from detectors.noise_model import load_noise_model
+    from detectors.scorers import AutoencoderScorer, DiffusionLossScorer, InversionScorer
+    from tests.diffusers_fixtures import save_tiny_sd
+
+    torch.manual_seed(0)
+    blocks = {"down_block_types": ("DownBlock2D",) * 2, "up_block_types": ("UpBlock2D",) * 2}
+    unet = UNet2DModel(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(16, 32),
+                       layers_per_block=1, norm_num_groups=8, **blocks)  # fmt: skip
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=100)).save_pretrained(tmp_path / "ddpm")
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3)).astype(np.uint8)
+    pixel = load_noise_model(f"diffusers:{tmp_path / 'ddpm'}")
+    assert not pixel.latent and len(pixel.alphas_cumprod) == 100
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            pixel.eps(x, torch.tensor([3, 50])).numpy(), unet(x, torch.tensor([3, 50])).sample.numpy()
+        )
+    assert DiffusionLossScorer(k=4).features(pixel, images).shape == (3, 8)
+    with pytest.raises(InputError, match="no autoencoder"):
+        AutoencoderScorer().features(pixel, images)
+
+    latent = load_noise_model(f"diffusers:{save_tiny_sd(tmp_path / 'sd')}")
+    assert latent.latent and latent.encode(images).shape == (3, 4, 16, 16)
+    for scorer, width in ((DiffusionLossScorer(k=2), 4), (InversionScorer(steps=2), 1), (AutoencoderScorer(), 1)):
+        feats = scorer.features(latent, images)
+        assert feats.shape == (3, width) and np.all(np.isfinite(feats))
+    with pytest.raises(InputError, match="unknown model"):
+        load_noise_model("stable-diffusion")

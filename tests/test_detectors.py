@@ -1,0 +1,220 @@
+"""The deepfake check's parts: scorers against hand computations, the estimator contract, saving,
+metrics worked by hand, perturbations, shortcut warnings and the fairness breakdown."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from audit.errors import InputError, WeightsError
+from detectors.detector import ReconstructionDetector
+from detectors.evaluation import evaluate_scores, perturbed, point_metrics, shortcut_warnings, tpr_at_fpr
+from detectors.scorers import DiffusionLossScorer, InversionScorer, elbo_weights, loss_timesteps
+
+
+def test_elbo_weights_and_timesteps_worked_by_hand() -> None:
+    ab = np.cumprod([0.9, 0.8])  # betas 0.1, 0.2: alphabar 0.9, 0.72
+    # t=0: 0.1 / (2 * 0.9 * 0.1) = 0.5556; t=1: 0.2 / (2 * 0.8 * 0.28) = 0.4464
+    assert elbo_weights(ab, [0, 1]) == pytest.approx([0.1 / 0.18, 0.2 / 0.448])
+    assert loss_timesteps(4, 1000, "log") == [1, 8, 71, 600]  # geomspace(1, 600, 4) = 1, 8.43, 71.1, 600
+    assert loss_timesteps(4, 1000, "even") == [125, 375, 625, 875]
+    assert loss_timesteps(64, 1000)[:3] == [1, 2, 3]  # forced distinct where the geometric steps round together
+    with pytest.raises(InputError, match="K must be between"):
+        loss_timesteps(0, 1000)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    from detectors.noise_model import load_noise_model
+
+    return load_noise_model("embedded:digits-ddpm")
+
+
+@pytest.fixture(scope="module")
+def digits_rgb() -> np.ndarray:
+    from audit.zoo import digits
+
+    real, _ = digits.load_split("heldout")
+    return np.repeat(real[:5, ..., None], 3, axis=-1)
+
+
+def test_diffusion_loss_equals_one_forward_per_timestep_by_hand(digits_model, digits_rgb) -> None:
+    import torch
+
+    scorer = DiffusionLossScorer(k=3, weighting="none", seed=7)
+    got = scorer.features(digits_model, digits_rgb)
+    assert got.shape == (5, 6)
+    x0 = torch.from_numpy(digits_rgb[..., 0].astype(np.float32) / 255 * 2 - 1)[:, None]
+    for j, t in enumerate(loss_timesteps(3, 1000)):
+        eps = torch.randn((1, 8, 8), generator=torch.Generator().manual_seed(7 + j))
+        ab = float(digits_model.alphas_cumprod[t])
+        xt = ab**0.5 * x0 + (1 - ab) ** 0.5 * eps[None]
+        with torch.no_grad():
+            pred = digits_model.eps(xt, torch.full((5,), t))
+        np.testing.assert_allclose(got[:, j], ((pred - eps) ** 2).mean(dim=(1, 2, 3)).numpy(), rtol=1e-4)
+        np.testing.assert_allclose(got[:, 3 + j], (pred**2).mean(dim=(1, 2, 3)).numpy(), rtol=1e-4)
+    weighted = DiffusionLossScorer(k=3, weighting="elbo", seed=7, with_norms=False).features(digits_model, digits_rgb)
+    np.testing.assert_allclose(
+        weighted, got[:, :3] * elbo_weights(digits_model.alphas_cumprod, [1, 24, 600]), rtol=1e-6
+    )
+
+
+def test_diffusion_loss_does_not_depend_on_the_batch(digits_model, digits_rgb) -> None:
+    scorer = DiffusionLossScorer(k=4, batch_size=8)  # two images per forward
+    whole = scorer.features(digits_model, digits_rgb)
+    parts = np.concatenate(
+        [scorer.features(digits_model, digits_rgb[:1]), scorer.features(digits_model, digits_rgb[1:])]
+    )
+    np.testing.assert_allclose(whole, parts, rtol=1e-5)
+    assert scorer.nfe_per_image() == 4 and DiffusionLossScorer(k=4, n_noise=3).nfe_per_image() == 12
+
+
+class OracleModel:
+    """A pixel model whose eps is exact for one clean image x*: eps = (x_t - sqrt(ab) x*) / sqrt(1 - ab)."""
+
+    id, latent = "oracle", False
+
+    def __init__(self, target: np.ndarray) -> None:
+        import torch
+
+        self.alphas_cumprod = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
+        self.target = torch.from_numpy(target.astype(np.float32) / 127.5 - 1)[None, None]
+
+    def encode(self, images):
+        import torch
+
+        return torch.from_numpy(images[..., 0].astype(np.float32) / 127.5 - 1)[:, None]
+
+    def eps(self, x, t):
+        import torch
+
+        ab = torch.tensor(self.alphas_cumprod, dtype=torch.float32)[t].view(-1, 1, 1, 1)
+        return (x - ab.sqrt() * self.target) / (1 - ab).sqrt()
+
+    def decode(self, x0):
+        raise AssertionError("a pixel model is compared in model space")
+
+
+def test_ddim_inversion_reconstructs_what_the_model_knows_exactly() -> None:
+    rng = np.random.default_rng(0)
+    known = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+    other = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+    images = np.repeat(np.stack([known, other])[..., None], 3, axis=-1)
+    scorer = InversionScorer(steps=10)
+    residual = scorer.features(OracleModel(known), images)[:, 0]
+    assert residual[0] == pytest.approx(0.0, abs=1e-5)  # the oracle's own image comes back exactly
+    assert residual[1] > 0.1 and scorer.nfe_per_image() == 20
+
+
+def test_detector_learns_the_direction_and_keeps_the_target_fpr() -> None:
+    from sklearn.base import clone
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    n = 4000
+
+    def sample(shift: float) -> tuple[np.ndarray, np.ndarray]:
+        real = np.exp(rng.normal(0.0, 1.0, (n, 1)))  # log-normal "errors"
+        fake = np.exp(rng.normal(shift, 1.0, (n, 1)))
+        return np.vstack([real, fake]), np.r_[np.zeros(n), np.ones(n)]
+
+    for shift, sign in ((1.0, 1), (-1.0, -1)):
+        X, y = sample(shift)
+        det = ReconstructionDetector(target_fpr=0.05)
+        assert clone(det).get_params() == det.get_params() and det.fit(X, y) is det
+        assert np.sign(det.coef_[0]) == sign  # lower error = generated is learned, not assumed
+        X_new, y_new = sample(shift)
+        # two unit Gaussians one apart: AUROC = Phi(1 / sqrt 2) = 0.7602
+        assert roc_auc_score(y_new, det.decision_function(X_new)) == pytest.approx(norm.cdf(1 / 2**0.5), abs=0.015)
+        assert det.predict(X_new[y_new == 0]).mean() == pytest.approx(0.05, abs=0.012)
+        for calibration in ("logistic", "isotonic"):
+            p = det.set_params(calibration=calibration).fit(X, y).predict_proba(X_new)[:, 1]
+            bins = np.clip((p * 10).astype(int), 0, 9)
+            gaps = [abs(p[bins == b].mean() - y_new[bins == b].mean()) for b in range(10) if (bins == b).sum() > 200]
+            assert max(gaps) < 0.05
+
+
+def test_detector_round_trips_through_json_and_safetensors(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    X = np.exp(rng.normal(0, 1, (200, 3))) + np.r_[np.zeros(100), np.ones(100)][:, None]
+    y = np.r_[np.zeros(100), np.ones(100)]
+    det = ReconstructionDetector(calibration="isotonic", target_fpr=0.1).fit(X, y)
+    path = det.save(tmp_path / "det.json", {"model": "embedded:digits-ddpm", "scorer": {"name": "diffusion-loss"}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det.json", "det.safetensors"]
+    loaded, meta = ReconstructionDetector.load(path)
+    np.testing.assert_array_equal(loaded.decision_function(X), det.decision_function(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), det.predict_proba(X))
+    assert loaded.threshold_ == det.threshold_ and meta["model"] == "embedded:digits-ddpm"
+    blob = bytearray((tmp_path / "det.safetensors").read_bytes())
+    blob[-1] ^= 1
+    (tmp_path / "det.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        ReconstructionDetector.load(path)
+    with pytest.raises(InputError, match="at least 2 real and 2 generated"):
+        ReconstructionDetector().fit(X[:3], [0, 1, 1])
+
+
+def test_metrics_worked_by_hand() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.95])
+    # positives 0.8 and 0.95 against negatives 0.1, 0.2, 0.3, 0.9: 3 + 4 of 8 pairs ordered
+    assert point_metrics(y, s)["auroc"] == pytest.approx(7 / 8)
+    assert tpr_at_fpr(y, s, 0.01) == 0.5 and tpr_at_fpr(y, s, 0.25) == 1.0
+    # AP: ranks 0.95 (TP), 0.9 (FP), 0.8 (TP): 1/2 * 1 + 1/2 * 2/3
+    assert point_metrics(y, s)["ap"] == pytest.approx(0.5 + 1 / 3)
+    out = evaluate_scores(y, s, draws=200)
+    assert out["auroc_ci"][0] <= out["auroc"] <= out["auroc_ci"][1] and (out["n_real"], out["n_fake"]) == (4, 2)
+    with pytest.raises(InputError, match="at least 2 real and 2 generated"):
+        evaluate_scores([0, 1, 1], [0.1, 0.5, 0.6])
+
+
+def test_metrics_equal_scikit_learn_on_random_scores_with_ties() -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(4, 80))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = np.round(rng.normal(size=n) + y, int(rng.integers(0, 3)))  # rounding makes ties
+        fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)  # every threshold, none dropped
+        ref = [roc_auc_score(y, s), average_precision_score(y, s), tpr[fpr <= 0.01].max(), tpr[fpr <= 0.05].max()]
+        np.testing.assert_allclose(list(point_metrics(y, s).values()), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_perturbations_and_shortcut_warnings() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    assert perturbed([image], "resize 0.5x")[0].shape == (4, 4, 3)
+    assert perturbed([image], "resize 2x")[0].shape == (16, 16, 3)
+    q95, q50 = perturbed([image], "jpeg q95")[0], perturbed([image], "jpeg q50")[0]
+    assert 0 < np.abs(q95.astype(int) - image).mean() < np.abs(q50.astype(int) - image).mean()
+    same = [{"format": "PNG", "width": 8, "height": 8}]
+    assert shortcut_warnings(same, same) == []
+    jpeg = [{"format": "JPEG", "width": 8, "height": 8}]
+    bigger = [{"format": "PNG", "width": 16, "height": 16}]
+    assert "file format" in shortcut_warnings(same, jpeg)[0] and "size" in shortcut_warnings(same, bigger)[0]
+
+
+def test_false_positive_rate_by_perceived_group(tmp_path) -> None:
+    from detectors.fairness import fpr_by_group
+
+    records = tmp_path / "faces.csv"
+    records.write_text(
+        "image,class,age,gender\n"
+        "a.png,x,25,female\nb.png,x,34,male\nc.png,x,27,female\nc.png,x,71,male\nd.png,x,8,F\ne.png,x,,\n",
+        encoding="utf-8",
+    )
+    flagged = {"real/a.png": True, "real/b.png": False, "real/c.png": True, "real/d.png": False, "real/e.png": True}
+    out = fpr_by_group(flagged, records)
+    rows = {r["group"]: r for r in out["groups"]}
+    assert (rows["perceived female"]["false_positives"], rows["perceived female"]["real_images"]) == (2, 3)
+    assert rows["perceived male"]["fpr"] == pytest.approx(0.5) and rows["perceived age 70+"]["fpr"] == 1.0
+    assert rows["perceived age 3-9"]["fpr"] == 0.0 and rows["perceived age 20-29"]["real_images"] == 2
+    # Wilson 2 of 3: (0.2077, 0.9385)
+    assert rows["perceived female"]["fpr_ci"] == pytest.approx([0.2077, 0.9385], abs=1e-4)
+    assert out["overall"]["fpr"] == pytest.approx(3 / 5) and out["real_images_with_faces"] == 4  # e.png has no face
+    assert list(rows)[:2] == ["perceived female", "perceived male"]
+    json.dumps(out)
