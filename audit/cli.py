@@ -108,12 +108,14 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         results = job.evaluate(
             args.real, args.fake, out, detector_file=args.detector, model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, face_records=args.face_records,
-            draws=args.bootstrap,
+            face_backend=args.face_backend, draws=args.bootstrap,
         )  # fmt: skip
     elif not inputs:
         results = job.run_default(out, k=args.k, target_fpr=args.target_fpr, draws=args.bootstrap,
                                   progress=not args.quiet)  # fmt: skip
     else:
+        if args.detector is None and args.model != job.DEFAULT_MODEL:
+            raise InputError(f"{args.model} has no calibrated detector yet: run 'genaudit detect calibrate' first")
         results = job.detect(inputs, out, detector_file=args.detector)
     card = render_file(results)
     log.info("results %s", results)
@@ -418,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--target-fpr", type=float, default=0.05, help="false-positive rate the threshold keeps")
     detect.add_argument("--calibration", choices=("logistic", "isotonic"), default="logistic")
     detect.add_argument("--face-records", metavar="CSV", help="faces of the real images: FPR by perceived group")
+    detect.add_argument(
+        "--face-backend", metavar="BACKEND",
+        help="find the real images' faces with this audit backend (e.g. dlib-agegender): FPR by perceived group",
+    )  # fmt: skip
     detect.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the intervals")
     detect.add_argument("--out", help="output folder (calibrate: the detector file)")
     detect.set_defaults(func=_cmd_detect)

@@ -13,21 +13,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audit.dataset.demographics import AGE_BANDS, DEFAULT_ABSTAIN_BELOW, wilson_interval
+from audit.dataset.demographics import AGE_BANDS, DEFAULT_ABSTAIN_BELOW, Face, wilson_interval
 
 
 def _band(age: float) -> str | None:
     return next((name for name, lo, hi in AGE_BANDS if lo <= age < hi), None)
 
 
+def faces_from_backend(images: dict[str, Any], backend: str) -> list[Face]:
+    """Run the dataset audit's face backend on real images (name -> RGB uint8): one Face per face found."""
+    from audit.dataset.backends import get_analyzer
+
+    analyzer = get_analyzer(backend)
+    return [
+        Face(image=name, label="real", age=f.age, p_male=f.p_male, det_score=f.det_score,
+             gender_confidence=f.gender_confidence)
+        for name, image in images.items()
+        for f in analyzer.analyze(image)
+    ]  # fmt: skip
+
+
 def fpr_by_group(
-    flagged_real: dict[str, bool], face_records: str | Path, abstain_below: float = DEFAULT_ABSTAIN_BELOW
+    flagged_real: dict[str, bool],
+    face_records: str | Path | list[Face],
+    abstain_below: float = DEFAULT_ABSTAIN_BELOW,
 ) -> dict[str, Any]:
-    """FPR per perceived group for real images (name -> flagged), matched to face records by image name
-    (the record's ``image`` equals the name or ends it, so relative paths in either place match)."""
+    """FPR per perceived group for real images (name -> flagged). Faces come from a face-records CSV,
+    matched by image name (the record's ``image`` equals the name or ends it, so relative paths in either
+    place match), or are given (:func:`faces_from_backend`)."""
     from audit.dataset.face_records import read_face_records
 
-    records = read_face_records(face_records)
+    faces = face_records if isinstance(face_records, list) else read_face_records(face_records).faces
     groups: dict[str, set[str]] = {}
     names = list(flagged_real)
 
@@ -37,7 +53,7 @@ def fpr_by_group(
         return next((n for n in names if n.endswith("/" + image) or n.endswith(image)), None)
 
     matched: set[str] = set()
-    for face in records.faces:
+    for face in faces:
         name = match(face.image)
         if name is None:
             continue
@@ -63,5 +79,5 @@ def fpr_by_group(
                     "fpr": overall / len(flagged_real) if flagged_real else None, "fpr_ci": list(ci) if ci else None},
         "real_images_with_faces": len(matched),
         "abstain_below": abstain_below,
-        "face_records": str(face_records),
+        "faces_from": "given faces" if isinstance(face_records, list) else str(face_records),
     }  # fmt: skip

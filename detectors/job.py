@@ -319,7 +319,7 @@ def _saved(detector_file: str | Path) -> tuple[ReconstructionDetector, dict[str,
 def evaluate(
     real: list[str], fake: list[str], out: str | Path, *, detector_file: str | Path | None = None,
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
-    face_records: str | Path | None = None, draws: int = 1000, folds: int = 5,
+    face_records: str | Path | None = None, face_backend: str | None = None, draws: int = 1000, folds: int = 5,
 ) -> Path:  # fmt: skip
     """Evaluate on labelled folders (see the module docstring); returns the results path."""
     from sklearn.model_selection import StratifiedKFold
@@ -366,11 +366,15 @@ def evaluate(
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
-    if face_records is not None:
-        from detectors.fairness import fpr_by_group
+    if face_records is not None or face_backend is not None:
+        from detectors.fairness import faces_from_backend, fpr_by_group
 
         flagged_real = {n: bool(f) for n, f, t in zip(names, flags, y, strict=True) if t == 0}
-        fairness = fpr_by_group(flagged_real, face_records)
+        if face_records is not None:
+            fairness = fpr_by_group(flagged_real, face_records)
+        else:
+            faces = faces_from_backend(dict(zip(real_set.names, real_set.images, strict=True)), face_backend)
+            fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness}  # fmt: skip
     write_json_atomic(out / EVALUATION_FILE, evaluation)

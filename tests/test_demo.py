@@ -18,11 +18,12 @@ pytestmark = pytest.mark.slow
 
 BENCH = "guidance-bench-embedded-digits-ddpm"
 AUDIT = "dataset-audit-builtin-faces-demo"
+DETECT = "detect-builtin-digits-mixed"
 
 
 def test_demo_publishes_one_card_per_zoo_model_and_the_benchmark(demo_site: Path) -> None:
     cards = sorted(p.name for p in (demo_site / "cards").iterdir())
-    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH, AUDIT]
+    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH, AUDIT, DETECT]
     assert cards == sorted(f"{i}.{ext}" for i in ids for ext in ("html", "json"))
     index = (demo_site / "index.html").read_text(encoding="utf-8")
     for card_id in ids:

@@ -120,3 +120,69 @@ def test_pixel_and_latent_diffusers_models_through_the_benchmark_loader(tmp_path
         assert feats.shape == (3, width) and np.all(np.isfinite(feats))
     with pytest.raises(InputError, match="unknown model"):
         load_noise_model("stable-diffusion")
+
+
+def test_fairness_from_the_audit_face_pipeline_on_real_photos(folders, tmp_path) -> None:
+    """Real photos with known faces against generated digits: the audit's default backend finds the faces
+    and the FPR on the real photos is broken down by perceived gender and age band."""
+    import shutil
+
+    from matplotlib import cbook
+    from PIL import Image
+    from skimage import data
+
+    from audit.dataset.package_images import insightface_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(insightface_image("t1.jpg"), photos / "t1.jpg")
+    Image.fromarray(data.astronaut()).save(photos / "astronaut.png")
+    Image.fromarray(data.coffee()).save(photos / "coffee.png")
+    shutil.copy(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), photos / "hopper.jpg")
+    out = tmp_path / "fair"
+    assert main(["-q", "detect", "evaluate", "--real", str(photos), "--fake", str(folders["fake"]), "--k", "4",
+                 "--bootstrap", "20", "--face-backend", "dlib-agegender", "--out", str(out)]) == 0  # fmt: skip
+    fair = json.loads((out / "evaluation.json").read_text())["fairness"]
+    assert fair["real_images_with_faces"] == 3 and fair["overall"]["real_images"] == 4  # coffee has no face
+    groups = {g["group"]: g for g in fair["groups"]}
+    # t1 has 4 perceived women and 2 men, the astronaut is a woman, Grace Hopper is perceived male
+    assert groups["perceived female"]["real_images"] == 2 and groups["perceived male"]["real_images"] == 2
+    assert fair["faces_from"] == "face backend dlib-agegender"
+    with pytest.raises(InputError, match="no calibrated detector yet"):
+        from audit.cli import build_parser
+
+        args = build_parser().parse_args(["detect", str(photos), "--model", "diffusers:/nowhere"])
+        args.func(args)
+
+
+def test_dit_model_predicts_noise_with_its_null_class(tmp_path) -> None:
+    import torch
+
+    from detectors.noise_model import load_noise_model
+    from tests.diffusers_fixtures import save_tiny_dit
+
+    model = load_noise_model(f"diffusers:{save_tiny_dit(tmp_path / 'dit')}")
+    images = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
+    x0 = model.encode(images)
+    net = model._net
+    t = torch.tensor([5, 400])
+    with torch.no_grad():
+        null = torch.full((2,), int(net.config.num_embeds_ada_norm))
+        expected = net(x0, timestep=t, class_labels=null).sample[:, : x0.shape[1]]
+        np.testing.assert_array_equal(model.eps(x0, t).numpy(), expected.numpy())
+    assert model.latent and model.decode(x0).shape[0] == 2
+
+
+@pytest.mark.slow
+def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site) -> None:
+    """The demo's deepfake check (builtin:digits-mixed): measured 0.925 AUROC against 0.690 for
+    inversion; the project's 0.95 target is not reached and the test does not pretend it is."""
+    doc = json.loads((demo_site / "detect" / "detect-results.json").read_text())
+    ev, data = doc["data"]["evaluation"], doc["data"]
+    assert (ev["n_real"], ev["n_fake"]) == (148, 375)
+    assert ev["auroc"] >= 0.9 and ev["auroc"] > ev["baseline"]["auroc"] + 0.15
+    real = np.array(data["curves"]["scores_real"])
+    assert (real >= data["threshold"]).mean() <= 0.1  # 5% target FPR, held-out reals
+    assert [c["nfe_per_image"] for c in data["costs"]] == [32, 40]
+    assert len(ev["per_source"]) == 5 and len(ev["perturbations"]) == 5
+    assert any(p.name.startswith("detect-") for p in (demo_site / "cards").glob("*.html"))
