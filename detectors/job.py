@@ -133,14 +133,25 @@ def _curves(y: np.ndarray, scores: np.ndarray, probs: np.ndarray) -> dict[str, A
     }
 
 
+def _per_source(sources: list[str], y: np.ndarray, scores: np.ndarray, real: str, draws: int) -> list[dict[str, Any]]:
+    """The metrics of each generated source (e.g. a guidance schedule) against all the real images."""
+    is_real = np.array([s == real for s in sources])
+    out = []
+    for tag in dict.fromkeys(s for s in sources if s != real):
+        mask = is_real | np.array([s == tag for s in sources])
+        out.append({"source": tag, **evaluate_scores(y[mask], scores[mask], draws=draws)})
+    return out
+
+
 def _perturbation_sweep(
-    model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray, y: np.ndarray, score_fn: Any, draws: int
-) -> list[dict[str, Any]]:
+    model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray, y: np.ndarray, score_fn: Any, draws: int,
+    progress: bool = True,
+) -> list[dict[str, Any]]:  # fmt: skip
     """The metrics after re-encoding every image (both classes) the same way."""
     from tqdm.auto import tqdm
 
     rows = []
-    for name in tqdm(PERTURBATIONS, desc="robustness sweep", unit="perturbation"):
+    for name in tqdm(PERTURBATIONS, desc="robustness sweep", unit="perturbation", disable=not progress):
         feats, _ = features(model, scorer, perturbed(list(images), name))
         rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
     return rows
@@ -203,7 +214,10 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     costs = []
     detectors: dict[str, ReconstructionDetector] = {}
     feats_all: dict[str, np.ndarray] = {}
-    for role, cfg in (("main", main_cfg), ("baseline", BASELINE_SCORER)):
+    from tqdm.auto import tqdm
+
+    roles = (("main", main_cfg), ("baseline", BASELINE_SCORER))
+    for role, cfg in tqdm(roles, desc="scorers", unit="scorer", disable=not progress):
         scorer = build_scorer(cfg)
         feats, seconds = features(model, scorer, data.images)
         costs.append(_cost(scorer, len(data.images), seconds))
@@ -213,13 +227,8 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         results[role] = {
             "scorer": cfg,
             "metrics": evaluate_scores(data.y[ev], scores, draws=draws),
-            "per_source": [
-                {"source": tag, **evaluate_scores(
-                    data.y[ev][mask], scores[mask], draws=draws)}
-                for tag in dict.fromkeys(data.source) if tag != REAL
-                for mask in [np.isin(np.array(data.source)[ev], [REAL, tag])]
-            ],
-        }  # fmt: skip
+            "per_source": _per_source([data.source[i] for i in ev], data.y[ev], scores, REAL, draws),
+        }
     autoencoder_note = (
         f"{DEFAULT_MODEL} works in pixel space: it has no autoencoder, so the autoencoder scorer does not apply"
     )
@@ -234,7 +243,7 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     for row, i in zip(rows, ev, strict=True):
         row["truth"] = "generated" if data.y[i] else "real"
         row["source"] = data.source[i]
-    sweep = _perturbation_sweep(model, scorer, ev_images, y_ev, main.decision_function, draws)
+    sweep = _perturbation_sweep(model, scorer, ev_images, y_ev, main.decision_function, draws, progress)
     meta = {"model": DEFAULT_MODEL, "scorer": main_cfg, "feature_names": scorer.feature_names(model),
             "calibrated_on": "builtin:digits-mixed (calibration half)"}  # fmt: skip
     main.save(out / DETECTOR_FILE, meta)
@@ -398,12 +407,11 @@ def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | No
     """Score images with a saved detector (default: calibrate the embedded one on ``builtin:digits-mixed``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if detector_file is None:
-        detector_file = out / DETECTOR_FILE
+    if detector_file is None:  # the embedded default, calibrated once into OUT/embedded-default
+        detector_file = out / "embedded-default" / DETECTOR_FILE
         if not detector_file.is_file():
             log.info("no --detector: calibrating the embedded default on builtin:digits-mixed first")
             run_default(out / "embedded-default")
-            detector_file = out / "embedded-default" / DETECTOR_FILE
     det, meta, model, scorer = _saved(detector_file)
     loaded = load_images(inputs)
     if not loaded.images and not loaded.unreadable:

@@ -197,25 +197,13 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             }
         )
     if data["detections"]:
-        sections.append(
-            {
-                "title": "Images (highest and lowest scores)",
-                "tables": [
-                    {
-                        "columns": ["image", "file", "score", "P(generated)", "flagged"],
-                        "rows": [
-                            [
-                                {"img": "data:image/png;base64," + d["png"], "alt": d["path"]},
-                                d["path"],
-                                d["score"],
-                                d["p_synthetic"],
-                                d["flagged"],
-                            ]
-                            for d in data["detections"]
-                        ],
-                    }
-                ],
-            }
-        )
+        truth = "truth" in data["detections"][0]
+        columns = ["image", "file", *(["truth", "source"] if truth else []), "score", "P(generated)", "flagged"]
+        rows = [
+            [{"img": "data:image/png;base64," + d["png"], "alt": d["path"]}, d["path"],
+             *([d["truth"], d["source"]] if truth else []), d["score"], d["p_synthetic"], d["flagged"]]
+            for d in data["detections"]
+        ]  # fmt: skip
+        sections.append({"title": "Images (highest and lowest scores)", "tables": [{"columns": columns, "rows": rows}]})
     sections.append({"title": "Limitations", "notes": data["limitations"]})
     return base_context(doc, summary=summary, sections=sections)
