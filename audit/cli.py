@@ -77,7 +77,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _scorer_config(args: argparse.Namespace) -> dict[str, object]:
     if args.scorer == "diffusion-loss":
-        return {"name": "diffusion-loss", "k": args.k}
+        return {"name": "diffusion-loss", "k": args.k, "classes": {"on": True, "off": False}.get(args.classes, "auto")}
     if args.scorer == "inversion":
         return {"name": "inversion", "steps": args.steps}
     return {"name": args.scorer}
@@ -414,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
         "autoencoder (AEROBLADE-style, latent models only)",
     )  # fmt: skip
     detect.add_argument("--k", type=int, default=32, help="timesteps of the diffusion-loss scorer (default 32)")
+    detect.add_argument(
+        "--classes", choices=("auto", "on", "off"), default="auto",
+        help="diffusion-loss: add the class evidence (errors under the best-fitting class); auto (default): when the "
+        "model is conditioned on 2 to 32 classes",
+    )  # fmt: skip
     detect.add_argument("--steps", type=int, default=20, help="DDIM steps each way of the inversion scorer")
     detect.add_argument("--real", nargs="+", metavar="DIR", help="real images (calibrate, evaluate)")
     detect.add_argument("--fake", nargs="+", metavar="DIR", help="generated images (calibrate, evaluate)")

@@ -31,7 +31,10 @@ from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shor
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "embedded:digits-ddpm"
-DEFAULT_SCORER = {"name": "diffusion-loss", "k": 32}
+# "classes": "auto" adds the class evidence (see DiffusionLossScorer) when the model is conditioned on at most
+# AUTO_CLASSES classes: its cost grows with the classes (a 1000-class DiT would need 1000 forwards per timestep)
+AUTO_CLASSES = 32
+DEFAULT_SCORER = {"name": "diffusion-loss", "k": 32, "classes": "auto"}
 BASELINE_SCORER = {"name": "inversion", "steps": 20}
 DETECTIONS_FILE = "detections.csv"
 EVALUATION_FILE = "evaluation.json"
@@ -77,10 +80,14 @@ def load_images(specs: list[str]) -> Loaded:
     return out
 
 
-def build_scorer(config: dict[str, Any]) -> Any:
+def build_scorer(config: dict[str, Any], model: Any = None) -> Any:
+    """The scorer ``config`` names; ``classes: "auto"`` becomes True when ``model`` is conditioned on 2 to
+    :data:`AUTO_CLASSES` classes."""
     from detectors.scorers import get_scorer
 
     params = {k: v for k, v in config.items() if k != "name"}
+    if params.get("classes") == "auto":
+        params["classes"] = 2 <= int(getattr(model, "num_classes", 0) or 0) <= AUTO_CLASSES
     return get_scorer(config["name"], **params)
 
 
@@ -101,11 +108,11 @@ def features(model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray) -> 
     return out, time.perf_counter() - start
 
 
-def _cost(scorer: Any, n: int, seconds: float) -> dict[str, Any]:
+def _cost(scorer: Any, model: Any, n: int, seconds: float) -> dict[str, Any]:
     return {
         "scorer": scorer.name,
         "config": scorer.config(),
-        "nfe_per_image": scorer.nfe_per_image(),
+        "nfe_per_image": scorer.nfe_per_image(model),
         "images": n,
         "seconds": round(seconds, 3),
         "images_per_second": round(n / seconds, 2) if seconds > 0 else None,
@@ -218,21 +225,21 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
 
     roles = (("main", main_cfg), ("baseline", BASELINE_SCORER))
     for role, cfg in tqdm(roles, desc="scorers", unit="scorer", disable=not progress):
-        scorer = build_scorer(cfg)
+        scorer = build_scorer(cfg, model)
         feats, seconds = features(model, scorer, data.images)
-        costs.append(_cost(scorer, len(data.images), seconds))
+        costs.append(_cost(scorer, model, len(data.images), seconds))
         det = ReconstructionDetector(target_fpr=target_fpr).fit(feats[cal], data.y[cal])
         detectors[role], feats_all[role] = det, feats
         scores = det.decision_function(feats[ev])
         results[role] = {
-            "scorer": cfg,
+            "scorer": scorer.config(),
             "metrics": evaluate_scores(data.y[ev], scores, draws=draws),
             "per_source": _per_source([data.source[i] for i in ev], data.y[ev], scores, REAL, draws),
         }
     autoencoder_note = (
         f"{DEFAULT_MODEL} works in pixel space: it has no autoencoder, so the autoencoder scorer does not apply"
     )
-    main, scorer = detectors["main"], build_scorer(main_cfg)
+    main, scorer = detectors["main"], build_scorer(main_cfg, model)
     ev_images = data.images[ev]
     y_ev = data.y[ev]
     scores = main.decision_function(feats_all["main"][ev])
@@ -244,7 +251,7 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         row["truth"] = "generated" if data.y[i] else "real"
         row["source"] = data.source[i]
     sweep = _perturbation_sweep(model, scorer, ev_images, y_ev, main.decision_function, draws, progress)
-    meta = {"model": DEFAULT_MODEL, "scorer": main_cfg, "feature_names": scorer.feature_names(model),
+    meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": "builtin:digits-mixed (calibration half)"}  # fmt: skip
     main.save(out / DETECTOR_FILE, meta)
     columns = ("path", "score", "p_synthetic", "flagged", "reason")
@@ -301,7 +308,8 @@ def calibrate(
 
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y = _labelled(real, fake)
-    model, scorer = load_noise_model(model_spec), build_scorer(cfg)
+    model = load_noise_model(model_spec)
+    scorer = build_scorer(cfg, model)
     feats, _ = features(model, scorer, images)
     det = ReconstructionDetector(calibration=calibration, target_fpr=target_fpr).fit(feats, y)
     from sklearn.metrics import roc_auc_score
@@ -309,7 +317,7 @@ def calibrate(
     meta = {
         "model": model_spec,
         "models": model.models(),
-        "scorer": cfg,
+        "scorer": scorer.config(),
         "feature_names": scorer.feature_names(model) if hasattr(scorer, "feature_names") else None,
         "calibrated_on": {"real": real, "generated": fake, "n_real": int((y == 0).sum()), "n_fake": int(y.sum())},
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_)),
@@ -322,7 +330,8 @@ def _saved(detector_file: str | Path) -> tuple[ReconstructionDetector, dict[str,
     from detectors.noise_model import load_noise_model
 
     det, meta = ReconstructionDetector.load(detector_file)
-    return det, meta, load_noise_model(meta["model"]), build_scorer(meta["scorer"])
+    model = load_noise_model(meta["model"])
+    return det, meta, model, build_scorer(meta["scorer"], model)
 
 
 def evaluate(
@@ -344,8 +353,9 @@ def evaluate(
         protocol = f"scored by the saved detector {Path(detector_file).name}"
     else:
         cfg = scorer_config or DEFAULT_SCORER
-        model, scorer = load_noise_model(model_spec), build_scorer(cfg)
-        meta = {"model": model_spec, "scorer": cfg}
+        model = load_noise_model(model_spec)
+        scorer = build_scorer(cfg, model)
+        meta = {"model": model_spec, "scorer": scorer.config()}
         protocol = f"cross-fitted: {folds} stratified folds, each image scored by a detector calibrated without it"
     feats, seconds = features(model, scorer, images)
     if detector_file is not None:
@@ -396,8 +406,8 @@ def evaluate(
         title=f"Deepfake check: evaluation on {', '.join(real)} vs {', '.join(fake)}",
         dataset=f"real: {', '.join(real)}; generated: {', '.join(fake)}",
         model=model, detector=det, meta=meta, evaluation=evaluation, curves=_curves(y, decisions, probs),
-        costs=[_cost(scorer, len(images), seconds)], detections=_thumbs(images, rows), n_flagged=int(flags.sum()),
-        n_scored=len(images), warnings=warnings, notes=[protocol], fairness=fairness,
+        costs=[_cost(scorer, model, len(images), seconds)], detections=_thumbs(images, rows),
+        n_flagged=int(flags.sum()), n_scored=len(images), warnings=warnings, notes=[protocol], fairness=fairness,
         config={"target_fpr": target_fpr, "folds": folds, "bootstrap_draws": draws, "detector": str(detector_file)},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)
@@ -427,7 +437,7 @@ def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | No
 
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
-        meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, len(loaded.images), seconds)],
+        meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, len(loaded.images), seconds)],
         detections=_thumbs(loaded.images, rows), n_flagged=int(flags.sum()), n_scored=len(loaded.images),
         warnings=[], notes=[f"{len(loaded.unreadable)} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"],
         fairness=None, config={"detector": str(detector_file)},

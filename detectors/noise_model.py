@@ -28,10 +28,12 @@ class NoiseModel(Protocol):
     id: str
     latent: bool
     alphas_cumprod: np.ndarray  # float64, length T: alphabar_t
+    num_classes: int  # class labels the model is conditioned on (0: none, or text)
 
     def encode(self, images: np.ndarray) -> Any: ...  # uint8 (N, H, W, 3) -> x0 tensor (N, C, h, w)
 
-    def eps(self, x: Any, t: Any) -> Any: ...  # x_t (N, C, h, w), t long tensor (N,) -> eps_theta
+    # x_t (N, C, h, w), t long tensor (N,), labels long tensor (N,) or None (unconditional) -> eps_theta
+    def eps(self, x: Any, t: Any, labels: Any = None) -> Any: ...
 
     def decode(self, x0: Any) -> np.ndarray: ...  # x0 tensor -> uint8 (N, H, W, 3)
 
@@ -64,6 +66,7 @@ class EmbeddedDigitsNoiseModel:
 
     id = "embedded:digits-ddpm"
     latent = False
+    num_classes = 10
 
     def __init__(self) -> None:
         from audit.zoo import ddpm, registry
@@ -80,10 +83,11 @@ class EmbeddedDigitsNoiseModel:
         grey = digits.to_unit_grey(np.asarray(images))  # the zoo's own preprocessing (box resize to 8x8)
         return torch.from_numpy(grey * 2.0 - 1.0)[:, None]
 
-    def eps(self, x: Any, t: Any) -> Any:
+    def eps(self, x: Any, t: Any, labels: Any = None) -> Any:
         import torch
 
-        labels = torch.full((len(x),), self._null, dtype=torch.long)
+        if labels is None:
+            labels = torch.full((len(x),), self._null, dtype=torch.long)
         return self._unet(x, t, class_labels=labels).sample
 
     def decode(self, x0: Any) -> np.ndarray:
@@ -111,6 +115,13 @@ class DiffusersNoiseModel:
         self._uncond: Any = None
         if self.kind == "sdxl":
             raise InputError(f"{self.id}: SDXL-style pipelines are not supported by the detectors yet")
+        config = self._net.config
+        if self.kind == "sd":  # conditioned on text, not on classes
+            self.num_classes = 0
+        elif self.kind == "dit":
+            self.num_classes = int(config.num_embeds_ada_norm)
+        else:  # a class-conditional UNet keeps its last class embedding as the null class
+            self.num_classes = max(0, int(getattr(config, "num_class_embeds", None) or 0) - 1)
 
     @property
     def _net(self) -> Any:
@@ -136,10 +147,12 @@ class DiffusersNoiseModel:
             latents = self._vae.encode(x).latent_dist.mean  # the mean: deterministic, as AEROBLADE does
         return latents * getattr(self._vae.config, "scaling_factor", 1.0)
 
-    def eps(self, x: Any, t: Any) -> Any:
+    def eps(self, x: Any, t: Any, labels: Any = None) -> Any:
         import torch
 
         net, n = self._net, len(x)
+        if labels is not None and not self.num_classes:
+            raise InputError(f"{self.id} is not class-conditional: it has no class labels to condition on")
         if self.kind == "sd":
             if self._uncond is None:
                 pipe = self._gen.components["_pipeline"]
@@ -147,12 +160,12 @@ class DiffusersNoiseModel:
             return net(x, t, encoder_hidden_states=self._uncond.expand(n, -1, -1)).sample
         if self.kind == "dit":
             null = torch.full((n,), int(net.config.num_embeds_ada_norm), dtype=torch.long, device=x.device)
-            out = net(x, timestep=t, class_labels=null).sample
+            out = net(x, timestep=t, class_labels=null if labels is None else labels.to(x.device)).sample
             return out[:, : x.shape[1]] if out.shape[1] == 2 * x.shape[1] else out
         classes = getattr(net.config, "num_class_embeds", None)
         if classes:  # the last class embedding is the null class
             null = torch.full((n,), int(classes) - 1, dtype=torch.long, device=x.device)
-            return net(x, t, class_labels=null).sample
+            return net(x, t, class_labels=null if labels is None else labels.to(x.device)).sample
         return net(x, t).sample
 
     def decode(self, x0: Any) -> np.ndarray:

@@ -16,6 +16,9 @@ LIMITATIONS = [
     "The threshold holds its false-positive rate only for real images like the calibration set; on other "
     "real images (other cameras, compression, subjects) the rate can be far higher.",
     "Simple, flat or heavily compressed real images reconstruct well and are flagged more often.",
+    "One calibration split and one set of noise draws give one number: on builtin:digits-mixed the AUROC "
+    "moves by about +-0.01 over noise seeds and splits (benchmarks/RESULTS.md), more than the last digit "
+    "shown here.",
     "A flag is a reason to look closer, not proof: never act on it alone against a person.",
 ]
 

@@ -5,7 +5,8 @@
   batched forward. Weighted by the DDPM ELBO weight (Ho et al. 2020, eq. 12 with sigma_t^2 = beta_t:
   beta_t / (2 alpha_t (1 - alphabar_t))) or unweighted. Features: the K per-timestep errors (kept as a
   vector, not summed) and, from the same forward, the K mean squared predicted noises. NFEs per image:
-  K (times the noise draws per timestep, 1 by default).
+  K (times the noise draws per timestep, 1 by default). With ``classes``, class-conditional models also
+  give their class evidence (two more forwards; see the class's docstring).
 - ``inversion`` (:class:`InversionScorer`): DIRE-style deterministic DDIM inversion of x0 to the last
   timestep in S steps, then DDIM reconstruction in S steps; the feature is the mean absolute residual
   between the image and its reconstruction (in pixels). NFEs per image: 2 S.
@@ -61,16 +62,30 @@ def elbo_weights(alphas_cumprod: np.ndarray, timesteps: list[int]) -> np.ndarray
     return beta[t] / (2.0 * alpha[t] * (1.0 - ab[t]))
 
 
+def class_search_timesteps(timesteps: list[int]) -> list[int]:
+    """Where the class evidence looks for an image's best class: every other timestep of the upper (noisier)
+    half of the K timesteps, where the class shapes the prediction most (on the digits DDPM this finds the
+    same class as searching all K timesteps, at a quarter of the cost)."""
+    return timesteps[len(timesteps) // 2 :: 2]
+
+
 @dataclass
 class DiffusionLossScorer:
     """Noise-prediction errors at K timesteps (see the module docstring); with ``with_norms`` also the
-    mean squared predicted noise at each timestep, which the same forward pass gives for free."""
+    mean squared predicted noise at each timestep, which the same forward pass gives for free.
+
+    With ``classes`` (class-conditional models only), also the model's class evidence, the "diffusion
+    classifier" of Li et al. (2023): the errors under every class at the search timesteps
+    (:func:`class_search_timesteps`), and for the best-fitting class (lowest summed error) its errors and
+    norms at all K timesteps and the guidance direction ``mean (eps_class - eps_null)^2``. Guided sampling
+    leaves its mark there: a generated image fits its class unusually well."""
 
     k: int = 8
     weighting: str = "elbo"
     spacing: str = "log"
     n_noise: int = 1  # noise draws per timestep, errors averaged: NFEs per image = k * n_noise
     with_norms: bool = True
+    classes: bool = False
     seed: int = 0
     batch_size: int = 512  # network inputs per forward
     name: str = field(default="diffusion-loss", init=False)
@@ -84,28 +99,60 @@ class DiffusionLossScorer:
     def config(self) -> dict[str, Any]:
         return asdict(self)
 
-    def nfe_per_image(self) -> int:
-        return self.k * self.n_noise
+    def _num_classes(self, model: NoiseModel | None) -> int:
+        if not self.classes:
+            return 0
+        if model is None:
+            raise InputError("the class evidence's cost depends on the model: pass the model")
+        classes = int(getattr(model, "num_classes", 0) or 0)
+        if classes < 2:
+            raise InputError(
+                f"{model.id} is not class-conditional, so the class evidence (classes=True) does not apply"
+            )
+        return classes
+
+    def nfe_per_image(self, model: NoiseModel | None = None) -> int:
+        """K x draws for the null class; with ``classes``, plus every class at the search timesteps and the
+        best class at all K timesteps."""
+        nfe = self.k * self.n_noise
+        classes = self._num_classes(model)
+        if classes:
+            search = len(class_search_timesteps(list(range(self.k))))
+            nfe += classes * search * self.n_noise + self.k * self.n_noise
+        return nfe
 
     def timesteps(self, model: NoiseModel) -> list[int]:
         return loss_timesteps(self.k, len(model.alphas_cumprod), self.spacing)
 
     def feature_names(self, model: NoiseModel) -> list[str]:
         ts = self.timesteps(model)
-        return [f"error t={t}" for t in ts] + ([f"predicted-noise norm t={t}" for t in ts] if self.with_norms else [])
+        names = [f"error t={t}" for t in ts] + ([f"predicted-noise norm t={t}" for t in ts] if self.with_norms else [])
+        classes = self._num_classes(model)
+        if classes:
+            names += [f"best-class error t={t}" for t in ts]
+            names += [f"best-class predicted-noise norm t={t}" for t in ts] if self.with_norms else []
+            names += [f"guidance direction t={t}" for t in ts]
+            names += [f"class search error, rank {r + 1}" for r in range(classes)]
+        return names
 
     def features(self, model: NoiseModel, images: np.ndarray) -> np.ndarray:
-        """(N, K) errors (column k at timestep t_k), then (N, K) predicted-noise norms with ``with_norms``."""
+        """(N, F): the K errors (column k at timestep t_k), then the K predicted-noise norms with
+        ``with_norms``, then with ``classes`` the best class's K errors (and K norms), the K guidance
+        directions and the classes' summed search errors, smallest first."""
         import torch
 
         timesteps = self.timesteps(model)
+        classes = self._num_classes(model)
         weights = elbo_weights(model.alphas_cumprod, timesteps) if self.weighting == "elbo" else np.ones(self.k)
-        draws = self.k * self.n_noise
-        ab = torch.tensor(np.repeat(model.alphas_cumprod[timesteps], self.n_noise))
-        t_all = torch.tensor(np.repeat(timesteps, self.n_noise))
+        m, draws = self.n_noise, self.k * self.n_noise
+        search = [i for i, t in enumerate(timesteps) if t in set(class_search_timesteps(timesteps))]
+        ab = torch.tensor(np.repeat(model.alphas_cumprod[timesteps], m))
+        t_all = torch.tensor(np.repeat(timesteps, m))
+        draw_idx = torch.tensor([i * m + j for i in search for j in range(m)])  # the search draws
         out = []
         noise = None
-        per_batch = max(1, self.batch_size // draws)
+        inputs_per_image = self.nfe_per_image(model)
+        per_batch = max(1, self.batch_size // inputs_per_image)
         for start in range(0, len(images), per_batch):
             with torch.no_grad():
                 x0 = model.encode(images[start : start + per_batch])
@@ -115,17 +162,46 @@ class DiffusionLossScorer:
                     noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
                 eps = noise.to(x0.device, x0.dtype)[None].expand(n, *noise.shape)  # (n, K*M, C, h, w)
                 a = ab.to(x0.device, x0.dtype).view(1, draws, *([1] * len(shape)))
-                xt = a.sqrt() * x0[:, None] + (1 - a).sqrt() * eps
-                t = t_all.to(x0.device).repeat(n)
-                pred = model.eps(xt.reshape(n * draws, *shape), t).reshape(n, draws, *shape).float()
-                err = ((pred - eps.float()) ** 2).flatten(2).mean(-1).reshape(n, self.k, self.n_noise).mean(-1)
-                cols = [err.double().cpu().numpy() * weights]
-                if self.with_norms:
-                    norm = (pred**2).flatten(2).mean(-1).reshape(n, self.k, self.n_noise).mean(-1)
-                    cols.append(norm.double().cpu().numpy())
+                xt = a.sqrt() * x0[:, None] + (1 - a).sqrt() * eps  # (n, K*M, C, h, w)
+                t = t_all.to(x0.device)
+                pred = model.eps(xt.reshape(n * draws, *shape), t.repeat(n)).reshape(n, draws, *shape).float()
+                cols = self._error_columns(pred, eps, weights, n)
+                if classes:
+                    cols += self._class_columns(model, xt, eps, pred, t, draw_idx, classes, weights, n)
             out.append(np.concatenate(cols, axis=1))
-        width = self.k * (2 if self.with_norms else 1)
-        return np.concatenate(out) if out else np.zeros((0, width))
+        return np.concatenate(out) if out else np.zeros((0, len(self.feature_names(model))))
+
+    def _per_timestep(self, values: Any, n: int) -> np.ndarray:
+        """(n, K*M) per-draw values -> (n, K) means over each timestep's draws, float64."""
+        return values.reshape(n, self.k, self.n_noise).mean(-1).double().cpu().numpy()
+
+    def _error_columns(self, pred: Any, eps: Any, weights: np.ndarray, n: int) -> list[np.ndarray]:
+        cols = [self._per_timestep(((pred - eps.float()) ** 2).flatten(2).mean(-1), n) * weights]
+        if self.with_norms:
+            cols.append(self._per_timestep((pred**2).flatten(2).mean(-1), n))
+        return cols
+
+    def _class_columns(
+        self, model: NoiseModel, xt: Any, eps: Any, null: Any, t: Any, draw_idx: Any, classes: int,
+        weights: np.ndarray, n: int,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """Every class at the search draws (one forward), then the best class at all draws (another)."""
+        import torch
+
+        shape, s = xt.shape[2:], len(draw_idx)
+        x_search = xt[:, draw_idx].reshape(1, n * s, *shape).expand(classes, -1, *shape).reshape(-1, *shape)
+        t_search = t[draw_idx].repeat(n * classes)
+        labels = torch.arange(classes, device=xt.device).repeat_interleave(n * s)
+        pred = model.eps(x_search, t_search, labels).reshape(classes, n, s, *shape).float()
+        search_err = ((pred - eps[:, draw_idx].float()[None]) ** 2).flatten(3).mean(-1).sum(-1)  # (classes, n)
+        best = search_err.argmin(0)  # (n,)
+        draws = xt.shape[1]
+        labels = best.repeat_interleave(draws).to(xt.device)
+        pred_best = model.eps(xt.reshape(n * draws, *shape), t.repeat(n), labels).reshape(n, draws, *shape).float()
+        cols = self._error_columns(pred_best, eps, weights, n)
+        cols.append(self._per_timestep(((pred_best - null) ** 2).flatten(2).mean(-1), n))
+        cols.append(search_err.T.sort(dim=1).values.double().cpu().numpy())
+        return cols
 
 
 def ddim_timesteps(steps: int, num_train_timesteps: int) -> list[int]:
@@ -145,7 +221,7 @@ class InversionScorer:
     def config(self) -> dict[str, Any]:
         return asdict(self)
 
-    def nfe_per_image(self) -> int:
+    def nfe_per_image(self, model: NoiseModel | None = None) -> int:
         return 2 * self.steps
 
     def _ddim(self, model: NoiseModel, x: Any, path: list[int]) -> Any:
@@ -200,7 +276,7 @@ class AutoencoderScorer:
     def config(self) -> dict[str, Any]:
         return asdict(self)
 
-    def nfe_per_image(self) -> int:
+    def nfe_per_image(self, model: NoiseModel | None = None) -> int:
         return 0
 
     def features(self, model: NoiseModel, images: np.ndarray) -> np.ndarray:

@@ -74,6 +74,9 @@ def _reliability(curves: dict[str, Any]) -> str:
     return figures.svg_data_uri(fig)
 
 
+DIRECTION_ROWS = 16  # the card lists the largest weights; the JSON keeps them all
+
+
 def build(doc: dict[str, Any]) -> dict[str, Any]:
     data = doc["data"]
     ev = data["evaluation"]
@@ -146,17 +149,20 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             }
         )
     if data.get("direction"):
+        strongest = sorted(data["direction"], key=lambda d: -abs(d["weight"]))[:DIRECTION_ROWS]
+        shown = "all" if len(strongest) == len(data["direction"]) else f"the {len(strongest)} largest"
         sections.append(
             {
                 "title": "What the detector learned",
                 "paragraphs": [
                     "Weights of the standardised log features in the logistic model; the sign says which "
-                    "way each feature points. The direction is learned at calibration, not assumed."
+                    "way each feature points. The direction is learned at calibration, not assumed. "
+                    f"Shown: {shown} of {len(data['direction'])} weights (all in the JSON)."
                 ],
                 "tables": [
                     {
                         "columns": ["feature", "weight", "higher means"],
-                        "rows": [[d["feature"], round(d["weight"], 3), d["higher_means"]] for d in data["direction"]],
+                        "rows": [[d["feature"], round(d["weight"], 3), d["higher_means"]] for d in strongest],
                     }
                 ],
             }

@@ -47,7 +47,9 @@ def test_calibrate_then_detect_writes_every_file_with_a_reason(folders, tmp_path
     assert main(["-q", "detect", "calibrate", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
                  "--k", "8", "--out", str(det_file)]) == 0  # fmt: skip
     meta = json.loads(det_file.read_text())["meta"]
-    assert meta["scorer"] == {"name": "diffusion-loss", "k": 8} and meta["calibrated_on"]["n_real"] == 40
+    assert meta["scorer"]["name"] == "diffusion-loss" and meta["scorer"]["k"] == 8
+    assert meta["scorer"]["classes"] is True  # "auto" on the embedded model, which has 10 classes
+    assert len(meta["feature_names"]) == 8 + 8 + 8 + 8 + 8 + 10 and meta["calibrated_on"]["n_real"] == 40
     assert 0.5 < meta["cross_fitted_auroc"] <= 1.0 and meta["warnings"] == []
     out = tmp_path / "out"
     assert main(["-q", "detect", str(folders["mixed"]), "--detector", str(det_file), "--out", str(out)]) == 0
@@ -58,6 +60,7 @@ def test_calibrate_then_detect_writes_every_file_with_a_reason(folders, tmp_path
     assert 0.0 <= float(rows["fake.png"]["p_synthetic"]) <= 1.0 and rows["fake.png"]["flagged"] in ("True", "False")
     html = (out / "detect-results.html").read_text(encoding="utf-8")
     assert "real &lt;b&gt;" in html and "<b>'" not in html  # hostile names are escaped
+    assert "Shown: the 16 largest of 50 weights" in html  # 8 + 8 null, 8 + 8 best class, 8 guidance, 10 classes
 
 
 def test_evaluate_reports_every_metric_with_intervals_and_the_sweep(folders, tmp_path) -> None:
@@ -109,6 +112,9 @@ def test_pixel_and_latent_diffusers_models_through_the_benchmark_loader(tmp_path
         np.testing.assert_array_equal(
             pixel.eps(x, torch.tensor([3, 50])).numpy(), unet(x, torch.tensor([3, 50])).sample.numpy()
         )
+    assert pixel.num_classes == 0
+    with pytest.raises(InputError, match="not class-conditional"):
+        pixel.eps(x, torch.tensor([3, 50]), torch.tensor([0, 1]))
     assert DiffusionLossScorer(k=4).features(pixel, images).shape == (3, 8)
     with pytest.raises(InputError, match="no autoencoder"):
         AutoencoderScorer().features(pixel, images)
@@ -170,19 +176,30 @@ def test_dit_model_predicts_noise_with_its_null_class(tmp_path) -> None:
         null = torch.full((2,), int(net.config.num_embeds_ada_norm))
         expected = net(x0, timestep=t, class_labels=null).sample[:, : x0.shape[1]]
         np.testing.assert_array_equal(model.eps(x0, t).numpy(), expected.numpy())
+        labels = torch.tensor([1, 0])
+        expected = net(x0, timestep=t, class_labels=labels).sample[:, : x0.shape[1]]
+        np.testing.assert_array_equal(model.eps(x0, t, labels).numpy(), expected.numpy())
     assert model.latent and model.decode(x0).shape[0] == 2
+    # 1000 classes: "auto" leaves the class evidence off (1000 forwards per search timestep); "on" is allowed
+    from detectors.job import build_scorer
+
+    assert model.num_classes == 1000
+    assert build_scorer({"name": "diffusion-loss", "k": 2, "classes": "auto"}, model).classes is False
+    assert build_scorer({"name": "diffusion-loss", "k": 2, "classes": True}, model).nfe_per_image(model) == 2 + 1000 + 2
 
 
 @pytest.mark.slow
 def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site) -> None:
-    """The demo's deepfake check (builtin:digits-mixed): measured 0.925 AUROC against 0.690 for
-    inversion; the project's 0.95 target is not reached and the test does not pretend it is."""
+    """The demo's deepfake check (builtin:digits-mixed): measured 0.947 AUROC (diffusion loss with the
+    class evidence) against 0.690 for inversion. Over noise seeds and splits the mean is about 0.94, so the
+    project's 0.95 target is not reliably reached, and the test does not pretend it is."""
     doc = json.loads((demo_site / "detect" / "detect-results.json").read_text())
     ev, data = doc["data"]["evaluation"], doc["data"]
     assert (ev["n_real"], ev["n_fake"]) == (148, 375)
-    assert ev["auroc"] >= 0.9 and ev["auroc"] > ev["baseline"]["auroc"] + 0.15
+    assert ev["auroc"] >= 0.93 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
     real = np.array(data["curves"]["scores_real"])
     assert (real >= data["threshold"]).mean() <= 0.1  # 5% target FPR, held-out reals
-    assert [c["nfe_per_image"] for c in data["costs"]] == [32, 40]
+    assert [c["nfe_per_image"] for c in data["costs"]] == [32 + 10 * 8 + 32, 40]  # + the class evidence
+    assert data["scorer"]["classes"] is True and len(data["direction"]) == 5 * 32 + 10
     assert len(ev["per_source"]) == 5 and len(ev["perturbations"]) == 5
     assert any(p.name.startswith("detect-") for p in (demo_site / "cards").glob("*.html"))

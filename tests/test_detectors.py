@@ -12,7 +12,13 @@ from scipy.stats import norm
 from audit.errors import InputError, WeightsError
 from detectors.detector import ReconstructionDetector
 from detectors.evaluation import evaluate_scores, perturbed, point_metrics, shortcut_warnings, tpr_at_fpr
-from detectors.scorers import DiffusionLossScorer, InversionScorer, elbo_weights, loss_timesteps
+from detectors.scorers import (
+    DiffusionLossScorer,
+    InversionScorer,
+    class_search_timesteps,
+    elbo_weights,
+    loss_timesteps,
+)
 
 
 def test_elbo_weights_and_timesteps_worked_by_hand() -> None:
@@ -72,6 +78,55 @@ def test_diffusion_loss_does_not_depend_on_the_batch(digits_model, digits_rgb) -
     assert scorer.nfe_per_image() == 4 and DiffusionLossScorer(k=4, n_noise=3).nfe_per_image() == 12
 
 
+def test_class_evidence_equals_a_loop_over_classes_by_hand(digits_model, digits_rgb) -> None:
+    """Every class at the search timesteps, the best class (lowest summed error) at all K, the guidance
+    direction against the null class: recomputed one image, one class and one timestep at a time."""
+    import torch
+
+    k, seed = 6, 3
+    scorer = DiffusionLossScorer(k=k, weighting="none", seed=seed, classes=True, batch_size=80)
+    calls = []
+    forward = digits_model.eps
+
+    def counting(x, t, labels=None):
+        calls.append(len(x))
+        return forward(x, t, labels)
+
+    digits_model.eps = counting
+    try:
+        got = scorer.features(digits_model, digits_rgb)
+    finally:
+        del digits_model.eps
+    ts = loss_timesteps(k, 1000)
+    search = class_search_timesteps(ts)
+    assert search == [ts[3], ts[5]] and scorer.nfe_per_image(digits_model) == k + 10 * 2 + k
+    assert sum(calls) == 5 * scorer.nfe_per_image(digits_model)
+    assert got.shape == (5, 2 * k + 2 * k + k + 10) == (5, len(scorer.feature_names(digits_model)))
+    x0 = torch.from_numpy(digits_rgb[..., 0].astype(np.float32) / 255 * 2 - 1)[:, None]
+    noise = [torch.randn((1, 8, 8), generator=torch.Generator().manual_seed(seed + j)) for j in range(k)]
+
+    def pred(i, j, label):
+        ab = float(digits_model.alphas_cumprod[ts[j]])
+        xt = ab**0.5 * x0[i : i + 1] + (1 - ab) ** 0.5 * noise[j][None]
+        labels = None if label is None else torch.tensor([label])
+        with torch.no_grad():
+            return forward(xt, torch.tensor([ts[j]]), labels)[0]
+
+    for i in range(5):
+        totals = [sum(float(((pred(i, ts.index(t), c) - noise[ts.index(t)]) ** 2).mean()) for t in search)
+                  for c in range(10)]  # fmt: skip
+        best = int(np.argmin(totals))
+        np.testing.assert_allclose(got[i, -10:], sorted(totals), rtol=1e-4)
+        for j in range(k):
+            p_null, p_best = pred(i, j, None), pred(i, j, best)
+            assert got[i, j] == pytest.approx(float(((p_null - noise[j]) ** 2).mean()), rel=1e-4)
+            assert got[i, 2 * k + j] == pytest.approx(float(((p_best - noise[j]) ** 2).mean()), rel=1e-4)
+            assert got[i, 3 * k + j] == pytest.approx(float((p_best**2).mean()), rel=1e-4)
+            assert got[i, 4 * k + j] == pytest.approx(float(((p_best - p_null) ** 2).mean()), rel=1e-4, abs=1e-9)
+    halves = [scorer.features(digits_model, digits_rgb[:2]), scorer.features(digits_model, digits_rgb[2:])]
+    np.testing.assert_allclose(got, np.concatenate(halves), rtol=1e-5)
+
+
 class OracleModel:
     """A pixel model whose eps is exact for one clean image x*: eps = (x_t - sqrt(ab) x*) / sqrt(1 - ab)."""
 
@@ -107,6 +162,8 @@ def test_ddim_inversion_reconstructs_what_the_model_knows_exactly() -> None:
     residual = scorer.features(OracleModel(known), images)[:, 0]
     assert residual[0] == pytest.approx(0.0, abs=1e-5)  # the oracle's own image comes back exactly
     assert residual[1] > 0.1 and scorer.nfe_per_image() == 20
+    with pytest.raises(InputError, match="not class-conditional"):
+        DiffusionLossScorer(k=2, classes=True).features(OracleModel(known), images)
 
 
 def test_detector_learns_the_direction_and_keeps_the_target_fpr() -> None:
