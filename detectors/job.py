@@ -219,8 +219,7 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     main_cfg = {**DEFAULT_SCORER, "k": k}
     results: dict[str, Any] = {}
     costs = []
-    detectors: dict[str, ReconstructionDetector] = {}
-    feats_all: dict[str, np.ndarray] = {}
+    fitted: dict[str, tuple[Any, ReconstructionDetector, np.ndarray]] = {}  # role -> scorer, detector, scores
     from tqdm.auto import tqdm
 
     roles = (("main", main_cfg), ("baseline", BASELINE_SCORER))
@@ -229,8 +228,8 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         feats, seconds = features(model, scorer, data.images)
         costs.append(_cost(scorer, model, len(data.images), seconds))
         det = ReconstructionDetector(target_fpr=target_fpr).fit(feats[cal], data.y[cal])
-        detectors[role], feats_all[role] = det, feats
         scores = det.decision_function(feats[ev])
+        fitted[role] = (scorer, det, scores)
         results[role] = {
             "scorer": scorer.config(),
             "metrics": evaluate_scores(data.y[ev], scores, draws=draws),
@@ -239,10 +238,9 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     autoencoder_note = (
         f"{DEFAULT_MODEL} works in pixel space: it has no autoencoder, so the autoencoder scorer does not apply"
     )
-    main, scorer = detectors["main"], build_scorer(main_cfg, model)
+    scorer, main, scores = fitted["main"]
     ev_images = data.images[ev]
     y_ev = data.y[ev]
-    scores = main.decision_function(feats_all["main"][ev])
     probs = main.probability(scores)
     flags = (scores >= main.threshold_).astype(int)
     names = [data.names[i] for i in ev]
