@@ -47,16 +47,23 @@ def _to_uint8(x: Any) -> np.ndarray:
     return DiffusersGenerator._to_uint8(x)
 
 
+def resized(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (N, H, W, 3) images at ``size`` (height, width), bicubic; unchanged when already that size."""
+    from PIL import Image
+
+    if images.shape[1:3] == tuple(size):
+        return images
+    return np.stack([np.asarray(Image.fromarray(a).resize(size[::-1], Image.Resampling.BICUBIC)) for a in images])
+
+
 def _pixels(images: np.ndarray, size: tuple[int, int], channels: int) -> Any:
     """uint8 (N, H, W, 3) -> float tensor in [-1, 1] (N, channels, *size); resized (bicubic) when needed."""
     import torch
-    from PIL import Image
 
     arr = np.asarray(images)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
         raise InputError(f"expected uint8 RGB images (N, H, W, 3), got {arr.dtype} {arr.shape}")
-    if arr.shape[1:3] != size:
-        arr = np.stack([np.asarray(Image.fromarray(a).resize(size[::-1], Image.Resampling.BICUBIC)) for a in arr])
+    arr = resized(arr, size)
     x = torch.from_numpy(arr.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
     return x.mean(dim=1, keepdim=True) if channels == 1 else x
 

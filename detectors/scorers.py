@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from audit.errors import InputError
-from detectors.noise_model import NoiseModel
+from detectors.noise_model import NoiseModel, resized
 
 WEIGHTINGS = ("elbo", "none")
 
@@ -289,17 +289,9 @@ class AutoencoderScorer:
         for start in range(0, len(images), self.batch_size):
             batch = np.asarray(images[start : start + self.batch_size])
             rebuilt = model.decode(model.encode(batch)).astype(np.float64) / 255.0
-            original = _resized(batch, rebuilt.shape[1:3]).astype(np.float64) / 255.0
+            original = resized(batch, rebuilt.shape[1:3]).astype(np.float64) / 255.0
             out.append(((original - rebuilt) ** 2).reshape(len(batch), -1).mean(1, keepdims=True))
         return np.concatenate(out) if out else np.zeros((0, 1))
-
-
-def _resized(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if images.shape[1:3] == tuple(size):
-        return images
-    return np.stack([np.asarray(Image.fromarray(a).resize(size[::-1], Image.Resampling.BICUBIC)) for a in images])
 
 
 SCORERS = {"diffusion-loss": DiffusionLossScorer, "inversion": InversionScorer, "autoencoder": AutoencoderScorer}
