@@ -72,19 +72,21 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         model = LogisticRegression(C=C or self.C_, max_iter=5000).fit((Z - mean) / std, y)
         return mean, std, model.coef_[0].astype(np.float64), float(model.intercept_[0])
 
-    def _choose_c(self, Z: np.ndarray, y: np.ndarray, folds: int) -> float:
+    def _choose_c(self, Z: np.ndarray, y: np.ndarray, folds: int) -> tuple[float, np.ndarray]:
         """``C`` itself, or with ``"auto"`` the grid value whose cross-fitted AUROC on the calibration data
-        is highest (ties: the stronger regularisation). The evaluation data never takes part."""
+        is highest (ties: the stronger regularisation), with its cross-fitted decisions. The evaluation
+        data never takes part."""
         if self.C != "auto":
-            return float(self.C)
+            return float(self.C), self._cross_fitted(Z, y, folds, float(self.C))
         from detectors.evaluation import point_metrics
 
-        best, best_auc = C_GRID[0], -1.0
+        best, best_oof, best_auc = C_GRID[0], None, -1.0
         for c in C_GRID:
-            auc = point_metrics(y, self._cross_fitted(Z, y, folds, c))["auroc"]
+            oof = self._cross_fitted(Z, y, folds, c)
+            auc = point_metrics(y, oof)["auroc"]
             if auc > best_auc + 1e-9:
-                best, best_auc = c, auc
-        return best
+                best, best_oof, best_auc = c, oof, auc
+        return best, best_oof
 
     def fit(self, X: Any, y: Any) -> ReconstructionDetector:
         if self.calibration not in CALIBRATIONS:
@@ -103,9 +105,8 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             )
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = Z.shape[1]
-        self.C_ = self._choose_c(Z, y, folds)
+        self.C_, oof = self._choose_c(Z, y, folds)
         self.mean_, self.scale_, self.coef_, self.intercept_ = self._linear(Z, y)
-        oof = self._cross_fitted(Z, y, folds)
         self._calibrate(oof, y)
         real = np.sort(oof[y == 0])
         # the smallest threshold that keeps the cross-fitted FPR on the real images at or below target
@@ -115,7 +116,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.cv_labels_ = y
         return self
 
-    def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, folds: int, C: float | None = None) -> np.ndarray:
+    def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, folds: int, C: float) -> np.ndarray:
         from sklearn.model_selection import StratifiedKFold
 
         oof = np.empty(len(y))
