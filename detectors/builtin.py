@@ -6,6 +6,9 @@ training). Generated: the embedded digit DDPM's samples under several guidance s
 steps). Both are 8x8 grey digits quantised to the same 17 levels and held as uint8 RGB in memory, so
 format and size cannot give the answer away.
 
+:func:`training_digits` is a seeded sample of the digits the embedded models *were* trained on: not part
+of the evaluation, but scored to show how the detector treats its generator's own training images.
+
 :func:`calibration_split` cuts every source (the real digits, each schedule) in two random halves:
 one half calibrates, the other evaluates.
 """
@@ -21,6 +24,7 @@ PER_SCHEDULE = 150
 STEPS = 25
 SEED = 700_000
 REAL = "real (held-out digits)"
+TRAINING_SAMPLE = 300  # training digits scored for the membership check (about as many as the held-out 297)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,18 @@ def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
         names += [f"generated/{name}-w{scale:g}-{i:03d}.png" for i in range(per_schedule)]
     y = np.array([0] * len(real) + [1] * (len(source) - len(real)))
     return LabelledImages(np.concatenate(images), y, source, names)
+
+
+def training_digits(n: int = TRAINING_SAMPLE, seed: int = SEED) -> np.ndarray:
+    """``n`` of the embedded models' 1,500 training digits, drawn without replacement with ``seed``, as
+    uint8 RGB (n, 8, 8, 3) like :func:`digits_mixed`'s images."""
+    from audit.zoo import digits
+
+    train, _ = digits.load_split("train")
+    if not 1 <= n <= len(train):
+        raise ValueError(f"n must be between 1 and {len(train)}, got {n}")
+    pick = np.sort(np.random.default_rng(seed).choice(len(train), size=n, replace=False))
+    return np.repeat(train[pick][..., None], 3, axis=-1)
 
 
 def calibration_split(data: LabelledImages, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -207,7 +207,16 @@ def _thumbs(images: list[np.ndarray] | np.ndarray, rows: list[dict[str, Any]], l
 def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws: int = 1000,
                 per_schedule: int | None = None, progress: bool = True) -> Path:  # fmt: skip
     """The embedded default: calibrate on half of ``builtin:digits-mixed``, evaluate on the other half."""
-    from detectors.builtin import PER_SCHEDULE, REAL, SCHEDULES, calibration_split, digits_mixed
+    from detectors.builtin import (
+        PER_SCHEDULE,
+        REAL,
+        SCHEDULES,
+        TRAINING_SAMPLE,
+        calibration_split,
+        digits_mixed,
+        training_digits,
+    )
+    from detectors.membership import membership_check
     from detectors.noise_model import load_noise_model
 
     out = Path(out)
@@ -249,6 +258,9 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         row["truth"] = "generated" if data.y[i] else "real"
         row["source"] = data.source[i]
     sweep = _perturbation_sweep(model, scorer, ev_images, y_ev, main.decision_function, draws, progress)
+    log.info("scoring %d of the embedded model's training digits (the membership check)", TRAINING_SAMPLE)
+    train_feats, _ = features(model, scorer, training_digits())
+    membership = membership_check(main.decision_function(train_feats), scores[y_ev == 0], main.threshold_, draws=draws)
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": "builtin:digits-mixed (calibration half)"}  # fmt: skip
     main.save(out / DETECTOR_FILE, meta)
@@ -259,7 +271,9 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         "perturbations": sweep,
         "per_source": results["main"]["per_source"],
         "baseline": {"scorer": BASELINE_SCORER, **results["baseline"]["metrics"]},
-    }
+        "membership": {"training_images": f"{TRAINING_SAMPLE} of the embedded model's 1,500 training digits",
+                       **membership},
+    }  # fmt: skip
     from audit.atomic import write_json_atomic
 
     write_json_atomic(out / EVALUATION_FILE, evaluation)

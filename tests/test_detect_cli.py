@@ -202,4 +202,11 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     assert [c["nfe_per_image"] for c in data["costs"]] == [32 + 10 * 8 + 32, 40]  # + the class evidence
     assert data["scorer"]["classes"] is True and len(data["direction"]) == 5 * 32 + 10
     assert len(ev["per_source"]) == 5 and len(ev["perturbations"]) == 5
-    assert any(p.name.startswith("detect-") for p in (demo_site / "cards").glob("*.html"))
+    card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
+    # the generator's own training digits look generated: measured 44% flagged against 7% of held-out reals
+    member = ev["membership"]
+    assert (member["training"]["n"], member["heldout_real"]["n"]) == (300, 148)
+    assert member["heldout_real"]["flagged"] == int((real >= data["threshold"]).sum())
+    assert member["training"]["rate_ci"][0] > member["heldout_real"]["rate_ci"][1]
+    assert member["auroc_training_vs_heldout"] > 0.75
+    assert "own training images" in card.read_text(encoding="utf-8")

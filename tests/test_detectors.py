@@ -275,3 +275,32 @@ def test_false_positive_rate_by_perceived_group(tmp_path) -> None:
     assert out["overall"]["fpr"] == pytest.approx(3 / 5) and out["real_images_with_faces"] == 4  # e.png has no face
     assert list(rows)[:2] == ["perceived female", "perceived male"]
     json.dumps(out)
+
+
+def test_membership_check_worked_by_hand() -> None:
+    from detectors.membership import membership_check
+
+    out = membership_check([0.0, 1.0, 2.0, 3.0], [-1.0, 0.0, 2.5], threshold=2.0, draws=200)
+    assert (out["training"]["flagged"], out["training"]["n"]) == (2, 4)  # 2.0 and 3.0 reach the threshold
+    assert (out["heldout_real"]["flagged"], out["heldout_real"]["n"]) == (1, 3)
+    assert out["training"]["rate_ci"] == pytest.approx([0.1500, 0.8500], abs=1e-4)  # Wilson 2 of 4
+    # training (positive) over held-out pairs: t=0 beats -1 and ties 0 (1.5), t=1 and t=2 beat two, t=3 all
+    assert out["auroc_training_vs_heldout"] == pytest.approx((1.5 + 2 + 2 + 3) / 12)
+    lo, hi = out["auroc_training_vs_heldout_ci"]
+    assert lo <= out["auroc_training_vs_heldout"] <= hi
+    json.dumps(out)
+
+
+def test_training_digits_are_a_seeded_sample_of_the_training_split() -> None:
+    from audit.zoo import digits
+    from detectors.builtin import training_digits
+
+    train, _ = digits.load_split("train")
+    sample = training_digits(20, seed=5)
+    assert sample.shape == (20, 8, 8, 3) and sample.dtype == np.uint8
+    np.testing.assert_array_equal(sample, training_digits(20, seed=5))
+    rows = {im.tobytes() for im in train}
+    assert all(np.ascontiguousarray(im[..., 0]).tobytes() in rows for im in sample)
+    assert not np.array_equal(sample, training_digits(20, seed=6))
+    with pytest.raises(ValueError, match="between 1 and 1500"):
+        training_digits(1501)
