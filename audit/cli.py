@@ -95,6 +95,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             raise InputError(f"detect {action} takes --real and --fake, not positional paths ({inputs[0]})")
         if not args.real or not args.fake:
             raise InputError(f"detect {action} needs --real DIR and --fake DIR")
+    if args.training and action != "evaluate":
+        raise InputError("--training belongs to 'detect evaluate'")
     if action == "calibrate":
         target = job.calibrate(
             args.real, args.fake, args.out or "detector.json", model_spec=args.model,
@@ -108,7 +110,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         results = job.evaluate(
             args.real, args.fake, out, detector_file=args.detector, model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, face_records=args.face_records,
-            face_backend=args.face_backend, draws=args.bootstrap,
+            face_backend=args.face_backend, draws=args.bootstrap, training=args.training,
         )  # fmt: skip
     elif not inputs:
         results = job.run_default(out, k=args.k, target_fpr=args.target_fpr, draws=args.bootstrap,
@@ -422,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--steps", type=int, default=20, help="DDIM steps each way of the inversion scorer")
     detect.add_argument("--real", nargs="+", metavar="DIR", help="real images (calibrate, evaluate)")
     detect.add_argument("--fake", nargs="+", metavar="DIR", help="generated images (calibrate, evaluate)")
+    detect.add_argument(
+        "--training", nargs="+", metavar="DIR",
+        help="evaluate: real images the generator was trained on; reports how often the detector flags them "
+        "(a model fits its training data unusually well)",
+    )  # fmt: skip
     detect.add_argument("--target-fpr", type=float, default=0.05, help="false-positive rate the threshold keeps")
     detect.add_argument("--calibration", choices=("logistic", "isotonic"), default="logistic")
     detect.add_argument("--face-records", metavar="CSV", help="faces of the real images: FPR by perceived group")

@@ -25,6 +25,7 @@ STEPS = 25
 SEED = 700_000
 REAL = "real (held-out digits)"
 TRAINING_SAMPLE = 300  # training digits scored for the membership check (about as many as the held-out 297)
+TRAINING_SEED = 700_000  # which of them (a draw without replacement; independent of the samples' seeds)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
     return LabelledImages(np.concatenate(images), y, source, names)
 
 
-def training_digits(n: int = TRAINING_SAMPLE, seed: int = SEED) -> np.ndarray:
+def training_digits(n: int = TRAINING_SAMPLE, seed: int = TRAINING_SEED) -> np.ndarray:
     """``n`` of the embedded models' 1,500 training digits, drawn without replacement with ``seed``, as
     uint8 RGB (n, 8, 8, 3) like :func:`digits_mixed`'s images."""
     from audit.zoo import digits

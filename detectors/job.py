@@ -212,6 +212,7 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         REAL,
         SCHEDULES,
         TRAINING_SAMPLE,
+        TRAINING_SEED,
         calibration_split,
         digits_mixed,
         training_digits,
@@ -260,7 +261,10 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     sweep = _perturbation_sweep(model, scorer, ev_images, y_ev, main.decision_function, draws, progress)
     log.info("scoring %d of the embedded model's training digits (the membership check)", TRAINING_SAMPLE)
     train_feats, _ = features(model, scorer, training_digits())
-    membership = membership_check(main.decision_function(train_feats), scores[y_ev == 0], main.threshold_, draws=draws)
+    train_scores, real_scores = main.decision_function(train_feats), scores[y_ev == 0]
+    membership = membership_check(
+        train_scores, train_scores >= main.threshold_, real_scores, real_scores >= main.threshold_, draws=draws
+    )
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": "builtin:digits-mixed (calibration half)"}  # fmt: skip
     main.save(out / DETECTOR_FILE, meta)
@@ -272,6 +276,7 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         "per_source": results["main"]["per_source"],
         "baseline": {"scorer": BASELINE_SCORER, **results["baseline"]["metrics"]},
         "membership": {"training_images": f"{TRAINING_SAMPLE} of the embedded model's 1,500 training digits",
+                       "real_images": "held-out real digits (evaluation half)",
                        **membership},
     }  # fmt: skip
     from audit.atomic import write_json_atomic
@@ -296,7 +301,8 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
         notes=[autoencoder_note],
         fairness=None,
         config={"k": k, "target_fpr": target_fpr, "per_schedule": per_schedule or PER_SCHEDULE,
-                "schedules": [f"{n} w={w:g}" for n, w in SCHEDULES], "split_seed": 0, "bootstrap_draws": draws},
+                "schedules": [f"{n} w={w:g}" for n, w in SCHEDULES], "split_seed": 0, "bootstrap_draws": draws,
+                "membership_sample": {"split": "train", "n": TRAINING_SAMPLE, "seed": TRAINING_SEED}},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)
 
@@ -350,8 +356,10 @@ def evaluate(
     real: list[str], fake: list[str], out: str | Path, *, detector_file: str | Path | None = None,
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
     face_records: str | Path | None = None, face_backend: str | None = None, draws: int = 1000, folds: int = 5,
+    training: list[str] | None = None,
 ) -> Path:  # fmt: skip
-    """Evaluate on labelled folders (see the module docstring); returns the results path."""
+    """Evaluate on labelled folders (see the module docstring); returns the results path. ``training``:
+    images the generator was trained on, scored by the same detector(s) for the membership check."""
     from sklearn.model_selection import StratifiedKFold
 
     from audit.atomic import write_json_atomic
@@ -408,6 +416,9 @@ def evaluate(
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness}  # fmt: skip
+    if training:
+        membership = _training_membership(training, model, scorer, fold_models, decisions, flags, y, draws)
+        evaluation["membership"] = membership
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
@@ -423,6 +434,33 @@ def evaluate(
         config={"target_fpr": target_fpr, "folds": folds, "bootstrap_draws": draws, "detector": str(detector_file)},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)
+
+
+def _training_membership(
+    training: list[str], model: Any, scorer: Any, fold_models: list[tuple[np.ndarray, ReconstructionDetector]],
+    decisions: np.ndarray, flags: np.ndarray, y: np.ndarray, draws: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The membership check of :func:`evaluate`: the training images are shared out in turn among the
+    detectors that scored the real images (every fold's, or the one saved), none of which saw them, and
+    flagged at that detector's threshold, just as each real image was."""
+    from detectors.membership import membership_check
+
+    loaded = load_images(training)
+    if len(loaded.images) < 2:
+        raise InputError(f"need at least 2 readable training images, got {len(loaded.images)}")
+    feats, _ = features(model, scorer, loaded.images)
+    scores, train_flags = np.empty(len(feats)), np.empty(len(feats), dtype=bool)
+    for j, (_, fold) in enumerate(fold_models):
+        idx = np.arange(j, len(feats), len(fold_models))
+        scores[idx] = fold.decision_function(feats[idx])
+        train_flags[idx] = scores[idx] >= fold.threshold_
+    real = y == 0
+    return {
+        "training_images": f"{len(loaded.images)} images from {', '.join(training)}",
+        "real_images": "real images (--real)",
+        **membership_check(scores, train_flags, decisions[real], flags[real].astype(bool), draws=draws),
+        "unreadable_training_images": len(loaded.unreadable),
+    }
 
 
 def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | None = None) -> Path:

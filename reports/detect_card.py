@@ -75,24 +75,24 @@ def _reliability(curves: dict[str, Any]) -> str:
 
 
 def _membership_section(m: dict[str, Any]) -> dict[str, Any]:
-    train, heldout = m["training"], m["heldout_real"]
+    train, real = m["training"], m["real"]
     return {
         "title": "The generator's own training images",
         "paragraphs": [
             f"Real images the generator was trained on ({m['training_images']}) scored by the same detector: "
             f"{_ci(train['rate'], train['rate_ci'], pct=True)} are flagged as generated, against "
-            f"{_ci(heldout['rate'], heldout['rate_ci'], pct=True)} of the held-out real images (Wilson 95% "
+            f"{_ci(real['rate'], real['rate_ci'], pct=True)} of the {m['real_images']} (Wilson 95% "
             "intervals). A diffusion model fits its training images unusually well and the detector reads a "
             "good fit as generated, so real images from the training set are not protected by the "
-            "false-positive rate above. The score alone tells training from held-out real images with AUROC "
-            f"{_ci(m['auroc_training_vs_heldout'], m['auroc_training_vs_heldout_ci'])} (0.5 = not at all)."
+            "false-positive rate above. The score alone tells training from the other real images with AUROC "
+            f"{_ci(m['auroc_training_vs_real'], m['auroc_training_vs_real_ci'])} (0.5 = not at all)."
         ],
         "tables": [
             {
                 "columns": ["real images", "images", "flagged", "flagged share [95% CI]"],
                 "rows": [
                     [label, r["n"], r["flagged"], _ci(r["rate"], r["rate_ci"], pct=True)]
-                    for label, r in (("generator's training set", train), ("held-out (evaluation half)", heldout))
+                    for label, r in (("the generator's training images", train), (m["real_images"], real))
                 ],
             }
         ],

@@ -280,15 +280,18 @@ def test_false_positive_rate_by_perceived_group(tmp_path) -> None:
 def test_membership_check_worked_by_hand() -> None:
     from detectors.membership import membership_check
 
-    out = membership_check([0.0, 1.0, 2.0, 3.0], [-1.0, 0.0, 2.5], threshold=2.0, draws=200)
+    train, heldout = np.array([0.0, 1.0, 2.0, 3.0]), np.array([-1.0, 0.0, 2.5])
+    out = membership_check(train, train >= 2.0, heldout, heldout >= 2.0, draws=200)
     assert (out["training"]["flagged"], out["training"]["n"]) == (2, 4)  # 2.0 and 3.0 reach the threshold
-    assert (out["heldout_real"]["flagged"], out["heldout_real"]["n"]) == (1, 3)
+    assert (out["real"]["flagged"], out["real"]["n"]) == (1, 3)
     assert out["training"]["rate_ci"] == pytest.approx([0.1500, 0.8500], abs=1e-4)  # Wilson 2 of 4
     # training (positive) over held-out pairs: t=0 beats -1 and ties 0 (1.5), t=1 and t=2 beat two, t=3 all
-    assert out["auroc_training_vs_heldout"] == pytest.approx((1.5 + 2 + 2 + 3) / 12)
-    lo, hi = out["auroc_training_vs_heldout_ci"]
-    assert lo <= out["auroc_training_vs_heldout"] <= hi
+    assert out["auroc_training_vs_real"] == pytest.approx((1.5 + 2 + 2 + 3) / 12)
+    lo, hi = out["auroc_training_vs_real_ci"]
+    assert lo <= out["auroc_training_vs_real"] <= hi
     json.dumps(out)
+    with pytest.raises(ValueError, match="exactly one flag"):
+        membership_check(train, train[:2] >= 2.0, heldout, heldout >= 2.0)
 
 
 def test_training_digits_are_a_seeded_sample_of_the_training_split() -> None:
