@@ -431,7 +431,8 @@ def evaluate(
         model=model, detector=det, meta=meta, evaluation=evaluation, curves=_curves(y, decisions, probs),
         costs=[_cost(scorer, model, len(images), seconds)], detections=_thumbs(images, rows),
         n_flagged=int(flags.sum()), n_scored=len(images), warnings=warnings, notes=[protocol], fairness=fairness,
-        config={"target_fpr": target_fpr, "folds": folds, "bootstrap_draws": draws, "detector": str(detector_file)},
+        config={"target_fpr": target_fpr, "folds": folds, "bootstrap_draws": draws, "detector": str(detector_file),
+                "training": training},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)
 

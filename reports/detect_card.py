@@ -82,9 +82,10 @@ def _membership_section(m: dict[str, Any]) -> dict[str, Any]:
             f"Real images the generator was trained on ({m['training_images']}) scored by the same detector: "
             f"{_ci(train['rate'], train['rate_ci'], pct=True)} are flagged as generated, against "
             f"{_ci(real['rate'], real['rate_ci'], pct=True)} of the {m['real_images']} (Wilson 95% "
-            "intervals). A diffusion model fits its training images unusually well and the detector reads a "
-            "good fit as generated, so real images from the training set are not protected by the "
-            "false-positive rate above. The score alone tells training from the other real images with AUROC "
+            "intervals). A diffusion model can fit its training images unusually well, and the detector reads "
+            "a good fit as generated: where the first share is the higher, real images from the training set "
+            "are not protected by the false-positive rate above. The score alone tells training from the other "
+            "real images with AUROC "
             f"{_ci(m['auroc_training_vs_real'], m['auroc_training_vs_real_ci'])} (0.5 = not at all)."
         ],
         "tables": [
