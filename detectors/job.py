@@ -261,9 +261,9 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     sweep = _perturbation_sweep(model, scorer, ev_images, y_ev, main.decision_function, draws, progress)
     log.info("scoring %d of the embedded model's training digits (the membership check)", TRAINING_SAMPLE)
     train_feats, _ = features(model, scorer, training_digits())
-    train_scores, real_scores = main.decision_function(train_feats), scores[y_ev == 0]
+    train_scores, is_real = main.decision_function(train_feats), y_ev == 0
     membership = membership_check(
-        train_scores, train_scores >= main.threshold_, real_scores, real_scores >= main.threshold_, draws=draws
+        train_scores, train_scores >= main.threshold_, scores[is_real], flags[is_real], draws=draws
     )
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": "builtin:digits-mixed (calibration half)"}  # fmt: skip
@@ -459,7 +459,7 @@ def _training_membership(
     return {
         "training_images": f"{len(loaded.images)} images from {', '.join(training)}",
         "real_images": "real images (--real)",
-        **membership_check(scores, train_flags, decisions[real], flags[real].astype(bool), draws=draws),
+        **membership_check(scores, train_flags, decisions[real], flags[real], draws=draws),
         "unreadable_training_images": len(loaded.unreadable),
     }
 
