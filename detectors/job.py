@@ -27,6 +27,7 @@ import numpy as np
 from audit.errors import InputError
 from detectors.detector import ReconstructionDetector
 from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
+from detectors.overlap import refuse_shared
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,8 @@ def _labelled(real: list[str], fake: list[str]) -> tuple[Loaded, Loaded, list[np
     for what, loaded in (("real", real_set), ("generated", fake_set)):
         if len(loaded.images) < 2:
             raise InputError(f"need at least 2 readable {what} images, got {len(loaded.images)}")
+    refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
+                  "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
     images = real_set.images + fake_set.images
     y = np.array([0] * len(real_set.images) + [1] * len(fake_set.images))
     return real_set, fake_set, images, y
@@ -368,6 +371,7 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     real_set, fake_set, images, y = _labelled(real, fake)
+    training_set = _training_set(training, real_set) if training else None  # refused now, before any scoring
     if detector_file is not None:
         det, meta, model, scorer = _saved(detector_file)
         protocol = f"scored by the saved detector {Path(detector_file).name}"
@@ -416,9 +420,10 @@ def evaluate(
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness}  # fmt: skip
-    if training:
-        membership = _training_membership(training, model, scorer, fold_models, decisions, flags, y, draws)
-        evaluation["membership"] = membership
+    if training_set is not None:
+        membership = _training_membership(training_set, model, scorer, fold_models, decisions, flags, y, draws)
+        evaluation["membership"] = {"training_images": f"{len(training_set.images)} images from "
+                                    f"{', '.join(training or [])}", **membership}  # fmt: skip
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
@@ -437,8 +442,20 @@ def evaluate(
     return write_results(out / RESULTS_FILE, doc)
 
 
+def _training_set(training: list[str], real_set: Loaded) -> Loaded:
+    """The ``--training`` images, refused when fewer than 2 are readable or when any is also in ``--real``."""
+    loaded = load_images(training)
+    if len(loaded.images) < 2:
+        raise InputError(f"need at least 2 readable training images, got {len(loaded.images)}")
+    refuse_shared(loaded.names, loaded.images, "--training", real_set.names, real_set.images, "--real",
+                  "The membership check compares the generator's training images with real images it was not "
+                  "trained on, and the false-positive rate on --real assumes the same: remove them from --real "
+                  "(or from --training if they were not in fact trained on).")  # fmt: skip
+    return loaded
+
+
 def _training_membership(
-    training: list[str], model: Any, scorer: Any, fold_models: list[tuple[np.ndarray, ReconstructionDetector]],
+    loaded: Loaded, model: Any, scorer: Any, fold_models: list[tuple[np.ndarray, ReconstructionDetector]],
     decisions: np.ndarray, flags: np.ndarray, y: np.ndarray, draws: int,
 ) -> dict[str, Any]:  # fmt: skip
     """The membership check of :func:`evaluate`: the training images are shared out in turn among the
@@ -446,9 +463,6 @@ def _training_membership(
     flagged at that detector's threshold, just as each real image was."""
     from detectors.membership import membership_check
 
-    loaded = load_images(training)
-    if len(loaded.images) < 2:
-        raise InputError(f"need at least 2 readable training images, got {len(loaded.images)}")
     feats, _ = features(model, scorer, loaded.images)
     scores, train_flags = np.empty(len(feats)), np.empty(len(feats), dtype=bool)
     for j, (_, fold) in enumerate(fold_models):
@@ -457,7 +471,6 @@ def _training_membership(
         train_flags[idx] = scores[idx] >= fold.threshold_
     real = y == 0
     return {
-        "training_images": f"{len(loaded.images)} images from {', '.join(training)}",
         "real_images": "real images (--real)",
         **membership_check(scores, train_flags, decisions[real], flags[real], draws=draws),
         "unreadable_training_images": len(loaded.unreadable),

@@ -116,6 +116,46 @@ def test_membership_check_scores_training_images_with_the_saved_detector(folders
         args.func(args)
 
 
+def test_shared_images_compares_decoded_pixels_not_bytes_or_names() -> None:
+    from detectors.overlap import shared_images
+
+    a = np.arange(16, dtype=np.uint8).reshape(2, 8)
+    b = np.zeros((8, 8, 3), dtype=np.uint8)
+    # the same 16 bytes as a 8x2 image, and as uint16 pixels: different images
+    others = [a.reshape(8, 2), a.astype(np.uint16), b.copy(), a.copy()]
+    pairs = shared_images(["a", "b", "c"], [a, b, b + 1], ["t", "u", "v", "w"], others)
+    assert pairs == [("a", "w"), ("b", "v")]
+    assert shared_images([], [], ["x"], [a]) == []
+
+
+def test_contradictory_folders_are_refused_before_any_scoring(folders, tmp_path, monkeypatch) -> None:
+    """A real digit re-saved losslessly (BMP, new name) in --fake or --training: refused with both names,
+    before a single image is scored."""
+    from PIL import Image
+
+    import detectors.job as job
+
+    def never(*args, **kwargs):
+        raise AssertionError("scored before the overlap was refused")
+
+    monkeypatch.setattr(job, "features", never)
+    real = folders["real"]
+    fake, training = tmp_path / "fake", tmp_path / "training <'é'>"
+    for folder, source in ((fake, folders["fake"]), (training, folders["training"])):
+        folder.mkdir()
+        for f in sorted(source.glob("*.png"))[:5]:
+            (folder / f.name).write_bytes(f.read_bytes())
+        Image.open(real / "r07.png").save(folder / "copy of r07.bmp")
+    with pytest.raises(InputError, match=r"1 image\(s\) in --real are also in --fake .*r07\.png.*copy of r07\.bmp"):
+        job.calibrate([str(real)], [str(fake)], tmp_path / "det.json")
+    with pytest.raises(InputError, match="cannot be both real and generated"):
+        job.evaluate([str(real)], [str(fake)], tmp_path / "eval")
+    (fake / "copy of r07.bmp").unlink()
+    with pytest.raises(InputError, match=r"1 image\(s\) in --training are also in --real .*not trained on"):
+        job.evaluate([str(real)], [str(fake)], tmp_path / "eval", training=[str(training)])
+    assert not (tmp_path / "eval" / "evaluation.json").exists()
+
+
 def test_detect_subcommands_refuse_missing_inputs(tmp_path) -> None:
     with pytest.raises(InputError, match="needs --real DIR and --fake DIR"):
         from audit.cli import build_parser

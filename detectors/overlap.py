@@ -1,0 +1,55 @@
+"""Images that two labelled sets share, so that a contradictory labelling is refused before any scoring.
+
+An image in both ``--real`` and ``--fake`` cannot be both; an image in both ``--training`` and ``--real``
+is not held out, so the membership check (and the false-positive rate on real images) would count it on
+both sides. Images are compared by their decoded pixels, not their bytes: the same picture saved as PNG
+under two names, or re-saved losslessly, is still the same image. Lossy copies (JPEG re-encodes, resizes)
+are not caught; that needs a near-duplicate search (the datasheet's difference hash), not this check. A
+training image among ``--fake`` is not refused: generators are trained on generated images too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from audit.errors import InputError
+from audit.hashing import sha256_bytes
+
+SHOWN = 3  # example pairs quoted in the error
+
+
+def pixel_key(image: np.ndarray) -> str:
+    """sha256 of the decoded pixels and their shape (the shape too, so 2x8 and 8x2 never collide)."""
+    return sha256_bytes(repr((image.shape, str(image.dtype))).encode() + np.ascontiguousarray(image).tobytes())
+
+
+def shared_images(
+    names_a: Sequence[str], images_a: Sequence[np.ndarray], names_b: Sequence[str], images_b: Sequence[np.ndarray]
+) -> list[tuple[str, str]]:
+    """(name in a, name in b) for every image of ``a`` whose pixels equal an image's of ``b`` (the first such
+    image of ``b``), in ``a``'s order."""
+    first_b: dict[str, str] = {}
+    for name, image in zip(names_b, images_b, strict=True):
+        first_b.setdefault(pixel_key(image), name)
+    pairs = []
+    for name, image in zip(names_a, images_a, strict=True):
+        match = first_b.get(pixel_key(image))
+        if match is not None:
+            pairs.append((name, match))
+    return pairs
+
+
+def refuse_shared(
+    names_a: Sequence[str], images_a: Sequence[np.ndarray], flag_a: str,
+    names_b: Sequence[str], images_b: Sequence[np.ndarray], flag_b: str, why: str,
+) -> None:  # fmt: skip
+    """Raise :class:`InputError` naming the shared images (a few examples) when the two sets share any."""
+    pairs = shared_images(names_a, images_a, names_b, images_b)
+    if pairs:
+        examples = "; ".join(f"{a!r} = {b!r}" for a, b in pairs[:SHOWN])
+        more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
+        raise InputError(
+            f"{len(pairs)} image(s) in {flag_a} are also in {flag_b} (identical pixels): {examples}{more}. {why}"
+        )
