@@ -420,10 +420,10 @@ def evaluate(
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness}  # fmt: skip
-    if training_set is not None:
-        membership = _training_membership(training_set, model, scorer, fold_models, decisions, flags, y, draws)
-        evaluation["membership"] = {"training_images": f"{len(training_set.images)} images from "
-                                    f"{', '.join(training or [])}", **membership}  # fmt: skip
+    if training and training_set is not None:
+        evaluation["membership"] = _training_membership(
+            training_set, training, model, scorer, fold_models, decisions, flags, y, draws
+        )
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
@@ -455,8 +455,9 @@ def _training_set(training: list[str], real_set: Loaded) -> Loaded:
 
 
 def _training_membership(
-    loaded: Loaded, model: Any, scorer: Any, fold_models: list[tuple[np.ndarray, ReconstructionDetector]],
-    decisions: np.ndarray, flags: np.ndarray, y: np.ndarray, draws: int,
+    loaded: Loaded, sources: list[str], model: Any, scorer: Any,
+    fold_models: list[tuple[np.ndarray, ReconstructionDetector]], decisions: np.ndarray, flags: np.ndarray,
+    y: np.ndarray, draws: int,
 ) -> dict[str, Any]:  # fmt: skip
     """The membership check of :func:`evaluate`: the training images are shared out in turn among the
     detectors that scored the real images (every fold's, or the one saved), none of which saw them, and
@@ -471,6 +472,7 @@ def _training_membership(
         train_flags[idx] = scores[idx] >= fold.threshold_
     real = y == 0
     return {
+        "training_images": f"{len(loaded.images)} images from {', '.join(sources)}",
         "real_images": "real images (--real)",
         **membership_check(scores, train_flags, decisions[real], flags[real], draws=draws),
         "unreadable_training_images": len(loaded.unreadable),

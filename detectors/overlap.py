@@ -21,7 +21,7 @@ SHOWN = 3  # example pairs quoted in the error
 
 
 def pixel_key(image: np.ndarray) -> str:
-    """sha256 of the decoded pixels and their shape (the shape too, so 2x8 and 8x2 never collide)."""
+    """sha256 of the decoded pixels with their shape and dtype (2x8 and 8x2, uint8 and uint16 never collide)."""
     return sha256_bytes(repr((image.shape, str(image.dtype))).encode() + np.ascontiguousarray(image).tobytes())
 
 
