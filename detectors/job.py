@@ -308,11 +308,15 @@ def run_default(out: str | Path, *, k: int = 32, target_fpr: float = 0.05, draws
     return write_results(out / RESULTS_FILE, doc)
 
 
+def _at_least_two(loaded: Loaded, what: str) -> Loaded:
+    """``loaded``, refused when fewer than 2 of its images are readable (no metric or threshold from one)."""
+    if len(loaded.images) < 2:
+        raise InputError(f"need at least 2 readable {what} images, got {len(loaded.images)}")
+    return loaded
+
+
 def _labelled(real: list[str], fake: list[str]) -> tuple[Loaded, Loaded, list[np.ndarray], np.ndarray]:
-    real_set, fake_set = load_images(real), load_images(fake)
-    for what, loaded in (("real", real_set), ("generated", fake_set)):
-        if len(loaded.images) < 2:
-            raise InputError(f"need at least 2 readable {what} images, got {len(loaded.images)}")
+    real_set, fake_set = _at_least_two(load_images(real), "real"), _at_least_two(load_images(fake), "generated")
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
     images = real_set.images + fake_set.images
@@ -444,9 +448,7 @@ def evaluate(
 
 def _training_set(training: list[str], real_set: Loaded) -> Loaded:
     """The ``--training`` images, refused when fewer than 2 are readable or when any is also in ``--real``."""
-    loaded = load_images(training)
-    if len(loaded.images) < 2:
-        raise InputError(f"need at least 2 readable training images, got {len(loaded.images)}")
+    loaded = _at_least_two(load_images(training), "training")
     refuse_shared(loaded.names, loaded.images, "--training", real_set.names, real_set.images, "--real",
                   "The membership check compares the generator's training images with real images it was not "
                   "trained on, and the false-positive rate on --real assumes the same: remove them from --real "
