@@ -2,6 +2,7 @@
 K = 32 with the class evidence) against DIRE-style inversion at 20 + 20 steps, on the embedded digit DDPM.
 
 Usage: python benchmarks/detect_bench.py [--per-schedule 150] [--repeats 2] [--spread-seeds 4] [--curve-repeats 3]
+(--curve-repeats 0 skips the learning curve)
 
 Data: ``builtin:digits-mixed`` (297 held-out real digits; the embedded model's samples under five
 guidance schedules), calibrated on a random half of every source and evaluated on the other half,
@@ -84,7 +85,8 @@ def main() -> None:
     verdict = "met" if k8["auroc"] >= base["auroc"] else "NOT met"
     print(f"goal (K=8, a fifth of the NFEs, AUROC >= inversion's {base['auroc']:.3f}): {verdict} ({k8['auroc']:.3f})")
     _spread(data, model, args.spread_seeds, seed0_features)
-    _learning_curve(data, seed0_features[True], args.curve_repeats)
+    if args.curve_repeats > 0:  # 0 skips the learning curve
+        _learning_curve(data, seed0_features[True], args.curve_repeats)
 
 
 def _label(scorer) -> str:
