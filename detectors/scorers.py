@@ -77,9 +77,12 @@ class DiffusionLossScorer:
 
     With ``classes`` (class-conditional models only), also the model's class evidence, the "diffusion
     classifier" of Li et al. (2023): the errors under every class at the search timesteps
-    (:func:`class_search_timesteps`), and for the best-fitting class (lowest summed error) its errors and
-    norms at all K timesteps and the guidance direction ``mean (eps_class - eps_null)^2``. Guided sampling
-    leaves its mark there: a generated image fits its class unusually well."""
+    (:func:`class_search_timesteps`), kept per class and timestep as well as summed and sorted, and for
+    the best-fitting class (lowest summed error) its errors and norms at all K timesteps and the guidance
+    direction ``mean (eps_class - eps_null)^2``. Guided sampling leaves its mark there: a generated image
+    fits its class unusually well. Keeping each class's errors (not only the sorted sums) lets the
+    detector learn that some digits are simply easier to fit than others: on the digits DDPM it raises
+    the AUROC in all of 2 noise seeds x 5 splits, by 0.004 on average, at no extra network evaluation."""
 
     k: int = 8
     weighting: str = "elbo"
@@ -134,12 +137,15 @@ class DiffusionLossScorer:
             names += [f"best-class predicted-noise norm t={t}" for t in ts] if self.with_norms else []
             names += [f"guidance direction t={t}" for t in ts]
             names += [f"class search error, rank {r + 1}" for r in range(classes)]
+            searched = class_search_timesteps(ts)
+            names += [f"class {c} error t={t}" for c in range(classes) for t in searched]
         return names
 
     def features(self, model: NoiseModel, images: np.ndarray) -> np.ndarray:
         """(N, F): the K errors (column k at timestep t_k), then the K predicted-noise norms with
         ``with_norms``, then with ``classes`` the best class's K errors (and K norms), the K guidance
-        directions and the classes' summed search errors, smallest first."""
+        directions, the classes' summed search errors, smallest first, and every class's error at every
+        search timestep (class 0's first, timesteps ascending)."""
         import torch
 
         timesteps = self.timesteps(model)
@@ -195,7 +201,8 @@ class DiffusionLossScorer:
         t_search = t[draw_idx].repeat(n * classes)
         labels = torch.arange(classes, device=xt.device).repeat_interleave(n * s)
         pred = model.eps(x_search, t_search, labels).reshape(classes, n, s, *shape).float()
-        search_err = ((pred - eps[:, draw_idx].float()[None]) ** 2).flatten(3).mean(-1).sum(-1)  # (classes, n)
+        per_draw = ((pred - eps[:, draw_idx].float()[None]) ** 2).flatten(3).mean(-1)  # (classes, n, s)
+        search_err = per_draw.sum(-1)  # (classes, n)
         best = search_err.argmin(0)  # (n,)
         draws = xt.shape[1]
         labels = best.repeat_interleave(draws).to(xt.device)
@@ -203,6 +210,8 @@ class DiffusionLossScorer:
         cols = self._error_columns(pred_best, eps, weights, n)
         cols.append(self._per_timestep(((pred_best - null) ** 2).flatten(2).mean(-1), n))
         cols.append(search_err.T.sort(dim=1).values.double().cpu().numpy())
+        per_class = per_draw.reshape(classes, n, s // self.n_noise, self.n_noise).mean(-1)  # (classes, n, search)
+        cols.append(per_class.permute(1, 0, 2).reshape(n, -1).double().cpu().numpy())
         return cols
 
 

@@ -101,7 +101,11 @@ def test_class_evidence_equals_a_loop_over_classes_by_hand(digits_model, digits_
     search = class_search_timesteps(ts)
     assert search == [ts[3], ts[5]] and scorer.nfe_per_image(digits_model) == k + 10 * 2 + k
     assert sum(calls) == 5 * scorer.nfe_per_image(digits_model)
-    assert got.shape == (5, 2 * k + 2 * k + k + 10) == (5, len(scorer.feature_names(digits_model)))
+    assert got.shape == (5, 2 * k + 2 * k + k + 10 + 10 * 2) == (5, len(scorer.feature_names(digits_model)))
+    assert scorer.feature_names(digits_model)[-20:-18] == [
+        f"class 0 error t={search[0]}",
+        f"class 0 error t={search[1]}",
+    ]
     x0 = torch.from_numpy(digits_rgb[..., 0].astype(np.float32) / 255 * 2 - 1)[:, None]
     noise = [torch.randn((1, 8, 8), generator=torch.Generator().manual_seed(seed + j)) for j in range(k)]
 
@@ -113,10 +117,12 @@ def test_class_evidence_equals_a_loop_over_classes_by_hand(digits_model, digits_
             return forward(xt, torch.tensor([ts[j]]), labels)[0]
 
     for i in range(5):
-        totals = [sum(float(((pred(i, ts.index(t), c) - noise[ts.index(t)]) ** 2).mean()) for t in search)
+        errors = [[float(((pred(i, ts.index(t), c) - noise[ts.index(t)]) ** 2).mean()) for t in search]
                   for c in range(10)]  # fmt: skip
+        totals = [sum(row) for row in errors]
         best = int(np.argmin(totals))
-        np.testing.assert_allclose(got[i, -10:], sorted(totals), rtol=1e-4)
+        np.testing.assert_allclose(got[i, -30:-20], sorted(totals), rtol=1e-4)
+        np.testing.assert_allclose(got[i, -20:], np.ravel(errors), rtol=1e-4)  # class-major, as named
         for j in range(k):
             p_null, p_best = pred(i, j, None), pred(i, j, best)
             assert got[i, j] == pytest.approx(float(((p_null - noise[j]) ** 2).mean()), rel=1e-4)
@@ -125,6 +131,17 @@ def test_class_evidence_equals_a_loop_over_classes_by_hand(digits_model, digits_
             assert got[i, 4 * k + j] == pytest.approx(float(((p_best - p_null) ** 2).mean()), rel=1e-4, abs=1e-9)
     halves = [scorer.features(digits_model, digits_rgb[:2]), scorer.features(digits_model, digits_rgb[2:])]
     np.testing.assert_allclose(got, np.concatenate(halves), rtol=1e-5)
+
+
+def test_class_errors_average_the_noise_draws(digits_model, digits_rgb) -> None:
+    """With 2 draws per timestep each class's error is the mean of its draws, so its errors summed over
+    the search timesteps, times 2, are the class's summed search error (which adds up every draw)."""
+    k, draws = 4, 2
+    got = DiffusionLossScorer(k=k, n_noise=draws, classes=True, seed=5).features(digits_model, digits_rgb)
+    search = len(class_search_timesteps(loss_timesteps(k, 1000)))
+    per_class = got[:, -10 * search :].reshape(5, 10, search)
+    np.testing.assert_allclose(np.sort(per_class.sum(-1) * draws, axis=1), got[:, -10 * search - 10 : -10 * search],
+                               rtol=1e-5)  # fmt: skip
 
 
 class OracleModel:
