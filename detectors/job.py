@@ -351,12 +351,25 @@ def calibrate(
     return det.save(Path(out), meta)
 
 
+class StaleDetectorError(InputError):
+    """A saved detector whose feature layout is not the one this version's scorer gives."""
+
+
 def _saved(detector_file: str | Path) -> tuple[ReconstructionDetector, dict[str, Any], Any, Any]:
     from detectors.noise_model import load_noise_model
 
     det, meta = ReconstructionDetector.load(detector_file)
     model = load_noise_model(meta["model"])
-    return det, meta, model, build_scorer(meta["scorer"], model)
+    scorer = build_scorer(meta["scorer"], model)
+    saved = meta.get("feature_names")
+    current = scorer.feature_names(model) if hasattr(scorer, "feature_names") else None
+    if saved is not None and current is not None and saved != current:
+        raise StaleDetectorError(
+            f"{detector_file} was calibrated on {len(saved)} features, but this version's {scorer.name} scorer "
+            f"gives {len(current)} (its features changed since; see CHANGELOG.md): recalibrate it with "
+            "`genaudit detect calibrate` before scoring anything"
+        )
+    return det, meta, model, scorer
 
 
 def evaluate(
@@ -490,7 +503,14 @@ def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | No
         if not detector_file.is_file():
             log.info("no --detector: calibrating the embedded default on builtin:digits-mixed first")
             run_default(out / "embedded-default")
-    det, meta, model, scorer = _saved(detector_file)
+        try:
+            det, meta, model, scorer = _saved(detector_file)
+        except StaleDetectorError:  # left by an older version in the same OUT: made here, so remade here
+            log.info("the embedded default in %s predates this version's features: calibrating it again", out)
+            run_default(out / "embedded-default")
+            det, meta, model, scorer = _saved(detector_file)
+    else:
+        det, meta, model, scorer = _saved(detector_file)
     loaded = load_images(inputs)
     if not loaded.images and not loaded.unreadable:
         raise InputError(f"no images found in {', '.join(inputs)}")

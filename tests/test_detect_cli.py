@@ -156,6 +156,56 @@ def test_contradictory_folders_are_refused_before_any_scoring(folders, tmp_path,
     assert not (tmp_path / "eval" / "evaluation.json").exists()
 
 
+def test_a_detector_saved_with_an_older_feature_layout_is_refused(folders, tmp_path, capsys) -> None:
+    """Before the class evidence kept every class's error, K = 8 gave 50 features, not 70: a detector
+    calibrated then would read the new columns as the old ones. It is refused before anything is scored."""
+    from detectors.detector import ReconstructionDetector
+    from detectors.noise_model import load_noise_model
+    from detectors.scorers import DiffusionLossScorer
+
+    model = load_noise_model("embedded:digits-ddpm")
+    scorer = DiffusionLossScorer(k=8, classes=True)
+    old = scorer.feature_names(model)[: 8 * 5 + 10]
+    rng = np.random.default_rng(0)
+    det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(old))), np.repeat([0, 1], 20))
+    meta = {"model": "embedded:digits-ddpm", "scorer": scorer.config(), "feature_names": old}
+    det_file = det.save(tmp_path / "old.json", meta)
+    assert main(["-q", "detect", str(folders["mixed"]), "--detector", str(det_file), "--out", str(tmp_path / "o")]) == 2
+    assert main(["-q", "detect", "evaluate", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
+                 "--detector", str(det_file), "--out", str(tmp_path / "e")]) == 2  # fmt: skip
+    refused = "old.json was calibrated on 50 features, but this version's diffusion-loss scorer gives 70"
+    assert capsys.readouterr().err.count(refused) == 2
+    assert not (tmp_path / "o" / "detections.csv").exists() and not (tmp_path / "e" / "evaluation.json").exists()
+
+
+def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tmp_path, monkeypatch) -> None:
+    """``detect`` without ``--detector`` caches the embedded default in OUT/embedded-default; one cached by
+    a version with fewer features is calibrated again (it was made there), not used and not an error."""
+    from detectors import job
+    from detectors.detector import ReconstructionDetector
+    from detectors.noise_model import load_noise_model
+
+    model = load_noise_model(job.DEFAULT_MODEL)
+    scorer = job.build_scorer(job.DEFAULT_SCORER, model)
+    names = scorer.feature_names(model)
+    assert len(names) == 5 * 32 + 10 + 10 * 8
+    rng = np.random.default_rng(0)
+    cached = tmp_path / "out" / "embedded-default" / job.DETECTOR_FILE
+    cached.parent.mkdir(parents=True)
+
+    def save(n_features: int) -> None:
+        det = ReconstructionDetector().fit(rng.lognormal(size=(40, n_features)), np.repeat([0, 1], 20))
+        det.save(cached, {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": names[:n_features]})
+
+    save(5 * 32 + 10)  # the layout before the per-class errors
+    calls = []
+    monkeypatch.setattr(job, "run_default", lambda out: (calls.append(Path(out)), save(len(names))))
+    job.detect([str(folders["mixed"])], tmp_path / "out")
+    assert calls == [cached.parent]
+    with (tmp_path / "out" / job.DETECTIONS_FILE).open(encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == 3  # two images scored, the broken one with its reason
+
+
 def test_detect_subcommands_refuse_missing_inputs(tmp_path) -> None:
     with pytest.raises(InputError, match="needs --real DIR and --fake DIR"):
         from audit.cli import build_parser
