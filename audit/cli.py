@@ -77,7 +77,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _scorer_config(args: argparse.Namespace) -> dict[str, object]:
     if args.scorer == "diffusion-loss":
-        return {"name": "diffusion-loss", "k": args.k, "classes": {"on": True, "off": False}.get(args.classes, "auto")}
+        classes = {"on": True, "off": False}.get(args.classes, "auto")
+        return {"name": "diffusion-loss", "k": args.k, "noise_sets": args.noise_sets, "classes": classes}
     if args.scorer == "inversion":
         return {"name": "inversion", "steps": args.steps}
     return {"name": args.scorer}
@@ -113,8 +114,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             face_backend=args.face_backend, draws=args.bootstrap, training=args.training,
         )  # fmt: skip
     elif not inputs:
-        results = job.run_default(out, k=args.k, target_fpr=args.target_fpr, draws=args.bootstrap,
-                                  progress=not args.quiet)  # fmt: skip
+        results = job.run_default(out, k=args.k, noise_sets=args.noise_sets, target_fpr=args.target_fpr,
+                                  draws=args.bootstrap, progress=not args.quiet)  # fmt: skip
     else:
         if args.detector is None and args.model != job.DEFAULT_MODEL:
             raise InputError(f"{args.model} has no calibrated detector yet: run 'genaudit detect calibrate' first")
@@ -415,7 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="diffusion-loss (K timesteps, K network evaluations per image), inversion (DIRE-style, 2 x steps), "
         "autoencoder (AEROBLADE-style, latent models only)",
     )  # fmt: skip
-    detect.add_argument("--k", type=int, default=32, help="timesteps of the diffusion-loss scorer (default 32)")
+    detect.add_argument("--k", type=int, default=16, help="timesteps of the diffusion-loss scorer (default 16)")
+    detect.add_argument(
+        "--noise-sets", type=int, default=4,
+        help="diffusion-loss: independent sets of fixed noise, one detector block each, averaged (default 4; the "
+        "cost grows with them)",
+    )  # fmt: skip
     detect.add_argument(
         "--classes", choices=("auto", "on", "off"), default="auto",
         help="diffusion-loss: add the class evidence (errors under the best-fitting class); auto (default): when the "

@@ -1,5 +1,6 @@
-"""Deepfake-check cost against detection quality: diffusion-loss at K = 4, 8, 16 and 32 (and the default,
-K = 32 with the class evidence) against DIRE-style inversion at 20 + 20 steps, on the embedded digit DDPM.
+"""Deepfake-check cost against detection quality: diffusion-loss at K = 4, 8, 16 and 32, K = 32 with the
+class evidence, and the default (K = 16 with the class evidence over 4 noise sets) against DIRE-style
+inversion at 20 + 20 steps, on the embedded digit DDPM.
 
 Usage: python benchmarks/detect_bench.py [--per-schedule 150] [--repeats 2] [--spread-seeds 4] [--curve-repeats 3]
 (--curve-repeats 0 skips the learning curve)
@@ -12,8 +13,8 @@ with its stratified-bootstrap 95% interval. The goal: at least the inversion bas
 fifth of its NFEs (K = 8 against 40).
 
 A single split and a single set of noise draws can flatter a detector, so the spread table repeats the
-K = 32 scorers over ``--spread-seeds`` noise seeds times five calibration splits and gives the mean, the
-smallest and the largest AUROC.
+K = 32 scorers and the default over ``--spread-seeds`` noise seeds times five calibration splits and
+gives the mean, the smallest and the largest AUROC.
 
 The learning curve asks what limits the default: it cross-fits the default's features (10 folds
 stratified by source, so every image is scored by a detector that never saw it, and all 297 real digits
@@ -47,6 +48,7 @@ def main() -> None:
     from detectors.builtin import calibration_split, digits_mixed
     from detectors.detector import ReconstructionDetector
     from detectors.evaluation import evaluate_scores
+    from detectors.job import DEFAULT_SCORER, build_scorer
     from detectors.noise_model import load_noise_model
     from detectors.scorers import DiffusionLossScorer, InversionScorer
 
@@ -58,10 +60,11 @@ def main() -> None:
     print(
         f"{len(data.images)} images ({int((data.y == 0).sum())} real); calibrate on {len(cal)}, evaluate on {len(ev)}"
     )
-    scorers = [DiffusionLossScorer(k=k) for k in (4, 8, 16, 32)]
-    scorers += [DiffusionLossScorer(k=32, classes=True), InversionScorer(steps=20)]
+    default = build_scorer(DEFAULT_SCORER, model)  # what genaudit detect uses
+    spread_scorers = [DiffusionLossScorer(k=32), DiffusionLossScorer(k=32, classes=True), default]
+    scorers = [DiffusionLossScorer(k=k) for k in (4, 8, 16)] + spread_scorers + [InversionScorer(steps=20)]
     rows = []
-    seed0_features = {}  # the K = 32 scorers' features (noise seed 0), reused by the spread table
+    seed0_features = {}  # the spread scorers' features (noise seed 0), reused by the spread table
     for scorer in scorers:
         scorer.features(model, data.images[:32])  # warm-up
         best = float("inf")
@@ -69,11 +72,11 @@ def main() -> None:
             start = time.perf_counter()
             feats = scorer.features(model, data.images)
             best = min(best, time.perf_counter() - start)
-        det = ReconstructionDetector().fit(feats[cal], data.y[cal])
+        det = ReconstructionDetector(blocks=getattr(scorer, "noise_sets", 1)).fit(feats[cal], data.y[cal])
         metrics = evaluate_scores(data.y[ev], det.decision_function(feats[ev]))
         rows.append((_label(scorer), scorer.nfe_per_image(model), len(data.images) / best, metrics))
-        if scorer.name == "diffusion-loss" and scorer.k == 32:
-            seed0_features[scorer.classes] = feats
+        if scorer in spread_scorers:
+            seed0_features[_label(scorer)] = feats
     base_nfe, base_ips, base = rows[-1][1], rows[-1][2], rows[-1][3]
     print("| scorer | NFEs per image | images/s | speed vs inversion | AUROC [95% CI] | AUROC vs inversion |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -84,47 +87,46 @@ def main() -> None:
     k8 = next(m for label, _, _, m in rows if label.endswith("K=8"))
     verdict = "met" if k8["auroc"] >= base["auroc"] else "NOT met"
     print(f"goal (K=8, a fifth of the NFEs, AUROC >= inversion's {base['auroc']:.3f}): {verdict} ({k8['auroc']:.3f})")
-    _spread(data, model, args.spread_seeds, seed0_features)
+    _spread(data, model, args.spread_seeds, spread_scorers, seed0_features)
     if args.curve_repeats > 0:  # 0 skips the learning curve
-        _learning_curve(data, seed0_features[True], args.curve_repeats)
+        _learning_curve(data, seed0_features[_label(default)], args.curve_repeats, default.noise_sets)
 
 
 def _label(scorer) -> str:
     if scorer.name != "diffusion-loss":
         return f"inversion {scorer.steps}+{scorer.steps}"
-    return f"diffusion-loss K={scorer.k}" + (" + class evidence" if scorer.classes else "")
+    label = f"diffusion-loss K={scorer.k}" + (" + class evidence" if scorer.classes else "")
+    return label + (f" x {scorer.noise_sets} noise sets (default)" if scorer.noise_sets > 1 else "")
 
 
-def _spread(data, model, seeds: int, seed0_features: dict[bool, object]) -> None:
-    """AUROC over noise seeds x calibration splits for the two K = 32 scorers; ``seed0_features`` (classes ->
-    features at noise seed 0) are the main table's, not computed again."""
+def _spread(data, model, seeds: int, scorers: list, seed0_features: dict[str, object]) -> None:
+    """AUROC over noise seeds x calibration splits for ``scorers``; ``seed0_features`` (label -> features at
+    noise seed 0) are the main table's, not computed again."""
+    from dataclasses import replace
+
     import numpy as np
 
     from detectors.builtin import calibration_split
     from detectors.detector import ReconstructionDetector
     from detectors.evaluation import point_metrics
-    from detectors.scorers import DiffusionLossScorer
 
     splits = [calibration_split(data, seed=s) for s in range(5)]
     print(f"\nAUROC over {seeds} noise seeds x {len(splits)} calibration splits")
     print("| scorer | mean | min | max | demo's (seed 0, split 0) |")
     print("| --- | --- | --- | --- | --- |")
-    for classes in (False, True):
-        aurocs = []
+    for scorer in scorers:
+        aurocs, label = [], _label(scorer)
         for seed in range(seeds):
             feats = (
-                seed0_features[classes]
-                if seed == 0
-                else DiffusionLossScorer(k=32, classes=classes, seed=1000 * seed).features(model, data.images)
+                seed0_features[label] if seed == 0 else replace(scorer, seed=1000 * seed).features(model, data.images)
             )
             for cal, ev in splits:
-                det = ReconstructionDetector().fit(feats[cal], data.y[cal])
+                det = ReconstructionDetector(blocks=scorer.noise_sets).fit(feats[cal], data.y[cal])
                 aurocs.append(point_metrics(data.y[ev], det.decision_function(feats[ev]))["auroc"])
-        label = _label(DiffusionLossScorer(k=32, classes=classes))
         print(f"| {label} | {np.mean(aurocs):.3f} | {min(aurocs):.3f} | {max(aurocs):.3f} | {aurocs[0]:.3f} |")
 
 
-def _learning_curve(data, feats, repeats: int, folds: int = 10) -> None:
+def _learning_curve(data, feats, repeats: int, blocks: int, folds: int = 10) -> None:
     """Cross-fitted AUROC of the default's features (``feats``, noise seed 0) against how many images its
     detectors are fitted on: every training fold keeps a seeded fraction of its real and of its generated
     images."""
@@ -150,7 +152,7 @@ def _learning_curve(data, feats, repeats: int, folds: int = 10) -> None:
                     rng.choice(fake, round(share * len(fake)), replace=False),
                 ])  # fmt: skip
                 n_real.append(round(share * len(real)))
-                det = ReconstructionDetector().fit(feats[keep], data.y[keep])
+                det = ReconstructionDetector(blocks=blocks).fit(feats[keep], data.y[keep])
                 out_of_fold[test] = det.decision_function(feats[test])
             aurocs.append(point_metrics(data.y, out_of_fold)["auroc"])
         spread = f"{np.mean(aurocs):.3f} | {min(aurocs):.3f} | {max(aurocs):.3f}"

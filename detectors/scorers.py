@@ -6,7 +6,10 @@
   beta_t / (2 alpha_t (1 - alphabar_t))) or unweighted. Features: the K per-timestep errors (kept as a
   vector, not summed) and, from the same forward, the K mean squared predicted noises. NFEs per image:
   K (times the noise draws per timestep, 1 by default). With ``classes``, class-conditional models also
-  give their class evidence (two more forwards; see the class's docstring).
+  give their class evidence (two more forwards; see the class's docstring). With ``noise_sets`` M, all of
+  it M times over independent fixed noise, side by side: the detector fits one block per set and averages
+  them (:class:`detectors.detector.ReconstructionDetector`'s ``blocks``), which on the digits DDPM beats
+  a larger K at the same cost (K = 16 x 4 sets: 0.950 on average; K = 32 x 2: 0.948).
 - ``inversion`` (:class:`InversionScorer`): DIRE-style deterministic DDIM inversion of x0 to the last
   timestep in S steps, then DDIM reconstruction in S steps; the feature is the mean absolute residual
   between the image and its reconstruction (in pixels). NFEs per image: 2 S.
@@ -22,7 +25,7 @@ learns it when it is calibrated.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -88,6 +91,7 @@ class DiffusionLossScorer:
     weighting: str = "elbo"
     spacing: str = "log"
     n_noise: int = 1  # noise draws per timestep, errors averaged: NFEs per image = k * n_noise
+    noise_sets: int = 1  # independent sets of fixed noise, features side by side (one detector block each)
     with_norms: bool = True
     classes: bool = False
     seed: int = 0
@@ -99,6 +103,8 @@ class DiffusionLossScorer:
             raise InputError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if self.n_noise < 1:
             raise InputError(f"n_noise must be at least 1, got {self.n_noise}")
+        if self.noise_sets < 1:
+            raise InputError(f"noise_sets must be at least 1, got {self.noise_sets}")
 
     def config(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,18 +123,26 @@ class DiffusionLossScorer:
 
     def nfe_per_image(self, model: NoiseModel | None = None) -> int:
         """K x draws for the null class; with ``classes``, plus every class at the search timesteps and the
-        best class at all K timesteps."""
+        best class at all K timesteps; all of it once per noise set."""
         nfe = self.k * self.n_noise
         classes = self._num_classes(model)
         if classes:
             search = len(class_search_timesteps(list(range(self.k))))
             nfe += classes * search * self.n_noise + self.k * self.n_noise
-        return nfe
+        return nfe * self.noise_sets
+
+    def noise_set(self, m: int) -> DiffusionLossScorer:
+        """The one-set scorer of noise set ``m``: its draws take the seeds after those of set ``m - 1``
+        (set 0 is this scorer's own seeds), so the sets never share a draw."""
+        return replace(self, noise_sets=1, seed=self.seed + m * self.k * self.n_noise)
 
     def timesteps(self, model: NoiseModel) -> list[int]:
         return loss_timesteps(self.k, len(model.alphas_cumprod), self.spacing)
 
     def feature_names(self, model: NoiseModel) -> list[str]:
+        if self.noise_sets > 1:
+            one = self.noise_set(0).feature_names(model)
+            return [f"{name} [noise set {m + 1}]" for m in range(self.noise_sets) for name in one]
         ts = self.timesteps(model)
         names = [f"error t={t}" for t in ts] + ([f"predicted-noise norm t={t}" for t in ts] if self.with_norms else [])
         classes = self._num_classes(model)
@@ -145,8 +159,12 @@ class DiffusionLossScorer:
         """(N, F): the K errors (column k at timestep t_k), then the K predicted-noise norms with
         ``with_norms``, then with ``classes`` the best class's K errors (and K norms), the K guidance
         directions, the classes' summed search errors, smallest first, and every class's error at every
-        search timestep (class 0's first, timesteps ascending)."""
+        search timestep (class 0's first, timesteps ascending). With ``noise_sets`` M > 1, M such blocks
+        side by side, one per noise set (:meth:`noise_set`)."""
         import torch
+
+        if self.noise_sets > 1:
+            return np.concatenate([self.noise_set(m).features(model, images) for m in range(self.noise_sets)], 1)
 
         timesteps = self.timesteps(model)
         classes = self._num_classes(model)

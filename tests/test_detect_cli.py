@@ -53,7 +53,8 @@ def test_calibrate_then_detect_writes_every_file_with_a_reason(folders, tmp_path
     meta = json.loads(det_file.read_text())["meta"]
     assert meta["scorer"]["name"] == "diffusion-loss" and meta["scorer"]["k"] == 8
     assert meta["scorer"]["classes"] is True  # "auto" on the embedded model, which has 10 classes
-    assert len(meta["feature_names"]) == 8 + 8 + 8 + 8 + 8 + 10 + 10 * 2 and meta["calibrated_on"]["n_real"] == 40
+    assert meta["scorer"]["noise_sets"] == 4 and json.loads(det_file.read_text())["params"]["blocks"] == 4
+    assert len(meta["feature_names"]) == 4 * (8 + 8 + 8 + 8 + 8 + 10 + 10 * 2) and meta["calibrated_on"]["n_real"] == 40
     assert 0.5 < meta["cross_fitted_auroc"] <= 1.0 and meta["warnings"] == []
     out = tmp_path / "out"
     assert main(["-q", "detect", str(folders["mixed"]), "--detector", str(det_file), "--out", str(out)]) == 0
@@ -64,7 +65,7 @@ def test_calibrate_then_detect_writes_every_file_with_a_reason(folders, tmp_path
     assert 0.0 <= float(rows["fake.png"]["p_synthetic"]) <= 1.0 and rows["fake.png"]["flagged"] in ("True", "False")
     html = (out / "detect-results.html").read_text(encoding="utf-8")
     assert "real &lt;b&gt;" in html and "<b>'" not in html  # hostile names are escaped
-    assert "Shown: the 16 largest of 70 weights" in html  # 8 + 8 null, 8 + 8 best class, 8 guidance, 10 + 10 x 2 class
+    assert "Shown: the 16 largest of 280 weights" in html  # 4 sets of 8 + 8 null, 8 + 8 best, 8 guidance, 10 + 10 x 2
 
 
 def test_evaluate_reports_every_metric_with_intervals_and_the_sweep(folders, tmp_path) -> None:
@@ -188,18 +189,19 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     model = load_noise_model(job.DEFAULT_MODEL)
     scorer = job.build_scorer(job.DEFAULT_SCORER, model)
     names = scorer.feature_names(model)
-    assert len(names) == 5 * 32 + 10 + 10 * 8
+    assert len(names) == 4 * (5 * 16 + 10 + 10 * 4)  # 4 noise sets of K = 16 with the class evidence
+    old = job.build_scorer({"name": "diffusion-loss", "k": 32, "classes": "auto"}, model).feature_names(model)
     rng = np.random.default_rng(0)
     cached = tmp_path / "out" / "embedded-default" / job.DETECTOR_FILE
     cached.parent.mkdir(parents=True)
 
-    def save(n_features: int) -> None:
-        det = ReconstructionDetector().fit(rng.lognormal(size=(40, n_features)), np.repeat([0, 1], 20))
-        det.save(cached, {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": names[:n_features]})
+    def save(layout: list[str]) -> None:
+        det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(layout))), np.repeat([0, 1], 20))
+        det.save(cached, {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": layout})
 
-    save(5 * 32 + 10)  # the layout before the per-class errors
+    save(old[: 5 * 32 + 10])  # the default's layout before the per-class errors and the noise sets
     calls = []
-    monkeypatch.setattr(job, "run_default", lambda out: (calls.append(Path(out)), save(len(names))))
+    monkeypatch.setattr(job, "run_default", lambda out: (calls.append(Path(out)), save(names)))
     job.detect([str(folders["mixed"])], tmp_path / "out")
     assert calls == [cached.parent]
     with (tmp_path / "out" / job.DETECTIONS_FILE).open(encoding="utf-8") as fh:
@@ -325,8 +327,9 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     assert ev["auroc"] >= 0.93 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
     real = np.array(data["curves"]["scores_real"])
     assert (real >= data["threshold"]).mean() <= 0.1  # 5% target FPR, held-out reals
-    assert [c["nfe_per_image"] for c in data["costs"]] == [32 + 10 * 8 + 32, 40]  # + the class evidence
-    assert data["scorer"]["classes"] is True and len(data["direction"]) == 5 * 32 + 10 + 10 * 8
+    assert [c["nfe_per_image"] for c in data["costs"]] == [4 * (16 + 10 * 4 + 16), 40]  # 4 sets, class evidence
+    assert data["scorer"]["classes"] is True and data["scorer"]["noise_sets"] == 4
+    assert len(data["direction"]) == 4 * (5 * 16 + 10 + 10 * 4)
     assert len(ev["per_source"]) == 5 and len(ev["perturbations"]) == 5
     card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
     # the generator's own training digits look generated: 122 of 300 flagged (41%) against 6.8% of held-out reals

@@ -170,6 +170,24 @@ class OracleModel:
         raise AssertionError("a pixel model is compared in model space")
 
 
+def test_noise_sets_are_one_set_scorers_side_by_side(digits_model, digits_rgb) -> None:
+    """Set m is the one-set scorer whose draws follow set m - 1's (seed + m * K * draws per timestep): no
+    draw is shared, set 0 is the plain scorer, and the cost and names grow with the sets."""
+    k = 4
+    scorer = DiffusionLossScorer(k=k, noise_sets=3, classes=True, seed=11)
+    got = scorer.features(digits_model, digits_rgb)
+    sets = [DiffusionLossScorer(k=k, classes=True, seed=11 + m * k).features(digits_model, digits_rgb)
+            for m in range(3)]  # fmt: skip
+    np.testing.assert_allclose(got, np.concatenate(sets, axis=1), rtol=1e-6)
+    assert not np.allclose(sets[0], sets[1])
+    one = DiffusionLossScorer(k=k, classes=True)
+    assert scorer.nfe_per_image(digits_model) == 3 * one.nfe_per_image(digits_model) == 3 * (k + 10 * 1 + k)
+    names = scorer.feature_names(digits_model)
+    assert len(names) == got.shape[1] and names[0] == "error t=1 [noise set 1]" and names[-1].endswith("[noise set 3]")
+    with pytest.raises(InputError, match="noise_sets must be at least 1"):
+        DiffusionLossScorer(noise_sets=0)
+
+
 def test_ddim_inversion_reconstructs_what_the_model_knows_exactly() -> None:
     rng = np.random.default_rng(0)
     known = rng.integers(0, 256, (8, 8)).astype(np.uint8)
@@ -229,6 +247,30 @@ def test_detector_round_trips_through_json_and_safetensors(tmp_path) -> None:
         ReconstructionDetector.load(path)
     with pytest.raises(InputError, match="at least 2 real and 2 generated"):
         ReconstructionDetector().fit(X[:3], [0, 1, 1])
+
+
+def test_block_detector_averages_one_logistic_model_per_block(tmp_path) -> None:
+    """``blocks=3`` is the mean of three detectors, one per column block, each fitted with the same C on the
+    same images (standardised log features), stored as one linear model that round-trips."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(60), np.ones(60)]
+    X = np.exp(rng.normal(0, 1, (120, 6)) + 0.8 * y[:, None] * np.array([1, 0, 1, 0, 1, 0]))
+    det = ReconstructionDetector(C=0.3, blocks=3).fit(X, y)
+    Z = np.log(X)
+    Zs = (Z - Z.mean(0)) / Z.std(0)
+    by_hand = np.mean(
+        [LogisticRegression(C=0.3, max_iter=5000).fit(Zs[:, b], y).decision_function(Zs[:, b])
+         for b in (slice(0, 2), slice(2, 4), slice(4, 6))], axis=0)  # fmt: skip
+    np.testing.assert_allclose(det.decision_function(X), by_hand, rtol=1e-6, atol=1e-9)
+    one = ReconstructionDetector(C=0.3).fit(X, y).decision_function(X)
+    assert np.abs(one - by_hand).max() > 1e-3  # the ensemble is not the joint model
+    loaded, _ = ReconstructionDetector.load(det.save(tmp_path / "blocks.json"))
+    assert loaded.blocks == 3
+    np.testing.assert_array_equal(loaded.decision_function(X), det.decision_function(X))
+    with pytest.raises(InputError, match="equal blocks"):
+        ReconstructionDetector(blocks=4).fit(X, y)
 
 
 def test_metrics_worked_by_hand() -> None:
