@@ -17,7 +17,7 @@ LIMITATIONS = [
     "real images (other cameras, compression, subjects) the rate can be far higher.",
     "Simple, flat or heavily compressed real images reconstruct well and are flagged more often.",
     "Real images the generator was trained on fit it unusually well and are flagged far more often than "
-    "other real images (membership inference). On the embedded digits model 42 to 54% of its training "
+    "other real images (membership inference). On the embedded digits model about half of its training "
     "digits are flagged at a 5% FPR threshold; the demo's card measures it. Do not use the detector to "
     "judge images that may be in the generator's training data.",
     "One calibration split and one set of noise draws give one number: on builtin:digits-mixed the AUROC "
