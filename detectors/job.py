@@ -36,7 +36,7 @@ DEFAULT_MODEL = "embedded:digits-ddpm"
 # AUTO_CLASSES classes: its cost grows with the classes (a 1000-class DiT would need 1000 forwards per timestep)
 AUTO_CLASSES = 32
 # 4 noise sets of K = 16 (288 NFEs per image on the embedded model) rather than one of K = 32 (144): on
-# builtin:digits-mixed the AUROC averages 0.950 against 0.943 over noise seeds and splits (benchmarks/RESULTS.md)
+# builtin:digits-mixed the AUROC averages 0.951 against 0.943 over noise seeds and splits (benchmarks/RESULTS.md)
 DEFAULT_SCORER = {"name": "diffusion-loss", "k": 16, "noise_sets": 4, "classes": "auto"}
 BASELINE_SCORER = {"name": "inversion", "steps": 20}
 DETECTIONS_FILE = "detections.csv"
