@@ -46,9 +46,8 @@ def main() -> None:
     import torch
 
     from detectors.builtin import calibration_split, digits_mixed
-    from detectors.detector import ReconstructionDetector
     from detectors.evaluation import evaluate_scores
-    from detectors.job import DEFAULT_SCORER, build_scorer
+    from detectors.job import DEFAULT_SCORER, build_scorer, new_detector
     from detectors.noise_model import load_noise_model
     from detectors.scorers import DiffusionLossScorer, InversionScorer
 
@@ -72,7 +71,7 @@ def main() -> None:
             start = time.perf_counter()
             feats = scorer.features(model, data.images)
             best = min(best, time.perf_counter() - start)
-        det = ReconstructionDetector(blocks=getattr(scorer, "noise_sets", 1)).fit(feats[cal], data.y[cal])
+        det = new_detector(scorer).fit(feats[cal], data.y[cal])
         metrics = evaluate_scores(data.y[ev], det.decision_function(feats[ev]))
         rows.append((_label(scorer), scorer.nfe_per_image(model), len(data.images) / best, metrics))
         if scorer in spread_scorers:
@@ -89,7 +88,7 @@ def main() -> None:
     print(f"goal (K=8, a fifth of the NFEs, AUROC >= inversion's {base['auroc']:.3f}): {verdict} ({k8['auroc']:.3f})")
     _spread(data, model, args.spread_seeds, spread_scorers, seed0_features)
     if args.curve_repeats > 0:  # 0 skips the learning curve
-        _learning_curve(data, seed0_features[_label(default)], args.curve_repeats, default.noise_sets)
+        _learning_curve(data, default, seed0_features[_label(default)], args.curve_repeats)
 
 
 def _label(scorer) -> str:
@@ -107,8 +106,8 @@ def _spread(data, model, seeds: int, scorers: list, seed0_features: dict[str, ob
     import numpy as np
 
     from detectors.builtin import calibration_split
-    from detectors.detector import ReconstructionDetector
     from detectors.evaluation import point_metrics
+    from detectors.job import new_detector
 
     splits = [calibration_split(data, seed=s) for s in range(5)]
     print(f"\nAUROC over {seeds} noise seeds x {len(splits)} calibration splits")
@@ -121,20 +120,20 @@ def _spread(data, model, seeds: int, scorers: list, seed0_features: dict[str, ob
                 seed0_features[label] if seed == 0 else replace(scorer, seed=1000 * seed).features(model, data.images)
             )
             for cal, ev in splits:
-                det = ReconstructionDetector(blocks=scorer.noise_sets).fit(feats[cal], data.y[cal])
+                det = new_detector(scorer).fit(feats[cal], data.y[cal])
                 aurocs.append(point_metrics(data.y[ev], det.decision_function(feats[ev]))["auroc"])
         print(f"| {label} | {np.mean(aurocs):.3f} | {min(aurocs):.3f} | {max(aurocs):.3f} | {aurocs[0]:.3f} |")
 
 
-def _learning_curve(data, feats, repeats: int, blocks: int, folds: int = 10) -> None:
-    """Cross-fitted AUROC of the default's features (``feats``, noise seed 0) against how many images its
-    detectors are fitted on: every training fold keeps a seeded fraction of its real and of its generated
-    images."""
+def _learning_curve(data, scorer, feats, repeats: int, folds: int = 10) -> None:
+    """Cross-fitted AUROC of the default ``scorer``'s features (``feats``, noise seed 0) against how many
+    images its detectors are fitted on: every training fold keeps a seeded fraction of its real and of its
+    generated images."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    from detectors.detector import ReconstructionDetector
     from detectors.evaluation import point_metrics
+    from detectors.job import new_detector
 
     source = np.array(data.source)
     print(f"\nLearning curve: default's features, {folds}-fold cross-fitted on all images, {repeats} fold draws")
@@ -152,7 +151,7 @@ def _learning_curve(data, feats, repeats: int, blocks: int, folds: int = 10) -> 
                     rng.choice(fake, round(share * len(fake)), replace=False),
                 ])  # fmt: skip
                 n_real.append(round(share * len(real)))
-                det = ReconstructionDetector(blocks=blocks).fit(feats[keep], data.y[keep])
+                det = new_detector(scorer).fit(feats[keep], data.y[keep])
                 out_of_fold[test] = det.decision_function(feats[test])
             aurocs.append(point_metrics(data.y, out_of_fold)["auroc"])
         spread = f"{np.mean(aurocs):.3f} | {min(aurocs):.3f} | {max(aurocs):.3f}"
