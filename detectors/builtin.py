@@ -9,8 +9,10 @@ format and size cannot give the answer away.
 :func:`training_digits` is a seeded sample of the digits the embedded models *were* trained on: not part
 of the evaluation, but scored to show how the detector treats its generator's own training images.
 
-:func:`calibration_split` cuts every source (the real digits, each schedule) in two random halves:
-one half calibrates, the other evaluates.
+:func:`split_halves` cuts every source (the real digits, each schedule) in two seeded random halves:
+the benchmark's split-half figures calibrate on one and evaluate on the other (the demo cross-fits over
+folds stratified by source instead, see :func:`detectors.job.run_default`), and the demo's robustness
+sweep re-encodes the second half.
 """
 
 from __future__ import annotations
@@ -76,9 +78,10 @@ def training_digits(n: int = TRAINING_SAMPLE, seed: int = TRAINING_SEED) -> np.n
     return np.repeat(train[pick][..., None], 3, axis=-1)
 
 
-def calibration_split(data: LabelledImages, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the calibration and evaluation halves: a seeded random half of each source (not every
-    other image: the generated digits cycle 0..9, so alternate images would split the classes)."""
+def split_halves(data: LabelledImages, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of two halves, each a seeded random half of every source (the first one image larger where
+    a source is odd; not every other image: the generated digits cycle 0..9, so alternate images would
+    split the classes)."""
     rng = np.random.default_rng(seed)
     calib, evaluation = [], []
     for tag in dict.fromkeys(data.source):

@@ -79,7 +79,7 @@ def _membership_section(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": "The generator's own training images",
         "paragraphs": [
-            f"Real images the generator was trained on ({m['training_images']}) scored by the same detector: "
+            f"Real images the generator was trained on ({m['training_images']}) scored by the same detector(s): "
             f"{_ci(train['rate'], train['rate_ci'], pct=True)} are flagged as generated, against "
             f"{_ci(real['rate'], real['rate_ci'], pct=True)} of the {m['real_images']} (Wilson 95% "
             "intervals). A diffusion model can fit its training images unusually well, and the detector reads "

@@ -318,24 +318,31 @@ def test_dit_model_predicts_noise_with_its_null_class(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site) -> None:
-    """The demo's deepfake check (builtin:digits-mixed): measured 0.958 AUROC (diffusion loss with the
-    class evidence over 4 noise sets) against 0.690 for inversion. Over noise seeds and splits the mean is
-    0.951 and the worst 0.941, so the test asks for 0.93, not for the project's 0.95."""
+    """The demo's deepfake check (builtin:digits-mixed), cross-fitted over 5 folds stratified by source:
+    measured 0.962 (diffusion loss with the class evidence over 4 noise sets) against 0.675 for inversion.
+    Over 4 noise seeds x 5 fold draws the mean is 0.958 and the lowest 0.952, so the test asks for the
+    project's 0.95 itself."""
     doc = json.loads((demo_site / "detect" / "detect-results.json").read_text())
     ev, data = doc["data"]["evaluation"], doc["data"]
-    assert (ev["n_real"], ev["n_fake"]) == (148, 375)
-    assert ev["auroc"] >= 0.93 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
-    real = np.array(data["curves"]["scores_real"])
-    assert (real >= data["threshold"]).mean() <= 0.1  # 5% target FPR, held-out reals
+    assert (ev["n_real"], ev["n_fake"]) == (297, 750) and ev["protocol"].startswith("cross-fitted: 5 folds")
+    assert ev["auroc"] >= 0.95 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
+    # every image is in detections.csv, flagged by the fold detector that scored it; 5% target FPR on the reals
+    with open(demo_site / "detect" / "detections.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 297 + 750
+    real_flags = [r["flagged"] == "True" for r in rows if r["path"].startswith("real/")]
+    assert len(real_flags) == 297 and sum(real_flags) <= 0.1 * 297
     assert [c["nfe_per_image"] for c in data["costs"]] == [4 * (16 + 10 * 4 + 16), 40]  # 4 sets, class evidence
     assert data["scorer"]["classes"] is True and data["scorer"]["noise_sets"] == 4
     assert len(data["direction"]) == 4 * (5 * 16 + 10 + 10 * 4)
     assert len(ev["per_source"]) == 5 and len(ev["perturbations"]) == 5
+    assert all((p["n_real"], p["n_fake"]) == (148, 375) for p in ev["perturbations"])  # a half of every source
     card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
-    # the generator's own training digits look generated: 143 of 300 flagged (48%) against 5.4% of held-out reals
+    # the generator's own training digits look generated: 124 of 300 flagged (41%) against 10 of 297
+    # (3.4%) held-out reals
     member = ev["membership"]
-    assert (member["training"]["n"], member["real"]["n"]) == (300, 148)
-    assert member["real"]["flagged"] == int((real >= data["threshold"]).sum())
+    assert (member["training"]["n"], member["real"]["n"]) == (300, 297)
+    assert member["real"]["flagged"] == sum(real_flags)
     assert member["training"]["rate_ci"][0] > member["real"]["rate_ci"][1]
     assert member["auroc_training_vs_real"] > 0.75
     assert "own training images" in card.read_text(encoding="utf-8")

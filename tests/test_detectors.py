@@ -366,3 +366,45 @@ def test_training_digits_are_a_seeded_sample_of_the_training_split() -> None:
     assert not np.array_equal(sample, training_digits(20, seed=6))
     with pytest.raises(ValueError, match="between 1 and 1500"):
         training_digits(1501)
+
+
+def test_cross_fit_scores_every_image_by_a_detector_fitted_on_all_other_folds() -> None:
+    """``cross_fit`` stratified by source: every fold holds each source in proportion, the detector that
+    scored an image was fitted on exactly the images outside its fold (refitted here by hand), flags use
+    that detector's own threshold, and images no detector saw are dealt out among them in turn."""
+    from types import SimpleNamespace
+
+    from detectors.job import cross_fit, scored_by
+
+    rng = np.random.default_rng(4)
+    source = np.array(["real"] * 60 + ["schedule a"] * 30 + ["schedule b"] * 30)
+    y = (source != "real").astype(int)
+    X = np.exp(rng.normal(0, 1, (120, 4)) + 0.7 * y[:, None])
+    scorer = SimpleNamespace(noise_sets=2)  # two column blocks
+    crossed = cross_fit(scorer, X, y, target_fpr=0.1, folds=5, strata=source)
+    assert len(crossed.fold_models) == 5
+    seen = np.concatenate([idx for idx, _ in crossed.fold_models])
+    assert sorted(seen.tolist()) == list(range(120))  # every image in exactly one fold
+    for idx, fold in crossed.fold_models:
+        counts = {s: int((source[idx] == s).sum()) for s in ("real", "schedule a", "schedule b")}
+        assert counts == {"real": 12, "schedule a": 6, "schedule b": 6}
+        rest = np.setdiff1d(np.arange(120), idx)
+        by_hand = ReconstructionDetector(blocks=2, target_fpr=0.1).fit(X[rest], y[rest])
+        assert fold.blocks == 2 and fold.threshold_ == by_hand.threshold_
+        np.testing.assert_array_equal(crossed.decisions[idx], by_hand.decision_function(X[idx]))
+        np.testing.assert_array_equal(crossed.probs[idx], by_hand.predict_proba(X[idx])[:, 1])
+        np.testing.assert_array_equal(crossed.flags[idx], by_hand.predict(X[idx]))
+    np.testing.assert_array_equal(crossed.score(X), crossed.decisions)
+    some = np.array([119, 3, 64, 0])  # a subset in any order: each row by the detector of that image's fold
+    np.testing.assert_allclose(crossed.score(X[some], some), crossed.decisions[some], rtol=1e-12)
+    with pytest.raises(ValueError, match="4 feature rows for 3 images"):
+        crossed.score(X[some], some[:3])
+    unseen = np.exp(rng.normal(0, 1, (7, 4)))
+    scores, flags = crossed.share_out(unseen)
+    for row in range(7):  # row j goes to fold detector j mod 5
+        fold = crossed.fold_models[row % 5][1]
+        assert scores[row] == pytest.approx(fold.decision_function(unseen[row : row + 1])[0], rel=1e-12)
+        assert flags[row] == (scores[row] >= fold.threshold_)
+    one = scored_by(crossed.fold_models[0][1], X)
+    np.testing.assert_array_equal(one.score(X), one.decisions)
+    np.testing.assert_array_equal(one.flags, crossed.fold_models[0][1].predict(X))
