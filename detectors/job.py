@@ -485,13 +485,16 @@ def evaluate(
         model = load_noise_model(model_spec)
         scorer = build_scorer(cfg, model)
         meta = {"model": model_spec, "scorer": scorer.config()}
-        protocol = f"cross-fitted: {folds} stratified folds, each image scored by a detector calibrated without it"
     feats, seconds = features(model, scorer, images)
     if detector_file is not None:
         crossed = scored_by(det, feats)
     else:
         crossed = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds)
         det = new_detector(scorer, target_fpr=target_fpr).fit(feats, y)  # the one saved for later use
+        protocol = (  # the folds actually used: fewer than asked when a class has fewer images
+            f"cross-fitted: {len(crossed.fold_models)} stratified folds, each image scored by a detector "
+            "calibrated without it"
+        )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
     sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws)
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)

@@ -77,7 +77,7 @@ def test_evaluate_reports_every_metric_with_intervals_and_the_sweep(folders, tmp
     ev = json.loads((out / "evaluation.json").read_text())
     for m in ("auroc", "ap", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct"):
         assert 0.0 <= ev[f"{m}_ci"][0] <= ev[m] <= ev[f"{m}_ci"][1] <= 1.0
-    assert (ev["n_real"], ev["n_fake"]) == (40, 40) and ev["protocol"].startswith("cross-fitted")
+    assert (ev["n_real"], ev["n_fake"]) == (40, 40) and ev["protocol"].startswith("cross-fitted: 5 stratified folds")
     assert [p["perturbation"] for p in ev["perturbations"]] == ["jpeg q95", "jpeg q75", "jpeg q50", "resize 0.5x",
                                                                 "resize 2x"]  # fmt: skip
     assert all("auroc_ci" in p and p["n_real"] == 40 for p in ev["perturbations"])

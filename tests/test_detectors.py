@@ -405,6 +405,8 @@ def test_cross_fit_scores_every_image_by_a_detector_fitted_on_all_other_folds() 
         fold = crossed.fold_models[row % 5][1]
         assert scores[row] == pytest.approx(fold.decision_function(unseen[row : row + 1])[0], rel=1e-12)
         assert flags[row] == (scores[row] >= fold.threshold_)
+    few = cross_fit(scorer, X[:63], y[:63], target_fpr=0.1, folds=5)  # 3 generated images: 3 folds, not 5
+    assert len(few.fold_models) == 3 and sorted(np.concatenate([i for i, _ in few.fold_models])) == list(range(63))
     one = scored_by(crossed.fold_models[0][1], X)
     np.testing.assert_array_equal(one.score(X), one.decisions)
     np.testing.assert_array_equal(one.flags, crossed.fold_models[0][1].predict(X))
