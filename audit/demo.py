@@ -5,8 +5,8 @@ benchmark of the embedded DDPM (every heuristic schedule at four scales, 300 ima
 ``genaudit bench`` defaults with a smaller n, about three minutes on two CPU cores). The benchmark's
 cells are cached under ``out/bench``, so running the demo again into the same folder reuses them. Then
 the face audit of ``builtin:faces-demo`` (records under ``out/audit``), and the deepfake check on
-``builtin:digits-mixed`` (``out/detect``: the diffusion-loss detector calibrated on one half, evaluated
-on the other, beside the inversion baseline).
+``builtin:digits-mixed`` (``out/detect``: the diffusion-loss detector cross-fitted over 5 folds, every
+image scored by a detector calibrated without it, beside the inversion baseline).
 """
 
 from __future__ import annotations
