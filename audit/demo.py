@@ -24,10 +24,10 @@ def run_demo(out: Path) -> Path:
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from audit.results import write_results
     from audit.zoo import registry
     from audit.zoo.report import zoo_results
     from reports.publish import publish
-    from reports.results import write_results
 
     results_dir = Path(out) / "results"
     with logging_redirect_tqdm():  # log lines above the progress bar, not through it

@@ -262,7 +262,7 @@ def write_detections(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def _thumbs(images: list[np.ndarray] | np.ndarray, rows: list[dict[str, Any]], limit: int = 24) -> list[dict[str, Any]]:
     """The highest- and lowest-scoring images with thumbnails for the card's per-image table."""
-    from reports.figures import png_base64, thumbnail
+    from audit.io.encode import png_base64, thumbnail
 
     scored = [i for i, r in enumerate(rows) if r["reason"] == ""]
     order = sorted(scored, key=lambda i: -rows[i]["score"])
@@ -372,8 +372,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     from audit.atomic import write_json_atomic
 
     write_json_atomic(out / EVALUATION_FILE, evaluation)
+    from audit.results import write_results
     from detectors.results import build_results
-    from reports.results import write_results
 
     doc = build_results(
         title="Deepfake check: builtin:digits-mixed",
@@ -516,8 +516,8 @@ def evaluate(
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
+    from audit.results import write_results
     from detectors.results import build_results
-    from reports.results import write_results
 
     doc = build_results(
         title=f"Deepfake check: evaluation on {', '.join(real)} vs {', '.join(fake)}",
@@ -586,8 +586,8 @@ def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | No
     flags = (decisions >= det.threshold_).astype(int)
     rows = _detections_rows(loaded.names, decisions, probs, flags, loaded.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
+    from audit.results import write_results
     from detectors.results import build_results
-    from reports.results import write_results
 
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,

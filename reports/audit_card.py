@@ -71,9 +71,7 @@ def _scatter(classes: list[dict[str, Any]]) -> str | None:
 
 
 def _age_bands(overall: dict[str, Any]) -> str | None:
-    """Share of faces in each perceived age band, with Wilson 95% intervals."""
-    from audit.dataset.demographics import wilson_interval
-
+    """Share of faces in each perceived age band, with the Wilson 95% intervals the audit computed."""
     bands = overall["age_bands"]
     total = sum(bands.values())
     if not total:
@@ -82,7 +80,7 @@ def _age_bands(overall: dict[str, Any]) -> str | None:
     fig, ax = plt.subplots(figsize=(5.0, 2.8))
     names = list(bands)
     shares = [bands[b] / total for b in names]
-    cis = [wilson_interval(bands[b], total) for b in names]
+    cis = [overall["age_bands_ci"][b] for b in names]
     err = [
         [s - ci[0] for s, ci in zip(shares, cis, strict=True)],
         [ci[1] - s for s, ci in zip(shares, cis, strict=True)],

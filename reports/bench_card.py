@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.bench.analysis import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from reports import figures
 from reports.cards import base_context
 
-TABLE_METRICS = LOWER_IS_BETTER + HIGHER_IS_BETTER
 DIFF_METRICS = ("fid", "kid", "clip_score", "class_adherence", "recall", "coverage", "vendi")
 
 
@@ -81,7 +79,8 @@ def _chart(data: dict[str, Any], x: str, y: str, title: str, front: bool = False
 
 def _cells_table(data: dict[str, Any]) -> dict[str, Any]:
     labels = data["metric_labels"]
-    present = [m for m in TABLE_METRICS if m in data["cells"][0]["metrics"]]
+    ordered = [*data["lower_is_better"], *data["higher_is_better"]]  # the bench's own metric orderings
+    present = [m for m in ordered if m in data["cells"][0]["metrics"]]
     front = set(data["pareto_front"])
     rows = [
         [c["label"] + (" *" if c["label"] in front else ""), *[_with_ci(c["metrics"].get(m)) for m in present]]

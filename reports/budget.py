@@ -2,7 +2,7 @@
 
 Report tools that inline raw data produce pages of tens to hundreds of megabytes that crash browsers.
 A genaudit card carries figures (SVG) and thumbnails (PNG, longest side at most
-``reports.figures.MAX_THUMB_SIDE`` = 128 px), never raw arrays or full-size images; the JSON twin beside
+``audit.io.encode.MAX_THUMB_SIDE`` = 128 px), never raw arrays or full-size images; the JSON twin beside
 it carries the numbers. A rendered card over :data:`CARD_BUDGET_BYTES` (2 MiB) is an error, raised
 before anything is written, so an oversized card never gets published.
 """

@@ -1,4 +1,4 @@
-"""Figures for cards: matplotlib rendered to SVG data URIs, and image grids as PNG data URIs.
+"""Figures for cards: matplotlib rendered to SVG data URIs (image grids arrive as PNG in the results JSON).
 
 Every figure is embedded in the page (``<img src="data:...">``), so a card is one self-contained file
 and no figure can run script. Matplotlib escapes the text it writes into SVG, so hostile labels are
@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-MAX_THUMB_SIDE = 128
 
 
 def _pyplot() -> Any:
@@ -39,53 +37,6 @@ def svg_data_uri(fig: Any) -> str:
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def png_base64(image: np.ndarray) -> str:
-    """PNG bytes of a uint8 (H, W) or (H, W, 3) array, base64-encoded (the thumbnail format in JSON)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def decode_png_base64(data: str) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
-
-
-def thumbnail(image: np.ndarray, max_side: int = MAX_THUMB_SIDE) -> np.ndarray:
-    """Downscale so the longer side is at most ``max_side`` (never upscales); antialiased."""
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    scale = max_side / max(h, w)
-    im = Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-    return np.asarray(im)
-
-
-def image_grid(images: Sequence[np.ndarray], columns: int, cell: int = 32, pad: int = 2) -> np.ndarray:
-    """Tile images (uint8, grey or RGB, any size) into one RGB grid, each scaled to ``cell`` pixels
-    with nearest-neighbour (so an 8x8 digit stays crisp), white padding between cells."""
-    from PIL import Image
-
-    if not images:
-        raise ValueError("image_grid needs at least one image")
-    rows = -(-len(images) // columns)
-    grid = np.full((rows * (cell + pad) + pad, columns * (cell + pad) + pad, 3), 255, dtype=np.uint8)
-    for i, img in enumerate(images):
-        arr = np.asarray(img, dtype=np.uint8)
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        arr = np.asarray(Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST))
-        r, c = divmod(i, columns)
-        y, x = pad + r * (cell + pad), pad + c * (cell + pad)
-        grid[y : y + cell, x : x + cell] = arr
-    return grid
 
 
 def heatmap(

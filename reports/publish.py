@@ -20,10 +20,10 @@ from typing import Any
 
 from audit.atomic import write_json_atomic, write_text_atomic
 from audit.errors import InputError
+from audit.results import is_results_file, read_results
 from reports import budget
 from reports.cards import kind_label
 from reports.render import environment, render_card
-from reports.results import is_results_file, read_results
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from audit.atomic import write_text_atomic
+from audit.results import read_results, validate
 from reports import budget
-from reports.results import read_results, validate
 
 
 @functools.lru_cache(maxsize=1)

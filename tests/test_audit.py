@@ -144,7 +144,7 @@ def test_two_backends_side_by_side_with_their_disagreement(tmp_path: Path) -> No
 
 
 def test_card_samples_are_blurred_by_default(demo_audit: Path) -> None:
-    from reports.figures import decode_png_base64
+    from audit.io.encode import decode_png_base64
 
     thumbs = json.loads((demo_audit / "audit-results.json").read_text())["data"]["thumbnails"]
     assert thumbs["faces_blurred"] is True

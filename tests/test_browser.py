@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audit.results import write_results
 from reports.publish import publish
-from reports.results import write_results
 from tests.browser import check_pages, find_or_install_chromium
 from tests.conftest import HOSTILE
 from tests.test_reports import hostile_doc

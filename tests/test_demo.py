@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from audit.cli import main
+from audit.io.encode import decode_png_base64
 from audit.zoo import registry
 from reports.budget import CARD_BUDGET_BYTES
-from reports.figures import decode_png_base64
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,11 @@ import pytest
 
 from audit.cli import main
 from audit.errors import InputError
+from audit.io.encode import image_grid, png_base64
+from audit.results import SCHEMA, read_results, write_results
 from reports.budget import CardTooLargeError
-from reports.figures import image_grid, png_base64
 from reports.publish import publish
 from reports.render import environment, render_card
-from reports.results import SCHEMA, read_results, write_results
 from tests.conftest import HOSTILE
 
 

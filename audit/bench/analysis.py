@@ -221,7 +221,7 @@ def sample_grids(config: Any, cells: list[dict[str, Any]], cells_root: Any) -> l
     from audit.bench.store import CellStore
     from audit.guidance import get_schedule
     from audit.io import load_image
-    from reports.figures import image_grid, png_base64, thumbnail
+    from audit.io.encode import image_grid, png_base64, thumbnail
 
     count = min(GRID_IMAGES, config.n)
     grids = []

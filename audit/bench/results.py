@@ -84,6 +84,8 @@ def build_results(
             "bootstrap": config.bootstrap,
             "conditioning_metric": cond,
             "metric_labels": METRIC_LABELS,
+            "lower_is_better": list(analysis.LOWER_IS_BETTER),
+            "higher_is_better": list(analysis.HIGHER_IS_BETTER),
             "cells": [_strip_draws(c) for c in cells],
             "pareto_front": [cells[i]["label"] for i in front],
             "paired_vs_static": paired,

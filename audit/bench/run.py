@@ -181,6 +181,6 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
         reference_info=reference_info,
         cells_root=out / "cells",
     )
-    from reports.results import write_results
+    from audit.results import write_results
 
     return write_results(out / RESULTS_FILE, doc)

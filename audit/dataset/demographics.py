@@ -137,7 +137,10 @@ def summarize(
         "female_share_ci": list(ci) if (ci := wilson_interval(female, len(decided))) else None,
         "gender_skewness": skew,
         "gender_skewness_undefined": skew_undefined,
-        "age_bands": age_bands(ages),
+        "age_bands": (bands := age_bands(ages)),
+        "age_bands_ci": {
+            name: list(ci) if (ci := wilson_interval(k, len(ages))) else None for name, k in bands.items()
+        },
         "children": sum(a < CHILD_AGE for a in ages),
     }
 

@@ -33,7 +33,7 @@ def run_audit(
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
     from audit.dataset.results import build_audit_results
-    from reports.results import write_results
+    from audit.results import write_results
 
     out = Path(out)
     records: list[dict[str, Any]] | None = None

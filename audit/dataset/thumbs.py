@@ -49,7 +49,7 @@ def class_grids(spec: str, records: list[dict[str, Any]], show_faces: bool = Fal
     from audit.dataset.nsfw import is_flagged
     from audit.dataset.run import dataset_items
     from audit.io import load_image
-    from reports.figures import image_grid, png_base64
+    from audit.io.encode import image_grid, png_base64
 
     chosen: dict[str, list[dict[str, Any]]] = {}
     shown = (r for r in records if r["status"] == "ok" and not is_flagged(r))

@@ -46,7 +46,7 @@ def _confusion(true: np.ndarray, pred: np.ndarray) -> list[list[int]]:
 
 def zoo_results(name: str, root: Path = registry.PACKAGED_DIR) -> dict[str, Any]:
     """Measure and assemble the results document of one zoo model."""
-    from reports.figures import image_grid, png_base64
+    from audit.io.encode import image_grid, png_base64
 
     card = registry.read_card(name, root)
     model = registry.load(name, root)

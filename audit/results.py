@@ -1,4 +1,4 @@
-"""The results JSON every command writes first; HTML is rendered from it alone.
+"""The results JSON every command writes first (owned by measuring code); `reports` renders HTML from it alone.
 
 A results document is a plain dict::
 
@@ -12,7 +12,7 @@ A results document is a plain dict::
       "data": {...},                    # everything the card shows, numbers and small thumbnails
     }
 
-Thumbnails live in ``data`` as base64 PNG strings, never as raw arrays; see ``reports.budget``.
+Thumbnails live in ``data`` as base64 PNG strings, never as raw arrays (``audit.io.encode``).
 """
 
 from __future__ import annotations
