@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,18 +61,25 @@ class Loaded:
 def load_images(specs: list[str]) -> Loaded:
     """Images from files, folders or manifests, through genaudit's one loader (bad files get a reason)."""
     from audit.io import load_image, open_source
+    from audit.io.names import escape_name
+    from audit.io.sources import MANIFEST_SUFFIXES
 
     out = Loaded([], [], [], [])
     for spec in specs:
         path = Path(spec)
-        records = [(str(path), str(path))] if path.is_file() and path.suffix.lower() not in (".csv", ".jsonl") else None
-        if records is None:
+        if not os.path.lexists(path):
+            raise InputError(f"no such file or folder: {escape_name(spec)}")
+        if not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
+            records = [(str(path), escape_name(spec))]  # any other path is a file: the loader says why not
+        else:
             items = []
+            prefix = escape_name(str(path))
             for r in open_source(spec):
+                name = r.relpath if prefix == "." else f"{prefix}/{r.relpath}"
                 if r.refusal:
-                    out.unreadable.append((str(Path(spec) / r.relpath), r.refusal))
+                    out.unreadable.append((name, r.refusal))
                 else:
-                    items.append((str(r.path), str(Path(spec) / r.relpath)))
+                    items.append((str(r.path), name))
             records = items
         for file, name in records:
             result = load_image(file)

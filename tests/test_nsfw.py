@@ -55,16 +55,20 @@ def test_flagged_images_never_reach_the_card_thumbnails(tmp_path) -> None:
     from PIL import Image
 
     from audit.dataset.thumbs import class_grids
+    from audit.hashing import sha256_file
 
     for label in ("kept", "hidden"):
         (tmp_path / label).mkdir()
         Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / label / "img.png")
     records = [
         {"image": f"{label}/img.png", "class": label, "status": "ok", "faces": [],
+         "sha256": sha256_file(tmp_path / label / "img.png"),
          "nsfw": {"labels": {}, "explicit": ["ANUS_EXPOSED"] if label == "hidden" else []}}
         for label in ("kept", "hidden")
     ]  # fmt: skip
-    assert [g["class"] for g in class_grids(str(tmp_path), records)] == ["kept"]
+    grids, changed = class_grids(str(tmp_path), records)
+    assert [g["class"] for g in grids] == ["kept"]
+    assert changed == []
 
 
 def test_audit_with_nsfw_records_labels_and_refuses_a_mixed_resume(tmp_path) -> None:

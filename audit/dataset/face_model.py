@@ -45,15 +45,21 @@ class DetectedFace:
 
 def upscaled_for_detection(image: np.ndarray) -> tuple[np.ndarray, float]:
     """The image to detect on (bicubic upscale so the shorter side reaches MIN_DETECT_SIDE, at most
-    MAX_UPSCALE times) and the scale used. Detectors with a smallest face (dlib's HOG: about 80 px)
-    otherwise miss every face of a small image."""
+    MAX_UPSCALE times, and never past the pixel limit, so a 12 x 7,000,000 strip is not blown up 8-fold)
+    and the scale used. Detectors with a smallest face (dlib's HOG: about 80 px) otherwise miss every face
+    of a small image."""
     from PIL import Image
 
+    from audit.io.images import bounded_scale, default_max_pixels
+
     h, w = image.shape[:2]
-    scale = min(MAX_UPSCALE, max(1.0, MIN_DETECT_SIDE / min(h, w)))
+    limit = default_max_pixels()
+    scale = bounded_scale(h, w, min(MAX_UPSCALE, max(1.0, MIN_DETECT_SIDE / min(h, w))), limit)
     if scale == 1.0:
         return image, scale
     size = (round(w * scale), round(h * scale))
+    if size[0] * size[1] > limit:  # rounding up must not cross the limit either
+        size = (int(w * scale), int(h * scale))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC)), scale
 
 

@@ -3,12 +3,15 @@ the results document and its card out."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from audit.atomic import write_json_atomic
 from audit.dataset.demographics import DEFAULT_ABSTAIN_BELOW, aggregate
 from audit.errors import InputError
+
+log = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.json"
 RESULTS_FILE = "audit-results.json"
@@ -93,7 +96,14 @@ def run_audit(
     if records is not None:
         from audit.dataset.thumbs import class_grids
 
-        doc["data"]["thumbnails"] = {"faces_blurred": not show_faces, "grids": class_grids(spec, records, show_faces)}
+        grids, changed = class_grids(spec, records, show_faces)
+        if changed:
+            log.warning(
+                "%d image(s) changed or became unreadable since they were recorded, left out of the thumbnails "
+                "(audit again with a fresh --out to re-record them): %s",
+                len(changed), ", ".join(changed[:5]),
+            )  # fmt: skip
+        doc["data"]["thumbnails"] = {"faces_blurred": not show_faces, "grids": grids, "changed_since_recorded": changed}
     write_text_atomic(out / DATASHEET_FILE, to_markdown(spec, doc["data"]["datasheet"]))
     write_json_atomic(out / AUDIT_FILE, {"dataset": spec, "classes": stats["classes"], "overall": stats["overall"],
                                          "provenance": doc["provenance"]})  # fmt: skip

@@ -88,6 +88,7 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str
     """The record of one image: status, size, sha256, its faces (boxes, scores, perceived age/gender)
     and, when an NSFW checker is given, its NudeNet labels."""
     from audit.io import load_image
+    from audit.io.images import BACKEND_ERROR, TOO_LARGE
 
     analyzer = analyzer or _ANALYZER
     nsfw = nsfw or _NSFW
@@ -106,9 +107,16 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str
         from audit.hashing import sha256_bytes
 
         image, sha = item.pixels, sha256_bytes(item.pixels.tobytes())
-    faces = analyzer.analyze(image)
-    if nsfw is not None:
-        record["nsfw"] = nsfw.check(image)
+    try:
+        faces = analyzer.analyze(image)
+        if nsfw is not None:
+            record["nsfw"] = nsfw.check(image)
+    except MemoryError:
+        return {**record, "status": TOO_LARGE, "message": "out of memory in the face backend", "faces": []}
+    except Exception as exc:  # one image a backend cannot handle is recorded; the run goes on
+        message = f"face backend failed: {type(exc).__name__}: {exc}"
+        log.debug("%s: %s", item.relpath, message, exc_info=True)
+        return {**record, "status": BACKEND_ERROR, "message": message[:500], "faces": []}
     return {
         **record,
         "status": "ok",

@@ -43,9 +43,12 @@ def square_thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def class_grids(spec: str, records: list[dict[str, Any]], show_faces: bool = False) -> list[dict[str, Any]]:
+def class_grids(
+    spec: str, records: list[dict[str, Any]], show_faces: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Per class, a PNG grid (base64) of up to :data:`PER_CLASS` images, those with faces first; images
-    the NSFW check flagged are never shown."""
+    the NSFW check flagged are never shown. Also the chosen images that changed (sha256) or became
+    unreadable since they were recorded: they are left out of the grids, never blurred with stale boxes."""
     from audit.dataset.nsfw import is_flagged
     from audit.dataset.run import dataset_items
     from audit.io import load_image
@@ -59,9 +62,16 @@ def class_grids(spec: str, records: list[dict[str, Any]], show_faces: bool = Fal
             chosen[r["class"]].append(r)
     wanted = {r["image"]: r for rs in chosen.values() for r in rs}
     pixels: dict[str, np.ndarray] = {}
+    changed: list[str] = []
     for item in dataset_items(spec):
-        if item.relpath in wanted:
-            image = item.pixels if item.path is None else load_image(item.path).image
+        if item.relpath in wanted and item.relpath not in pixels:
+            image = item.pixels
+            if item.path is not None:
+                result = load_image(item.path)
+                if not result.ok or result.sha256 != wanted[item.relpath].get("sha256"):
+                    changed.append(item.relpath)
+                    continue
+                image = result.image
             boxes = [f["box"] for f in wanted[item.relpath]["faces"]]
             pixels[item.relpath] = square_thumbnail(image if show_faces else blur_faces(image, boxes))
     grids = []
@@ -69,4 +79,4 @@ def class_grids(spec: str, records: list[dict[str, Any]], show_faces: bool = Fal
         images = [pixels[r["image"]] for r in chosen[label] if r["image"] in pixels]
         if images:
             grids.append({"class": label, "png": png_base64(image_grid(images, columns=PER_CLASS, cell=THUMB))})
-    return grids
+    return grids, changed

@@ -10,6 +10,9 @@ Conventions (the same for every job, so that features and hashes agree):
   (``round(v / 257)``, values outside clipped), never clipped at 255 as ``Image.convert('L')`` would.
   Float (``F``) is clipped to 0..255.
 * Animated images (GIF, APNG, WebP, multi-page TIFF) use frame 0.
+* Only regular files are opened: a FIFO, socket, device or directory (or a link to one) is refused as
+  ``not_a_file`` without being opened for reading, so nothing blocks or reads without end; a dangling
+  link is ``missing`` and a link loop ``unreadable``.
 * Refused, never raised: zero-byte files, files over ``max_bytes``, non-images, images over
   ``max_pixels`` (decompression bombs: checked from the header, before any pixel is decoded),
   truncated and corrupt files. The default pixel limit is Pillow's own ``MAX_IMAGE_PIXELS``
@@ -18,8 +21,11 @@ Conventions (the same for every job, so that features and hashes agree):
 
 from __future__ import annotations
 
+import errno
 import io
+import math
 import os
+import stat
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -43,7 +49,28 @@ UNREADABLE = "unreadable"
 MISSING = "missing"
 OUTSIDE_ROOT = "outside_root"
 MANIFEST_ERROR = "manifest_error"
-REASONS = (EMPTY, TOO_LARGE, NOT_AN_IMAGE, TRUNCATED, CORRUPT, UNREADABLE, MISSING, OUTSIDE_ROOT, MANIFEST_ERROR)
+NOT_A_FILE = "not_a_file"
+BACKEND_ERROR = "backend_error"
+REASONS = (
+    EMPTY,
+    TOO_LARGE,
+    NOT_AN_IMAGE,
+    TRUNCATED,
+    CORRUPT,
+    UNREADABLE,
+    MISSING,
+    OUTSIDE_ROOT,
+    MANIFEST_ERROR,
+    NOT_A_FILE,
+    BACKEND_ERROR,
+)
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 _GPS_IFD_TAG = 0x8825
 _ORIENTATION_TAG = 0x0112
@@ -65,8 +92,51 @@ class LoadResult:
 
 
 def default_max_pixels() -> int:
-    value = os.environ.get("GENAUDIT_MAX_PIXELS")
-    return int(value) if value else DEFAULT_MAX_PIXELS
+    """``GENAUDIT_MAX_PIXELS`` when set (a positive integer, else one clear error), else Pillow's limit."""
+    from audit.errors import InputError
+
+    value = os.environ.get("GENAUDIT_MAX_PIXELS", "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InputError(f"GENAUDIT_MAX_PIXELS must be a whole number of pixels, got {value!r}") from None
+    if limit <= 0:
+        raise InputError(f"GENAUDIT_MAX_PIXELS must be positive, got {value!r}")
+    return limit
+
+
+def bounded_scale(height: int, width: int, scale: float, max_pixels: int | None = None) -> float:
+    """``scale`` lowered (never below 1) so that resizing a ``height`` x ``width`` image by it stays within
+    the pixel limit: the limit holds for every array the pipeline makes, not only for the decode."""
+    limit = default_max_pixels() if max_pixels is None else max_pixels
+    if scale <= 1.0 or height * width * scale * scale <= limit:
+        return scale
+    return max(1.0, math.sqrt(limit / (height * width)))
+
+
+def file_problem(path: str | Path) -> LoadResult | None:
+    """Why ``path`` cannot be opened as an image file (a refusal), or None for a regular file. Follows
+    links; never opens the file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return refuse(MISSING, "dangling symlink: its target does not exist")
+        return refuse(MISSING, "file does not exist")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return refuse(UNREADABLE, "symlink loop: the link never reaches a file")
+        return refuse(UNREADABLE, f"cannot read file: {exc.strerror or exc}")
+    return _not_regular(st.st_mode)
+
+
+def _not_regular(mode: int) -> LoadResult | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return refuse(NOT_A_FILE, f"{kind}, not a regular file: only regular files are read")
 
 
 def refuse(reason: str, message: str, sha256: str | None = None, **meta: Any) -> LoadResult:
@@ -80,16 +150,30 @@ def load_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> LoadResult:
     """Read and decode one file; never raises for a bad file (see the module docstring)."""
-    path = Path(path)
+    problem = file_problem(path)
+    if problem is not None:
+        return problem
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return refuse(TOO_LARGE, f"file is {size} bytes, over the limit of {max_bytes}", bytes=size)
-        data = path.read_bytes()
+        # O_NONBLOCK: if the path was swapped for a FIFO since file_problem looked, opening it cannot block,
+        # and the fstat below refuses it; the read is bounded whatever the file does meanwhile
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return refuse(MISSING, "file does not exist")
     except OSError as exc:
         return refuse(UNREADABLE, f"cannot read file: {exc.strerror or exc}")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            st = os.fstat(fh.fileno())
+            problem = _not_regular(st.st_mode)
+            if problem is not None:
+                return problem
+            if st.st_size > max_bytes:
+                return refuse(TOO_LARGE, f"file is {st.st_size} bytes, over the limit of {max_bytes}", bytes=st.st_size)
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            return refuse(UNREADABLE, f"cannot read file: {exc.strerror or exc}")
+    if len(data) > max_bytes:
+        return refuse(TOO_LARGE, f"file grew past the limit of {max_bytes} bytes while being read")
     return decode_image(data, max_pixels=max_pixels)
 
 

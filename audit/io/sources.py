@@ -7,6 +7,15 @@ set, so every job can count them with their reasons instead of dropping them sil
 
 Paths must stay inside the source's root (the folder, or the manifest's folder) after resolving
 symlinks and ``..``; pass ``allow_outside_root=True`` to accept others.
+
+Hostile input: every entry with an image suffix that is not a folder (a FIFO, socket, device, dangling
+or looping link) is yielded and refused by the loader with its reason, never skipped or opened; a folder
+that cannot be listed is a refused record, not an aborted walk. Recorded names go through
+:func:`audit.io.names.escape_name` (lossless and UTF-8-safe). A manifest is checked whole when it is
+opened, before any image is decoded: a structural error (no ``path`` column, a field over the CSV
+limit) is one :class:`InputError` naming the file and line; a bad row (invalid or too deeply nested
+JSON, not an object) is a refused record with its line. Bytes that are not UTF-8 are kept as surrogate
+escapes, so a manifest in another encoding still names the right files.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT
+from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT, UNREADABLE
+from audit.io.names import clean_text, escape_name
 
 IMAGE_SUFFIXES = frozenset(
     {
@@ -76,32 +86,46 @@ def folder_source(root: str | Path, *, allow_outside_root: bool = False) -> Iter
     if not root.is_dir():
         raise InputError(f"dataset folder not found: {root}")
     real_root = Path(os.path.realpath(root))
-    for path in _walk_sorted(root):
+    for path, error in _walk_sorted(root):
         rel = path.relative_to(root)
-        record = ImageRecord(path=path, relpath=rel.as_posix(), label=rel.parts[0] if len(rel.parts) > 1 else None)
-        if not allow_outside_root and not _inside(path, real_root):
+        label = escape_name(rel.parts[0]) if len(rel.parts) > 1 else None
+        record = ImageRecord(path=path, relpath=escape_name(rel.as_posix()), label=label)
+        if error is not None:
+            record.refusal, record.refusal_message = UNREADABLE, error
+        elif not allow_outside_root and not _inside(path, real_root):
             record.refusal, record.refusal_message = OUTSIDE_ROOT, "symlink resolves outside the dataset folder"
         yield record
 
 
-def _walk_sorted(folder: Path) -> Iterator[Path]:
-    """Image files under ``folder`` in path order (entries sorted by name at every level), lazily."""
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda e: e.name)
+def _walk_sorted(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """Entries with an image suffix under ``folder`` that are not folders, in path order (sorted by name at
+    every level), lazily, each with None; a sub-folder that cannot be listed comes with its error instead.
+    Symlinked folders are not entered; links, FIFOs and devices are yielded for the loader to refuse."""
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as exc:
+        yield folder, f"cannot list folder: {exc.strerror or exc}"
+        return
     for e in entries:
         if e.name.startswith("."):
             continue
-        if e.is_dir(follow_symlinks=False):
+        try:
+            is_dir = e.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
             yield from _walk_sorted(Path(e.path))
-        elif Path(e.name).suffix.lower() in IMAGE_SUFFIXES and (e.is_file() or e.is_symlink()):
-            yield Path(e.path)
+        elif Path(e.name).suffix.lower() in IMAGE_SUFFIXES:
+            yield Path(e.path), None
 
 
 def manifest_source(manifest: str | Path, *, allow_outside_root: bool = False) -> Iterator[ImageRecord]:
     """Records from a CSV (header row) or JSONL manifest with a ``path`` and optional ``label``, ``caption``.
 
     Relative paths resolve against the manifest's folder, which is also the root they must stay in.
-    Other columns are kept in ``extra``. A malformed line is yielded as a refused record.
+    Other columns are kept in ``extra``. A malformed line is yielded as a refused record. The whole file
+    is checked here, before the first record is asked for (see the module docstring).
     """
     manifest = Path(manifest)
     kind = MANIFEST_SUFFIXES.get(manifest.suffix.lower())
@@ -109,9 +133,19 @@ def manifest_source(manifest: str | Path, *, allow_outside_root: bool = False) -
         raise InputError(f"manifest must be .csv or .jsonl, got {manifest.name!r}")
     if not manifest.is_file():
         raise InputError(f"manifest not found: {manifest}")
+    rows = _csv_rows if kind == "csv" else _jsonl_rows
+    for _ in rows(manifest):  # a structural error surfaces now, not after hours of work
+        pass
+    return _manifest_records(manifest, rows(manifest), allow_outside_root)
+
+
+def _manifest_records(
+    manifest: Path, rows: Iterator[tuple[int, dict[str, Any], str | None]], allow_outside_root: bool
+) -> Iterator[ImageRecord]:
+    from audit.io.images import file_problem
+
     root = manifest.parent
     real_root = Path(os.path.realpath(root))
-    rows = _csv_rows(manifest) if kind == "csv" else _jsonl_rows(manifest)
     for line_no, row, error in rows:
         if error is None and not str(row.get("path") or "").strip():
             error = "no 'path' value"
@@ -128,30 +162,38 @@ def manifest_source(manifest: str | Path, *, allow_outside_root: bool = False) -
         path = Path(raw) if os.path.isabs(raw) else root / raw
         record = ImageRecord(
             path=path,
-            relpath=raw,
-            label=None if label in (None, "") else str(label),
-            caption=None if caption in (None, "") else str(caption),
+            relpath=escape_name(raw),
+            label=None if label in (None, "") else clean_text(str(label)),
+            caption=None if caption in (None, "") else clean_text(str(caption)),
             extra=row,
         )
         if not allow_outside_root and not _inside(path, real_root):
             record.refusal, record.refusal_message = OUTSIDE_ROOT, "path resolves outside the manifest's folder"
-        elif not path.is_file():
+        elif not os.path.lexists(path):
             record.refusal, record.refusal_message = MISSING, "file listed in the manifest does not exist"
+        elif (problem := file_problem(path)) is not None:
+            record.refusal, record.refusal_message = problem.reason, problem.message
         yield record
 
 
 def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
-    with open(manifest, newline="", encoding="utf-8-sig") as fh:
+    # surrogateescape: bytes that are not UTF-8 stay as they were (a Latin-1 manifest names Latin-1 files)
+    with open(manifest, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise InputError(f"manifest {manifest.name} has no 'path' column (columns: {reader.fieldnames})")
-        for row in reader:
-            extra_cells = row.pop(None, None)  # type: ignore[call-overload]
-            yield reader.line_num, row, "more cells than header columns" if extra_cells else None
+        try:
+            fields = reader.fieldnames
+            if fields is None or "path" not in fields:
+                shown = [clean_text(f) for f in fields or []]
+                raise InputError(f"manifest {manifest} has no 'path' column (columns: {shown}): add a header row")
+            for row in reader:
+                extra_cells = row.pop(None, None)  # type: ignore[call-overload]
+                yield reader.line_num, row, "more cells than header columns" if extra_cells else None
+        except csv.Error as exc:
+            raise InputError(f"{manifest}:{reader.line_num}: not a readable CSV row ({exc}); fix the file") from None
 
 
 def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
-    with open(manifest, encoding="utf-8-sig") as fh:
+    with open(manifest, encoding="utf-8-sig", errors="surrogateescape") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -159,6 +201,9 @@ def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | Non
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield line_no, {}, f"invalid JSON ({exc.msg})"
+                continue
+            except RecursionError:
+                yield line_no, {}, "JSON nested too deeply"
                 continue
             if not isinstance(row, dict):
                 yield line_no, {}, "a line must be a JSON object"
