@@ -1,0 +1,107 @@
+"""``genaudit audit``: its parser and command (the card is rendered by :mod:`audit.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit.cli_args import positive_int, probability
+from audit.errors import InputError
+
+log = logging.getLogger("genaudit")
+
+
+def _cmd_audit(args: argparse.Namespace) -> int | Path:
+    """0 after ``init-datasheet``, else the results JSON for the CLI to render."""
+    from audit.dataset.job import run_audit
+
+    if args.dataset == "init-datasheet":
+        from audit.atomic import write_text_atomic
+        from audit.dataset.datasheet import template_yaml
+
+        target = Path(args.out if args.out != "genaudit-audit" else "datasheet-answers.yaml")
+        if target.exists():
+            raise InputError(f"{target} exists; not overwriting your answers")
+        write_text_atomic(target, template_yaml())
+        sys.stdout.write(f"{target}\n")
+        return 0
+    if args.dataset and args.face_records:
+        raise InputError("give a dataset or --face-records, not both")
+    return run_audit(
+        args.dataset,
+        Path(args.out),
+        face_records=args.face_records,
+        backend=args.backend,
+        workers=args.workers,
+        resume=args.resume,
+        abstain_below=args.abstain_below,
+        datasheet_answers=args.datasheet_answers,
+        compare=args.compare,
+        show_faces=args.show_faces,
+        nsfw=args.nsfw,
+        records_format=args.records_format,
+        progress=not args.quiet,
+    )
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``audit`` to the CLI's subcommands."""
+    audit = sub.add_parser(
+        "audit",
+        help="audit a dataset: faces, perceived age and gender per class, with intervals",
+        description="Detect faces in DATASET (a folder with class subfolders, a flat folder, a CSV/JSONL "
+        "manifest, or builtin:faces-demo, the default) and estimate perceived age and gender; or aggregate "
+        "precomputed --face-records. Writes records.jsonl or records.parquet (per image, as produced, "
+        "resumable), audit.json, the results JSON and its card to --out. Perceived attributes are model "
+        "outputs, not facts.",
+    )
+    audit.add_argument(
+        "dataset",
+        nargs="?",
+        help="dataset folder, manifest, or builtin:faces-demo (default); 'init-datasheet' writes the datasheet "
+        "answers template to --out (default ./datasheet-answers.yaml)",
+    )
+    audit.add_argument("--datasheet-answers", metavar="YAML", help="the dataset owner's datasheet answers")
+    audit.add_argument(
+        "--face-records",
+        metavar="CSV",
+        help="aggregate face records (image,class,age,gender[,det_score,gender_confidence])",
+    )
+    audit.add_argument(
+        "--backend",
+        default="dlib-agegender",
+        help="face backend: dlib-agegender (default), opencv-haar, mtcnn[:DIR], insightface[:PACK_OR_DIR], "
+        "or DETECTOR+ATTRIBUTES (detectors: dlib, opencv-haar, mtcnn, insightface; attributes: agegender, "
+        "insightface), e.g. mtcnn+insightface:/models/buffalo_l",
+    )
+    audit.add_argument(
+        "--compare",
+        metavar="BACKEND",
+        help="also run this backend and report both side by side with their disagreement",
+    )
+    audit.add_argument("--show-faces", action="store_true", help="do not blur faces in the card's sample thumbnails")
+    audit.add_argument(
+        "--nsfw",
+        action="store_true",
+        help="also check every image with NudeNet (extra nsfw, AGPL-3.0; off by default); flagged images are "
+        "counted in the datasheet and never shown in the card",
+    )
+    audit.add_argument("--workers", type=positive_int, help="worker processes (default: 2 or the CPU count if lower)")
+    audit.add_argument(
+        "--abstain-below",
+        type=probability,
+        default=0.6,
+        help="gender confidence below which a face gets no gender (default 0.6)",
+    )
+    audit.add_argument("--out", default="genaudit-audit", help="output folder (default ./genaudit-audit)")
+    audit.add_argument("--resume", action="store_true", help="continue an interrupted audit in --out")
+    audit.add_argument(
+        "--records-format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="per-image records as records.jsonl (default) or a records.parquet folder (extra parquet)",
+    )
+    audit.set_defaults(func=_cmd_audit)
