@@ -485,6 +485,11 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     real_set, fake_set, images, y = _labelled(real, fake)
     training_set = _training_set(training, real_set) if training else None  # refused now, before any scoring
+    record_faces = None
+    if face_records is not None:  # read and checked whole now, not after an hour of scoring
+        from audit.dataset.face_records import read_face_records
+
+        record_faces = read_face_records(face_records).faces
     if detector_file is not None:
         det, meta, model, scorer = _saved(detector_file)
         protocol = f"scored by the saved detector {Path(detector_file).name}"
@@ -512,8 +517,8 @@ def evaluate(
         from detectors.fairness import faces_from_backend, fpr_by_group
 
         flagged_real = {n: bool(f) for n, f, t in zip(names, flags, y, strict=True) if t == 0}
-        if face_records is not None:
-            fairness = fpr_by_group(flagged_real, face_records)
+        if record_faces is not None:
+            fairness = fpr_by_group(flagged_real, record_faces)
         else:
             faces = faces_from_backend(dict(zip(real_set.names, real_set.images, strict=True)), face_backend)
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}

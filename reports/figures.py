@@ -21,8 +21,18 @@ def _pyplot() -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    # fixed hash salt: SVG element ids, and so re-rendered cards, are byte-for-byte reproducible
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "genaudit", "font.size": 9, "figure.dpi": 100})
+    # fixed hash salt: SVG element ids, and so re-rendered cards, are byte-for-byte reproducible;
+    # text.parse_math off: labels, class names and file names are data, drawn literally ('$x$' stays '$x$',
+    # and '$\\frac{$' cannot make mathtext raise while a card is drawn)
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": "genaudit",
+            "font.size": 9,
+            "figure.dpi": 100,
+            "text.parse_math": False,
+        }
+    )
     return plt
 
 

@@ -86,9 +86,13 @@ class CellStore:
         write_text_atomic(self.manifest, buf.getvalue())
 
     def step_weights(self) -> list[float]:
-        with self.manifest.open(newline="", encoding="utf-8") as fh:
-            row = next(csv.DictReader(fh))
-        return [float(w) for w in json.loads(row["step_weights"])]
+        from audit.guidance.schedules import parse_step_weights
+
+        with self.manifest.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
+            row = next(csv.DictReader(fh), None)
+        if row is None or "step_weights" not in row:
+            raise InputError(f"{self.manifest}: no step_weights row; delete the cell folder to regenerate it")
+        return parse_step_weights(row["step_weights"], str(self.manifest))
 
     def read_images(self, n: int) -> np.ndarray:
         """The cell's n images, in index order, through genaudit's loader."""

@@ -20,6 +20,8 @@ import numpy as np
 from audit.errors import InputError
 
 NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit dHashes counted as a near duplicate
+MAX_ANSWERS_BYTES = 1_000_000  # a datasheet answers file; the template is about 3 kB
+MAX_ANSWERS_NODES = 100_000  # values after alias expansion (the template has about 40)
 
 QUESTIONS: dict[str, list[str]] = {
     "Motivation": [
@@ -157,27 +159,66 @@ def _yaml_key(question: str) -> str:
     return "'" + question.replace("'", "''") + "'"
 
 
-def read_answers(path: str | Path) -> dict[str, dict[str, str]]:
-    """Answers by section and question; unknown sections or questions are an error (a typo would
-    silently leave a question unanswered)."""
+def _expanded_nodes(node: Any, memo: dict[int, int], open_: set[int]) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded (what a JSON dump would write):
+    linear in the document's size however the aliases nest; a node that contains itself is an error."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        raise ValueError("a recursive alias (a node that contains itself)")
+    open_.add(key)
+    children = node.value if isinstance(node.value, list) else []
+    flat = [n for c in children for n in (c if isinstance(c, tuple) else (c,))]
+    memo[key] = 1 + sum(_expanded_nodes(c, memo, open_) for c in flat)
+    open_.discard(key)
+    return memo[key]
+
+
+def _load_yaml_bounded(path: Path) -> Any:
+    """``yaml.safe_load`` of a file of at most :data:`MAX_ANSWERS_BYTES` whose aliases expand to at most
+    :data:`MAX_ANSWERS_NODES` nodes: an alias bomb (a few hundred bytes standing for gigabytes) is
+    refused before anything expands it."""
     import yaml
 
+    size = path.stat().st_size
+    if size > MAX_ANSWERS_BYTES:
+        raise InputError(f"{path}: {size} bytes; datasheet answers are limited to {MAX_ANSWERS_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        nodes = _expanded_nodes(node, {}, set()) if node is not None else 0
+        if nodes > MAX_ANSWERS_NODES:
+            raise ValueError(f"its aliases expand to over {MAX_ANSWERS_NODES:,} values (an alias bomb?)")
+        return yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: refused: {exc or 'nested too deeply'}") from None
+
+
+def read_answers(path: str | Path) -> dict[str, dict[str, str]]:
+    """Answers by section and question; unknown sections or questions are an error (a typo would
+    silently leave a question unanswered). Loaded safely and bounded (:func:`_load_yaml_bounded`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"datasheet answers file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    data = _load_yaml_bounded(path) or {}
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected sections as a mapping")
+        raise InputError(f"{path}: expected sections as a mapping (Section: {{question: answer}}), got a list or text")
     answers: dict[str, dict[str, str]] = {}
     for section, items in data.items():
         if section not in QUESTIONS:
             raise InputError(f"{path}: unknown section {section!r}; sections: {', '.join(QUESTIONS)}")
+        if items is not None and not isinstance(items, dict):
+            raise InputError(f"{path}: {section}: expected questions as a mapping ('question': answer)")
         for question, answer in (items or {}).items():
             if question not in QUESTIONS[section]:
                 raise InputError(f"{path}: {section}: unknown question {question!r}")
+            if isinstance(answer, (list, dict)):
+                raise InputError(f"{path}: {section}: {question!r}: an answer is text, not a list or mapping")
             if answer not in (None, ""):
                 answers.setdefault(section, {})[question] = str(answer)
     return answers

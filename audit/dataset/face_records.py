@@ -10,7 +10,9 @@ its line: aggregating a half-read file would publish wrong numbers.
 from __future__ import annotations
 
 import csv
+import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,44 +52,79 @@ def parse_gender(text: str, where: str) -> float:
     return value
 
 
+def _text(path: Path) -> str:
+    """The file as UTF-8 text (a BOM is dropped); bytes that are not UTF-8 are an error naming their line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start]
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); save the file as UTF-8") from None
+
+
+def _rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs; a row the csv module cannot read (e.g. a field over its size limit) is one
+    error naming its line."""
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # the reader counts the lines it finished: the row it failed on starts on the next one
+            raise InputError(f"{path}:{reader.line_num + 1}: not a readable CSV row ({exc})") from None
+        yield reader.line_num, row
+
+
 def read_face_records(path: str | Path) -> FaceRecords:
+    """Every row checked (the whole file is read before anything is computed from it)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"face records file not found: {path}")
     faces: list[Face] = []
     images: dict[str, set[str]] = {}
     with_faces: dict[str, set[str]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            image, label = (row["image"] or "").strip(), (row["class"] or "").strip()
-            if not image:
-                raise InputError(f"{where}: empty image")
-            images.setdefault(label, set()).add(image)
-            age_text, gender_text = (row["age"] or "").strip(), (row["gender"] or "").strip()
-            if not age_text and not gender_text:
-                continue  # an image without faces
-            age = _number(age_text, "age", where) if age_text else None
-            if age is not None and not 0.0 <= age <= MAX_AGE:
-                raise InputError(f"{where}: age must be between 0 and {MAX_AGE:g}, got {age_text!r}")
-            optional = {}
-            for key in ("det_score", "gender_confidence"):
-                text = (row.get(key) or "").strip()
-                optional[key] = _number(text, key, where) if text else None
-            faces.append(
-                Face(
-                    image=image,
-                    label=label,
-                    age=age,
-                    p_male=parse_gender(gender_text, where) if gender_text else None,
-                    **optional,
-                )
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"{path}:1: not a readable CSV header ({exc})") from None
+    missing = [c for c in REQUIRED if c not in (fields or [])]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
+    for line, row in _rows(reader, path):
+        where = f"{path}:{line}"
+        if None in row:
+            raise InputError(f"{where}: more cells than header columns")
+        image, label = (row["image"] or "").strip(), (row["class"] or "").strip()
+        if not image:
+            raise InputError(f"{where}: empty image")
+        images.setdefault(label, set()).add(image)
+        age_text, gender_text = (row["age"] or "").strip(), (row["gender"] or "").strip()
+        if not age_text and not gender_text:
+            continue  # an image without faces
+        age = _number(age_text, "age", where) if age_text else None
+        if age is not None and not 0.0 <= age <= MAX_AGE:
+            raise InputError(f"{where}: age must be between 0 and {MAX_AGE:g}, got {age_text!r}")
+        optional = {}
+        for key in ("det_score", "gender_confidence"):
+            text = (row.get(key) or "").strip()
+            optional[key] = _number(text, key, where) if text else None
+        confidence = optional["gender_confidence"]
+        if confidence is not None and not 0.0 <= confidence <= 1.0:
+            raise InputError(f"{where}: gender_confidence is a probability, in [0, 1]; got {confidence!r}")
+        faces.append(
+            Face(
+                image=image,
+                label=label,
+                age=age,
+                p_male=parse_gender(gender_text, where) if gender_text else None,
+                **optional,
             )
-            with_faces.setdefault(label, set()).add(image)
+        )
+        with_faces.setdefault(label, set()).add(image)
     if not images:
         raise InputError(f"{path}: no rows")
     return FaceRecords(

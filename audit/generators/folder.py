@@ -14,7 +14,6 @@ fewer images than it asked for.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from audit.errors import InputError
 from audit.generators.base import GenerationRequest, ImageBatch
 from audit.guidance import GuidanceSchedule
+from audit.guidance.schedules import parse_step_weights
 from audit.io import load_image, manifest_source
 
 
@@ -59,6 +59,10 @@ class FolderGenerator:
                 raise InputError(
                     f"{manifest}: {record.relpath}: seed {record.extra['seed']!r} is not an integer"
                 ) from None
+            if record.extra.get("step_weights"):  # checked now, not after every image is loaded
+                record.extra["step_weights"] = parse_step_weights(
+                    record.extra["step_weights"], f"{manifest}: {record.relpath}"
+                )
             index[(str(cond), seed)] = record
         images, weights, problems = [], None, []
         for cond, seed in zip(request.conditions(), request.seeds, strict=True):
@@ -75,7 +79,7 @@ class FolderGenerator:
                 continue
             images.append(result.image)
             if weights is None and record.extra.get("step_weights"):
-                weights = [float(w) for w in json.loads(record.extra["step_weights"])]
+                weights = record.extra["step_weights"]
         if problems:
             shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
             raise InputError(f"{self.id}: {len(problems)} of {len(request)} requested images unusable: {shown}")

@@ -236,3 +236,22 @@ def get_schedule(name: str | Callable[[float], float], scale: float = 1.0, **par
         known = ", ".join([*SHAPES, "interval", "python:module:function"])
         raise InputError(f"unknown guidance schedule {name!r}; known: {known}")
     return ShapedSchedule(name, scale, params)
+
+
+def parse_step_weights(text: Any, where: str) -> list[float]:
+    """Per-step guidance weights written as a JSON list of finite numbers (a cell or folder manifest's
+    ``step_weights``); anything else is one :class:`InputError` naming ``where``."""
+    import json
+
+    try:
+        values = json.loads(text) if isinstance(text, str) else text
+    except (json.JSONDecodeError, RecursionError):
+        raise InputError(f"{where}: step_weights must be a JSON list of numbers, got {str(text)[:60]!r}") from None
+    if not isinstance(values, list) or not values:
+        raise InputError(f"{where}: step_weights must be a non-empty JSON list of numbers, got {str(text)[:60]!r}")
+    weights = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InputError(f"{where}: step_weights must be finite numbers, got {v!r}")
+        weights.append(float(v))
+    return weights

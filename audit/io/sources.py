@@ -189,7 +189,9 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]
                 extra_cells = row.pop(None, None)  # type: ignore[call-overload]
                 yield reader.line_num, row, "more cells than header columns" if extra_cells else None
         except csv.Error as exc:
-            raise InputError(f"{manifest}:{reader.line_num}: not a readable CSV row ({exc}); fix the file") from None
+            # the reader counts the lines it finished: the row it failed on starts on the next one
+            line = reader.line_num + 1
+            raise InputError(f"{manifest}:{line}: not a readable CSV row ({exc}); fix the file") from None
 
 
 def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
