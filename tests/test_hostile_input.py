@@ -197,3 +197,279 @@ def test_an_image_a_backend_fails_on_is_recorded_and_the_run_goes_on() -> None:
     square = analyze_item(Item("square.png", "c", pixels=np.zeros((8, 8, 3), np.uint8)), analyzer)
     assert wide["status"] == "backend_error" and "RuntimeError: cv2.error" in wide["message"]
     assert wide["faces"] == [] and square["status"] == "ok"
+
+
+# ---- 2. text that reaches matplotlib, CSV and JSON -------------------------------------------------------
+
+
+def _svg_texts(html: str) -> str:
+    """Every SVG figure of a card, decoded (the figures are base64 data URIs)."""
+    import base64
+    import re
+
+    return "\n".join(
+        base64.b64decode(m).decode("utf-8") for m in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)
+    )
+
+
+def test_labels_that_look_like_mathtext_are_drawn_literally(tmp_path: Path) -> None:
+    faces = tmp_path / "faces.csv"
+    rows = ["image,class,age,gender"]
+    for label in ("$x$", "$\\frac{$", "a_b^c"):
+        rows += [f'"{label}-{i}.jpg","{label}",{30 + i},{"male" if i % 2 else "female"}' for i in range(6)]
+    faces.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["-q", "audit", "--face-records", str(faces), "--out", str(out)]) == 0  # '$\frac{$' once crashed
+    svg = _svg_texts((out / "audit-results.html").read_text(encoding="utf-8"))
+    assert "$x$" in svg and "$\\frac{$" in svg and "a_b^c" in svg
+
+
+def test_a_manifest_field_over_the_csv_limit_is_one_error_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    manifest = tmp_path / "list.csv"
+    write(tmp_path / "a.png", _image())
+    huge = "x" * (csv.field_size_limit() + 10)
+    manifest.write_text(f"path,caption\na.png,ok\na.png,{huge}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["-q", "audit", str(manifest), "--backend", "opencv-haar", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{manifest}:3: not a readable CSV row" in err[0]
+    assert not (out / "records.jsonl").exists()  # nothing analysed before the error
+
+
+def test_manifest_rows_with_odd_bytes_nesting_and_surrogates(tmp_path: Path) -> None:
+    from audit.io import open_source
+
+    write(tmp_path / os.fsdecode(b"caf\xe9.png"), _image())
+    write(tmp_path / "b.png", _image())
+    csv_manifest = tmp_path / "latin1.csv"
+    csv_manifest.write_bytes(b"\xef\xbb\xbfpath,label\ncaf\xe9.png,caf\xe9\n")  # a BOM, then Latin-1 bytes
+    (record,) = list(open_source(csv_manifest))
+    assert record.refusal is None and record.relpath == "caf\\xe9.png" and record.label == "caf\\xe9"
+    jsonl = tmp_path / "rows.jsonl"
+    nested = "[" * 100_000 + "]" * 100_000
+    jsonl.write_text(
+        f'{{"path": "b.png", "label": "lone \\ud800 surrogate"}}\n{{"path": "b.png", "x": {nested}}}\n[1]\n',
+        encoding="utf-8",
+    )
+    records = list(open_source(jsonl))
+    assert records[0].refusal is None and records[0].label == "lone \\ud800 surrogate"
+    assert (records[1].refusal, records[1].refusal_message) == ("manifest_error", "line 2: JSON nested too deeply")
+    assert records[2].refusal_message == "line 3: a line must be a JSON object"
+    json.dumps([r.label for r in records], ensure_ascii=False).encode("utf-8")  # no encode error
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"image,class,age,gender\na.jpg,c,30,male\nb\xff.jpg,c,30,male\n", r"faces\.csv:3: not UTF-8 text"),
+        (b"image,class,age,gender\na.jpg,c,30,male,extra\n", r"faces\.csv:2: more cells than header columns"),
+        (b"image,class,age,gender,gender_confidence\na.jpg,c,30,male,1.5\n", r"faces\.csv:2: gender_confidence"),
+        (b"image,class,age,gender,det_score\na.jpg,c,30,male,nan\n", r"faces\.csv:2: det_score must be finite"),
+        (b"image,class,age,gender\na.jpg,c,30," + b"m" * 200_000 + b"\n", r"faces\.csv:2: not a readable CSV row"),
+    ],
+)
+def test_face_records_errors_name_the_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    from audit.dataset.face_records import read_face_records
+
+    path = write(tmp_path / "faces.csv", content)
+    with pytest.raises(InputError, match=message):
+        read_face_records(path)
+
+
+def test_face_records_with_a_bom_are_read(tmp_path: Path) -> None:
+    from audit.dataset.face_records import read_face_records
+
+    path = write(tmp_path / "faces.csv", "\ufeffimage,class,age,gender\na.jpg,c,30,female\n".encode())
+    assert read_face_records(path).images_per_class == {"c": 1}
+
+
+def test_detect_evaluate_checks_face_records_before_scoring(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import detectors.noise_model
+
+    def scoring_started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded to score images before the face records were checked")
+
+    monkeypatch.setattr(detectors.noise_model, "load_noise_model", scoring_started)
+    for kind in ("real", "fake"):
+        for i in range(3):
+            write(tmp_path / kind / f"{i}.png", _image(side=16, value=40 * i + (kind == "fake")))
+    bad = write(tmp_path / "faces.csv", b"image,class,age,gender\n0.png,c,thirty,male\n")
+    args = ["-q", "detect", "evaluate", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake")]
+    with deadline(60):
+        assert main([*args, "--face-records", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "faces.csv:2: age must be a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "--abstain-below", "nan"], "--abstain-below: must be a finite number"),
+        (["audit", "--abstain-below", "1.5"], "--abstain-below: must be between 0 and 1"),
+        (["detect", "--target-fpr", "0"], "--target-fpr: must be strictly between 0 and 1"),
+        (["bench", "--n", "-3"], "--n: must be at least 1"),
+        (["detect", "--k", "inf"], "--k: not a whole number"),
+    ],
+)
+def test_numbers_from_users_are_checked_up_front(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "usage:" not in err[0]
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "1e9"])
+def test_a_bad_pixel_limit_in_the_environment_is_one_error(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GENAUDIT_MAX_PIXELS", value)
+    assert main(["report", str(tmp_path / "missing.json")]) == 2
+    expected = "positive" if value in ("-5", "0") else "a whole number of pixels"
+    assert capsys.readouterr().err.strip() == f"genaudit: error: GENAUDIT_MAX_PIXELS must be {expected}, got {value!r}"
+
+
+@pytest.mark.parametrize("weights", ['"[1.0, NaN]"', "not json", '"[1, ""two""]"', '"{""a"": 1}"'])
+def test_folder_generator_step_weights_are_checked(tmp_path: Path, weights: str) -> None:
+    from audit.generators import GenerationRequest, get_generator
+    from audit.generators.folder import cell_folder
+    from audit.guidance import get_schedule
+
+    schedule = get_schedule("static", 1.0)
+    folder = tmp_path / cell_folder(schedule)
+    write(folder / "a.png", _image(side=8))
+    (folder / "manifest.csv").write_text(f"path,label,seed,step_weights\na.png,3,11,{weights}\n", encoding="utf-8")
+    gen = get_generator(f"folder:{tmp_path}")
+    with pytest.raises(InputError, match=r"manifest\.csv: a\.png: step_weights must be"):
+        gen.generate(GenerationRequest(seeds=[11], labels=[3], steps=2, schedule=schedule))
+
+
+def test_yaml_answers_alias_bomb_and_wrong_shapes_are_refused(tmp_path: Path) -> None:
+    from audit.dataset.datasheet import read_answers
+
+    bomb = ["a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']"]
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        bomb.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    bomb.append("Motivation: {'For what purpose was the dataset created?': *i}")
+    path = write(tmp_path / "bomb.yaml", "\n".join(bomb).encode())
+    assert path.stat().st_size < 1000  # 9^9 = 387 million strings once expanded
+    with deadline(20), pytest.raises(InputError, match="alias bomb"):
+        read_answers(path)
+    path.write_text("- Motivation\n- Uses\n", encoding="utf-8")
+    with pytest.raises(InputError, match="expected sections as a mapping"):
+        read_answers(path)
+    path.write_text("Motivation:\n  - a list\n", encoding="utf-8")
+    with pytest.raises(InputError, match="Motivation: expected questions as a mapping"):
+        read_answers(path)
+    path.write_text("a: &a [*a]\n", encoding="utf-8")
+    with pytest.raises(InputError, match="recursive alias"):
+        read_answers(path)
+
+
+# ---- 3. resume never mixes or drops ----------------------------------------------------------------------
+
+
+def _faces_folder(root: Path) -> Path:
+    """Three small real photographs (one with a face) in two classes."""
+    from PIL import Image
+    from skimage import data
+
+    for i, (label, image) in enumerate((("p", data.astronaut()), ("t", data.coffee()), ("t", data.chelsea()))):
+        write(root / label / f"{i}.png", b"")
+        Image.fromarray(image[::2, ::2]).save(root / label / f"{i}.png")
+    return root
+
+
+def test_resume_refuses_other_settings_and_inputs_naming_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit.dataset.run import run_records
+
+    root = _faces_folder(tmp_path / "ds")
+    manifest = root / "list.csv"
+    manifest.write_text("path,label\np/0.png,a\nt/1.png,b\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_records(str(manifest), out, backend="opencv-haar", workers=1, progress=False)
+    with pytest.raises(InputError, match=r"backend: 'opencv-haar\+agegender' -> 'dlib\+agegender'"):
+        run_records(str(manifest), out, backend="dlib-agegender", workers=1, resume=True, progress=False)
+    with pytest.raises(InputError, match=r"nsfw: False -> True"):
+        run_records(str(manifest), out, backend="opencv-haar", workers=1, resume=True, nsfw=True, progress=False)
+    monkeypatch.setenv("GENAUDIT_MAX_PIXELS", "1000")
+    with pytest.raises(InputError, match=r"max_pixels: 89478485 -> 1000"):
+        run_records(str(manifest), out, backend="opencv-haar", workers=1, resume=True, progress=False)
+    monkeypatch.delenv("GENAUDIT_MAX_PIXELS")
+    manifest.write_text("path,label\np/0.png,a\nt/2.png,b\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"dataset\.sha256: '[0-9a-f]{64}' -> '[0-9a-f]{64}'"):
+        run_records(str(manifest), out, backend="opencv-haar", workers=1, resume=True, progress=False)
+    (out / "records.run.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match=r"records\.run\.json is damaged"):
+        run_records(str(manifest), out, backend="opencv-haar", workers=1, resume=True, progress=False)
+
+
+def test_resume_refuses_a_folder_whose_listing_changed(tmp_path: Path) -> None:
+    from audit.dataset.run import run_records
+
+    root = _faces_folder(tmp_path / "ds")
+    out = tmp_path / "out"
+    run_records(str(root), out, backend="opencv-haar", workers=1, progress=False)
+    lines = (out / "records.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (out / "records.jsonl").write_text("".join(lines[:2]), encoding="utf-8")  # killed after two records
+    write(root / "a-first" / "new.png", _image())  # sorts before every recorded image
+    with pytest.raises(InputError, match=r"the dataset changed since this audit started: item 0 was 'p/0\.png'"):
+        run_records(str(root), out, backend="opencv-haar", workers=1, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("records_format", ["jsonl", "parquet"])
+def test_duplicate_manifest_rows_are_neither_dropped_nor_doubled_on_resume(tmp_path: Path, records_format: str) -> None:
+    from audit.dataset.job import run_audit
+    from audit.dataset.record_store import read_records
+    from audit.dataset.run import RECORDS_FORMATS
+
+    root = _faces_folder(tmp_path / "ds")
+    manifest = root / "list.csv"
+    manifest.write_text("path,label\np/0.png,a\np/0.png,a\nt/1.png,b\np/0.png,a\nt/2.png,b\n", encoding="utf-8")
+    name = RECORDS_FORMATS[records_format]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    options = {"backend": "opencv-haar", "workers": 1, "records_format": records_format, "progress": False}
+    run_audit(str(manifest), whole, **options)
+    complete = read_records(whole / name)
+    assert [(r["index"], r["image"]) for r in complete] == [
+        (0, "p/0.png"), (1, "p/0.png"), (2, "t/1.png"), (3, "p/0.png"), (4, "t/2.png")
+    ]  # fmt: skip
+    # the same run killed after its first two records (both p/0.png), then resumed
+    from audit.dataset.record_store import record_store
+    from audit.dataset.run import records_identity
+    from audit.run_identity import start_or_resume
+
+    start_or_resume(cut / "records.run.json", records_identity(str(manifest), "opencv-haar", False),
+                    resume=False, started=False, what="an audit")  # fmt: skip
+    store = record_store(cut / name)
+    for record in complete[:2]:
+        store.append(record)
+    store._journal.close() if records_format == "parquet" else store.close()  # no flush: as after a kill
+    run_audit(str(manifest), cut, resume=True, **options)
+    assert read_records(cut / name) == complete
+    if records_format == "jsonl":
+        assert (cut / name).read_bytes() == (whole / name).read_bytes()
+    summary = [json.loads((folder / "audit.json").read_text())["overall"] for folder in (whole, cut)]
+    assert summary[0] == summary[1] and summary[0]["images"] == 5
+
+
+def test_a_file_changed_after_it_was_recorded_is_reported_not_an_internal_error(tmp_path: Path) -> None:
+    from audit.dataset.job import run_audit
+
+    root = _faces_folder(tmp_path / "ds")
+    out = tmp_path / "out"
+    run_audit(str(root), out, backend="opencv-haar", workers=1, progress=False)
+    write(root / "t" / "1.png", _image(value=7))  # replaced by other pixels
+    (root / "t" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # damaged
+    resumed = json.loads(run_audit(str(root), out, backend="opencv-haar", workers=1, resume=True,
+                                   progress=False).read_text())  # fmt: skip
+    assert resumed["data"]["thumbnails"]["changed_since_recorded"] == ["t/1.png", "t/2.png"]
+    assert [g["class"] for g in resumed["data"]["thumbnails"]["grids"]] == ["p"]

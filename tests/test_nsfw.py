@@ -84,7 +84,7 @@ def test_audit_with_nsfw_records_labels_and_refuses_a_mixed_resume(tmp_path) -> 
     assert "nudenet/320n.onnx" in doc["provenance"]["config"]["sha256"]
     (record,) = [json.loads(line) for line in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
     assert record["nsfw"]["explicit"] == [] and {"FACE_FEMALE", "FACE_MALE"} <= set(record["nsfw"]["labels"])
-    with pytest.raises(InputError, match="started with --nsfw"):
+    with pytest.raises(InputError, match=r"started with other inputs or settings \(nsfw: True -> False\)"):
         run_audit(str(tmp_path / "data"), tmp_path / "out", workers=1, resume=True, progress=False)
 
 

@@ -12,16 +12,17 @@ import pytest
 from audit.dataset.record_store import JOURNAL, ParquetRecords, read_records
 
 RECORDS = [
-    {"image": "a/1.png", "class": "a", "status": "ok", "sha256": "00ff", "dhash": "8f00000000000001", "format": "PNG",
-     "exif": False, "gps": False, "width": 64, "height": 48,
+    {"index": 0, "image": "a/1.png", "class": "a", "status": "ok", "sha256": "00ff", "dhash": "8f00000000000001",
+     "format": "PNG", "exif": False, "gps": False, "width": 64, "height": 48,
      "faces": [{"box": [1, 2, 30, 40], "det_score": 1.25, "age": 31.0, "p_male": 0.9, "gender_confidence": 0.9,
                 "detect_scale": 6.25}]},
-    {"image": "a/2.jpg", "class": "a", "status": "truncated", "message": "image file is truncated", "faces": []},
-    {"image": "b/<script>'\"é.png", "class": "b \"q\"", "status": "ok", "sha256": "11", "dhash": "0", "format": None,
-     "exif": True, "gps": True, "width": 8, "height": 8, "faces": [],
+    {"index": 1, "image": "a/2.jpg", "class": "a", "status": "truncated", "message": "image file is truncated",
+     "faces": []},
+    {"index": 2, "image": "b/<script>'\"é.png", "class": "b \"q\"", "status": "ok", "sha256": "11", "dhash": "0",
+     "format": None, "exif": True, "gps": True, "width": 8, "height": 8, "faces": [],
      "nsfw": {"labels": {"FACE_MALE": 0.6}, "explicit": []}},
-    {"image": "b/4.png", "class": "b", "status": "ok", "sha256": "22", "dhash": "1", "format": "PNG", "exif": False,
-     "gps": False, "width": 8, "height": 8, "faces": [], "nsfw": {"labels": {}, "explicit": []}},
+    {"index": 3, "image": "b/4.png", "class": "b", "status": "ok", "sha256": "22", "dhash": "1", "format": "PNG",
+     "exif": False, "gps": False, "width": 8, "height": 8, "faces": [], "nsfw": {"labels": {}, "explicit": []}},
 ]  # fmt: skip
 
 

@@ -57,13 +57,13 @@ def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
-    import json
+    from audit.run_identity import read_identity
 
     stored = out / CONFIG_FILE
     if stored.is_file():
         if not resume:
             raise InputError(f"{out} already holds a benchmark run: pass --resume to continue it, or another --out")
-        previous = json.loads(stored.read_text(encoding="utf-8"))
+        previous = read_identity(stored)  # a damaged or hand-edited config.json is one clear error
         diffs = config.differences(previous)
         if diffs:
             raise InputError(f"{out} holds a run with a different config ({'; '.join(diffs)}); use another --out")

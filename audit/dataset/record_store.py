@@ -10,6 +10,9 @@ Two formats, chosen by the path's suffix:
   its leading underscore) and every :data:`ROWS_PER_PART` rows into a new part file, written atomically,
   after which the journal is emptied. After a kill, the parts and the journal's complete lines together
   hold every record written: nothing is lost, and a record found in both is kept once.
+
+A record's key is its position in the source (``index``), so a file listed twice in a manifest is two
+records, never merged; records written before the key existed fall back to their ``image``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from audit.errors import InputError
 
 ROWS_PER_PART = 256
 JOURNAL = "_journal.jsonl"
+
+
+def record_key(record: dict[str, Any]) -> Any:
+    """The key a record is kept once by: its source position (``index``), else its image name."""
+    return record.get("index", record["image"])
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -76,6 +84,7 @@ def _schema() -> Any:
     nsfw = pa.struct([("labels", pa.map_(pa.string(), pa.float64())), ("explicit", pa.list_(pa.string()))])
     return pa.schema(
         [
+            ("index", pa.int64()),
             ("image", pa.string()),
             ("class", pa.string()),
             ("status", pa.string()),
@@ -111,7 +120,7 @@ class ParquetRecords:
         self.rows_per_part = rows_per_part
         self._journal = JsonlRecords(path / JOURNAL)
         self._pending = 0
-        self._in_parts: set[str] | None = None  # images already in part files
+        self._in_parts: set[Any] | None = None  # keys of the records already in part files
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -123,10 +132,10 @@ class ParquetRecords:
         import pyarrow.parquet as pq
 
         records = [_from_row(row) for part in self._parts() for row in pq.read_table(part).to_pylist()]
-        self._in_parts = {r["image"] for r in records}
+        self._in_parts = {record_key(r) for r in records}
         journal = self._journal.read()
         self._pending = len(journal)
-        return records + [r for r in journal if r["image"] not in self._in_parts]
+        return records + [r for r in journal if record_key(r) not in self._in_parts]
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -143,15 +152,19 @@ class ParquetRecords:
         self._journal.close()
         parts = self._parts()
         if self._in_parts is None:
-            self._in_parts = {r["image"] for p in parts for r in pq.read_table(p, columns=["image"]).to_pylist()}
-        rows = [r for r in self._journal.read() if r["image"] not in self._in_parts]
+            self._in_parts = {
+                record_key(_from_row(r))
+                for p in parts
+                for r in pq.read_table(p, columns=["index", "image"]).to_pylist()
+            }
+        rows = [r for r in self._journal.read() if record_key(r) not in self._in_parts]
         if rows:
             index = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
             target = self.path / f"part-{index:06d}.parquet"
             tmp = self.path / f"_{target.name}.tmp"
             pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), tmp)
             os.replace(tmp, target)
-            self._in_parts.update(r["image"] for r in rows)
+            self._in_parts.update(record_key(r) for r in rows)
         (self.path / JOURNAL).unlink(missing_ok=True)
         self._pending = 0
 

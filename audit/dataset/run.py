@@ -4,6 +4,12 @@
 not) as soon as it is analysed, in source order (:mod:`audit.dataset.record_store`); an interrupted
 audit run again with ``resume=True`` keeps every complete record and analyses only the images not yet
 recorded.
+
+Records are keyed by their position in the source (``index``), not by name, so a manifest that lists a
+file twice gets two records, on a resumed run as on an uninterrupted one. Resuming checks the run's
+identity first (``records.run.json``, :mod:`audit.run_identity`: the dataset, the backend, the NSFW
+setting, the pixel limit, versions) and then, item by item, that every recorded index still names the
+same file: a dataset whose listing changed since is refused, never mixed.
 Analysis runs in ``workers`` processes (each with its own models), decoding included; memory stays
 flat because work is submitted a bounded number of images ahead. No face crop is ever written:
 records hold boxes, scores and the perceived attributes only.
@@ -22,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
+from audit.run_identity import start_or_resume
 
 log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.jsonl"
+RECORDS_SCHEMA = 2  # 2: records carry their source position, "index"
 RECORDS_FORMATS = {"jsonl": RECORDS_FILE, "parquet": "records.parquet"}
 UNLABELLED = "(unlabelled)"
 _ANALYZER: Any = None
@@ -42,28 +50,37 @@ class Item:
     pixels: Any = None
     refusal: str | None = None
     refusal_message: str | None = None
+    index: int = 0  # position in the source: the record's key
 
 
 def dataset_items(spec: str) -> Iterator[Item]:
-    """Items of ``builtin:faces-demo``, a folder, or a CSV/JSONL manifest, in source order."""
+    """Items of ``builtin:faces-demo``, a folder, or a CSV/JSONL manifest, in source order. The source is
+    opened (and a manifest checked whole) now, before the caller starts any model."""
     if spec == "builtin:faces-demo":
-        from audit.dataset.builtin import faces_demo
-
-        for b in faces_demo():
-            yield Item(b.relpath, b.label, pixels=b.load())
-        return
+        return _builtin_items()
     if spec.startswith("builtin:"):
         raise InputError(f"unknown builtin dataset {spec!r}; available: builtin:faces-demo")
     from audit.io import open_source
 
-    for record in open_source(spec):
-        yield Item(
+    records = open_source(spec)
+    return (
+        Item(
             record.relpath,
             record.label or UNLABELLED,
             path=str(record.path),
             refusal=record.refusal,
             refusal_message=record.refusal_message,
+            index=i,
         )
+        for i, record in enumerate(records)
+    )
+
+
+def _builtin_items() -> Iterator[Item]:
+    from audit.dataset.builtin import faces_demo
+
+    for i, b in enumerate(faces_demo()):
+        yield Item(b.relpath, b.label, pixels=b.load(), index=i)
 
 
 def _init_worker(backend: str, nsfw: bool = False) -> None:
@@ -92,7 +109,7 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str
 
     analyzer = analyzer or _ANALYZER
     nsfw = nsfw or _NSFW
-    record: dict[str, Any] = {"image": item.relpath, "class": item.label}
+    record: dict[str, Any] = {"index": item.index, "image": item.relpath, "class": item.label}
     if item.refusal:
         return {**record, "status": item.refusal, "message": item.refusal_message, "faces": []}
     from audit.dataset.datasheet import dhash
@@ -168,12 +185,12 @@ def run_records(
     if other and records_name in RECORDS_FORMATS.values():
         raise InputError(f"{out} holds an audit with {other[0].name}: resume it in that format, or use another --out")
     store = record_store(path)
-    if store.exists() and not resume:
-        raise InputError(f"{out} already holds an audit: pass --resume to continue it, or another --out")
+    identity_file = out / f"{Path(records_name).stem}.run.json"
+    identity = records_identity(spec, backend, nsfw)
+    start_or_resume(identity_file, identity, resume=resume, started=store.exists(), what="an audit")
     previous = store.read()
-    _check_same_nsfw_setting(previous, nsfw)
-    done = {r["image"] for r in previous}
-    todo = (item for item in dataset_items(spec) if item.relpath not in done)
+    done = {r["index"]: r["image"] for r in previous}
+    todo = _not_yet_recorded(dataset_items(spec), done)
     workers = workers or min(2, os.cpu_count() or 1)
     bar = tqdm(desc=f"audit ({backend})", unit="img", initial=len(done), disable=not progress)
     try:
@@ -212,9 +229,32 @@ def run_records(
     return path
 
 
-def _check_same_nsfw_setting(previous: list[dict[str, Any]], nsfw: bool) -> None:
-    """A resumed audit must keep the NSFW setting it started with, or its records would be mixed."""
-    checked = {"nsfw" in r for r in previous if r["status"] == "ok"}
-    if checked and checked != {nsfw}:
-        was = "with" if True in checked else "without"
-        raise InputError(f"this audit was started {was} --nsfw: resume it the same way, or use another --out")
+def records_identity(spec: str, backend: str, nsfw: bool) -> dict[str, Any]:
+    """Everything that changes a record (see :mod:`audit.run_identity`)."""
+    from audit.dataset.backends import canonical
+    from audit.io.images import default_max_pixels
+    from audit.provenance import package_versions
+    from audit.run_identity import RECORD_PACKAGES, dataset_identity
+
+    return {
+        "job": "audit records",
+        "records_schema": RECORDS_SCHEMA,
+        "dataset": dataset_identity(spec),
+        "backend": canonical(backend),
+        "nsfw": nsfw,
+        "max_pixels": default_max_pixels(),
+        "versions": package_versions(RECORD_PACKAGES),
+    }
+
+
+def _not_yet_recorded(items: Iterator[Item], done: dict[int, str]) -> Iterator[Item]:
+    """The items whose index has no record; each recorded index must still name the same file."""
+    for item in items:
+        recorded = done.get(item.index)
+        if recorded is None:
+            yield item
+        elif recorded != item.relpath:
+            raise InputError(
+                f"the dataset changed since this audit started: item {item.index} was {recorded!r} and is now "
+                f"{item.relpath!r}; audit it again with a new --out"
+            )
