@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import errno
+import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from audit.errors import InputError
 
 
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool = True) -> Path:
@@ -16,8 +21,14 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: 
     ``fsync=False`` keeps the rename's all-or-nothing view for readers and killed runs but skips the
     flush to disk (for many small files whose loss on power failure is only recomputation)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if path.is_dir():
+            raise InputError(f"cannot write {path}: it is a folder; give a file path")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the temporary name is kept short: a long target name must not fail only because of its prefix
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {_reason(exc, path.parent)}") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a results file is as readable as any other
         with os.fdopen(fd, "wb") as fh:
@@ -26,9 +37,32 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: 
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {_reason(exc, path)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """What went wrong writing ``path``, in words a user can act on."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return "a file stands where a folder is needed on its path"
+    return f"{exc.strerror or exc}" + (" (shorten the name)" if exc.errno == errno.ENAMETOOLONG else "")
+
+
+def output_folder(path: str | Path) -> Path:
+    """``path`` as an existing folder (made if missing); a file in its place, or a path that cannot be made
+    (too long a name, no permission), is one :class:`InputError` naming it."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"output folder {path} is a file: give a folder path (--out)")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder {path}: {_reason(exc, path)}") from None
     return path
 
 
@@ -51,3 +85,12 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     (``allow_nan=False``: NaN is not JSON; use None)."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
     return write_text_atomic(path, text + "\n")
+
+
+def write_csv_atomic(path: str | Path, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """A CSV with a header row (``csv`` module quoting, so commas, quotes and newlines in names survive)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fieldnames), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(path, buf.getvalue())

@@ -26,6 +26,7 @@ from audit.errors import InputError
 
 SCHEMA = "genaudit.results/1"
 REQUIRED_KEYS = ("schema", "kind", "id", "title", "headline", "provenance", "data")
+MAX_RESULTS_BYTES = 256 * 1024 * 1024  # a results file holds numbers and small thumbnails: a few MB
 
 
 def validate(doc: Any, source: str = "results") -> dict[str, Any]:
@@ -39,6 +40,9 @@ def validate(doc: Any, source: str = "results") -> dict[str, Any]:
         raise InputError(f"{source}: schema {doc['schema']!r} is not supported (this genaudit reads {SCHEMA!r})")
     if not isinstance(doc["headline"], list) or not all(isinstance(h, dict) and "label" in h for h in doc["headline"]):
         raise InputError(f"{source}: 'headline' must be a list of {{label, value}} objects")
+    for key, kind in (("kind", str), ("id", str), ("title", str), ("provenance", dict), ("data", dict)):
+        if not isinstance(doc[key], kind):
+            raise InputError(f"{source}: '{key}' must be a JSON {'string' if kind is str else 'object'}")
     return doc
 
 
@@ -48,20 +52,30 @@ def write_results(path: str | Path, doc: dict[str, Any]) -> Path:
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
+    """A results document, checked: not found, too large, not JSON, nested too deeply or a bad envelope is
+    one :class:`InputError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"results file not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_RESULTS_BYTES:
+        limit = MAX_RESULTS_BYTES / 1e6
+        raise InputError(f"{path}: {size / 1e6:.0f} MB, over the {limit:.0f} MB a results file may be")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a results file") from None
     return validate(doc, str(path))
 
 
-def is_results_file(path: Path) -> bool:
-    """True for a readable JSON file whose schema is ours (cheap check used by ``publish``)."""
+def looks_like_results(path: Path) -> bool:
+    """Whether ``path`` claims to be a genaudit results file: its first bytes name our schema (every
+    results file is written with ``schema`` first). Cheap, and safe on huge or hostile JSON."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
         return False
-    return isinstance(doc, dict) and doc.get("schema") == SCHEMA
+    return b'"genaudit.results/' in head

@@ -29,7 +29,21 @@ from audit.errors import InputError, WeightsError
 CALIBRATIONS = ("logistic", "isotonic")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 LOG_FLOOR = 1e-12
-FORMAT = "genaudit.detector/1"
+FORMAT = "genaudit.detector/2"  # 2: a sha256 over the whole JSON (parameters, threshold, meta)
+
+
+class OutdatedDetectorError(WeightsError):
+    """A detector saved by an older genaudit, in a format this version no longer reads."""
+
+
+def _document_sha256(doc: dict[str, Any]) -> str:
+    """sha256 of a saved detector's JSON less its own ``sha256`` field, canonically serialised: the
+    threshold, calibration and scorer config are covered, as the arrays are by their own hash."""
+    import hashlib
+
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _log_features(X: np.ndarray) -> np.ndarray:
@@ -217,6 +231,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             "arrays": {"file": tensors.name, "sha256": sha256_bytes(blob)},
             "meta": meta or {},
         }
+        doc["sha256"] = _document_sha256(doc)
         write_json_atomic(path, doc)
         return path
 
@@ -230,23 +245,56 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         path = Path(path)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"cannot read detector {path}: {exc}") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise WeightsError(f"cannot read detector {path}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("genaudit.detector/"):
+            raise WeightsError(f"{path} is not a genaudit detector")
         if doc.get("format") != FORMAT:
-            raise WeightsError(f"{path} is not a genaudit detector (format {doc.get('format')!r})")
-        tensors = path.with_name(doc["arrays"]["file"])
+            raise OutdatedDetectorError(
+                f"{path} was saved by an older genaudit (format {doc.get('format')!r}, without a hash over its "
+                "parameters): recalibrate it with `genaudit detect calibrate`"
+            )
         try:
+            intact = doc.get("sha256") == _document_sha256(doc)
+        except (ValueError, TypeError):  # NaN or a non-JSON value edited in
+            intact = False
+        if not intact:
+            raise WeightsError(
+                f"corrupt detector: {path}: its parameters (threshold, calibration, scorer, meta) do not match the "
+                "sha256 recorded when it was saved; it was edited or damaged: recalibrate it"
+            )
+        try:
+            tensors = path.with_name(doc["arrays"]["file"])
             blob = tensors.read_bytes()
         except OSError as exc:
             raise WeightsError(f"detector arrays missing: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"corrupt detector: {path}: no arrays file named ({exc})") from None
         if sha256_bytes(blob) != doc["arrays"]["sha256"]:
             raise WeightsError(f"{tensors} does not match the sha256 recorded in {path}")
+        try:
+            detector = cls._from_saved(doc, load_arrays(blob))
+        except Exception as exc:  # any structural damage the hashes let through (a forged pair of files)
+            raise WeightsError(f"corrupt detector: {path}: {type(exc).__name__}: {exc}") from None
+        return detector, doc["meta"]
+
+    @classmethod
+    def _from_saved(cls, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReconstructionDetector:
+        """A detector rebuilt from its saved parameters and arrays, checked for consistent shapes and a
+        finite decision on a probe row."""
         detector = cls(**doc["params"])
-        for name, value in load_arrays(blob).items():
+        for name, value in arrays.items():
             setattr(detector, name, value)
         detector.intercept_ = float(detector.intercept_[0])
         detector.threshold_ = float(doc["threshold"])
         detector.C_ = float(doc["C_chosen"])
         detector.n_features_in_ = int(doc["n_features_in"])
         detector.classes_ = np.array([0, 1])
-        return detector, doc["meta"]
+        n = detector.n_features_in_
+        for name in ("mean_", "scale_"):
+            if np.shape(getattr(detector, name)) != (n,):
+                raise ValueError(f"{name} has shape {np.shape(getattr(detector, name))}, expected ({n},)")
+        probe = detector.decision_function(np.ones((1, n)))
+        if not (np.all(np.isfinite(probe)) and np.isfinite(detector.threshold_)):
+            raise ValueError("its decision or threshold is not finite")
+        return detector

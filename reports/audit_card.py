@@ -7,6 +7,9 @@ from typing import Any
 from reports import figures
 from reports.cards import base_context
 
+MAX_CLASSES_SHOWN = 40  # per-class rows and figure entries in a card; every class stays in the JSON twin
+MAX_FLAGS_SHOWN = 30
+
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
@@ -34,6 +37,63 @@ def _row(c: dict[str, Any]) -> list[Any]:
         c["abstentions"],
         c["children"],
     ]
+
+
+def shown_classes(classes: list[dict[str, Any]], limit: int = MAX_CLASSES_SHOWN) -> tuple[list[dict[str, Any]], str]:
+    """The classes a card lists by name: all of them up to ``limit``, else the ``limit / 2`` with the most
+    faces and the ``limit / 2`` with the fewest (in name order), with a sentence saying so. A dataset of
+    thousands of classes still gets a card within the size budget; the full table is in the JSON twin and
+    the audit's ``classes.csv``."""
+    if len(classes) <= limit:
+        return classes, ""
+    by_faces = sorted(classes, key=lambda c: (-c["faces"], c["class"]))
+    keep = {id(c) for c in by_faces[: limit // 2] + by_faces[-(limit // 2) :]}
+    shown = [c for c in classes if id(c) in keep]
+    note = (
+        f"The dataset has {len(classes):,} classes: the per-class table and figures show the {limit // 2} with the "
+        f"most faces and the {limit // 2} with the fewest ({len(shown)} in all); the distributions below cover "
+        "every class, and every class's row is in the JSON twin (data.classes) and in classes.csv beside the "
+        "audit's results."
+    )
+    return shown, note
+
+
+def _first(items: Any, limit: int = MAX_CLASSES_SHOWN) -> str:
+    """The first ``limit`` items joined, and how many more there are."""
+    items = list(items)
+    more = f", ... and {len(items) - limit:,} more (JSON twin)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _near_text(near: dict[str, Any]) -> str:
+    """Near-duplicate clusters in words (results written before clusters existed have pairs only)."""
+    text = f"{near['pairs']:,} pair(s) within {near['max_bits']} bits of a 64-bit dHash"
+    if "clusters" in near:
+        text += f", in {near['clusters']:,} cluster(s) of {near['images_in_clusters']:,} images"
+        largest = near["examples"][0] if near["examples"] else None
+        if largest:
+            text += f" (largest: {largest['size']:,}, e.g. {', '.join(largest['images'][:3])})"
+    return text
+
+
+def _class_distributions(classes: list[dict[str, Any]]) -> str | None:
+    """Histograms over every class: perceived female share and mean perceived age (for many classes)."""
+    shares = [c["female_share"] for c in classes if c["female_share"] is not None]
+    ages = [c["mean_age"] for c in classes if c["mean_age"] is not None]
+    if not shares and not ages:
+        return None
+    plt = figures._pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.0, 2.6))
+    left.hist(shares, bins=20, range=(0, 1), color="#4a78b5")
+    left.set_xlabel("perceived female share")
+    left.set_ylabel("classes")
+    left.set_title(f"female share over {len(shares):,} classes")
+    right.hist(ages, bins=20, color="#b5654a")
+    right.set_xlabel("mean perceived age")
+    right.set_title(f"mean age over {len(ages):,} classes")
+    for ax in (left, right):
+        ax.grid(axis="y", alpha=0.3)
+    return figures.svg_data_uri(fig)
 
 
 def _scatter(classes: list[dict[str, Any]]) -> str | None:
@@ -125,7 +185,7 @@ def _comparison_section(data: dict[str, Any]) -> dict[str, Any]:
     first, second = data["analyzer"]["backend"], comp["backend"]
     other = {c["class"]: c for c in comp["classes"]}
     rows = []
-    for c in [*data["classes"], data["overall"]]:
+    for c in [*shown_classes(data["classes"])[0], data["overall"]]:
         o = comp["overall"] if c["class"] == "overall" else other.get(c["class"])
         if o is None:
             continue
@@ -190,7 +250,7 @@ def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
         bal = comp["class_balance"]
         facts = [
             ("instances", f"{comp['instances']} ({comp['readable']} readable)"),
-            ("classes", ", ".join(f"{k}: {v}" for k, v in comp["classes"].items())),
+            ("classes", _first(f"{k}: {v}" for k, v in comp["classes"].items())),
             (
                 "balance",
                 f"largest/smallest {_num(bal['largest_to_smallest'], '{:.2f}')}, "
@@ -203,8 +263,7 @@ def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
             ),
             (
                 "near duplicates",
-                f"{comp['near_duplicates']['pairs']} pair(s) within "
-                f"{comp['near_duplicates']['max_bits']} bits of a 64-bit dHash",
+                _near_text(comp["near_duplicates"]),
             ),
             ("unreadable", ", ".join(f"{k}: {v}" for k, v in comp["unreadable"].items()) or "none"),
             ("formats", ", ".join(f"{k}: {v}" for k, v in comp["formats"].items())),
@@ -231,7 +290,8 @@ def _datasheet_section(sheet: dict[str, Any]) -> dict[str, Any]:
 
 def build(doc: dict[str, Any]) -> dict[str, Any]:
     data = doc["data"]
-    classes, overall = data["classes"], data["overall"]
+    all_classes, overall = data["classes"], data["overall"]
+    classes, shown_note = shown_classes(all_classes)
     analyzer = data["analyzer"]
     summary = (
         f"{overall['faces']} faces found in {overall['images_with_faces']} of {overall['images']} images; "
@@ -248,6 +308,7 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
     for src, alt in (
         (_scatter(classes), "classes by faces per image and mean perceived age, coloured by skew"),
         (_female_share(classes, overall), "perceived female share per class with intervals"),
+        (_class_distributions(all_classes) if shown_note else None, "distributions over every class"),
     ):
         if src:
             figs.append({"src": src, "alt": alt})
@@ -275,7 +336,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 f"Gender skewness xi is the Fisher-Pearson skewness of per-face values coded male = 1, female = 0 "
                 f"(Prabhu & Birhane 2021): negative means male-dominated; undefined with fewer than 2 gendered faces "
                 f"or one gender only. Faces whose gender confidence is below {data['abstain_below']:.2f} are "
-                "counted as faces and for age but abstained from for gender."
+                "counted as faces and for age but abstained from for gender.",
+                *([shown_note] if shown_note else []),
             ],
             "figures": figs,
             "tables": [
@@ -288,7 +350,12 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         },
         {
             "title": "Flags",
-            "notes": data["flags"]
+            "notes": data["flags"][:MAX_FLAGS_SHOWN]
+            + (
+                [f"... and {len(data['flags']) - MAX_FLAGS_SHOWN:,} more flags in the JSON twin (data.flags)."]
+                if len(data["flags"]) > MAX_FLAGS_SHOWN
+                else []
+            )
             or ["No class has faces perceived as children, and no class has an extreme skew at n >= 20."],
         },
         {

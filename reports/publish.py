@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from audit.atomic import write_json_atomic, write_text_atomic
-from audit.errors import InputError
-from audit.results import is_results_file, read_results
+from audit.errors import GenauditError, InputError
+from audit.io.names import escape_name
+from audit.results import looks_like_results, read_results
 from reports import budget
 from reports.cards import kind_label
 from reports.render import environment, render_card
@@ -35,37 +36,50 @@ def slug(text: str) -> str:
     return s[:80] or "card"
 
 
-def find_results(paths: Iterable[str | Path]) -> list[Path]:
-    """Results JSON files among ``paths`` (files, or folders searched recursively), sorted, deduplicated."""
+def find_results(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Candidate results files among ``paths`` (files, or folders searched recursively for JSON whose first
+    bytes name our schema), sorted and deduplicated, and the given files that are not results, each with a
+    reason. Other JSON under a folder (a job's side files) is not a candidate."""
     found: set[Path] = set()
+    skipped: list[tuple[str, str]] = []
     for p in map(Path, paths):
         if p.is_file():
-            if not is_results_file(p):
-                raise InputError(f"{p} is not a genaudit results file")
-            found.add(p.resolve())
+            if looks_like_results(p):
+                found.add(p.resolve())
+            else:
+                skipped.append((str(p), "not a genaudit results file"))
         elif p.is_dir():
-            found.update(f.resolve() for f in p.rglob("*.json") if f.is_file() and is_results_file(f))
+            found.update(f.resolve() for f in p.rglob("*.json") if f.is_file() and looks_like_results(f))
         else:
             raise InputError(f"no such file or folder: {p}")
-    return sorted(found)
+    return sorted(found), skipped
 
 
 def publish(paths: Iterable[str | Path], out: str | Path, *, title: str = "genaudit report cards") -> Path:
-    """Render every results file under ``paths`` into a site at ``out``; return the index path."""
+    """Render every results file under ``paths`` into a site at ``out``; return the index path. A file that
+    cannot be read or drawn is skipped with its reason (logged, and listed on the index page): one bad
+    file never stops the site."""
     out = Path(out)
     twins = (out / "cards").resolve()
-    results = [p for p in find_results(paths) if twins not in p.parents]  # never re-read our own JSON twins
-    if not results:
-        raise InputError("no genaudit results JSON found in " + ", ".join(map(str, paths)))
+    candidates, skipped = find_results(paths)
+    candidates = [p for p in candidates if twins not in p.parents]  # never re-read our own JSON twins
     tiles: list[dict[str, Any]] = []
     used: set[str] = set()
-    for path in results:
-        doc = read_results(path)
+    for path in candidates:
+        try:
+            doc = read_results(path)
+            html = render_card(doc, index_href="../index.html", source=str(path))
+        except GenauditError as exc:
+            skipped.append((str(path), str(exc)))
+            continue
+        except Exception as exc:  # a bug drawing one card must not cost the user the other cards
+            skipped.append((str(path), f"internal error: {type(exc).__name__}: {exc}"))
+            continue
         name, n = slug(doc["id"]), 2
         while name in used:
             name, n = f"{slug(doc['id'])}-{n}", n + 1
         used.add(name)
-        write_text_atomic(out / "cards" / f"{name}.html", render_card(doc, index_href="../index.html"))
+        write_text_atomic(out / "cards" / f"{name}.html", html)
         write_json_atomic(out / "cards" / f"{name}.json", doc)
         tiles.append(
             {
@@ -77,6 +91,15 @@ def publish(paths: Iterable[str | Path], out: str | Path, *, title: str = "genau
             }
         )
         log.info("card %s <- %s", name, path)
-    html = environment().get_template("index.html.j2").render(title=title, cards=tiles)
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+    if not tiles:
+        raise InputError(
+            "no genaudit results JSON could be published from "
+            + ", ".join(map(str, paths))
+            + (f" ({len(skipped)} skipped: {skipped[0][1]})" if skipped else "")
+        )
+    skipped_rows = [{"path": escape_name(p), "reason": r} for p, r in skipped]
+    html = environment().get_template("index.html.j2").render(title=title, cards=tiles, skipped=skipped_rows)
     budget.check_card(html, "index")
     return write_text_atomic(out / "index.html", html)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from audit.atomic import write_text_atomic
+from audit.errors import InputError
 from audit.results import read_results, validate
 from reports import budget
 
@@ -62,20 +64,41 @@ def card_context(doc: dict[str, Any]) -> dict[str, Any]:
     return builder_for(doc["kind"])(doc)
 
 
-def render_card(doc: dict[str, Any], *, index_href: str | None = None) -> str:
-    """HTML of one card; raises if the result would exceed the size budget."""
-    doc = validate(doc)
-    context = card_context(doc)
-    template = environment().get_template(context.pop("template"))
-    html = template.render(doc=doc, index_href=index_href, **context)
+def render_card(doc: dict[str, Any], *, index_href: str | None = None, source: str = "results") -> str:
+    """HTML of one card; raises if the result would exceed the size budget. A document whose envelope is
+    valid but whose data lacks a field its card needs (hand-edited, truncated, another version's) is one
+    :class:`InputError` naming ``source`` and the field, never an internal error."""
+    import jinja2
+
+    doc = validate(doc, source)
+    try:
+        context = card_context(doc)
+        template = environment().get_template(context.pop("template"))
+        html = template.render(doc=doc, index_href=index_href, **context)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, jinja2.UndefinedError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise InputError(
+            f"{source}: its {doc['kind']} data cannot be drawn ({what}); re-run the command that made it"
+        ) from None
     budget.check_card(html, doc["id"])
     return html
 
 
 def render_file(results_path: str | Path, out: str | Path | None = None) -> Path:
-    """``genaudit report RESULTS.json``: re-render the card beside its JSON (or to ``out``)."""
+    """``genaudit report RESULTS.json``: re-render the card beside its JSON (or to ``out``). The results
+    are the source of truth: an ``out`` that is the results file itself is refused."""
     results_path = Path(results_path)
-    doc = read_results(results_path)
     out = Path(out) if out else results_path.with_suffix(".html")
-    write_text_atomic(out, render_card(doc))
+    if _same_file(out, results_path):
+        raise InputError(f"--out {out} is the results file itself: a card never overwrites its results")
+    doc = read_results(results_path)
+    write_text_atomic(out, render_card(doc, source=str(results_path)))
     return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, ``..`` or hard links)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)

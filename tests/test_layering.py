@@ -1,7 +1,7 @@
 """The direction of dependencies: measuring code never imports ``reports``; ``reports`` reads results JSON.
 
-``reports`` may use the results envelope (``audit.results``), atomic writes and the error types, nothing
-that measures. The two orchestrators (the CLI and the demo) may use both sides.
+``reports`` may use the results envelope (``audit.results``), atomic writes, the error types and the
+escaping of file names, nothing that measures. The two orchestrators (the CLI and the demo) may use both sides.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ORCHESTRATORS = {"audit/cli.py", "audit/demo.py", "audit/parsers.py"}
-REPORTS_MAY_USE = {"audit.errors", "audit.atomic", "audit.results"}
+REPORTS_MAY_USE = {"audit.errors", "audit.atomic", "audit.results", "audit.io.names"}
 
 
 def _imports(path: Path) -> set[str]:

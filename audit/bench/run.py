@@ -57,9 +57,10 @@ def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
+    from audit.atomic import output_folder
     from audit.run_identity import read_identity
 
-    stored = out / CONFIG_FILE
+    stored = output_folder(out) / CONFIG_FILE
     if stored.is_file():
         if not resume:
             raise InputError(f"{out} already holds a benchmark run: pass --resume to continue it, or another --out")

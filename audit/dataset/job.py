@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 AUDIT_FILE = "audit.json"
 RESULTS_FILE = "audit-results.json"
 DATASHEET_FILE = "datasheet.md"
+CLASSES_FILE = "classes.csv"
+CLASS_COLUMNS = (
+    "class", "images", "images_with_faces", "faces", "faces_per_image", "mean_age", "std_age", "mean_age_female",
+    "mean_age_male", "gendered_faces", "abstentions", "female_share", "female_share_ci_low", "female_share_ci_high",
+    "gender_skewness", "children",
+)  # fmt: skip
 
 
 def run_audit(
@@ -105,6 +111,7 @@ def run_audit(
             )  # fmt: skip
         doc["data"]["thumbnails"] = {"faces_blurred": not show_faces, "grids": grids, "changed_since_recorded": changed}
     write_text_atomic(out / DATASHEET_FILE, to_markdown(spec, doc["data"]["datasheet"]))
+    write_classes_csv(out / CLASSES_FILE, [*stats["classes"], stats["overall"]])
     write_json_atomic(out / AUDIT_FILE, {"dataset": spec, "classes": stats["classes"], "overall": stats["overall"],
                                          "provenance": doc["provenance"]})  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)
@@ -140,3 +147,14 @@ def _compare(
         "overall": stats["overall"],
         "disagreement": disagreement(records, other, abstain_below),
     }
+
+
+def write_classes_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Every class's statistics (and the overall row last) as CSV: the full table a card may summarise."""
+    from audit.atomic import write_csv_atomic
+
+    def flat(c: dict[str, Any]) -> dict[str, Any]:
+        ci = c.get("female_share_ci") or [None, None]
+        return {**c, "female_share_ci_low": ci[0], "female_share_ci_high": ci[1]}
+
+    return write_csv_atomic(path, CLASS_COLUMNS, (flat(c) for c in rows))

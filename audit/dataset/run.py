@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit.atomic import output_folder
 from audit.errors import InputError
 from audit.run_identity import start_or_resume
 
@@ -179,7 +180,7 @@ def run_records(
 
     from audit.dataset.record_store import record_store
 
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     path = out / records_name
     other = [out / name for name in RECORDS_FORMATS.values() if name != records_name and (out / name).exists()]
     if other and records_name in RECORDS_FORMATS.values():

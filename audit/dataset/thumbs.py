@@ -7,12 +7,14 @@ card by default. Thumbnails are padded to squares so a grid keeps every image's 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
 THUMB = 96
 PER_CLASS = 8
+MAX_CLASSES = 24  # grids for the largest classes only: a dataset of thousands of classes keeps a small card
 
 
 def blur_faces(image: np.ndarray, boxes: list[list[int]]) -> np.ndarray:
@@ -46,7 +48,8 @@ def square_thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
 def class_grids(
     spec: str, records: list[dict[str, Any]], show_faces: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per class, a PNG grid (base64) of up to :data:`PER_CLASS` images, those with faces first; images
+    """Per class (the :data:`MAX_CLASSES` with the most readable images), a PNG grid (base64) of up to
+    :data:`PER_CLASS` images, those with faces first; images
     the NSFW check flagged are never shown. Also the chosen images that changed (sha256) or became
     unreadable since they were recorded: they are left out of the grids, never blurred with stale boxes."""
     from audit.dataset.nsfw import is_flagged
@@ -55,8 +58,12 @@ def class_grids(
     from audit.io.encode import image_grid, png_base64
 
     chosen: dict[str, list[dict[str, Any]]] = {}
-    shown = (r for r in records if r["status"] == "ok" and not is_flagged(r))
+    shown = [r for r in records if r["status"] == "ok" and not is_flagged(r)]
+    sizes = Counter(r["class"] for r in shown)
+    classes = {label for label, _ in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CLASSES]}
     for r in sorted(shown, key=lambda r: not r["faces"]):
+        if r["class"] not in classes:
+            continue
         chosen.setdefault(r["class"], [])
         if len(chosen[r["class"]]) < PER_CLASS:
             chosen[r["class"]].append(r)
