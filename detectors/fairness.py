@@ -10,6 +10,7 @@ count for age only. Perceived gender and age are model outputs, not facts: group
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,17 @@ def _band(age: float) -> str | None:
     return next((name for name, lo, hi in AGE_BANDS if lo <= age < hi), None)
 
 
-def faces_from_backend(images: dict[str, Any], backend: str) -> list[Face]:
-    """Run the dataset audit's face backend on real images (name -> RGB uint8): one Face per face found."""
+def faces_from_backend(images: Iterable[tuple[str, Any]] | dict[str, Any], backend: str) -> list[Face]:
+    """Run the dataset audit's face backend on real images ((name, RGB uint8) pairs, decoded one at a time
+    when given lazily, or a name -> image dict): one Face per face found."""
     from audit.dataset.backends import get_analyzer
 
     analyzer = get_analyzer(backend)
+    pairs = images.items() if isinstance(images, dict) else images
     return [
         Face(image=name, label="real", age=f.age, p_male=f.p_male, det_score=f.det_score,
              gender_confidence=f.gender_confidence)
-        for name, image in images.items()
+        for name, image in pairs
         for f in analyzer.analyze(image)
     ]  # fmt: skip
 

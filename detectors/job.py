@@ -16,19 +16,21 @@ Three jobs, each writing a results JSON (kind ``deepfake-detection``) that the c
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audit.atomic import output_folder
 from audit.errors import InputError
-from detectors.detector import ReconstructionDetector
+from detectors.detector import OutdatedDetectorError, ReconstructionDetector
 from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
+from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
 
 log = logging.getLogger(__name__)
@@ -50,21 +52,24 @@ FOLDS = 5  # cross-fitting folds of the evaluations (run_default, evaluate witho
 
 @dataclass
 class Loaded:
-    """Readable images (uint8 RGB) with their names and file facts, and the unreadable ones with reasons."""
+    """Readable images (decoded when used, :class:`LazyImages`) with their names and file facts, and the
+    unreadable ones with reasons."""
 
-    images: list[np.ndarray]
+    images: LazyImages
     names: list[str]
     meta: list[dict[str, Any]]
     unreadable: list[tuple[str, str]]
 
 
 def load_images(specs: list[str]) -> Loaded:
-    """Images from files, folders or manifests, through genaudit's one loader (bad files get a reason)."""
+    """Images from files, folders or manifests, through genaudit's one loader (bad files get a reason).
+    Each file is decoded once here to check it; its pixels are not kept (see :mod:`detectors.image_files`)."""
     from audit.io import load_image, open_source
     from audit.io.names import escape_name
     from audit.io.sources import MANIFEST_SUFFIXES
+    from detectors.overlap import pixel_key
 
-    out = Loaded([], [], [], [])
+    out = Loaded(LazyImages(), [], [], [])
     for spec in specs:
         path = Path(spec)
         if not os.path.lexists(path):
@@ -86,7 +91,7 @@ def load_images(specs: list[str]) -> Loaded:
             if not result.ok:
                 out.unreadable.append((name, result.reason or "unreadable"))
                 continue
-            out.images.append(result.image)
+            out.images.files.append(ImageFile(file, result.sha256 or "", pixel_key(result.image)))
             out.names.append(name)
             h, w = result.image.shape[:2]
             out.meta.append({"format": result.meta.get("format"), "width": w, "height": h})
@@ -172,21 +177,29 @@ def scored_by(det: ReconstructionDetector, feats: np.ndarray) -> CrossFitted:
     return CrossFitted(decisions, det.probability(decisions), flags, [(np.arange(len(feats)), det)])
 
 
-def features(model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray) -> tuple[np.ndarray, float]:
-    """The scorer's features for images of any sizes (grouped by size), and the seconds it took."""
+def features(model: Any, scorer: Any, images: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, float]:
+    """The scorer's features for images of any sizes (grouped by size), and the seconds it took. Images
+    kept as files (:class:`LazyImages`, :class:`MappedImages`) are decoded and scored a chunk at a time
+    (:func:`detectors.image_files.chunks`), so memory holds one chunk of pixels whatever their number;
+    an array or a list is already in memory and is scored as it is."""
     start = time.perf_counter()
     if isinstance(images, np.ndarray):
-        out = scorer.features(model, images)
-    else:
-        out = np.zeros((len(images), 0))
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, im in enumerate(images):
-            groups.setdefault(im.shape, []).append(i)
-        parts = {}
-        for idx in groups.values():
-            parts.update(zip(idx, scorer.features(model, np.stack([images[i] for i in idx])), strict=True))
-        out = np.stack([parts[i] for i in range(len(images))]) if images else out
-    return out, time.perf_counter() - start
+        return scorer.features(model, images), time.perf_counter() - start
+    if isinstance(images, list):
+        out = _features_by_size(model, scorer, images) if images else np.zeros((0, 0))
+        return out, time.perf_counter() - start
+    parts = [_features_by_size(model, scorer, chunk) for _, chunk in chunks(images)]
+    return (np.concatenate(parts) if parts else np.zeros((0, 0))), time.perf_counter() - start
+
+
+def _features_by_size(model: Any, scorer: Any, images: list[np.ndarray]) -> np.ndarray:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(im.shape, []).append(i)
+    rows: dict[int, np.ndarray] = {}
+    for idx in groups.values():
+        rows.update(zip(idx, scorer.features(model, np.stack([images[i] for i in idx])), strict=True))
+    return np.stack([rows[i] for i in range(len(images))])
 
 
 def _cost(scorer: Any, model: Any, n: int, seconds: float) -> dict[str, Any]:
@@ -240,7 +253,10 @@ def _perturbation_sweep(
 
     rows = []
     for name in tqdm(PERTURBATIONS, desc="robustness sweep", unit="perturbation", disable=not progress):
-        feats, _ = features(model, scorer, perturbed(list(images), name))
+        if isinstance(images, (np.ndarray, list)):
+            feats, _ = features(model, scorer, perturbed(images, name))
+        else:  # files: re-encoded as each chunk is scored, never all at once
+            feats, _ = features(model, scorer, MappedImages(images, PERTURBATIONS[name]))
         rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
     return rows
 
@@ -257,15 +273,9 @@ def _detections_rows(
 
 
 def write_detections(path: Path, rows: list[dict[str, Any]]) -> Path:
-    import io
+    from audit.atomic import write_csv_atomic
 
-    from audit.atomic import write_text_atomic
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["path", "score", "p_synthetic", "flagged", "reason"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return write_text_atomic(path, buf.getvalue())
+    return write_csv_atomic(path, ["path", "score", "p_synthetic", "flagged", "reason"], rows)
 
 
 def _thumbs(images: list[np.ndarray] | np.ndarray, rows: list[dict[str, Any]], limit: int = 24) -> list[dict[str, Any]]:
@@ -311,7 +321,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     from detectors.noise_model import load_noise_model
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     log.info("builtin:digits-mixed: generating the embedded model's samples")
     data = digits_mixed(per_schedule or PER_SCHEDULE)
     model = load_noise_model(DEFAULT_MODEL)
@@ -417,7 +427,7 @@ def _labelled(real: list[str], fake: list[str]) -> tuple[Loaded, Loaded, list[np
     real_set, fake_set = _at_least_two(load_images(real), "real"), _at_least_two(load_images(fake), "generated")
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
-    images = real_set.images + fake_set.images
+    images = real_set.images + fake_set.images  # still files: decoded a chunk at a time when scored
     y = np.array([0] * len(real_set.images) + [1] * len(fake_set.images))
     return real_set, fake_set, images, y
 
@@ -426,9 +436,10 @@ def calibrate(
     real: list[str], fake: list[str], out: str | Path, *, model_spec: str = DEFAULT_MODEL,
     scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05, calibration: str = "logistic",
 ) -> Path:  # fmt: skip
-    """Fit a detector on labelled folders and save it (JSON + safetensors)."""
+    """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`)."""
     from detectors.noise_model import load_noise_model
 
+    target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y = _labelled(real, fake)
     model = load_noise_model(model_spec)
@@ -446,7 +457,40 @@ def calibrate(
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_)),
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta),
     }
-    return det.save(Path(out), meta)
+    return det.save(target, meta)
+
+
+def detector_paths(out: str | Path) -> tuple[Path, Path]:
+    """Where ``detect calibrate --out`` saves: a ``.json`` path (its arrays beside it, same name with
+    ``.safetensors``), or a folder (an existing one, or a path ending in '/') that gets ``detector.json``
+    and ``detector.safetensors``. Any other form is refused, and so is a target that would overwrite
+    something that is not a genaudit detector: nothing is written beside or over the wrong file."""
+    text = str(out)
+    path = Path(out)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        path = path / DETECTOR_FILE
+    elif path.suffix.lower() != ".json":
+        raise InputError(
+            f"--out {text}: give a .json file (its arrays go beside it as .safetensors) or a folder, "
+            f"not a {path.suffix or 'suffix-less'} path"
+        )
+    arrays = path.with_suffix(".safetensors")
+    if path.exists() and not _is_detector_file(path):
+        raise InputError(f"--out {path} exists and is not a genaudit detector: not overwriting it")
+    if arrays.exists() and not path.exists():
+        raise InputError(f"{arrays} exists without its detector JSON: not overwriting it; choose another --out")
+    return path, arrays
+
+
+def _is_detector_file(path: Path) -> bool:
+    import json
+
+    try:
+        with path.open("rb") as fh:
+            doc = json.loads(fh.read(1 << 20))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and str(doc.get("format", "")).startswith("genaudit.detector/")
 
 
 class StaleDetectorError(InputError):
@@ -482,7 +526,7 @@ def evaluate(
     from detectors.noise_model import load_noise_model
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     real_set, fake_set, images, y = _labelled(real, fake)
     training_set = _training_set(training, real_set) if training else None  # refused now, before any scoring
     record_faces = None
@@ -520,7 +564,7 @@ def evaluate(
         if record_faces is not None:
             fairness = fpr_by_group(flagged_real, record_faces)
         else:
-            faces = faces_from_backend(dict(zip(real_set.names, real_set.images, strict=True)), face_backend)
+            faces = faces_from_backend(zip(real_set.names, real_set.images, strict=True), face_backend)
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness}  # fmt: skip
@@ -576,7 +620,7 @@ def _training_membership(
 def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | None = None) -> Path:
     """Score images with a saved detector (default: calibrate the embedded one on ``builtin:digits-mixed``)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     if detector_file is None:  # the embedded default, calibrated once into OUT/embedded-default
         detector_file = out / "embedded-default" / DETECTOR_FILE
         if not detector_file.is_file():
@@ -584,7 +628,7 @@ def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | No
             run_default(out / "embedded-default")
         try:
             det, meta, model, scorer = _saved(detector_file)
-        except StaleDetectorError:  # left by an older version in the same OUT: made here, so remade here
+        except (StaleDetectorError, OutdatedDetectorError):  # left by an older version in OUT: remade here
             log.info("the embedded default in %s predates this version's features: calibrating it again", out)
             run_default(out / "embedded-default")
             det, meta, model, scorer = _saved(detector_file)

@@ -10,7 +10,7 @@ training image among ``--fake`` is not refused: generators are trained on genera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -25,17 +25,23 @@ def pixel_key(image: np.ndarray) -> str:
     return sha256_bytes(repr((image.shape, str(image.dtype))).encode() + np.ascontiguousarray(image).tobytes())
 
 
+def _keys(images: Sequence[np.ndarray]) -> Iterable[str]:
+    """Pixel keys: recorded ones for images kept as files (no decode), else computed one at a time."""
+    recorded = getattr(images, "pixel_keys", None)
+    return recorded if recorded is not None else (pixel_key(im) for im in images)
+
+
 def shared_images(
     names_a: Sequence[str], images_a: Sequence[np.ndarray], names_b: Sequence[str], images_b: Sequence[np.ndarray]
 ) -> list[tuple[str, str]]:
     """(name in a, name in b) for every image of ``a`` whose pixels equal an image's of ``b`` (the first such
     image of ``b``), in ``a``'s order."""
     first_b: dict[str, str] = {}
-    for name, image in zip(names_b, images_b, strict=True):
-        first_b.setdefault(pixel_key(image), name)
+    for name, key in zip(names_b, _keys(images_b), strict=True):
+        first_b.setdefault(key, name)
     pairs = []
-    for name, image in zip(names_a, images_a, strict=True):
-        match = first_b.get(pixel_key(image))
+    for name, key in zip(names_a, _keys(images_a), strict=True):
+        match = first_b.get(key)
         if match is not None:
             pairs.append((name, match))
     return pairs

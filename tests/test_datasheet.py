@@ -47,7 +47,9 @@ def test_composition_counts_duplicates_balance_and_privacy_flags() -> None:
     h = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25)) / np.log(2)
     assert comp["class_balance"]["normalized_entropy"] == pytest.approx(h)
     assert comp["exact_duplicates"] == {"groups": 1, "extra_copies": 1, "examples": [["a/1.png", "a/2.png"]]}
-    assert comp["near_duplicates"]["pairs"] == 1 and comp["near_duplicates"]["examples"][0]["bits"] == 2
+    near = comp["near_duplicates"]
+    assert (near["pairs"], near["clusters"], near["images_in_clusters"]) == (1, 1, 2)
+    assert near["examples"] == [{"size": 2, "images": ["a/1.png", "a/3.png"]}]
     assert (comp["exif_present"], comp["gps_tagged"], comp["images_with_faces"]) == (2, 1, 1)
     assert comp["unreadable"] == {"truncated": 1} and comp["formats"] == {"PNG": 2, "JPEG": 2}
 

@@ -473,3 +473,280 @@ def test_a_file_changed_after_it_was_recorded_is_reported_not_an_internal_error(
                                    progress=False).read_text())  # fmt: skip
     assert resumed["data"]["thumbnails"]["changed_since_recorded"] == ["t/1.png", "t/2.png"]
     assert [g["class"] for g in resumed["data"]["thumbnails"]["grids"]] == ["p"]
+
+
+# ---- 5. outputs and saved artefacts ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real detector fitted on random log-normal features and saved by the real code."""
+    from detectors.detector import ReconstructionDetector
+
+    rng = np.random.default_rng(0)
+    det = ReconstructionDetector().fit(rng.lognormal(size=(40, 6)), np.repeat([0, 1], 20))
+    return det.save(tmp_path_factory.mktemp("det") / "detector.json", {"model": "embedded:digits-ddpm"})
+
+
+def _copy_detector(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copy(src, dst / src.name)
+    shutil.copy(src.with_suffix(".safetensors"), dst / src.with_suffix(".safetensors").name)
+    return dst / src.name
+
+
+def test_an_edited_threshold_in_a_saved_detector_is_refused(saved_detector: Path, tmp_path: Path) -> None:
+    from audit.errors import WeightsError
+    from detectors.detector import ReconstructionDetector
+
+    det, _ = ReconstructionDetector.load(saved_detector)  # intact: loads
+    assert np.isfinite(det.threshold_)
+    copy = _copy_detector(saved_detector, tmp_path)
+    doc = json.loads(copy.read_text())
+    edits = (("threshold", doc["threshold"] + 1.0), ("params", {**doc["params"], "target_fpr": 0.5}),
+             ("C_chosen", doc["C_chosen"] * 10 + 1), ("meta", {"model": "diffusers:/elsewhere"}))  # fmt: skip
+    for edit in edits:
+        copy.write_text(json.dumps({**doc, edit[0]: edit[1]}), encoding="utf-8")
+        with pytest.raises(WeightsError, match=r"^corrupt detector: .*do not match the sha256"):
+            ReconstructionDetector.load(copy)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["missing keys", "wrong shapes", "garbage arrays", "not json", "nan"],
+)
+def test_a_structurally_damaged_detector_is_one_line(saved_detector: Path, tmp_path: Path, damage: str) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from audit.errors import WeightsError
+    from audit.hashing import sha256_file
+    from detectors.detector import ReconstructionDetector, _document_sha256
+
+    copy = _copy_detector(saved_detector, tmp_path)
+    arrays = copy.with_suffix(".safetensors")
+    doc = json.loads(copy.read_text())
+    if damage == "missing keys":
+        doc.pop("threshold")
+        doc["sha256"] = _document_sha256(doc)  # forged consistently: the structure check must still catch it
+    elif damage == "wrong shapes":
+        tensors = load_file(arrays)
+        tensors["mean_"] = tensors["mean_"][:3]
+        save_file(tensors, arrays)
+        doc["arrays"]["sha256"] = sha256_file(arrays)
+        doc["sha256"] = _document_sha256(doc)
+    elif damage == "garbage arrays":
+        arrays.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00garbage!")
+        doc["arrays"]["sha256"] = sha256_file(arrays)
+        doc["sha256"] = _document_sha256(doc)
+    if damage == "not json":
+        copy.write_text('{"format": "genaudit.detector/2", "params": [[[', encoding="utf-8")
+    elif damage == "nan":
+        copy.write_text(json.dumps(doc).replace('"threshold": ', '"threshold": NaN, "x": '), encoding="utf-8")
+    else:
+        copy.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(WeightsError) as exc:
+        ReconstructionDetector.load(copy)
+    message = str(exc.value)
+    assert "\n" not in message and str(copy) in message
+    assert message.startswith(("corrupt detector: ", "cannot read detector "))
+
+
+@pytest.mark.parametrize(
+    ("out", "error"),
+    [
+        ("det.safetensors", "give a .json file"),
+        ("det", "give a .json file"),
+        ("results.json", "exists and is not a genaudit detector"),
+        ("orphan.json", "orphan.safetensors exists without its detector JSON"),
+    ],
+)
+def test_calibrate_out_takes_one_form_and_never_overwrites_the_wrong_file(tmp_path: Path, out: str, error: str) -> None:
+    from detectors.job import calibrate, detector_paths
+
+    (tmp_path / "results.json").write_text('{"schema": "genaudit.results/1"}', encoding="utf-8")
+    (tmp_path / "orphan.safetensors").write_bytes(b"arrays")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(InputError, match=error):
+        calibrate([str(tmp_path)], [str(tmp_path)], tmp_path / out)  # refused before any image is read
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert detector_paths(tmp_path) == (tmp_path / "detector.json", tmp_path / "detector.safetensors")
+    new = tmp_path / "new"
+    assert detector_paths(f"{new}/") == (new / "detector.json", new / "detector.safetensors")
+    assert detector_paths(tmp_path / "d.json")[1] == tmp_path / "d.safetensors"
+
+
+def _results_doc(tmp_path: Path, name: str = "r.json") -> Path:
+    from audit.dataset.job import run_audit
+
+    faces = write(tmp_path / "faces.csv", b"image,class,age,gender\na.jpg,c,30,male\nb.jpg,c,40,female\n")
+    return run_audit(None, tmp_path / "audit", face_records=faces)
+
+
+def test_report_never_overwrites_its_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = _results_doc(tmp_path)
+    before = results.read_bytes()
+    link = tmp_path / "link.json"
+    link.symlink_to(results)
+    for out in (results, link, tmp_path / "audit" / ".." / "audit" / results.name):
+        assert main(["report", str(results), "--out", str(out)]) == 2
+        assert "is the results file itself" in capsys.readouterr().err
+    assert results.read_bytes() == before
+
+
+def test_report_and_publish_on_incomplete_or_hostile_results(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = _results_doc(tmp_path)
+    doc = json.loads(results.read_text())
+    site_in = tmp_path / "in"
+    del doc["data"]["overall"]
+    write(site_in / "incomplete.json", json.dumps(doc).encode())
+    deep = b"[" * 200_000 + b"]" * 200_000
+    write(site_in / "nested.json", b'{"schema": "genaudit.results/1", "data": ' + deep + b"}")
+    write(site_in / "other.json", b'{"not": "ours"}')
+    write(site_in / "good.json", results.read_bytes())
+    assert main(["report", str(site_in / "incomplete.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = "incomplete.json: its dataset-audit data cannot be drawn (missing field 'overall')"
+    assert len(err) == 1 and expected in err[0]
+    assert main(["-q", "publish", str(site_in), str(site_in / "other.json"), "--out", str(tmp_path / "site")]) == 0
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert index.count('class="tile"') == 1  # the good one
+    for name in ("incomplete.json", "nested.json", "other.json"):
+        assert name in index
+    assert "nested too deeply" in index and "not a genaudit results file" in index
+
+
+def test_out_that_is_a_file_or_too_long_a_name_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    faces = write(tmp_path / "faces.csv", b"image,class,age,gender\na.jpg,c,30,male\n")
+    a_file = write(tmp_path / "taken", b"x")
+    assert main(["-q", "audit", "--face-records", str(faces), "--out", str(a_file)]) == 2
+    assert "a file stands where a folder is needed" in capsys.readouterr().err
+    assert main(["-q", "audit", str(tmp_path), "--backend", "opencv-haar", "--out", str(a_file)]) == 2
+    assert f"output folder {a_file} is a file" in capsys.readouterr().err
+    results = _results_doc(tmp_path)
+    long_name = tmp_path / ("x" * 251 + ".html")
+    assert main(["report", str(results), "--out", str(long_name)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "File name too long" in err[0]
+    assert main(["report", str(results), "--out", str(tmp_path / ("y" * 240 + ".html"))]) == 0  # long but legal
+
+
+def test_a_thousand_classes_of_face_records_audit_and_render_within_budget(tmp_path: Path) -> None:
+    import csv
+
+    from reports.budget import CARD_BUDGET_BYTES
+
+    rng = np.random.default_rng(0)
+    rows = ["image,class,age,gender"]
+    for c in range(1000):
+        for i in range(c % 7 + 1):
+            rows.append(f"c{c}-{i}.jpg,class-{c:04d},{rng.integers(5, 80)},{rng.choice(['male', 'female'])}")
+    faces = tmp_path / "faces.csv"
+    faces.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["-q", "audit", "--face-records", str(faces), "--out", str(out)]) == 0
+    html = (out / "audit-results.html").read_text(encoding="utf-8")
+    assert len(html.encode()) < CARD_BUDGET_BYTES
+    assert "The dataset has 1,000 classes: the per-class table and figures show the 20 with the most faces" in html
+    doc = json.loads((out / "audit-results.json").read_text())
+    assert len(doc["data"]["classes"]) == 1000  # the JSON twin keeps every class
+    with (out / "classes.csv").open(encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 1001 and table[-1]["class"] == "overall"
+    assert int(table[6]["faces"]) == 7 and table[6]["class"] == "class-0006"
+
+
+# ---- 4. memory that does not grow with the data ------------------------------------------------------------
+
+
+def test_near_duplicates_of_3000_copies_among_100000_images_in_bounded_memory() -> None:
+    import tracemalloc
+
+    from audit.dataset.datasheet import composition
+
+    rng = np.random.default_rng(0)
+    base = 0x0123456789ABCDEF
+    near = [base] * 1000 + [base ^ 1] * 1000 + [base ^ 2] * 1000  # within 2 bits of one another: one cluster
+    ordinary = rng.integers(0, 2**63, size=100_000, dtype=np.int64).astype(np.uint64).tolist()
+    records = [
+        {"image": f"i{n}.png", "class": "c", "status": "ok", "sha256": f"s{n}", "dhash": f"{h:016x}", "faces": [],
+         "width": 8, "height": 8}
+        for n, h in enumerate(near + ordinary)
+    ]  # fmt: skip
+    tracemalloc.start()
+    comp = composition(records)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    near_dups = comp["near_duplicates"]
+    assert near_dups["pairs"] == 3000 * 2999 // 2 and near_dups["clusters"] == 1
+    assert near_dups["images_in_clusters"] == 3000 and near_dups["examples"][0]["size"] == 3000
+    assert len(near_dups["examples"][0]["images"]) == 10  # a cluster is named by examples, never every pair
+    # the pairwise search held a 1024 x N block of 64-bit counts: 1024 x 103,000 x 8 x 8 bytes = 6.7 GB
+    assert peak < 400e6, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_near_duplicate_clusters_equal_a_brute_force_search() -> None:
+    from audit.dataset.near_duplicates import near_duplicates
+
+    rng = np.random.default_rng(1)
+    values = []
+    for b in rng.integers(0, 2**63, size=30, dtype=np.int64).tolist():
+        for _ in range(int(rng.integers(1, 6))):
+            v = int(b)
+            for bit in rng.choice(64, size=int(rng.integers(0, 6)), replace=False).tolist():
+                v ^= 1 << bit
+            values.append(v)
+    values += values[:8]  # exact repeats
+    hashes = [f"{v:016x}" for v in values]
+    close = [(i, j) for i in range(len(values)) for j in range(i + 1, len(values))
+             if bin(values[i] ^ values[j]).count("1") <= 4]  # fmt: skip
+    parent = list(range(len(values)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in close:
+        a, b = root(i), root(j)
+        parent[max(a, b)] = min(a, b)
+    members: dict[int, list[int]] = {}
+    for i in range(len(values)):
+        members.setdefault(root(i), []).append(i)
+    expected = sorted((m for m in members.values() if len(m) > 1), key=lambda m: (-len(m), m[0]))
+    found = near_duplicates(hashes, 4)
+    assert found.pairs == len(close) > 0 and found.clusters == expected
+
+
+def test_detect_streams_its_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peak memory of ``detect`` is one chunk of decoded images, whatever the number of images."""
+    import tracemalloc
+
+    from detectors import image_files, job
+    from detectors.detector import ReconstructionDetector
+    from detectors.noise_model import load_noise_model
+
+    monkeypatch.setattr(image_files, "CHUNK_IMAGES", 4)
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        write(tmp_path / "many" / f"{i:03d}.png", png_bytes(rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)))
+    (tmp_path / "few").mkdir()
+    for i in range(6):
+        (tmp_path / "few" / f"{i:03d}.png").write_bytes((tmp_path / "many" / f"{i:03d}.png").read_bytes())
+    config = {"name": "diffusion-loss", "k": 4, "noise_sets": 1, "classes": False}
+    model = load_noise_model(job.DEFAULT_MODEL)
+    scorer = job.build_scorer(config, model)
+    names = scorer.feature_names(model)
+    det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(names))), np.repeat([0, 1], 20))
+    saved = det.save(tmp_path / "det.json", {"model": job.DEFAULT_MODEL, "scorer": scorer.config(),
+                                             "feature_names": names})  # fmt: skip
+    peaks = {}
+    for folder in ("few", "many"):
+        tracemalloc.start()
+        job.detect([str(tmp_path / folder)], tmp_path / f"out-{folder}", detector_file=saved)
+        peaks[folder] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    # holding the 60 decoded images would take 60 x 0.79 MB = 47 MB more than the 6
+    assert peaks["many"] < peaks["few"] + 10e6, {k: f"{v / 1e6:.0f} MB" for k, v in peaks.items()}
+    with (tmp_path / "out-many" / "detections.csv").open(encoding="utf-8") as fh:
+        assert len(fh.read().splitlines()) == 61

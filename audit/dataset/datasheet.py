@@ -2,8 +2,9 @@
 
 Seven sections. Composition is answered from measurements of the audit's per-image records: counts,
 classes and balance, exact duplicates (same bytes), near duplicates (64-bit difference hash within
-:data:`NEAR_DUPLICATE_BITS`), unreadable files with reasons, sizes and formats, EXIF and GPS metadata
-(a privacy flag), images with detectable faces. Every other question is answered by the dataset owner
+:data:`NEAR_DUPLICATE_BITS`, reported as clusters: :mod:`audit.dataset.near_duplicates`), unreadable
+files with reasons, sizes and formats, EXIF and GPS metadata (a privacy flag), images with detectable
+faces. Every other question is answered by the dataset owner
 in a YAML file (``genaudit audit init-datasheet`` writes the template); a question left empty is shown
 as unanswered, never filled in by guesswork.
 """
@@ -17,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from audit.dataset.near_duplicates import near_duplicates
 from audit.errors import InputError
 
 NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit dHashes counted as a near duplicate
+EXAMPLE_MEMBERS = 10  # images named per near-duplicate cluster example
 MAX_ANSWERS_BYTES = 1_000_000  # a datasheet answers file; the template is about 3 kB
 MAX_ANSWERS_NODES = 100_000  # values after alias expansion (the template has about 40)
 
@@ -77,23 +80,6 @@ def dhash(image: np.ndarray) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
-def _near_duplicate_pairs(hashes: list[str], max_bits: int) -> list[tuple[int, int, int]]:
-    """Index pairs (i < j) whose hashes differ in at most ``max_bits`` bits, in row blocks."""
-    if len(hashes) < 2:
-        return []
-    values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-    pairs = []
-    for start in range(0, len(values), 1024):
-        block = values[start : start + 1024]
-        xor = block[:, None] ^ values[None, :]
-        counts = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(axis=-1)
-        for i, j in zip(*np.nonzero(counts <= max_bits), strict=True):
-            gi = start + int(i)
-            if gi < int(j):
-                pairs.append((gi, int(j), int(counts[i, j])))
-    return pairs
-
-
 def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The measured answers of the Composition section."""
     from audit.dataset.nsfw import nsfw_composition
@@ -108,10 +94,7 @@ def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
     exact = [sorted(v) for v in by_hash.values() if len(v) > 1]
     unique = [r for r in ok if by_hash[r["sha256"]][0] == r["image"]]  # one copy per exact duplicate group
     hashed = [r for r in unique if r.get("dhash")]
-    near = [
-        {"a": hashed[i]["image"], "b": hashed[j]["image"], "bits": bits}
-        for i, j, bits in _near_duplicate_pairs([r["dhash"] for r in hashed], NEAR_DUPLICATE_BITS)
-    ]
+    near = near_duplicates([r["dhash"] for r in hashed], NEAR_DUPLICATE_BITS)
     widths = [r["width"] for r in ok]
     heights = [r["height"] for r in ok]
     refused = Counter(r["status"] for r in records if r["status"] != "ok")
@@ -128,7 +111,16 @@ def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
             "extra_copies": sum(len(g) - 1 for g in exact),
             "examples": exact[:20],
         },
-        "near_duplicates": {"pairs": len(near), "max_bits": NEAR_DUPLICATE_BITS, "examples": near[:20]},
+        "near_duplicates": {
+            "pairs": near.pairs,
+            "clusters": len(near.clusters),
+            "images_in_clusters": sum(len(c) for c in near.clusters),
+            "max_bits": NEAR_DUPLICATE_BITS,
+            "examples": [
+                {"size": len(c), "images": [hashed[i]["image"] for i in c[:EXAMPLE_MEMBERS]]}
+                for c in near.clusters[:20]
+            ],
+        },
         "unreadable": dict(refused),
         "sizes": {
             "width_min_median_max": [min(widths), int(np.median(widths)), max(widths)] if widths else None,
