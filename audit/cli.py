@@ -8,9 +8,12 @@ non-zero; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from audit import __version__
@@ -74,17 +77,25 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
         logging.getLogger(ours).setLevel(level)
 
 
-def _quiet_third_party_warnings(debug: bool) -> None:
+@contextlib.contextmanager
+def _third_party_warnings(debug: bool) -> Iterator[None]:
     """Warnings from Pillow, numpy, torch and the rest reach the user only with ``--debug`` (our own
-    messages go through logging). Worker processes inherit the setting through PYTHONWARNINGS."""
+    messages go through logging). Worker processes inherit the setting through PYTHONWARNINGS; both are
+    restored when the command ends."""
     if debug:
-        logging.captureWarnings(False)
+        yield
         return
-    import os
-    import warnings
-
-    warnings.simplefilter("ignore")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    previous = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
 
 
 def _check_environment() -> None:
@@ -99,12 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.debug, args.quiet)
-    _quiet_third_party_warnings(args.debug)
     from audit.errors import GenauditError
 
     try:
         _check_environment()
-        outcome = args.func(args)
+        with _third_party_warnings(args.debug):
+            outcome = args.func(args)
         if isinstance(outcome, Path):  # a results JSON: render its card beside it
             from reports.render import render_file
 

@@ -750,3 +750,66 @@ def test_detect_streams_its_images(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert peaks["many"] < peaks["few"] + 10e6, {k: f"{v / 1e6:.0f} MB" for k, v in peaks.items()}
     with (tmp_path / "out-many" / "detections.csv").open(encoding="utf-8") as fh:
         assert len(fh.read().splitlines()) == 61
+
+
+# ---- 6. messages -------------------------------------------------------------------------------------------
+
+
+def _jpeg_with_truncated_exif(path: Path) -> Path:
+    """A JPEG whose EXIF block promises more bytes than it has: Pillow warns 'Truncated File Read'."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(buf, "JPEG")
+    entries = struct.pack("<HHII", 0x010F, 2, 50, 1000) + struct.pack("<HHII", 0x0112, 3, 1, 1)
+    tiff = b"II*\x00\x08\x00\x00\x00" + struct.pack("<H", 2) + entries + b"\x00\x00\x00\x00"
+    app1 = b"\xff\xe1" + struct.pack(">H", len(tiff) + 8) + b"Exif\x00\x00" + tiff
+    data = buf.getvalue()
+    return write(path, data[:2] + app1 + data[2:])
+
+
+def test_third_party_warnings_reach_the_user_only_with_debug(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _jpeg_with_truncated_exif(tmp_path / "data" / "exif.jpg")
+
+    def run(*flags: str) -> subprocess.CompletedProcess[str]:
+        args = [*flags, "audit", str(tmp_path / "data"), "--backend", "opencv-haar", "--out", str(tmp_path / "o")]
+        command = [sys.executable, "-m", "audit.cli", "-q", *args]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+    quiet = run()
+    assert quiet.returncode == 0 and "Warning" not in quiet.stderr, quiet.stderr
+    import shutil
+
+    shutil.rmtree(tmp_path / "o")
+    debug = run("--debug")
+    assert debug.returncode == 0 and "UserWarning: Truncated File Read" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["audit", "--datasheet-answers", "{bad}"], "bad.yaml: not valid YAML"),
+        (["audit", "--backend", "nope"], "unknown face detector 'nope'"),
+        (["audit", "{dir}", "--backend", "insightface:/no/pack", "--workers", "2"], "/no/pack has no .onnx files"),
+        (["audit", "{dir}", "--face-records", "{faces}"], "give a dataset or --face-records, not both"),
+        (["detect", "{dir}", "--detector", "{bad}"], "cannot read detector"),
+        (["publish", "{dir}", "--out", "{dir}/site"], "no genaudit results JSON could be published"),
+    ],
+)
+def test_errors_are_one_line_naming_what_is_at_fault(
+    tmp_path: Path, argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write(tmp_path / "bad.yaml", b"Motivation: [unclosed\n  - x: {\n")
+    faces = write(tmp_path / "faces.csv", b"image,class,age,gender\na.jpg,c,30,male\n")
+    write(tmp_path / "img.png", _image())  # work for the workers
+    values = {"{bad}": str(bad), "{dir}": str(tmp_path), "{faces}": str(faces), "{dir}/site": str(tmp_path / "s")}
+    code = main(["-q", *[values.get(a, a) for a in argv]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("genaudit: error: ") and expected in err, err

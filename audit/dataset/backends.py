@@ -71,6 +71,20 @@ def _attributes(part: str) -> Any:
     raise InputError(f"unknown attribute model {part!r}; available: {', '.join(ATTRIBUTE_MODELS)}")
 
 
+def check_spec(spec: str) -> str:
+    """The canonical ``DETECTOR+ATTRIBUTES`` of ``spec`` with both names checked, building no model: a typo
+    is one :class:`InputError` in the main process, before any worker starts."""
+    det, _, attr = canonical(spec).partition("+")
+    known_det = {"dlib": False, "opencv-haar": False, "mtcnn": True, "insightface": True}  # name -> takes :ARG
+    known_attr = {"agegender": False, "insightface": True}
+    for part, known, what, listed in ((det, known_det, "face detector", DETECTORS),
+                                      (attr, known_attr, "attribute model", ATTRIBUTE_MODELS)):  # fmt: skip
+        name, arg = _split(part)
+        if name not in known or (arg is not None and not known[name]):
+            raise InputError(f"unknown {what} {part!r}; available: {', '.join(listed)}")
+    return f"{det}+{attr}"
+
+
 def canonical(spec: str) -> str:
     """``DETECTOR+ATTRIBUTES`` for a short name or a spec (an insightface argument carries over)."""
     name, arg = _split(spec)

@@ -41,10 +41,12 @@ def run_audit(
     progress: bool = True,
 ) -> Path:
     """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
+    from audit.dataset.datasheet import read_answers
     from audit.dataset.results import build_audit_results
     from audit.results import write_results
 
     out = Path(out)
+    answers = read_answers(datasheet_answers) if datasheet_answers else {}  # checked before any image is read
     records: list[dict[str, Any]] | None = None
     comparison: dict[str, Any] | None = None
     if compare and face_records is not None:
@@ -88,9 +90,8 @@ def run_audit(
             suffix = path.suffix
             comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, suffix, progress)
     from audit.atomic import write_text_atomic
-    from audit.dataset.datasheet import build_datasheet, read_answers, to_markdown
+    from audit.dataset.datasheet import build_datasheet, to_markdown
 
-    answers = read_answers(datasheet_answers) if datasheet_answers else {}
     doc = build_audit_results(spec, stats, info, records)
     doc["data"]["datasheet"] = build_datasheet(records, answers)
     doc["data"]["comparison"] = comparison

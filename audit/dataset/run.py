@@ -39,6 +39,7 @@ RECORDS_FORMATS = {"jsonl": RECORDS_FILE, "parquet": "records.parquet"}
 UNLABELLED = "(unlabelled)"
 _ANALYZER: Any = None
 _NSFW: Any = None
+_INIT_ERROR: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,18 @@ def _builtin_items() -> Iterator[Item]:
 
 
 def _init_worker(backend: str, nsfw: bool = False) -> None:
-    """Each worker builds its own models once, one thread each (torch is imported only by mtcnn)."""
-    global _ANALYZER, _NSFW
+    """Each worker builds its own models once, one thread each (torch is imported only by mtcnn). A failure
+    (missing weights, a missing extra) is kept and raised by the worker's first task, so it reaches the user
+    as the CLI's one line, not as a worker's traceback and a broken pool."""
+    global _ANALYZER, _NSFW, _INIT_ERROR
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # a torch-based detector (mtcnn): one thread per worker
     from audit.dataset.backends import get_analyzer
 
-    _ANALYZER = get_analyzer(backend)
-    _NSFW = _nsfw_checker(nsfw)
+    try:
+        _ANALYZER = get_analyzer(backend)
+        _NSFW = _nsfw_checker(nsfw)
+    except Exception as exc:
+        _INIT_ERROR = exc
 
 
 def _nsfw_checker(nsfw: bool) -> Any:
@@ -160,6 +166,8 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str
 
 
 def _analyze_many(items: list[Item]) -> list[dict[str, Any]]:
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
     return [analyze_item(item) for item in items]
 
 
@@ -232,7 +240,7 @@ def run_records(
 
 def records_identity(spec: str, backend: str, nsfw: bool) -> dict[str, Any]:
     """Everything that changes a record (see :mod:`audit.run_identity`)."""
-    from audit.dataset.backends import canonical
+    from audit.dataset.backends import check_spec
     from audit.io.images import default_max_pixels
     from audit.provenance import package_versions
     from audit.run_identity import RECORD_PACKAGES, dataset_identity
@@ -241,7 +249,7 @@ def records_identity(spec: str, backend: str, nsfw: bool) -> dict[str, Any]:
         "job": "audit records",
         "records_schema": RECORDS_SCHEMA,
         "dataset": dataset_identity(spec),
-        "backend": canonical(backend),
+        "backend": check_spec(backend),
         "nsfw": nsfw,
         "max_pixels": default_max_pixels(),
         "versions": package_versions(RECORD_PACKAGES),
