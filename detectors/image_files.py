@@ -80,18 +80,18 @@ class MappedImages(Sequence[np.ndarray]):
         return self.fn(np.asarray(self.images[index]))
 
 
-def chunks(images: Sequence[np.ndarray]) -> Iterator[tuple[int, list[np.ndarray]]]:
-    """(first index, decoded images) in order, each chunk at most :data:`CHUNK_IMAGES` images and
+def chunks(images: Sequence[np.ndarray]) -> Iterator[list[np.ndarray]]:
+    """The images decoded, in order, in chunks of at most :data:`CHUNK_IMAGES` images and
     :data:`CHUNK_PIXELS` pixels (a single larger image is a chunk of its own)."""
     chunk: list[np.ndarray] = []
-    first, pixels = 0, 0
+    pixels = 0
     for i in range(len(images)):
         image = np.asarray(images[i])
         size = image.shape[0] * image.shape[1]
         if chunk and (len(chunk) >= CHUNK_IMAGES or pixels + size > CHUNK_PIXELS):
-            yield first, chunk
-            chunk, first, pixels = [], i, 0
+            yield chunk
+            chunk, pixels = [], 0
         chunk.append(image)
         pixels += size
     if chunk:
-        yield first, chunk
+        yield chunk

@@ -188,7 +188,7 @@ def features(model: Any, scorer: Any, images: Sequence[np.ndarray] | np.ndarray)
     if isinstance(images, list):
         out = _features_by_size(model, scorer, images) if images else np.zeros((0, 0))
         return out, time.perf_counter() - start
-    parts = [_features_by_size(model, scorer, chunk) for _, chunk in chunks(images)]
+    parts = [_features_by_size(model, scorer, chunk) for chunk in chunks(images)]
     return (np.concatenate(parts) if parts else np.zeros((0, 0))), time.perf_counter() - start
 
 

@@ -10,6 +10,7 @@ file twice gets two records, on a resumed run as on an uninterrupted one. Resumi
 identity first (``records.run.json``, :mod:`audit.run_identity`: the dataset, the backend, the NSFW
 setting, the pixel limit, versions) and then, item by item, that every recorded index still names the
 same file: a dataset whose listing changed since is refused, never mixed.
+
 Analysis runs in ``workers`` processes (each with its own models), decoding included; memory stays
 flat because work is submitted a bounded number of images ahead. No face crop is ever written:
 records hold boxes, scores and the perceived attributes only.

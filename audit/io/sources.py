@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT, UNREADABLE
+from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT, UNREADABLE, file_problem
 from audit.io.names import clean_text, escape_name
 
 IMAGE_SUFFIXES = frozenset(
@@ -142,8 +142,6 @@ def manifest_source(manifest: str | Path, *, allow_outside_root: bool = False) -
 def _manifest_records(
     manifest: Path, rows: Iterator[tuple[int, dict[str, Any], str | None]], allow_outside_root: bool
 ) -> Iterator[ImageRecord]:
-    from audit.io.images import file_problem
-
     root = manifest.parent
     real_root = Path(os.path.realpath(root))
     for line_no, row, error in rows:
