@@ -169,7 +169,11 @@ def load_image(
                 return problem
             if st.st_size > max_bytes:
                 return refuse(TOO_LARGE, f"file is {st.st_size} bytes, over the limit of {max_bytes}", bytes=st.st_size)
-            data = fh.read(max_bytes + 1)
+            # read what the size promises, plus one byte to see whether the file grew meanwhile (never ask for
+            # max_bytes at once: the read would allocate that much for every file)
+            data = fh.read(st.st_size + 1)
+            if len(data) > st.st_size:
+                data += fh.read(max_bytes + 1 - len(data))
         except OSError as exc:
             return refuse(UNREADABLE, f"cannot read file: {exc.strerror or exc}")
     if len(data) > max_bytes:
