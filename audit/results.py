@@ -23,6 +23,7 @@ from typing import Any
 
 from audit.atomic import write_json_atomic
 from audit.errors import InputError
+from audit.io.images import require_file
 
 SCHEMA = "genaudit.results/1"
 REQUIRED_KEYS = ("schema", "kind", "id", "title", "headline", "provenance", "data")
@@ -55,8 +56,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     """A results document, checked: not found, too large, not JSON, nested too deeply or a bad envelope is
     one :class:`InputError` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"results file not found: {path}")
+    require_file(path, "results file")
     size = path.stat().st_size
     if size > MAX_RESULTS_BYTES:
         limit = MAX_RESULTS_BYTES / 1e6

@@ -129,6 +129,26 @@ def test_detect_inputs_that_are_not_files_get_reasons_not_a_hang(special_files: 
         load_images([str(special_files / "typo")])
 
 
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["audit", "{fifo}.csv"], "manifest"),
+        (["audit", "--face-records", "{fifo}.csv"], "face records file"),
+        (["audit", "--datasheet-answers", "{fifo}.yaml"], "datasheet answers file"),
+        (["report", "{fifo}.json"], "results file"),
+    ],
+)
+def test_a_fifo_given_as_an_input_file_is_one_error_not_a_hang(
+    tmp_path: Path, argv: list[str], what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for suffix in (".csv", ".yaml", ".json"):
+        os.mkfifo(tmp_path / f"fifo{suffix}")
+    with deadline(30):
+        assert main([a.replace("{fifo}", str(tmp_path / "fifo")) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert f"{what} {tmp_path / 'fifo'}" in err and "a FIFO (named pipe), not a regular file" in err
+
+
 NON_UTF8 = b"caf\xe9-\xff<b>\"q'.png"  # Latin-1 and a stray byte, plus HTML and quotes
 
 

@@ -19,9 +19,10 @@ def _bench_config(args: argparse.Namespace) -> Any:
     defaults = BenchConfig()
     prompts = None
     if args.prompts:
+        from audit.io.images import require_file
+
         path = Path(args.prompts)
-        if not path.is_file():
-            raise InputError(f"prompts file not found: {path}")
+        require_file(path, "prompts file")
         prompts = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
         if not prompts:
             raise InputError(f"prompts file {path} has no prompts (one per line)")

@@ -195,8 +195,9 @@ def read_answers(path: str | Path) -> dict[str, dict[str, str]]:
     """Answers by section and question; unknown sections or questions are an error (a typo would
     silently leave a question unanswered). Loaded safely and bounded (:func:`_load_yaml_bounded`)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"datasheet answers file not found: {path}")
+    from audit.io.images import require_file
+
+    require_file(path, "datasheet answers file")
     data = _load_yaml_bounded(path) or {}
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected sections as a mapping (Section: {{question: answer}}), got a list or text")

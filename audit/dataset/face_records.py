@@ -81,8 +81,9 @@ def _rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict[str, s
 def read_face_records(path: str | Path) -> FaceRecords:
     """Every row checked (the whole file is read before anything is computed from it)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"face records file not found: {path}")
+    from audit.io.images import require_file
+
+    require_file(path, "face records file")
     faces: list[Face] = []
     images: dict[str, set[str]] = {}
     with_faces: dict[str, set[str]] = {}

@@ -132,6 +132,19 @@ def file_problem(path: str | Path) -> LoadResult | None:
     return _not_regular(st.st_mode)
 
 
+def require_file(path: str | Path, what: str) -> Path:
+    """``path`` when it is a regular file (links followed), else one :class:`InputError`: "``what`` not
+    found" for a missing one, or what it is instead (a FIFO is never opened, so nothing blocks)."""
+    from audit.errors import InputError
+
+    problem = file_problem(path)
+    if problem is None:
+        return Path(path)
+    if problem.reason == MISSING:
+        raise InputError(f"{what} not found: {path}")
+    raise InputError(f"{what} {path}: {problem.message}")
+
+
 def _not_regular(mode: int) -> LoadResult | None:
     if stat.S_ISREG(mode):
         return None

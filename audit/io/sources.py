@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT, UNREADABLE, file_problem
+from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT, UNREADABLE, file_problem, require_file
 from audit.io.names import clean_text, escape_name
 
 IMAGE_SUFFIXES = frozenset(
@@ -131,8 +131,7 @@ def manifest_source(manifest: str | Path, *, allow_outside_root: bool = False) -
     kind = MANIFEST_SUFFIXES.get(manifest.suffix.lower())
     if kind is None:
         raise InputError(f"manifest must be .csv or .jsonl, got {manifest.name!r}")
-    if not manifest.is_file():
-        raise InputError(f"manifest not found: {manifest}")
+    require_file(manifest, "manifest")
     rows = _csv_rows if kind == "csv" else _jsonl_rows
     for _ in rows(manifest):  # a structural error surfaces now, not after hours of work
         pass
