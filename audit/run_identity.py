@@ -38,10 +38,11 @@ RECORD_PACKAGES = (
 
 def dataset_identity(spec: str) -> dict[str, Any]:
     """Where the data is and, for a manifest (one file), the sha256 of its bytes. A folder is named by its
-    real path; its listing is checked item by item as the run resumes (see the audit's records)."""
-    if spec.startswith("builtin:"):
-        return {"spec": spec}
+    real path (the audit checks its listing item by item as it resumes); a name that is not a path
+    (``builtin:...``, ``embedded:...``) stands for itself."""
     path = Path(spec)
+    if not os.path.lexists(path):  # builtin:..., embedded:..., a name the job resolves itself
+        return {"spec": spec}
     identity: dict[str, Any] = {"spec": spec, "path": os.path.realpath(path)}
     if path.is_file():
         digest = hashlib.sha256()

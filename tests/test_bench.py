@@ -82,6 +82,26 @@ def test_resume_refuses_a_folder_made_with_another_config(straight_run) -> None:
         run_bench(BenchConfig(**{**SMALL, "n": 150}), straight_run.parent, resume=True, progress=False)
 
 
+def test_resume_refuses_other_versions(straight_run, tmp_path) -> None:
+    """Beyond the config, bench.run.json records the reference's identity and the versions that change
+    numbers: a resume under another numpy (here: an edited record of it) is refused, and so is a folder
+    without the record (made by an older genaudit)."""
+    import shutil
+
+    from audit.bench.run import IDENTITY_FILE
+
+    copy = tmp_path / "run"
+    shutil.copytree(straight_run.parent, copy)
+    identity = json.loads((copy / IDENTITY_FILE).read_text())
+    assert identity["reference"] == {"spec": "embedded:digits-heldout"} and "numpy" in identity["versions"]
+    (copy / IDENTITY_FILE).write_text(json.dumps({**identity, "versions": {**identity["versions"], "numpy": "1.0"}}))
+    with pytest.raises(InputError, match=r"versions\.numpy: '1\.0' -> '\d"):
+        run_bench(BenchConfig(**SMALL), copy, resume=True, progress=False)
+    (copy / IDENTITY_FILE).unlink()
+    with pytest.raises(InputError, match=r"without bench\.run\.json"):
+        run_bench(BenchConfig(**SMALL), copy, resume=True, progress=False)
+
+
 def test_the_cells_folder_is_a_folder_generator_with_the_same_numbers(straight_run, tmp_path) -> None:
     generator_fixtures.GENERATED.clear()
     config = BenchConfig(**{**SMALL, "generator": f"folder:{straight_run.parent / 'cells'}"})

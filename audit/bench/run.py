@@ -21,6 +21,7 @@ from audit.errors import InputError
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "bench-config.json"
+IDENTITY_FILE = "bench.run.json"
 RESULTS_FILE = "bench-results.json"
 FEATURES_FILE = "features.npz"
 
@@ -58,10 +59,11 @@ def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
 
 def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
     from audit.atomic import output_folder
-    from audit.run_identity import read_identity
+    from audit.run_identity import read_identity, start_or_resume
 
     stored = output_folder(out) / CONFIG_FILE
-    if stored.is_file():
+    started = stored.is_file()
+    if started:
         if not resume:
             raise InputError(f"{out} already holds a benchmark run: pass --resume to continue it, or another --out")
         previous = read_identity(stored)  # a damaged or hand-edited config.json is one clear error
@@ -70,7 +72,22 @@ def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
             raise InputError(f"{out} holds a run with a different config ({'; '.join(diffs)}); use another --out")
     elif out.is_dir() and any(out.iterdir()):
         raise InputError(f"{out} is not empty and holds no benchmark run; use an empty or new --out")
+    # beyond the config: the reference's identity, the pixel limit and the versions that change numbers
+    start_or_resume(out / IDENTITY_FILE, _identity(config), resume=resume, started=started, what="a benchmark run")
     write_json_atomic(stored, config.to_dict())
+
+
+def _identity(config: BenchConfig) -> dict[str, Any]:
+    from audit.io.images import default_max_pixels
+    from audit.provenance import TRACKED_PACKAGES, package_versions
+    from audit.run_identity import dataset_identity
+
+    return {
+        "job": "bench",
+        "reference": dataset_identity(config.reference),
+        "max_pixels": default_max_pixels(),
+        "versions": package_versions(TRACKED_PACKAGES),
+    }
 
 
 def _captions(config: BenchConfig, extractor: Any, conditions: list[Any]) -> list[str] | None:
