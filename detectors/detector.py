@@ -264,13 +264,13 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
                 "sha256 recorded when it was saved; it was edited or damaged: recalibrate it"
             )
         try:
-            tensors = path.with_name(doc["arrays"]["file"])
+            tensors, recorded = path.with_name(doc["arrays"]["file"]), doc["arrays"]["sha256"]
             blob = tensors.read_bytes()
         except OSError as exc:
             raise WeightsError(f"detector arrays missing: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
-            raise WeightsError(f"corrupt detector: {path}: no arrays file named ({exc})") from None
-        if sha256_bytes(blob) != doc["arrays"]["sha256"]:
+            raise WeightsError(f"corrupt detector: {path}: no arrays file and hash recorded ({exc})") from None
+        if sha256_bytes(blob) != recorded:
             raise WeightsError(f"{tensors} does not match the sha256 recorded in {path}")
         try:
             detector = cls._from_saved(doc, load_arrays(blob))
