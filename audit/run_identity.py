@@ -9,7 +9,6 @@ identity with the one the command would write and refuses on any difference, nam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from audit.atomic import write_json_atomic
 from audit.errors import InputError
+from audit.hashing import sha256_file
 
 # the versions that change a face record or a decode (genaudit's own, Pillow's, the face backends')
 RECORD_PACKAGES = (
@@ -45,11 +45,7 @@ def dataset_identity(spec: str) -> dict[str, Any]:
         return {"spec": spec}
     identity: dict[str, Any] = {"spec": spec, "path": os.path.realpath(path)}
     if path.is_file():
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        identity["sha256"] = digest.hexdigest()
+        identity["sha256"] = sha256_file(path)
     return identity
 
 

@@ -36,6 +36,11 @@ class OutdatedDetectorError(WeightsError):
     """A detector saved by an older genaudit, in a format this version no longer reads."""
 
 
+def is_detector_document(doc: Any) -> bool:
+    """Whether a parsed JSON document is a saved genaudit detector (any format version)."""
+    return isinstance(doc, dict) and str(doc.get("format", "")).startswith("genaudit.detector/")
+
+
 def _document_sha256(doc: dict[str, Any]) -> str:
     """sha256 of a saved detector's JSON less its own ``sha256`` field, canonically serialised: the
     threshold, calibration and scorer config are covered, as the arrays are by their own hash."""
@@ -247,7 +252,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as exc:
             raise WeightsError(f"cannot read detector {path}: {type(exc).__name__}: {exc}") from None
-        if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("genaudit.detector/"):
+        if not is_detector_document(doc):
             raise WeightsError(f"{path} is not a genaudit detector")
         if doc.get("format") != FORMAT:
             raise OutdatedDetectorError(

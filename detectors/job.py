@@ -28,7 +28,7 @@ import numpy as np
 
 from audit.atomic import output_folder
 from audit.errors import InputError
-from detectors.detector import OutdatedDetectorError, ReconstructionDetector
+from detectors.detector import OutdatedDetectorError, ReconstructionDetector, is_detector_document
 from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
@@ -490,7 +490,7 @@ def _is_detector_file(path: Path) -> bool:
             doc = json.loads(fh.read(1 << 20))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(doc, dict) and str(doc.get("format", "")).startswith("genaudit.detector/")
+    return is_detector_document(doc)
 
 
 class StaleDetectorError(InputError):

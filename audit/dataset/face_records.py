@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from audit.dataset.demographics import Face
 from audit.errors import InputError
+from audit.io.sources import checked_csv_rows
 
 REQUIRED = ("image", "class", "age", "gender")
 MAX_AGE = 130.0
@@ -63,21 +63,6 @@ def _text(path: Path) -> str:
         raise InputError(f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); save the file as UTF-8") from None
 
 
-def _rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; a row the csv module cannot read (e.g. a field over its size limit) is one
-    error naming its line."""
-    rows = iter(reader)
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            # the reader counts the lines it finished: the row it failed on starts on the next one
-            raise InputError(f"{path}:{reader.line_num + 1}: not a readable CSV row ({exc})") from None
-        yield reader.line_num, row
-
-
 def read_face_records(path: str | Path) -> FaceRecords:
     """Every row checked (the whole file is read before anything is computed from it)."""
     path = Path(path)
@@ -95,7 +80,7 @@ def read_face_records(path: str | Path) -> FaceRecords:
     missing = [c for c in REQUIRED if c not in (fields or [])]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
-    for line, row in _rows(reader, path):
+    for line, row in checked_csv_rows(reader, path):
         where = f"{path}:{line}"
         if None in row:
             raise InputError(f"{where}: more cells than header columns")

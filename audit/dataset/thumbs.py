@@ -49,9 +49,9 @@ def class_grids(
     spec: str, records: list[dict[str, Any]], show_faces: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Per class (the :data:`MAX_CLASSES` with the most readable images), a PNG grid (base64) of up to
-    :data:`PER_CLASS` images, those with faces first; images
-    the NSFW check flagged are never shown. Also the chosen images that changed (sha256) or became
-    unreadable since they were recorded: they are left out of the grids, never blurred with stale boxes."""
+    :data:`PER_CLASS` images, those with faces first; images the NSFW check flagged are never shown. Also
+    the chosen images that changed (sha256) or became unreadable since they were recorded: they are left
+    out of the grids, never blurred with stale boxes."""
     from audit.dataset.nsfw import is_flagged
     from audit.dataset.run import dataset_items
     from audit.io import load_image

@@ -179,16 +179,29 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]
         reader = csv.DictReader(fh)
         try:
             fields = reader.fieldnames
-            if fields is None or "path" not in fields:
-                shown = [clean_text(f) for f in fields or []]
-                raise InputError(f"manifest {manifest} has no 'path' column (columns: {shown}): add a header row")
-            for row in reader:
-                extra_cells = row.pop(None, None)  # type: ignore[call-overload]
-                yield reader.line_num, row, "more cells than header columns" if extra_cells else None
+        except csv.Error as exc:
+            raise InputError(f"{manifest}:1: not a readable CSV header ({exc}); fix the file") from None
+        if fields is None or "path" not in fields:
+            shown = [clean_text(f) for f in fields or []]
+            raise InputError(f"manifest {manifest} has no 'path' column (columns: {shown}): add a header row")
+        for line, row in checked_csv_rows(reader, manifest):
+            extra_cells = row.pop(None, None)  # type: ignore[call-overload]
+            yield line, row, "more cells than header columns" if extra_cells else None
+
+
+def checked_csv_rows(reader: csv.DictReader, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs of a CSV reader; a row the csv module cannot read (e.g. a field over its
+    size limit) is one :class:`InputError` naming ``path`` and the line."""
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
         except csv.Error as exc:
             # the reader counts the lines it finished: the row it failed on starts on the next one
-            line = reader.line_num + 1
-            raise InputError(f"{manifest}:{line}: not a readable CSV row ({exc}); fix the file") from None
+            raise InputError(f"{path}:{reader.line_num + 1}: not a readable CSV row ({exc}); fix the file") from None
+        yield reader.line_num, row
 
 
 def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
