@@ -197,10 +197,11 @@ def run_records(
     store = record_store(path)
     identity_file = out / f"{Path(records_name).stem}.run.json"
     identity = records_identity(spec, backend, nsfw)
+    items = dataset_items(spec)  # a bad source is refused before the folder records a run
     start_or_resume(identity_file, identity, resume=resume, started=store.exists(), what="an audit")
     previous = store.read()
     done = {r["index"]: r["image"] for r in previous}
-    todo = _not_yet_recorded(dataset_items(spec), done)
+    todo = _not_yet_recorded(items, done)
     workers = workers or min(2, os.cpu_count() or 1)
     bar = tqdm(desc=f"audit ({backend})", unit="img", initial=len(done), disable=not progress)
     try:
