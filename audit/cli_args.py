@@ -71,3 +71,67 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def shard_spec(text: str) -> object:
+    """``K/N`` -> :class:`audit.scale.shards.Shard` (K counted from 0)."""
+    from audit.errors import InputError
+    from audit.scale.shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def executor_spec(text: str) -> str:
+    """``local``, ``ray`` (a local Ray on this machine) or ``ray:ADDRESS`` (``auto``, ``ray://host:10001``)."""
+    if text == "local" or text == "ray" or (text.startswith("ray:") and len(text) > 4):
+        return text
+    raise argparse.ArgumentTypeError(f"must be local, ray or ray:ADDRESS (e.g. ray:auto), got {text!r}")
+
+
+def add_scale_options(parser: argparse.ArgumentParser) -> None:
+    """``--shard``, ``--executor`` and the Ray executor's settings (docs/scale-out.md)."""
+    group = parser.add_argument_group("scale-out (docs/scale-out.md)")
+    group.add_argument(
+        "--shard", type=shard_spec, metavar="K/N",
+        help="do only shard K of N (K from 0, e.g. $SLURM_ARRAY_TASK_ID/4) into the shared --out; the same "
+        "command without --shard then does what is missing and merges",
+    )  # fmt: skip
+    group.add_argument(
+        "--executor", type=executor_spec, default="local",
+        help="local (default), ray (start Ray on this machine) or ray:ADDRESS (join a cluster: auto, "
+        "ray://host:10001); needs the extra ray",
+    )  # fmt: skip
+    group.add_argument("--ray-workers", type=positive_int, help="Ray workers (default: one per GPU, else per CPU)")
+    group.add_argument(
+        "--ray-gpus", type=non_negative_float, default=0.0, metavar="G",
+        help="GPUs per Ray worker, fractional allowed (default 0: CPU workers)",
+    )  # fmt: skip
+    group.add_argument(
+        "--ray-shards", type=positive_int, metavar="N",
+        help="shards the Ray run is cut into (default: 4 per worker; more shards, finer resume)",
+    )  # fmt: skip
+
+
+def add_column_options(parser: argparse.ArgumentParser) -> None:
+    """The Parquet columns an input's image, label and caption are read from."""
+    group = parser.add_argument_group("Parquet inputs")
+    group.add_argument("--image-column", default="image", help="image bytes or {bytes, path} (default image)")
+    group.add_argument("--label-column", help="label column (default: label, when present)")
+    group.add_argument("--caption-column", help="caption column (default: caption, when present)")
+
+
+def columns_of(args: argparse.Namespace) -> object:
+    """The :class:`audit.io.archives.Columns` the parsed options name."""
+    from audit.io.archives import Columns
+
+    return Columns(image=args.image_column, label=args.label_column, caption=args.caption_column)

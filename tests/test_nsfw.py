@@ -61,10 +61,10 @@ def test_flagged_images_never_reach_the_card_thumbnails(tmp_path) -> None:
         (tmp_path / label).mkdir()
         Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(tmp_path / label / "img.png")
     records = [
-        {"image": f"{label}/img.png", "class": label, "status": "ok", "faces": [],
+        {"index": i, "image": f"{label}/img.png", "class": label, "status": "ok", "faces": [],
          "sha256": sha256_file(tmp_path / label / "img.png"),
          "nsfw": {"labels": {}, "explicit": ["ANUS_EXPOSED"] if label == "hidden" else []}}
-        for label in ("kept", "hidden")
+        for i, label in enumerate(("hidden", "kept"))
     ]  # fmt: skip
     grids, changed = class_grids(str(tmp_path), records)
     assert [g["class"] for g in grids] == ["kept"]

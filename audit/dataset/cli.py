@@ -8,10 +8,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.cli_args import positive_int, probability
+from audit.cli_args import add_column_options, add_scale_options, columns_of, positive_int, probability
 from audit.errors import InputError
 
 log = logging.getLogger("genaudit")
+
+
+def executor_options(args: argparse.Namespace) -> Any:
+    """None for the local executor, else the Ray executor's :class:`audit.scale.ray_executor.RayOptions`."""
+    if args.executor == "local":
+        return None
+    if args.shard is not None:
+        raise InputError("--shard and --executor ray both split the work: give one of them")
+    from audit.scale.ray_executor import RayOptions
+
+    return RayOptions.from_spec(args.executor, workers=args.ray_workers, gpus=args.ray_gpus, shards=args.ray_shards)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int | Path:
@@ -30,7 +41,9 @@ def _cmd_audit(args: argparse.Namespace) -> int | Path:
         return 0
     if args.dataset and args.face_records:
         raise InputError("give a dataset or --face-records, not both")
-    return run_audit(
+    if args.face_records and (args.shard is not None or args.executor != "local"):
+        raise InputError("--shard and --executor split a dataset's images: they do not apply to --face-records")
+    results = run_audit(
         args.dataset,
         Path(args.out),
         face_records=args.face_records,
@@ -44,7 +57,11 @@ def _cmd_audit(args: argparse.Namespace) -> int | Path:
         nsfw=args.nsfw,
         records_format=args.records_format,
         progress=not args.quiet,
+        shard=args.shard,
+        columns=columns_of(args),
+        executor=executor_options(args),
     )
+    return 0 if results is None else results
 
 
 def add_parser(sub: Any) -> None:
@@ -53,7 +70,8 @@ def add_parser(sub: Any) -> None:
         "audit",
         help="audit a dataset: faces, perceived age and gender per class, with intervals",
         description="Detect faces in DATASET (a folder with class subfolders, a flat folder, a CSV/JSONL "
-        "manifest, or builtin:faces-demo, the default) and estimate perceived age and gender; or aggregate "
+        "manifest, webdataset tar shards (a path or a brace pattern: 'data/shard-{0000..0099}.tar'), Parquet files "
+        "of image bytes, or builtin:faces-demo, the default) and estimate perceived age and gender; or aggregate "
         "precomputed --face-records. Writes records.jsonl or records.parquet (per image, as produced, "
         "resumable), audit.json, the results JSON and its card to --out. Perceived attributes are model "
         "outputs, not facts.",
@@ -61,8 +79,8 @@ def add_parser(sub: Any) -> None:
     audit.add_argument(
         "dataset",
         nargs="?",
-        help="dataset folder, manifest, or builtin:faces-demo (default); 'init-datasheet' writes the datasheet "
-        "answers template to --out (default ./datasheet-answers.yaml)",
+        help="dataset folder, manifest, webdataset .tar shards, Parquet, or builtin:faces-demo (default); "
+        "'init-datasheet' writes the datasheet answers template to --out (default ./datasheet-answers.yaml)",
     )
     audit.add_argument("--datasheet-answers", metavar="YAML", help="the dataset owner's datasheet answers")
     audit.add_argument(
@@ -104,4 +122,6 @@ def add_parser(sub: Any) -> None:
         default="jsonl",
         help="per-image records as records.jsonl (default) or a records.parquet folder (extra parquet)",
     )
+    add_scale_options(audit)
+    add_column_options(audit)
     audit.set_defaults(func=_cmd_audit)

@@ -39,8 +39,15 @@ def run_audit(
     nsfw: bool = False,
     records_format: str = "jsonl",
     progress: bool = True,
-) -> Path:
-    """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path."""
+    shard: Any = None,
+    columns: Any = None,
+    executor: str | None = None,
+) -> Path | None:
+    """Audit ``spec`` (default ``builtin:faces-demo``) or aggregate ``face_records``; return the results path.
+
+    ``shard`` (:class:`audit.scale.shards.Shard`): record only that shard's images (and ``compare``'s) and
+    return None; the same call without it merges every shard's records and finishes the audit.
+    ``executor`` ``"ray"`` or ``"ray:ADDRESS"`` records the shards on Ray workers first."""
     from audit.dataset.datasheet import read_answers
     from audit.dataset.results import build_audit_results
     from audit.results import write_results
@@ -73,9 +80,25 @@ def run_audit(
 
         if records_format not in RECORDS_FORMATS:
             raise InputError(f"unknown records format {records_format!r}; available: {', '.join(RECORDS_FORMATS)}")
+        name = RECORDS_FORMATS[records_format]
+        compare_name = f"records-{_slug(compare)}{Path(name).suffix}" if compare else None
+        if shard is not None:
+            for job_backend, job_name in ((backend, name), (compare, compare_name)):
+                if job_backend:
+                    run_records(spec, out, backend=job_backend, workers=workers, nsfw=nsfw and job_name == name,
+                                records_name=job_name, progress=progress, shard=shard, columns=columns)  # fmt: skip
+            log.info("audit shard %s done in %s; run the command without --shard to merge every shard", shard, out)
+            return None
+        if executor:
+            from audit.scale.ray_executor import record_on_ray
+
+            for job_backend, job_name in ((backend, name), (compare, compare_name)):
+                if job_backend:
+                    record_on_ray(executor, spec, out, backend=job_backend, nsfw=nsfw and job_name == name,
+                                  records_name=job_name, columns=columns, progress=progress)  # fmt: skip
         path = run_records(
             spec, out, backend=backend, workers=workers, resume=resume, nsfw=nsfw,
-            records_name=RECORDS_FORMATS[records_format], progress=progress,
+            records_name=name, progress=progress, columns=columns,
         )  # fmt: skip
         records = read_records(path)
         stats = summarize_records(records, abstain_below)
@@ -87,8 +110,8 @@ def run_audit(
             info["sha256"] = {**info["sha256"], **info["nsfw"]["sha256"]}
             info["licences"] = [*info["licences"], info["nsfw"]["licence"]]
         if compare:
-            suffix = path.suffix
-            comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, suffix, progress)
+            comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, compare_name, progress,
+                                  columns)  # fmt: skip
     from audit.atomic import write_text_atomic
     from audit.dataset.datasheet import build_datasheet, to_markdown
 
@@ -103,7 +126,7 @@ def run_audit(
     if records is not None:
         from audit.dataset.thumbs import class_grids
 
-        grids, changed = class_grids(spec, records, show_faces)
+        grids, changed = class_grids(spec, records, show_faces, columns)
         if changed:
             log.warning(
                 "%d image(s) changed or became unreadable since they were recorded, left out of the thumbnails "
@@ -126,8 +149,9 @@ def _compare(
     workers: int | None,
     resume: bool,
     abstain_below: float,
-    suffix: str,
+    name: str,
     progress: bool,
+    columns: Any = None,
 ) -> dict[str, Any]:
     """The same images through a second backend: its statistics and the disagreement with the first."""
     from audit.dataset.backends import get_analyzer
@@ -136,9 +160,8 @@ def _compare(
     from audit.dataset.run import run_records
     from audit.dataset.summary import summarize_records
 
-    slug = "".join(ch if ch.isalnum() or ch in "-+" else "_" for ch in backend)[:80]
-    name = f"records-{slug}{suffix}"
-    path = run_records(spec, out, backend=backend, workers=workers, resume=resume, records_name=name, progress=progress)
+    path = run_records(spec, out, backend=backend, workers=workers, resume=resume, records_name=name,
+                       progress=progress, columns=columns)  # fmt: skip
     other = read_records(path)
     stats = summarize_records(other, abstain_below)
     return {
@@ -148,6 +171,11 @@ def _compare(
         "overall": stats["overall"],
         "disagreement": disagreement(records, other, abstain_below),
     }
+
+
+def _slug(backend: str) -> str:
+    """A backend spec as a file-name part (the compared backend's records file)."""
+    return "".join(ch if ch.isalnum() or ch in "-+" else "_" for ch in backend)[:80]
 
 
 def write_classes_csv(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -179,5 +179,6 @@ def record_store(path: Path) -> JsonlRecords | ParquetRecords:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record at ``path`` (either format), repairing what a kill left."""
-    return record_store(path).read()
+    """Every complete record at ``path`` (either format), repairing what a kill left, in source order
+    (by ``index``: records merged from shards were appended in the order the shards finished)."""
+    return sorted(record_store(path).read(), key=lambda r: r.get("index", 0))

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.atomic import output_folder
+from audit.atomic import output_folder, write_json_atomic
 from audit.errors import InputError
 from audit.run_identity import start_or_resume
+from audit.scale.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,32 @@ class Item:
     refusal: str | None = None
     refusal_message: str | None = None
     index: int = 0  # position in the source: the record's key
+    span: tuple[int, int] | None = None  # the image's bytes within ``path`` (a tar member)
+    data: bytes | None = None  # the image's bytes (a Parquet cell)
+
+    def load(self) -> Any:
+        """The item's :class:`audit.io.LoadResult` through the one loader (not for in-memory pixels)."""
+        from audit.io.sources import ImageRecord, load_record
+
+        record = ImageRecord(Path(self.path or ""), self.relpath, span=self.span, data=self.data)
+        return load_record(record)
 
 
-def dataset_items(spec: str) -> Iterator[Item]:
-    """Items of ``builtin:faces-demo``, a folder, or a CSV/JSONL manifest, in source order. The source is
-    opened (and a manifest checked whole) now, before the caller starts any model."""
+def dataset_items(spec: str, columns: Any = None, *, start: int = 0) -> Iterator[Item]:
+    """Items of ``builtin:faces-demo``, a folder, a CSV/JSONL manifest, webdataset shards or Parquet, in
+    source order. The source is opened (and a manifest checked whole) now, before the caller starts any
+    model. ``columns``: :class:`audit.io.archives.Columns` for Parquet. ``start``: begin at that index
+    (a Parquet source skips whole row groups unread)."""
     if spec == "builtin:faces-demo":
-        return _builtin_items()
+        return _builtin_items(start)
     if spec.startswith("builtin:"):
         raise InputError(f"unknown builtin dataset {spec!r}; available: builtin:faces-demo")
-    from audit.io import open_source
+    from audit.io import archives, open_source
 
-    records = open_source(spec)
+    if archives.is_parquet(spec):
+        records = archives.parquet_source(spec, columns, start=start)
+    else:
+        records = itertools.islice(open_source(spec, columns=columns), start, None)
     return (
         Item(
             record.relpath,
@@ -74,16 +89,19 @@ def dataset_items(spec: str) -> Iterator[Item]:
             refusal=record.refusal,
             refusal_message=record.refusal_message,
             index=i,
+            span=record.span,
+            data=record.data,
         )
-        for i, record in enumerate(records)
+        for i, record in enumerate(records, start=start)
     )
 
 
-def _builtin_items() -> Iterator[Item]:
+def _builtin_items(start: int = 0) -> Iterator[Item]:
     from audit.dataset.builtin import faces_demo
 
     for i, b in enumerate(faces_demo()):
-        yield Item(b.relpath, b.label, pixels=b.load(), index=i)
+        if i >= start:
+            yield Item(b.relpath, b.label, pixels=b.load(), index=i)
 
 
 def _init_worker(backend: str, nsfw: bool = False) -> None:
@@ -112,7 +130,6 @@ def _nsfw_checker(nsfw: bool) -> Any:
 def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str, Any]:
     """The record of one image: status, size, sha256, its faces (boxes, scores, perceived age/gender)
     and, when an NSFW checker is given, its NudeNet labels."""
-    from audit.io import load_image
     from audit.io.images import BACKEND_ERROR, TOO_LARGE
 
     analyzer = analyzer or _ANALYZER
@@ -124,7 +141,7 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str
 
     meta: dict[str, Any] = {}
     if item.path is not None:
-        result = load_image(item.path)
+        result = item.load()
         if not result.ok:
             return {**record, "status": result.reason, "message": result.message, "faces": []}
         image, sha, meta = result.image, result.sha256, result.meta
@@ -183,10 +200,14 @@ def run_records(
     records_name: str = RECORDS_FILE,
     nsfw: bool = False,
     progress: bool = True,
+    shard: Shard | None = None,
+    columns: Any = None,
 ) -> Path:
-    """Analyse every image of ``spec`` into ``out/records_name`` (see the module docstring)."""
-    from tqdm.auto import tqdm
+    """Analyse every image of ``spec`` into ``out/records_name`` (see the module docstring).
 
+    With ``shard`` (K of N), analyse only that shard's images into its own part file under
+    ``out/shards/`` and mark it done; without, first take in every record the shards wrote, then analyse
+    what is still missing: the records equal a one-process run's (:mod:`audit.scale.shards`)."""
     from audit.dataset.record_store import record_store
 
     output_folder(out)
@@ -194,53 +215,182 @@ def run_records(
     other = [out / name for name in RECORDS_FORMATS.values() if name != records_name and (out / name).exists()]
     if other and records_name in RECORDS_FORMATS.values():
         raise InputError(f"{out} holds an audit with {other[0].name}: resume it in that format, or use another --out")
+    job = Path(records_name).stem
+    identity_file = out / f"{job}.run.json"
+    identity = records_identity(spec, backend, nsfw, columns)
+    items = dataset_items(spec, columns)  # a bad source is refused before the folder records a run
+    if shard is not None:
+        return record_shard(spec, out, shard, identity, backend=backend, workers=workers, chunk=chunk,
+                            job=job, nsfw=nsfw, progress=progress, columns=columns)  # fmt: skip
     store = record_store(path)
-    identity_file = out / f"{Path(records_name).stem}.run.json"
-    identity = records_identity(spec, backend, nsfw)
-    items = dataset_items(spec)  # a bad source is refused before the folder records a run
-    start_or_resume(identity_file, identity, resume=resume, started=store.exists(), what="an audit")
-    previous = store.read()
-    done = {r["index"]: r["image"] for r in previous}
+    parts = shard_parts(out, job)
+    start_or_resume(identity_file, identity, resume=resume or bool(parts), started=store.exists() or bool(parts),
+                    what="an audit")  # fmt: skip
+    previous = {r["index"]: r for r in store.read()}
+    merged = _merge_parts(parts, previous, store)
+    if merged:
+        log.info("took in %d record(s) written by %d shard(s)", merged, len(parts))
+    done = {i: r["image"] for i, r in previous.items()}
     todo = _not_yet_recorded(items, done)
-    workers = workers or min(2, os.cpu_count() or 1)
-    bar = tqdm(desc=f"audit ({backend})", unit="img", initial=len(done), disable=not progress)
     try:
-
-        def write(record: dict[str, Any]) -> None:
-            store.append(record)
-            bar.update(1)
-
-        if workers <= 1:
-            from audit.dataset.backends import get_analyzer
-
-            analyzer, checker = get_analyzer(backend), _nsfw_checker(nsfw)
-            for item in todo:
-                write(analyze_item(item, analyzer, checker))
-        else:
-            import multiprocessing
-
-            pending: deque[Future[list[dict[str, Any]]]] = deque()
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(backend, nsfw)
-            ) as pool:
-                while True:
-                    while len(pending) < 2 * workers:
-                        batch = list(itertools.islice(todo, chunk))
-                        if not batch:
-                            break
-                        pending.append(pool.submit(_analyze_many, batch))
-                    if not pending:
-                        break
-                    for record in pending.popleft().result():
-                        write(record)
+        analyse(todo, store.append, backend=backend, nsfw=nsfw, workers=workers, chunk=chunk,
+                progress=progress, initial=len(done))  # fmt: skip
     finally:
         store.close()
-    bar.close()
     return path
 
 
-def records_identity(spec: str, backend: str, nsfw: bool) -> dict[str, Any]:
+def record_shard(
+    spec: str,
+    out: Path,
+    shard: Shard,
+    identity: dict[str, Any],
+    *,
+    backend: str,
+    job: str = "records",
+    workers: int | None = None,
+    chunk: int = 8,
+    nsfw: bool = False,
+    progress: bool = True,
+    columns: Any = None,
+    analyzer: Any = None,
+    checker: Any = None,
+) -> Path:
+    """Shard ``shard``'s records into ``out/shards/<job>/<K>-of-<N>.jsonl``, then its marker. A finished
+    shard is left as it is; a torn one continues from its complete lines. Returns the part file."""
+    from audit.dataset.record_store import JsonlRecords
+    from audit.scale.shards import ShardMarker, shard_folder
+
+    adopt_identity(out / f"{job}.run.json", identity, what="an audit")
+    marker = ShardMarker(out, job, shard)
+    part = JsonlRecords(shard_folder(out, job) / f"{shard.name}.jsonl")
+    if marker.done():
+        log.info("shard %s is already done (%s): nothing to do", shard, marker.path)
+        return part.path
+    part.path.parent.mkdir(parents=True, exist_ok=True)
+    indices = shard.range(count_items(spec, columns))
+    done = {r["index"]: r["image"] for r in part.read()}
+    todo = _not_yet_recorded(dataset_items(spec, columns, start=indices.start), done, stop=indices.stop)
+    try:
+        analyse(todo, part.append, backend=backend, nsfw=nsfw, workers=workers, chunk=chunk, progress=progress,
+                initial=len(done), total=len(indices), what=f"audit shard {shard}", analyzer=analyzer,
+                checker=checker)  # fmt: skip
+    finally:
+        part.close()
+    written = len({r["index"] for r in part.read()})
+    if written != len(indices):  # the source shrank under us, or a record was lost: never mark it done
+        raise InputError(f"shard {shard}: {written} of {len(indices)} records written; run the shard again")
+    marker.write(range=[indices.start, indices.stop], records=written)
+    return part.path
+
+
+def shard_parts(out: Path, job: str) -> list[Path]:
+    """The part files shards wrote for ``job`` (finished or not), in shard order."""
+    from audit.scale.shards import shard_folder
+
+    folder = shard_folder(out, job)
+    return sorted(folder.glob("*-of-*.jsonl")) if folder.is_dir() else []
+
+
+def _merge_parts(parts: list[Path], previous: dict[int, dict[str, Any]], store: Any) -> int:
+    """Append to ``store`` (in index order) every complete shard record it does not hold yet; a part
+    record that names another file than the store's record at the same index means two datasets."""
+    from audit.dataset.record_store import JsonlRecords
+
+    new: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        for record in JsonlRecords(part).read():
+            known = previous.get(record["index"]) or new.get(record["index"])
+            if known is None:
+                new[record["index"]] = record
+            elif known["image"] != record["image"]:
+                raise InputError(
+                    f"{part} records item {record['index']} as {record['image']!r}, but this audit has "
+                    f"{known['image']!r} there: the shards ran on another dataset; use a new --out"
+                )
+    for index in sorted(new):
+        store.append(new[index])
+        previous[index] = new[index]
+    return len(new)
+
+
+def adopt_identity(path: Path, identity: dict[str, Any], *, what: str) -> None:
+    """A shard's check: join the run ``path`` names (same identity) or start it; never a "pass --resume"
+    error, since shards of one run start in any order and at once (they write the same bytes)."""
+    from audit.run_identity import check_identity
+
+    if path.is_file():
+        check_identity(path, identity, what=what)
+    else:
+        write_json_atomic(path, identity)
+
+
+def count_items(spec: str, columns: Any = None) -> int:
+    """How many items ``spec`` holds, as cheaply as the source allows (Parquet: its footers; a tar: its
+    headers; a folder: its listing)."""
+    from audit.io import archives
+
+    if not spec.startswith("builtin:") and archives.is_parquet(spec):
+        return archives.parquet_rows(spec, columns)
+    if spec == "builtin:faces-demo":
+        from audit.dataset.builtin import faces_demo
+
+        return sum(1 for _ in faces_demo())
+    return sum(1 for _ in dataset_items(spec, columns))
+
+
+def analyse(
+    todo: Iterator[Item],
+    write: Any,
+    *,
+    backend: str,
+    nsfw: bool,
+    workers: int | None,
+    chunk: int = 8,
+    progress: bool = True,
+    initial: int = 0,
+    total: int | None = None,
+    what: str | None = None,
+    analyzer: Any = None,
+    checker: Any = None,
+) -> None:
+    """Analyse ``todo`` in order, calling ``write(record)`` for each, in ``workers`` processes (one: in this
+    process, with ``analyzer`` and ``checker`` when given, already built)."""
+    from tqdm.auto import tqdm
+
+    workers = workers or min(2, os.cpu_count() or 1)
+    bar = tqdm(desc=what or f"audit ({backend})", unit="img", initial=initial, total=total, disable=not progress)
+    try:
+        if workers <= 1:
+            from audit.dataset.backends import get_analyzer
+
+            analyzer = analyzer or get_analyzer(backend)
+            checker = checker if checker is not None else _nsfw_checker(nsfw)
+            for item in todo:
+                write(analyze_item(item, analyzer, checker))
+                bar.update(1)
+            return
+        import multiprocessing
+
+        pending: deque[Future[list[dict[str, Any]]]] = deque()
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(backend, nsfw)) as pool:
+            while True:
+                while len(pending) < 2 * workers:
+                    batch = list(itertools.islice(todo, chunk))
+                    if not batch:
+                        break
+                    pending.append(pool.submit(_analyze_many, batch))
+                if not pending:
+                    break
+                for record in pending.popleft().result():
+                    write(record)
+                    bar.update(1)
+    finally:
+        bar.close()
+
+
+def records_identity(spec: str, backend: str, nsfw: bool, columns: Any = None) -> dict[str, Any]:
     """Everything that changes a record (see :mod:`audit.run_identity`)."""
     from audit.dataset.backends import check_spec
     from audit.io.images import default_max_pixels
@@ -251,6 +401,7 @@ def records_identity(spec: str, backend: str, nsfw: bool) -> dict[str, Any]:
         "job": "audit records",
         "records_schema": RECORDS_SCHEMA,
         "dataset": dataset_identity(spec),
+        "columns": None if columns is None else vars(columns),
         "backend": check_spec(backend),
         "nsfw": nsfw,
         "max_pixels": default_max_pixels(),
@@ -258,9 +409,12 @@ def records_identity(spec: str, backend: str, nsfw: bool) -> dict[str, Any]:
     }
 
 
-def _not_yet_recorded(items: Iterator[Item], done: dict[int, str]) -> Iterator[Item]:
-    """The items whose index has no record; each recorded index must still name the same file."""
+def _not_yet_recorded(items: Iterator[Item], done: dict[int, str], stop: int | None = None) -> Iterator[Item]:
+    """The items (before index ``stop``) whose index has no record; each recorded index must still name the
+    same file."""
     for item in items:
+        if stop is not None and item.index >= stop:
+            return
         recorded = done.get(item.index)
         if recorded is None:
             yield item

@@ -46,7 +46,7 @@ def square_thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
 
 
 def class_grids(
-    spec: str, records: list[dict[str, Any]], show_faces: bool = False
+    spec: str, records: list[dict[str, Any]], show_faces: bool = False, columns: Any = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Per class (the :data:`MAX_CLASSES` with the most readable images), a PNG grid (base64) of up to
     :data:`PER_CLASS` images, those with faces first; images the NSFW check flagged are never shown. Also
@@ -54,7 +54,6 @@ def class_grids(
     out of the grids, never blurred with stale boxes."""
     from audit.dataset.nsfw import is_flagged
     from audit.dataset.run import dataset_items
-    from audit.io import load_image
     from audit.io.encode import image_grid, png_base64
 
     chosen: dict[str, list[dict[str, Any]]] = {}
@@ -67,23 +66,30 @@ def class_grids(
         chosen.setdefault(r["class"], [])
         if len(chosen[r["class"]]) < PER_CLASS:
             chosen[r["class"]].append(r)
-    wanted = {r["image"]: r for rs in chosen.values() for r in rs}
-    pixels: dict[str, np.ndarray] = {}
+    wanted = {r["index"]: r for rs in chosen.values() for r in rs}
+    pixels: dict[int, np.ndarray] = {}
     changed: list[str] = []
-    for item in dataset_items(spec):
-        if item.relpath in wanted and item.relpath not in pixels:
+    last = max(wanted, default=-1)
+    for item in dataset_items(spec, columns):
+        if item.index > last:
+            break  # every chosen image is found: the rest of the source is not read again
+        if item.index in wanted:
             image = item.pixels
             if item.path is not None:
-                result = load_image(item.path)
-                if not result.ok or result.sha256 != wanted[item.relpath].get("sha256"):
+                result = item.load()
+                if (
+                    not result.ok
+                    or result.sha256 != wanted[item.index].get("sha256")
+                    or item.relpath != wanted[item.index].get("image")
+                ):
                     changed.append(item.relpath)
                     continue
                 image = result.image
-            boxes = [f["box"] for f in wanted[item.relpath]["faces"]]
-            pixels[item.relpath] = square_thumbnail(image if show_faces else blur_faces(image, boxes))
+            boxes = [f["box"] for f in wanted[item.index]["faces"]]
+            pixels[item.index] = square_thumbnail(image if show_faces else blur_faces(image, boxes))
     grids = []
     for label in sorted(chosen):
-        images = [pixels[r["image"]] for r in chosen[label] if r["image"] in pixels]
+        images = [pixels[r["index"]] for r in chosen[label] if r["index"] in pixels]
         if images:
             grids.append({"class": label, "png": png_base64(image_grid(images, columns=PER_CLASS, cell=THUMB))})
     return grids, changed

@@ -161,8 +161,10 @@ def load_image(
     *,
     max_pixels: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    span: tuple[int, int] | None = None,
 ) -> LoadResult:
-    """Read and decode one file; never raises for a bad file (see the module docstring)."""
+    """Read and decode one file; never raises for a bad file (see the module docstring). ``span``
+    (offset, size): decode only those bytes of the file (a member of an uncompressed tar archive)."""
     problem = file_problem(path)
     if problem is not None:
         return problem
@@ -180,6 +182,8 @@ def load_image(
             problem = _not_regular(st.st_mode)
             if problem is not None:
                 return problem
+            if span is not None:
+                return _decode_span(fh, st.st_size, span, max_bytes, max_pixels)
             if st.st_size > max_bytes:
                 return refuse(TOO_LARGE, f"file is {st.st_size} bytes, over the limit of {max_bytes}", bytes=st.st_size)
             # read what the size promises, plus one byte to see whether the file grew meanwhile (never ask for
@@ -191,6 +195,19 @@ def load_image(
             return refuse(UNREADABLE, f"cannot read file: {exc.strerror or exc}")
     if len(data) > max_bytes:
         return refuse(TOO_LARGE, f"file grew past the limit of {max_bytes} bytes while being read")
+    return decode_image(data, max_pixels=max_pixels)
+
+
+def _decode_span(fh: Any, file_size: int, span: tuple[int, int], max_bytes: int, max_pixels: int | None) -> LoadResult:
+    offset, size = span
+    if size > max_bytes:
+        return refuse(TOO_LARGE, f"member is {size} bytes, over the limit of {max_bytes}", bytes=size)
+    if offset + size > file_size:
+        return refuse(TRUNCATED, f"the archive ends before this member does ({file_size} < {offset + size} bytes)")
+    fh.seek(offset)
+    data = fh.read(size)
+    if len(data) < size:
+        return refuse(TRUNCATED, f"the archive ends before this member does ({len(data)} of {size} bytes)")
     return decode_image(data, max_pixels=max_pixels)
 
 

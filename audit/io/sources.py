@@ -29,7 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.io.images import MANIFEST_ERROR, MISSING, OUTSIDE_ROOT, UNREADABLE, file_problem, require_file
+from audit.io.images import (
+    MANIFEST_ERROR,
+    MISSING,
+    OUTSIDE_ROOT,
+    UNREADABLE,
+    LoadResult,
+    decode_image,
+    file_problem,
+    load_image,
+    refuse,
+    require_file,
+)
 from audit.io.names import clean_text, escape_name
 
 IMAGE_SUFFIXES = frozenset(
@@ -65,6 +76,18 @@ class ImageRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     refusal: str | None = None
     refusal_message: str | None = None
+    span: tuple[int, int] | None = None  # (offset, size) of the image's bytes inside ``path`` (a tar member)
+    data: bytes | None = None  # the image's bytes, when they do not lie in a file of their own (Parquet)
+
+
+def load_record(record: ImageRecord, *, max_pixels: int | None = None) -> LoadResult:
+    """Decode one record's image through the one loader, or give back its refusal: a file, a byte span of an
+    archive, or bytes read from a table are checked and decoded alike."""
+    if record.refusal is not None:
+        return refuse(record.refusal, record.refusal_message or record.refusal)
+    if record.data is not None:
+        return decode_image(record.data, max_pixels=max_pixels)
+    return load_image(record.path, max_pixels=max_pixels, span=record.span)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -223,11 +246,18 @@ def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any], str | Non
             yield line_no, row, None
 
 
-def open_source(spec: str | Path, *, allow_outside_root: bool = False) -> Iterator[ImageRecord]:
-    """A folder path or a manifest file path -> its record iterator."""
+def open_source(spec: str | Path, *, allow_outside_root: bool = False, columns: Any = None) -> Iterator[ImageRecord]:
+    """A folder, a manifest, webdataset tar shards (a path or a brace pattern) or Parquet files -> the
+    record iterator (``columns``: :class:`audit.io.archives.Columns` for Parquet)."""
+    from audit.io import archives
+
+    if archives.is_webdataset(str(spec)):
+        return archives.webdataset_source(str(spec))
+    if archives.is_parquet(str(spec)):
+        return archives.parquet_source(str(spec), columns)
     path = Path(spec)
     if path.is_dir():
         return folder_source(path, allow_outside_root=allow_outside_root)
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         return manifest_source(path, allow_outside_root=allow_outside_root)
-    raise InputError(f"not a dataset folder or a .csv/.jsonl manifest: {spec}")
+    raise InputError(f"not a dataset folder, a .csv/.jsonl manifest, webdataset .tar shards or Parquet: {spec}")

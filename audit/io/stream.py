@@ -18,8 +18,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from typing import Any
 
-from audit.io.images import LoadResult, load_image
-from audit.io.sources import ImageRecord
+from audit.io.images import LoadResult
+from audit.io.sources import ImageRecord, load_record
 
 
 @dataclass
@@ -35,9 +35,7 @@ class LoadedItem:
 
 
 def _load(record: ImageRecord, max_pixels: int | None) -> LoadResult:
-    if record.refusal is not None:
-        return LoadResult(image=None, reason=record.refusal, message=record.refusal_message)
-    return load_image(record.path, max_pixels=max_pixels)
+    return load_record(record, max_pixels=max_pixels)
 
 
 def _load_many(records: list[ImageRecord], max_pixels: int | None) -> list[LoadResult]:

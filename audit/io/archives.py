@@ -1,0 +1,362 @@
+"""Datasets read where they lie, never extracted: webdataset tar shards and Parquet tables of image bytes.
+
+**webdataset** (``data/shard-{0000..0099}.tar``, a path or a brace pattern; see docs/scale-out.md): a
+sample is the run of consecutive members that share a key (the member name up to the first dot of its
+base name). Its image member (``jpg``, ``png``, ``webp``, ...) is the image; ``cls`` is the label (text
+or an integer), ``txt`` the caption, ``json`` metadata kept with the record. An uncompressed tar is read
+by offsets: the walk reads headers only and each image is decoded from its byte span by the worker that
+analyses it (:func:`audit.io.images.load_image` with ``span``), through the same checks as any file. A
+compressed tar (``.tar.gz``) is streamed and the bytes travel with the record.
+
+Hostile members get a reason, never a write or an escape: a member with an absolute name or a ``..``
+part is ``outside_root``; a link, device or FIFO member is ``not_a_file``; a sample with no image is
+``not_an_image``; a tar that ends mid-member is one ``truncated`` record and the walk goes on with the
+next shard.
+
+**Parquet** (a ``.parquet`` file or a folder of them, e.g. img2dataset's output or a HuggingFace dataset
+export): the image column holds bytes, either as a binary column or as HuggingFace's ``{bytes, path}``
+struct. A column of URLs is refused with one line: genaudit never fetches images.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit.errors import InputError
+from audit.io.images import DEFAULT_MAX_BYTES, EMPTY, NOT_A_FILE, NOT_AN_IMAGE, OUTSIDE_ROOT, TOO_LARGE, TRUNCATED
+from audit.io.names import clean_text, escape_name
+from audit.io.sources import IMAGE_SUFFIXES, ImageRecord
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+WEBDATASET_IMAGE_EXTS = frozenset(s.lstrip(".") for s in IMAGE_SUFFIXES)
+MAX_TEXT_BYTES = 1 << 20  # a cls, txt or json member larger than this is not read (noted in the record)
+_BRACE = re.compile(r"\{([^{}]*)\}")
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which Parquet columns hold the image, the label and the caption (None: the default when present)."""
+
+    image: str = "image"
+    label: str | None = None
+    caption: str | None = None
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Bash-style brace expansion, as webdataset shard lists are written: ``a-{0000..0002}.tar`` gives
+    three names (zero padding kept), ``{train,val}`` two; several groups multiply, left to right."""
+    match = _BRACE.search(pattern)
+    if match is None:
+        return [pattern]
+    body = match.group(1)
+    rng = _RANGE.match(body)
+    if rng:
+        a, b = int(rng.group(1)), int(rng.group(2))
+        width = len(rng.group(1)) if rng.group(1).lstrip("-").startswith("0") else 0
+        if abs(b - a) > 10_000_000:
+            raise InputError(f"brace range {{{body}}} names more than 10 million files")
+        step = 1 if b >= a else -1
+        options = [f"{v:0{width}d}" for v in range(a, b + step, step)]
+    else:
+        options = body.split(",")
+    head, tail = pattern[: match.start()], pattern[match.end() :]
+    return [name for option in options for name in expand_braces(head + option + tail)]
+
+
+def is_webdataset(spec: str) -> bool:
+    """A tar shard or a brace pattern of them."""
+    return any(spec.lower().endswith(s) for s in TAR_SUFFIXES) or (
+        _BRACE.search(spec) is not None and any(s in spec.lower() for s in TAR_SUFFIXES)
+    )
+
+
+def is_parquet(spec: str) -> bool:
+    """A ``.parquet`` file, or a folder with ``.parquet`` files and no images at its top level."""
+    path = Path(spec)
+    if path.is_file():
+        return path.suffix.lower() == ".parquet"
+    if not path.is_dir():
+        return False
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    if any(Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names):
+        return False
+    return any(True for _ in itertools.islice(_parquet_files(path), 1))
+
+
+def shard_files(spec: str) -> list[Path]:
+    """The tar files a webdataset spec names, every one checked to be a regular file now (before any work)."""
+    from audit.io.images import require_file
+
+    files = [Path(p) for p in expand_braces(spec)]
+    for f in files:
+        require_file(f, "webdataset shard")
+    return files
+
+
+def webdataset_source(spec: str) -> Iterator[ImageRecord]:
+    """One record per sample of every shard, in shard order then member order."""
+    files = shard_files(spec)
+    return itertools.chain.from_iterable(_tar_records(f) for f in files)
+
+
+def _sample_key(name: str) -> tuple[str, str]:
+    """(key, extension) as webdataset splits a member name: at the first dot of the base name."""
+    folder, _, base = name.rpartition("/")
+    stem, dot, ext = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), (ext.lower() if dot else "")
+
+
+def _unsafe(name: str) -> bool:
+    return name.startswith("/") or ".." in name.split("/")
+
+
+def _tar_records(path: Path) -> Iterator[ImageRecord]:
+    streamed = not path.name.lower().endswith(".tar")
+    try:
+        tar = tarfile.open(path, "r|*" if streamed else "r:")  # noqa: SIM115 (closed by the with below)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        yield _refused(path, f"{path.name}", TRUNCATED if isinstance(exc, EOFError) else NOT_AN_IMAGE,
+                       f"not a readable tar archive: {exc}")  # fmt: skip
+        return
+    with tar:
+        group: list[tuple[tarfile.TarInfo, bytes | None]] = []
+        members = iter(tar)
+        while True:
+            try:
+                member = next(members)
+            except StopIteration:
+                break
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                yield from _sample(path, group, streamed, tar)
+                group = []
+                yield _refused(path, f"{path.name}/(end)", TRUNCATED, f"the archive is cut short or damaged: {exc}")
+                break
+            if member.isdir():
+                continue
+            if group and _sample_key(group[0][0].name)[0] != _sample_key(member.name)[0]:
+                yield from _sample(path, group, streamed, tar)
+                group = []
+            # a streamed archive cannot be read back later: keep the bytes of its members as they pass
+            data = _read_member(tar, member, DEFAULT_MAX_BYTES) if streamed and member.isfile() else None
+            group.append((member, data))
+            if not streamed:
+                tar.members = []  # headers are not kept: memory stays flat over a shard of any length
+        yield from _sample(path, group, streamed, tar)
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes | None:
+    if member.size > limit:
+        return None
+    fh = tar.extractfile(member)
+    return None if fh is None else fh.read(limit + 1)
+
+
+def _sample(
+    path: Path, group: list[tuple[tarfile.TarInfo, bytes | None]], streamed: bool, tar: tarfile.TarFile
+) -> Iterator[ImageRecord]:
+    if not group:
+        return
+    key, _ = _sample_key(group[0][0].name)
+    name = f"{escape_name(path.name)}/{escape_name(key)}"
+    by_ext = {}
+    for member, data in group:
+        if _unsafe(member.name):
+            message = f"member {escape_name(member.name)!r} has an absolute or '..' name"
+            yield _refused(path, name, OUTSIDE_ROOT, message)
+            return
+        if not member.isfile():
+            message = f"member {escape_name(member.name)!r} is a link or device, not a file"
+            yield _refused(path, name, NOT_A_FILE, message)
+            return
+        by_ext.setdefault(_sample_key(member.name)[1], (member, data))
+    image_ext = next((e for e in by_ext if e.rpartition(".")[2] in WEBDATASET_IMAGE_EXTS), None)
+    if image_ext is None:
+        yield _refused(path, name, NOT_AN_IMAGE, f"sample has no image member (members: {sorted(by_ext)[:8]})")
+        return
+    member, data = by_ext[image_ext]
+
+    def text(ext: str) -> str | None:
+        if ext not in by_ext:
+            return None
+        m, raw = by_ext[ext]
+        if raw is None and not streamed:
+            raw = _read_member(tar, m, MAX_TEXT_BYTES) if m.size <= MAX_TEXT_BYTES else None
+        if raw is None or len(raw) > MAX_TEXT_BYTES:
+            return None
+        return raw.decode("utf-8", errors="surrogateescape").strip()
+
+    label, caption, meta = text("cls"), text("txt"), text("json")
+    extra: dict[str, Any] = {"member": escape_name(member.name)}
+    if meta is not None:
+        try:
+            parsed = json.loads(meta)
+            extra["json"] = parsed if isinstance(parsed, dict) else {"value": parsed}
+        except (json.JSONDecodeError, RecursionError):
+            extra["json_error"] = "the sample's json member is not valid JSON"
+    record = ImageRecord(
+        path=path,
+        relpath=f"{name}.{escape_name(image_ext)}",
+        label=clean_text(label) if label else None,
+        caption=clean_text(caption) if caption else None,
+        extra=extra,
+    )
+    if member.size > DEFAULT_MAX_BYTES:
+        record.refusal, record.refusal_message = TOO_LARGE, f"member is {member.size} bytes, over the limit"
+    elif streamed:
+        record.data = data
+    else:
+        record.span = (member.offset_data, member.size)
+    yield record
+
+
+def _refused(path: Path, name: str, reason: str, message: str) -> ImageRecord:
+    return ImageRecord(path=path, relpath=name, refusal=reason, refusal_message=message)
+
+
+# ---------------------------------------------------------------------------------------------------- Parquet
+
+
+def _parquet_files(path: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for f in sorted(files):
+            if f.lower().endswith(".parquet") and not f.startswith((".", "_")):
+                yield Path(root) / f
+
+
+def parquet_files(spec: str) -> list[Path]:
+    path = Path(spec)
+    files = [path] if path.is_file() else list(_parquet_files(path))
+    if not files:
+        raise InputError(f"no .parquet files in {spec}")
+    return files
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise InputError('reading Parquet needs pyarrow: pip install "genaudit[parquet]"') from exc
+    return pq
+
+
+def _parquet_plan(file: Path, columns: Columns) -> tuple[str, str | None, str | None, str | None]:
+    """(image, label, caption, key) column names of ``file``, checked against its schema."""
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    try:
+        schema = pq.read_schema(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{file}: not a readable Parquet file ({exc})") from None
+    names = schema.names
+    if columns.image not in names:
+        raise InputError(f"{file}: no image column {columns.image!r} (columns: {names[:12]}); set --image-column")
+    kind = schema.field(columns.image).type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        sample = pq.read_table(file, columns=[columns.image]).column(0).drop_null()
+        first = str(sample[0]) if len(sample) else ""
+        if re.match(r"^[a-z][a-z0-9+.-]*://", first, re.IGNORECASE):
+            raise InputError(
+                f"{file}: column {columns.image!r} holds URLs, not image bytes; genaudit never fetches images: "
+                "download them first (e.g. img2dataset --output_format parquet), then audit that output"
+            )
+        raise InputError(
+            f"{file}: column {columns.image!r} holds text, not image bytes; list local files in a manifest instead"
+        )
+    if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or _is_image_struct(kind)):
+        raise InputError(f"{file}: column {columns.image!r} is {kind}, not image bytes or a {{bytes, path}} struct")
+
+    def optional(asked: str | None, default: str) -> str | None:
+        if asked is not None and asked not in names:
+            raise InputError(f"{file}: no column {asked!r} (columns: {names[:12]})")
+        return asked or (default if default in names else None)
+
+    key = "key" if "key" in names else None
+    return columns.image, optional(columns.label, "label"), optional(columns.caption, "caption"), key
+
+
+def _is_image_struct(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0
+
+
+def parquet_rows(spec: str, columns: Columns | None = None) -> int:
+    """How many rows (images) the Parquet spec holds, from the files' footers (no data read)."""
+    pq = _pyarrow()
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(spec))
+
+
+def parquet_source(spec: str, columns: Columns | None = None, *, start: int = 0) -> Iterator[ImageRecord]:
+    """One record per row of every file (sorted), in row order, read a batch at a time. Every file's schema
+    is checked now; ``start`` skips that many rows, whole row groups without reading them."""
+    columns = columns or Columns()
+    files = parquet_files(spec)
+    plans = [_parquet_plan(f, columns) for f in files]
+    return _parquet_records(files, plans, start)
+
+
+def _parquet_records(files: list[Path], plans: list[Any], start: int) -> Iterator[ImageRecord]:
+    pq = _pyarrow()
+    skip = start
+    for file, (image_col, label_col, caption_col, key_col) in zip(files, plans, strict=True):
+        reader = pq.ParquetFile(file)
+        wanted = [c for c in (image_col, label_col, caption_col, key_col) if c]
+        row = 0
+        for group in range(reader.metadata.num_row_groups):
+            rows = reader.metadata.row_group(group).num_rows
+            if skip >= rows:
+                skip -= rows
+                row += rows
+                continue
+            table = reader.read_row_group(group, columns=wanted)
+            for batch in table.to_batches(max_chunksize=256):
+                for values in batch.to_pylist():
+                    if skip:
+                        skip -= 1
+                        row += 1
+                        continue
+                    yield _parquet_record(file, row, values, image_col, label_col, caption_col, key_col)
+                    row += 1
+
+
+def _parquet_record(
+    file: Path, row: int, values: dict[str, Any], image_col: str, label_col: str | None,
+    caption_col: str | None, key_col: str | None,
+) -> ImageRecord:  # fmt: skip
+    cell = values.get(image_col)
+    inner_path = None
+    if isinstance(cell, dict):
+        inner_path = cell.get("path")
+        cell = cell.get("bytes")
+    key = values.get(key_col) if key_col else None
+    name = key if key not in (None, "") else inner_path if inner_path else f"{row:06d}"
+    label = values.get(label_col) if label_col else None
+    caption = values.get(caption_col) if caption_col else None
+    record = ImageRecord(
+        path=file,
+        relpath=f"{escape_name(file.name)}/{escape_name(str(name))}",
+        label=None if label in (None, "") else clean_text(str(label)),
+        caption=None if caption in (None, "") else clean_text(str(caption)),
+        extra={"row": row},
+    )
+    if not cell:
+        record.refusal, record.refusal_message = EMPTY, f"row {row} has no image bytes"
+    elif len(cell) > DEFAULT_MAX_BYTES:
+        record.refusal, record.refusal_message = TOO_LARGE, f"row {row}: {len(cell)} bytes, over the limit"
+    else:
+        record.data = bytes(cell)
+    return record

@@ -1,0 +1,246 @@
+"""Run a job's shards on Ray (extra ``ray``): a local Ray on this machine, or a cluster (docs/scale-out.md).
+
+The driver cuts the job into shards (:mod:`audit.scale.shards`) and hands them to a pool of actors. Each
+actor builds the job's models once (the face backend, the generator and extractors, the scorer) and runs
+shard after shard through exactly the code ``--shard K/N`` runs, writing the same part files and
+markers into the shared ``--out`` (on a cluster: a folder every node mounts). So:
+
+- resume is genaudit's own: shards with a marker are skipped, a torn shard continues from its part file;
+  Ray's checkpointing is not used;
+- a worker killed mid-shard is restarted by Ray and the shard retried (``max_restarts``,
+  ``max_task_retries``), continuing from what the dead worker wrote;
+- the driver then merges the parts in index order, as after ``--shard`` runs: the results equal a
+  one-process run's.
+
+Errors that stop a run before it starts are one line: Ray not installed, an address nobody answers at,
+a cluster without the GPUs asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from audit.errors import InputError
+from audit.scale.shards import Shard, ShardMarker, all_shards
+
+log = logging.getLogger(__name__)
+
+SHARDS_PER_WORKER = 4  # default shards per worker: a killed shard redoes little, and stragglers even out
+OBJECT_STORE_BYTES = 256 * 1024 * 1024  # a local Ray's object store: shards pass no images through it
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where Ray runs and how the work is cut: ``address`` None starts a local Ray on this machine."""
+
+    address: str | None = None
+    workers: int | None = None
+    gpus: float = 0.0
+    shards: int | None = None
+
+    @classmethod
+    def from_spec(cls, spec: str, *, workers: int | None = None, gpus: float = 0.0, shards: int | None = None) -> Any:
+        """``ray`` or ``ray:ADDRESS`` (the CLI's ``--executor``) -> options."""
+        if spec != "ray" and not spec.startswith("ray:"):
+            raise InputError(f"--executor must be local, ray or ray:ADDRESS, got {spec!r}")
+        address = spec[4:] or None if spec.startswith("ray:") else None
+        return cls(address=address, workers=workers, gpus=gpus, shards=shards)
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError('--executor ray needs Ray: pip install "genaudit[ray]"') from None
+    return ray
+
+
+@contextmanager
+def ray_session(options: RayOptions) -> Iterator[Any]:
+    """Ray, started (or joined) for the run and shut down after it; a Ray the caller started is reused."""
+    ray = _ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    env = {"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}}
+    try:
+        if options.address is None:
+            ray.init(
+                include_dashboard=False, log_to_driver=False, object_store_memory=OBJECT_STORE_BYTES,
+                runtime_env=env, logging_level=logging.WARNING,
+            )  # fmt: skip
+        else:
+            ray.init(address=options.address, log_to_driver=False, runtime_env=env, logging_level=logging.WARNING)
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        where = options.address or "this machine"
+        raise InputError(f"cannot start or reach Ray at {where}: {' '.join(str(exc).split())[:300]}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def plan(ray: Any, options: RayOptions) -> tuple[int, dict[str, float]]:
+    """(workers, each actor's resources), checked against the cluster: GPUs asked for must exist."""
+    resources = ray.cluster_resources()
+    gpus, cpus = float(resources.get("GPU", 0.0)), float(resources.get("CPU", 1.0))
+    if options.gpus > 0:
+        workers = options.workers or max(1, int(gpus / options.gpus))
+        if gpus < options.gpus * workers - 1e-9:
+            raise InputError(
+                f"the Ray cluster has {gpus:g} GPU(s); {workers} worker(s) x {options.gpus:g} GPU(s) were asked for"
+            )
+        return workers, {"num_gpus": options.gpus, "num_cpus": 1}
+    workers = options.workers or max(1, int(cpus))
+    return workers, {"num_cpus": 1}
+
+
+def run_shards(
+    options: RayOptions,
+    job: str,
+    out: Any,
+    make_worker: Callable[[], Callable[[Shard], Any]],
+    *,
+    progress: bool = True,
+) -> list[Shard]:
+    """Run every unfinished shard of ``job`` in ``out`` on Ray. ``make_worker`` (picklable) is called once in
+    each actor to build the models; what it returns is called with each shard and writes the shard's outputs
+    and marker. Returns the shards run now."""
+    from tqdm.auto import tqdm
+
+    with ray_session(options) as ray:
+        workers, resources = plan(ray, options)
+        n = shard_count(out, job, options.shards or SHARDS_PER_WORKER * workers)
+        todo = [s for s in all_shards(n) if not ShardMarker(out, job, s).done()]
+        if not todo:
+            log.info("every one of the %d shards of %s is already done", n, job)
+            return []
+        actor_class = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(ShardWorker)
+        actors = [actor_class.remote(make_worker) for _ in range(min(workers, len(todo)))]
+        queue = list(todo)
+        running: dict[Any, tuple[Any, Shard]] = {}
+        bar = tqdm(total=len(todo), desc=f"{job} shards on Ray ({len(actors)} workers)", disable=not progress)
+        try:
+            for actor in actors:
+                if queue:
+                    shard = queue.pop(0)
+                    running[actor.run.remote(shard)] = (actor, shard)
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1)
+                actor, shard = running.pop(ready[0])
+                try:
+                    ray.get(ready[0])
+                except Exception as exc:  # the job's own error (a bad input) reaches the user as one line
+                    cause = getattr(exc, "cause", None) or exc
+                    if isinstance(cause, InputError):
+                        raise InputError(f"shard {shard}: {cause}") from None
+                    raise
+                bar.update(1)
+                if queue:
+                    nxt = queue.pop(0)
+                    running[actor.run.remote(nxt)] = (actor, nxt)
+        finally:
+            bar.close()
+            for actor in actors:
+                ray.kill(actor)
+    return todo
+
+
+def shard_count(out: Any, job: str, wanted: int) -> int:
+    """How many shards the Ray run of ``job`` in ``out`` is cut into: the count an earlier (interrupted) run
+    chose, so that its finished shards count on a rerun with another number of workers; else ``wanted``."""
+    import json
+    from pathlib import Path
+
+    from audit.atomic import write_json_atomic
+    from audit.scale.shards import shard_folder
+
+    path = shard_folder(Path(out), job) / "ray-plan.json"
+    try:
+        n = int(json.loads(path.read_text(encoding="utf-8"))["shards"])
+        if n >= 1:
+            return n
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    write_json_atomic(path, {"shards": wanted})
+    return wanted
+
+
+class ShardWorker:
+    """One Ray actor: the job's models built once, then shard after shard."""
+
+    def __init__(self, make_worker: Callable[[], Callable[[Shard], Any]]) -> None:
+        self.work = make_worker()
+
+    def run(self, shard: Shard) -> Any:
+        return self.work(shard)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# ------------------------------------------------------------------------------------------------ the audit
+
+
+@dataclass(frozen=True)
+class AuditShards:
+    """What each actor needs to record audit shards: picklable, models built in the actor."""
+
+    spec: str
+    out: str
+    backend: str
+    nsfw: bool
+    records_name: str
+    columns: Any
+    identity: dict[str, Any]
+
+    def __call__(self) -> Callable[[Shard], Any]:
+        from pathlib import Path
+
+        from audit.dataset.backends import get_analyzer
+        from audit.dataset.run import _nsfw_checker, record_shard
+
+        analyzer, checker = get_analyzer(self.backend), _nsfw_checker(self.nsfw)
+        job = Path(self.records_name).stem
+
+        def work(shard: Shard) -> str:
+            return str(
+                record_shard(
+                    self.spec, Path(self.out), shard, self.identity, backend=self.backend, job=job, workers=1,
+                    nsfw=self.nsfw, progress=False, columns=self.columns, analyzer=analyzer, checker=checker,
+                )
+            )  # fmt: skip
+
+        return work
+
+
+def record_on_ray(
+    options: RayOptions,
+    spec: str,
+    out: Any,
+    *,
+    backend: str,
+    nsfw: bool,
+    records_name: str,
+    columns: Any = None,
+    progress: bool = True,
+) -> list[Shard]:
+    """Record every audit shard of ``spec`` on Ray (the caller then merges with
+    :func:`audit.dataset.run.run_records`)."""
+    from pathlib import Path
+
+    from audit.atomic import output_folder
+    from audit.dataset.run import adopt_identity, dataset_items, records_identity
+
+    out = output_folder(out)
+    dataset_items(spec, columns)  # a bad source is one error here, before Ray starts
+    identity = records_identity(spec, backend, nsfw, columns)
+    job = Path(records_name).stem
+    adopt_identity(out / f"{job}.run.json", identity, what="an audit")
+    make = AuditShards(spec, str(out), backend, nsfw, records_name, columns, identity)
+    return run_shards(options, job, out, make, progress=progress)
