@@ -68,6 +68,8 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         yield ray
         return
     env = {"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}}
+    if options.address not in (None, "auto"):
+        _check_reachable(options.address)
     try:
         if options.address is None:
             ray.init(
@@ -83,6 +85,23 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address nobody answers at is one line after ``timeout`` seconds, not Ray's minutes of
+    retries."""
+    import socket
+
+    host_port = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"Ray address {address!r} must be auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise InputError(f"cannot start or reach Ray at {address}: {reason} (is the cluster up?)") from None
 
 
 def plan(ray: Any, options: RayOptions) -> tuple[int, dict[str, float]]:

@@ -1,0 +1,236 @@
+"""Scale-out: shards (``--shard K/N``) and the Ray executor give the one-process run's results, every number,
+through kills of a shard process, a Ray worker and the Ray driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.errors import InputError
+from audit.scale.shards import Shard, ShardMarker
+
+BACKEND = "dlib-agegender"
+
+
+def test_shards_cover_every_index_once_in_contiguous_ranges() -> None:
+    for total in (0, 1, 7, 100, 101):
+        for n in (1, 2, 3, 8):
+            ranges = [Shard(k, n).range(total) for k in range(n)]
+            assert [i for r in ranges for i in r] == list(range(total))
+            assert all(len(r) in (total // n, total // n + 1) for r in ranges)
+    assert Shard.parse(" 2/ 5") == Shard(2, 5) and Shard(2, 5).name == "00002-of-00005"
+    for bad in ("5/5", "1/0", "-1/3", "a/b", "3"):
+        with pytest.raises(InputError, match=r"K/N|0\.\.N-1"):
+            Shard.parse(bad)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """147 items: the 49 images of builtin:faces-demo written once and listed three times in a manifest (a
+    file listed twice is two records), so that a shard takes a few seconds and can be killed mid-way."""
+    from PIL import Image
+
+    from audit.dataset.builtin import faces_demo
+
+    root = tmp_path_factory.mktemp("scale-data")
+    names = []
+    for b in faces_demo():
+        path = root / f"{b.relpath.rsplit('.', 1)[0]}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(b.load()).save(path)
+        names.append((path.relative_to(root).as_posix(), b.label))
+    lines = ["path,label"] + [f"{p},{label}" for _ in range(3) for p, label in names]
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def one_process(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The reference: the plain one-process audit of the dataset."""
+    from audit.dataset.job import run_audit
+
+    out = tmp_path_factory.mktemp("one") / "out"
+    run_audit(str(dataset), out, backend=BACKEND, workers=1, progress=False)
+    return _outcome(out)
+
+
+def _outcome(out: Path) -> dict:
+    """Everything a run computes (the results' data, audit.json's numbers, every record), provenance aside."""
+    doc = json.loads((out / "audit-results.json").read_text())
+    audit = json.loads((out / "audit.json").read_text())
+    records = sorted((json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()),
+                     key=lambda r: r["index"])  # fmt: skip
+    return {
+        "data": doc["data"], "classes": audit["classes"], "overall": audit["overall"], "records": records,
+        "classes_csv": (out / "classes.csv").read_text(), "datasheet": (out / "datasheet.md").read_text(),
+    }  # fmt: skip
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "audit.cli", "-q", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def test_three_shard_processes_at_once_then_the_merge_equal_one_process(dataset, one_process, tmp_path) -> None:
+    out = tmp_path / "shared"
+    args = ("audit", str(dataset), "--backend", BACKEND, "--workers", "1", "--out", str(out))
+    procs = [subprocess.Popen(_cli(*args, "--shard", f"{k}/3"), env=_env(), stderr=subprocess.PIPE, text=True)
+             for k in range(3)]  # fmt: skip
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read() if p.stderr else ""
+    parts = {k: [json.loads(x)["index"] for x in (out / "shards" / "records" / f"{Shard(k, 3).name}.jsonl")
+                 .read_text().splitlines()] for k in range(3)}  # fmt: skip
+    assert parts == {0: list(range(0, 49)), 1: list(range(49, 98)), 2: list(range(98, 147))}
+    assert all(ShardMarker(out, "records", Shard(k, 3)).read()["records"] == 49 for k in range(3))
+    assert not (out / "records.jsonl").exists()  # shards never write the shared files
+    merge = subprocess.run(_cli(*args), env=_env(), capture_output=True, text=True, timeout=300)
+    assert merge.returncode == 0, merge.stderr
+    assert _outcome(out) == one_process
+
+
+def test_a_shard_killed_mid_way_and_run_again_gives_the_uninterrupted_result(dataset, one_process, tmp_path) -> None:
+    out = tmp_path / "shared"
+    args = ("audit", str(dataset), "--backend", BACKEND, "--workers", "1", "--out", str(out))
+    procs = {k: subprocess.Popen(_cli(*args, "--shard", f"{k}/3"), env=_env()) for k in range(3)}
+    part = out / "shards" / "records" / f"{Shard(1, 3).name}.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not part.is_file() or part.read_text().count("\n") < 5):
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGKILL)
+    assert procs[1].wait(timeout=60) == -signal.SIGKILL
+    written = part.read_text().count("\n")
+    assert 5 <= written < 49 and not ShardMarker(out, "records", Shard(1, 3)).done()
+    assert procs[0].wait(timeout=300) == 0 and procs[2].wait(timeout=300) == 0
+    rerun = subprocess.run(_cli(*args, "--shard", "1/3"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    indices = [json.loads(x)["index"] for x in part.read_text().splitlines()]
+    assert sorted(indices) == list(range(49, 98)) and len(indices) == 49  # none lost, none twice
+    # a finished shard is left alone: its marker and part are not rewritten
+    marker = ShardMarker(out, "records", Shard(0, 3)).path
+    stamp = marker.stat().st_mtime_ns
+    again = subprocess.run(_cli(*args, "--shard", "0/3"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and marker.stat().st_mtime_ns == stamp
+    merge = subprocess.run(_cli(*args), env=_env(), capture_output=True, text=True, timeout=300)
+    assert merge.returncode == 0, merge.stderr
+    assert _outcome(out) == one_process
+
+
+def test_the_merge_does_what_no_shard_did_and_refuses_shards_of_another_dataset(dataset, one_process, tmp_path) -> None:
+    from audit.dataset.job import run_audit
+
+    out = tmp_path / "partial"
+    run_audit(str(dataset), out, backend=BACKEND, workers=1, progress=False, shard=Shard(2, 4))  # only 1 of 4
+    run_audit(str(dataset), out, backend=BACKEND, workers=2, progress=False)  # the rest, then the merge
+    assert _outcome(out) == one_process
+    changed = r"started with other inputs or settings \(backend: 'dlib\+agegender' -> 'opencv-haar"
+    with pytest.raises(InputError, match=changed):
+        run_audit(str(dataset), out, backend="opencv-haar", workers=1, progress=False, shard=Shard(0, 2))
+    # a part that names another file at an index (a hand-copied shard of another dataset) is refused
+    other = tmp_path / "other"
+    run_audit(str(dataset), other, backend=BACKEND, workers=1, progress=False, shard=Shard(0, 8))
+    part = other / "shards" / "records" / f"{Shard(0, 8).name}.jsonl"
+    rows = [json.loads(x) for x in part.read_text().splitlines()]
+    rows[3]["image"] = "elsewhere/x.png"
+    part.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=r"item 3 was 'elsewhere/x\.png' and is now 'portrait/tom_hanks\.png'"):
+        run_audit(str(dataset), other, backend=BACKEND, workers=1, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------------- Ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray of 2 CPUs for this module's Ray tests, with a small object store."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, object_store_memory=80 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}})  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def _worker_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "ray::ShardWorker"], capture_output=True, text=True).stdout
+    return [int(p) for p in found.split()]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_with_a_worker_killed_mid_run_equals_one_process(dataset, one_process, ray_cluster, tmp_path) -> None:
+    from audit.dataset.job import run_audit
+    from audit.scale.ray_executor import RayOptions
+
+    out = tmp_path / "ray"
+    options = RayOptions(workers=2, shards=6)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_audit(str(dataset), out, backend=BACKEND, workers=1, progress=False, executor=options)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    parts = out / "shards" / "records"
+    deadline = time.monotonic() + 120
+    killed = None
+    while time.monotonic() < deadline and killed is None:
+        written = sum(p.read_text().count("\n") for p in parts.glob("*.jsonl")) if parts.is_dir() else 0
+        pids = _worker_pids()
+        if written >= 5 and pids:
+            killed = pids[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    thread.join(timeout=600)
+    assert killed is not None and not errors, errors
+    assert all(ShardMarker(out, "records", Shard(k, 6)).done() for k in range(6))
+    lines = [json.loads(x)["index"] for p in parts.glob("*.jsonl") for x in p.read_text().splitlines()]
+    assert sorted(lines) == list(range(147))  # no row lost or written twice across the restart
+    assert _outcome(out) == one_process
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_driver_killed_then_rerun_does_only_unfinished_shards(dataset, one_process, tmp_path) -> None:
+    out = tmp_path / "driver"
+    args = ("audit", str(dataset), "--backend", BACKEND, "--out", str(out), "--executor", "ray",
+            "--ray-workers", "2", "--ray-shards", "6")  # fmt: skip
+    driver = subprocess.Popen(_cli(*args), env=_env(), start_new_session=True)
+    folder = out / "shards" / "records"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(list(folder.glob("*.done"))) < 2:
+        time.sleep(0.02)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait(timeout=60)
+    done_before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.done")}
+    assert 2 <= len(done_before) < 6
+    rerun = subprocess.run(_cli(*args), env=_env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.done")}
+    assert len(after) == 6 and all(after[name] == stamp for name, stamp in done_before.items())
+    assert _outcome(out) == one_process
+
+
+def test_ray_errors_are_one_line(dataset, tmp_path) -> None:
+    unreachable = subprocess.run(
+        _cli("audit", str(dataset), "--out", str(tmp_path / "x"), "--executor", "ray:127.0.0.1:9"),
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.startswith("genaudit: error: cannot start or reach Ray at 127.0.0.1:9")
+    assert unreachable.stderr.count("\n") == 1
+    both = subprocess.run(_cli("audit", str(dataset), "--shard", "0/2", "--executor", "ray"), env=_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert both.returncode == 2 and "give one of them" in both.stderr
