@@ -135,3 +135,16 @@ def columns_of(args: argparse.Namespace) -> object:
     from audit.io.archives import Columns
 
     return Columns(image=args.image_column, label=args.label_column, caption=args.caption_column)
+
+
+def executor_options(args: argparse.Namespace) -> object:
+    """None for the local executor, else the Ray executor's :class:`audit.scale.ray_executor.RayOptions`."""
+    if args.executor == "local":
+        return None
+    if args.shard is not None:
+        from audit.errors import InputError
+
+        raise InputError("--shard and --executor ray both split the work: give one of them")
+    from audit.scale.ray_executor import RayOptions
+
+    return RayOptions.from_spec(args.executor, workers=args.ray_workers, gpus=args.ray_gpus, shards=args.ray_shards)

@@ -234,3 +234,72 @@ def test_ray_errors_are_one_line(dataset, tmp_path) -> None:
     both = subprocess.run(_cli("audit", str(dataset), "--shard", "0/2", "--executor", "ray"), env=_env(),
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert both.returncode == 2 and "give one of them" in both.stderr
+
+
+# ----------------------------------------------------------------------------------------------------- bench
+
+
+def _bench_numbers(path: Path) -> dict:
+    """Every number of a bench results document but its provenance and timings."""
+    doc = json.loads(path.read_text())
+    data = doc["data"]
+    for cell in data["cells"]:
+        cell.pop("seconds", None)
+        cell.pop("generated_now", None)
+    return data
+
+
+@pytest.fixture(scope="module")
+def bench_config():
+    from audit.bench import BenchConfig
+
+    return BenchConfig(
+        generator="embedded:digits-ddpm", schedules=({"name": "static"}, {"name": "linear"}), scales=(2.0,),
+        n=140, steps=4, bootstrap=10,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bench_one_process(bench_config, tmp_path_factory) -> dict:
+    from audit.bench import run_bench
+
+    return _bench_numbers(run_bench(bench_config, tmp_path_factory.mktemp("bench") / "one", progress=False))
+
+
+def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_once(
+    bench_config, bench_one_process, tmp_path, monkeypatch
+) -> None:
+    from audit.bench import run_bench
+    from audit.metrics.evaluator import FeatureCache
+
+    out = tmp_path / "sharded"
+    for k in (2, 0, 1):  # any order
+        assert run_bench(bench_config, out, shard=Shard(k, 3), progress=False) is None
+    assert all(ShardMarker(out, "bench", Shard(k, 3)).done() for k in range(3))
+    parts = sorted((out / "shards" / "bench").glob("*.features.npz"))
+    assert [len(FeatureCache(p)._rows) for p in parts] == [46 * 3, 47 * 3, 47 * 3]  # 3 cells (baseline too)
+    extracted = []
+    original = FeatureCache.extract
+
+    def counting(self, extractor, images):
+        before = self.extracted
+        result = original(self, extractor, images)
+        extracted.append(self.extracted - before)
+        return result
+
+    monkeypatch.setattr(FeatureCache, "extract", counting)
+    results = run_bench(bench_config, out, progress=False)  # the merge: no --resume needed after shards
+    monkeypatch.undo()
+    assert sum(extracted) == 297  # only the reference (297 held-out digits): every generated image came from a shard
+    assert _bench_numbers(results) == bench_one_process
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_bench_on_ray_equals_one_process(bench_config, bench_one_process, ray_cluster, tmp_path) -> None:
+    from audit.bench import run_bench
+    from audit.scale.ray_executor import RayOptions
+
+    results = run_bench(bench_config, tmp_path / "ray", executor=RayOptions(workers=2, shards=4), progress=False)
+    assert all(ShardMarker(tmp_path / "ray", "bench", Shard(k, 4)).done() for k in range(4))
+    assert _bench_numbers(results) == bench_one_process

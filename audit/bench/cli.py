@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from audit.cli_args import finite, non_negative_int, positive_int
+from audit.cli_args import add_scale_options, executor_options, finite, non_negative_int, positive_int
 from audit.errors import InputError
 
 log = logging.getLogger("genaudit")
@@ -45,10 +45,14 @@ def _bench_config(args: argparse.Namespace) -> Any:
     )
 
 
-def _cmd_bench(args: argparse.Namespace) -> Path:
+def _cmd_bench(args: argparse.Namespace) -> int | Path:
     from audit.bench import run_bench
 
-    return run_bench(_bench_config(args), Path(args.out), resume=args.resume, progress=not args.quiet)
+    results = run_bench(
+        _bench_config(args), Path(args.out), resume=args.resume, progress=not args.quiet, shard=args.shard,
+        executor=executor_options(args),
+    )  # fmt: skip
+    return 0 if results is None else results
 
 
 def add_parser(sub: Any) -> None:
@@ -116,4 +120,5 @@ def add_parser(sub: Any) -> None:
         "--out", default="genaudit-bench", help="run folder: cells, cache, results, card (default ./genaudit-bench)"
     )
     bench.add_argument("--resume", action="store_true", help="continue the run in --out, recomputing nothing finished")
+    add_scale_options(bench)
     bench.set_defaults(func=_cmd_bench)

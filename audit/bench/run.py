@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from audit.atomic import write_json_atomic
 from audit.bench.config import BenchConfig, cell_label
 from audit.bench.store import CellStore
 from audit.errors import InputError
+from audit.scale.shards import Shard, ShardMarker, shard_folder
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +100,75 @@ def _captions(config: BenchConfig, extractor: Any, conditions: list[Any]) -> lis
     return None
 
 
-def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or finish) the benchmark in ``out``; return the path of the results JSON."""
+def _request(config: BenchConfig, schedule: Any, part: list[int]) -> Any:
+    """The generation request for images ``part`` of a cell: image i's seed and condition depend on i only."""
+    from audit.generators import GenerationRequest
+
+    conditions, seeds = config.conditions(), config.seeds()
+    key = "label" if config.labels is not None else "prompt"
+    return GenerationRequest(
+        seeds=tuple(seeds[i] for i in part),
+        schedule=schedule,
+        steps=config.steps,
+        labels=tuple(int(conditions[i]) for i in part) if key == "label" else None,
+        prompts=tuple(conditions[i] for i in part) if key == "prompt" else None,
+        negative_prompts=(config.negative_prompt,) * len(part) if config.negative_prompt else None,
+    )
+
+
+def _generate(config: BenchConfig, generator: Any, store: CellStore, todo: list[int]) -> list[float] | None:
+    """Generate and write images ``todo`` of ``store``'s cell, a chunk at a time; the step weights applied."""
+    chunk = int(config.options.get("chunk", 250))
+    weights = None
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        batch = generator.generate(_request(config, store.schedule, part))
+        store.write_images(part, batch.images)
+        weights = batch.step_weights
+    return weights
+
+
+def run_bench(
+    config: BenchConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    shard: Shard | None = None,
+    executor: Any = None,
+) -> Path | None:
+    """Run (or finish) the benchmark in ``out``; return the path of the results JSON.
+
+    ``shard`` (K of N): generate and extract only that shard's images of every cell (see
+    :class:`BenchShards`) and return None; the call without it (or ``executor``, Ray options, which runs
+    every shard on Ray first) then does what is missing and scores every cell: the numbers equal a
+    one-process run's."""
     from tqdm.auto import tqdm
 
     from audit.bench.results import build_results
     from audit.features import get_extractor
-    from audit.generators import GenerationRequest, get_generator
+    from audit.generators import get_generator
     from audit.metrics.evaluator import FeatureCache, evaluate
 
     out = Path(out)
-    _check_folder(out, config, resume)
+    if shard is not None:
+        _join_folder(out, config)
+        BenchShards(config, str(out), progress)()(shard)
+        log.info("bench shard %s done in %s; run the command without --shard to merge every shard", shard, out)
+        return None
+    if executor is not None:
+        from audit.scale.ray_executor import run_shards
+
+        _join_folder(out, config)
+        run_shards(executor, "bench", out, BenchShards(config, str(out), False), progress=progress)
+    shards = shard_folder(out, "bench")
+    _check_folder(out, config, resume or shards.is_dir())
     generator = get_generator(config.generator, **config.options)
     extractor = get_extractor(config.extractor)
     reference, reference_info = load_reference(config.reference)
     cache = FeatureCache(out / FEATURES_FILE)
+    for part in sorted(shards.glob("*.features.npz")) if shards.is_dir() else []:
+        cache.take(FeatureCache(part))  # every shard's features: no image goes through an extractor twice
     dim = cache.extract(extractor, reference)["features"].shape[1]
     if config.n <= dim:  # refuse before any sampling, not after the first cell
         raise InputError(
@@ -123,7 +179,6 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
     key = "label" if config.labels is not None else "prompt"
     labels = np.asarray(conditions) if key == "label" and getattr(extractor, "scores_labels", False) else None
     captions = _captions(config, extractor, conditions)
-    chunk = int(config.options.get("chunk", 250))
     cells = config.cells()
     finished: list[dict[str, Any]] = []
     bar = tqdm(cells, desc="bench", unit="cell", disable=not progress)
@@ -138,27 +193,12 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
         t0 = time.perf_counter()
         generated = 0
         if not store.manifest.is_file():
-
-            def request_for(part: list[int], schedule: Any = schedule) -> GenerationRequest:
-                return GenerationRequest(
-                    seeds=tuple(seeds[i] for i in part),
-                    schedule=schedule,
-                    steps=config.steps,
-                    labels=tuple(int(conditions[i]) for i in part) if key == "label" else None,
-                    prompts=tuple(conditions[i] for i in part) if key == "prompt" else None,
-                    negative_prompts=(config.negative_prompt,) * len(part) if config.negative_prompt else None,
-                )
-
             todo = store.missing(config.n)
-            for start in range(0, len(todo), chunk):
-                part = todo[start : start + chunk]
-                batch = generator.generate(request_for(part))
-                store.write_images(part, batch.images)
-                generated += len(part)
-                weights = batch.step_weights
-            if not todo:  # every image survived a kill that came just before the manifest: the weights
-                # the sampler applies (noise-level windows need its sigmas) come from one image, not rewritten
-                weights = generator.generate(request_for([0])).step_weights
+            weights = _generate(config, generator, store, todo)
+            generated = len(todo)
+            if not todo:  # every image survived a kill that came just before the manifest (or shards made them):
+                # the weights the sampler applies (noise-level windows need its sigmas) come from one image
+                weights = generator.generate(_request(config, schedule, [0])).step_weights
             store.write_manifest(
                 conditions,
                 seeds,
@@ -202,3 +242,66 @@ def run_bench(config: BenchConfig, out: str | Path, *, resume: bool = False, pro
     from audit.results import write_results
 
     return write_results(out / RESULTS_FILE, doc)
+
+
+def _join_folder(out: Path, config: BenchConfig) -> None:
+    """A shard's check of the shared run folder: the same config and identity, or a new run started (shards
+    start in any order and at once: they write the same bytes)."""
+    from audit.atomic import output_folder
+    from audit.dataset.run import adopt_identity
+    from audit.run_identity import read_identity
+
+    stored = output_folder(out) / CONFIG_FILE
+    if stored.is_file():
+        diffs = config.differences(read_identity(stored))
+        if diffs:
+            raise InputError(f"{out} holds a run with a different config ({'; '.join(diffs)}); use another --out")
+    adopt_identity(out / IDENTITY_FILE, _identity(config), what="a benchmark run")
+    if not stored.is_file():
+        write_json_atomic(stored, config.to_dict())
+
+
+@dataclass(frozen=True)
+class BenchShards:
+    """Shard K of N of a benchmark: images ``Shard.range(n)`` of every cell, generated (those not on disk)
+    and sent through the extractor once, their features kept in ``OUT/shards/bench/<K>-of-<N>.features.npz``,
+    then the shard's marker. Calling it builds the generator and extractor (once per process or Ray actor)
+    and returns the function that runs a shard."""
+
+    config: BenchConfig
+    out: str
+    progress: bool = True
+
+    def __call__(self) -> Any:
+        from audit.features import get_extractor
+        from audit.generators import get_generator
+
+        generator = get_generator(self.config.generator, **self.config.options)
+        extractor = get_extractor(self.config.extractor)
+        return lambda shard: self.run(shard, generator, extractor)
+
+    def run(self, shard: Shard, generator: Any, extractor: Any) -> str:
+        from tqdm.auto import tqdm
+
+        from audit.metrics.evaluator import FeatureCache
+
+        out, config = Path(self.out), self.config
+        marker = ShardMarker(out, "bench", shard)
+        if marker.done():
+            log.info("bench shard %s is already done (%s): nothing to do", shard, marker.path)
+            return str(marker.path)
+        cache = FeatureCache(shard_folder(out, "bench") / f"{shard.name}.features.npz")
+        span = shard.range(config.n)
+        indices = list(span)
+        generated = 0
+        for schedule in tqdm(config.cells(), desc=f"bench shard {shard}", unit="cell", disable=not self.progress):
+            store = CellStore(out / "cells", schedule)
+            metrics = store.read_metrics()
+            if (metrics is not None and metrics.get("fingerprint") == config.fingerprint()) or not indices:
+                continue  # the cell is scored already
+            todo = [i for i in indices if not store.has_image(i)]
+            _generate(config, generator, store, todo)
+            generated += len(todo)
+            cache.extract(extractor, store.read_images(config.n, indices))
+            cache.save()  # after every cell: a killed shard keeps the features of the cells it finished
+        return str(marker.write(cells=len(config.cells()), range=[span.start, span.stop], generated=generated))

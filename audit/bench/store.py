@@ -52,12 +52,12 @@ class CellStore:
 
     def missing(self, n: int) -> list[int]:
         """Indices of images not yet on disk (a valid PNG counts; a damaged one is regenerated)."""
-        todo = []
-        for i in range(n):
-            path = self.images_dir / self.image_name(i)
-            if not path.is_file() or not load_image(path).ok:
-                todo.append(i)
-        return todo
+        return [i for i in range(n) if not self.has_image(i)]
+
+    def has_image(self, index: int) -> bool:
+        """Image ``index`` is on disk and decodes (a damaged one is regenerated)."""
+        path = self.images_dir / self.image_name(index)
+        return path.is_file() and load_image(path).ok
 
     def write_images(self, indices: list[int], images: np.ndarray) -> None:
         for i, image in zip(indices, images, strict=True):
@@ -94,10 +94,10 @@ class CellStore:
             raise InputError(f"{self.manifest}: no step_weights row; delete the cell folder to regenerate it")
         return parse_step_weights(row["step_weights"], str(self.manifest))
 
-    def read_images(self, n: int) -> np.ndarray:
-        """The cell's n images, in index order, through genaudit's loader."""
+    def read_images(self, n: int, indices: Any = None) -> np.ndarray:
+        """The cell's n images (or those at ``indices``), in index order, through genaudit's loader."""
         images = []
-        for i in range(n):
+        for i in range(n) if indices is None else indices:
             result = load_image(self.images_dir / self.image_name(i))
             if not result.ok:
                 raise InputError(f"{self.images_dir / self.image_name(i)}: {result.reason} ({result.message})")

@@ -8,21 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.cli_args import add_column_options, add_scale_options, columns_of, positive_int, probability
+from audit.cli_args import (
+    add_column_options,
+    add_scale_options,
+    columns_of,
+    executor_options,
+    positive_int,
+    probability,
+)
 from audit.errors import InputError
 
 log = logging.getLogger("genaudit")
-
-
-def executor_options(args: argparse.Namespace) -> Any:
-    """None for the local executor, else the Ray executor's :class:`audit.scale.ray_executor.RayOptions`."""
-    if args.executor == "local":
-        return None
-    if args.shard is not None:
-        raise InputError("--shard and --executor ray both split the work: give one of them")
-    from audit.scale.ray_executor import RayOptions
-
-    return RayOptions.from_spec(args.executor, workers=args.ray_workers, gpus=args.ray_gpus, shards=args.ray_shards)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int | Path:

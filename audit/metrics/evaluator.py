@@ -93,6 +93,11 @@ class FeatureCache:
                 self._rows[key] = {name: arr[j] for name, arr in out.items()}
         return {name: np.stack([self._rows[k][name] for k in keys]) for name in self._rows[keys[0]]}
 
+    def take(self, other: FeatureCache) -> None:
+        """Add ``other``'s rows (features a shard extracted) to this cache."""
+        for key, row in other._rows.items():
+            self._rows.setdefault(key, row)
+
     def save(self) -> None:
         """Write the cache atomically to its path (one ``.npz``: keys plus one array per output)."""
         if self.path is None or not self._rows:
