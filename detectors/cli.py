@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.cli_args import non_negative_int, open_probability, positive_int
+from audit.cli_args import add_scale_options, executor_options, non_negative_int, open_probability, positive_int
 from audit.errors import InputError
 
 log = logging.getLogger("genaudit")
@@ -37,6 +37,11 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
             raise InputError(f"detect {action} needs --real DIR and --fake DIR")
     if args.training and action != "evaluate":
         raise InputError("--training belongs to 'detect evaluate'")
+    executor = executor_options(args)
+    if action == "calibrate" and (args.shard is not None or executor is not None):
+        raise InputError("detect calibrate runs in one process; shard the feature pass with 'detect evaluate --shard'")
+    if not action and not inputs and (args.shard is not None or executor is not None):
+        raise InputError("--shard and --executor split the images given: the embedded default run takes none")
     if action == "calibrate":
         target = job.calibrate(
             args.real, args.fake, args.out or "detector.json", model_spec=args.model,
@@ -50,7 +55,8 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         results = job.evaluate(
             args.real, args.fake, out, detector_file=args.detector, model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, face_records=args.face_records,
-            face_backend=args.face_backend, draws=args.bootstrap, training=args.training,
+            face_backend=args.face_backend, draws=args.bootstrap, training=args.training, shard=args.shard,
+            executor=executor, progress=not args.quiet,
         )  # fmt: skip
     elif not inputs:
         results = job.run_default(out, k=args.k, noise_sets=args.noise_sets, target_fpr=args.target_fpr,
@@ -58,8 +64,9 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
     else:
         if args.detector is None and args.model != job.DEFAULT_MODEL:
             raise InputError(f"{args.model} has no calibrated detector yet: run 'genaudit detect calibrate' first")
-        results = job.detect(inputs, out, detector_file=args.detector)
-    return results
+        results = job.detect(inputs, out, detector_file=args.detector, shard=args.shard, executor=executor,
+                             progress=not args.quiet)  # fmt: skip
+    return 0 if results is None else results
 
 
 def add_parser(sub: Any) -> None:
@@ -113,4 +120,5 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     detect.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap draws for the intervals")
     detect.add_argument("--out", help="output folder (calibrate: the detector file)")
+    add_scale_options(detect)
     detect.set_defaults(func=_cmd_detect)

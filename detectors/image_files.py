@@ -26,6 +26,10 @@ class ImageFile:
     path: str
     sha256: str
     pixel_key: str
+    # (group, listing position // CHUNK_IMAGES): images are scored in batches that never cross a block, so a
+    # shard that scores whole blocks batches every image exactly as one process does (float32 convolutions
+    # give batch-size-dependent last bits), see docs/scale-out.md
+    block: tuple[int, int] | None = None
 
 
 @dataclass
@@ -48,6 +52,10 @@ class LazyImages(Sequence[np.ndarray]):
 
     def __add__(self, other: LazyImages) -> LazyImages:
         return LazyImages(self.files + other.files)
+
+    @property
+    def blocks(self) -> list[tuple[int, int] | None]:
+        return [f.block for f in self.files]
 
     @property
     def pixel_keys(self) -> list[str]:
@@ -74,6 +82,10 @@ class MappedImages(Sequence[np.ndarray]):
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def blocks(self) -> list[Any] | None:
+        return getattr(self.images, "blocks", None)
+
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             return [self.fn(np.asarray(im)) for im in self.images[index]]
@@ -82,13 +94,16 @@ class MappedImages(Sequence[np.ndarray]):
 
 def chunks(images: Sequence[np.ndarray]) -> Iterator[list[np.ndarray]]:
     """The images decoded, in order, in chunks of at most :data:`CHUNK_IMAGES` images and
-    :data:`CHUNK_PIXELS` pixels (a single larger image is a chunk of its own)."""
+    :data:`CHUNK_PIXELS` pixels (a single larger image is a chunk of its own), never across two blocks
+    (:attr:`ImageFile.block`) when the images have them."""
+    blocks = getattr(images, "blocks", None)
     chunk: list[np.ndarray] = []
     pixels = 0
     for i in range(len(images)):
         image = np.asarray(images[i])
         size = image.shape[0] * image.shape[1]
-        if chunk and (len(chunk) >= CHUNK_IMAGES or pixels + size > CHUNK_PIXELS):
+        new_block = blocks is not None and i > 0 and blocks[i] != blocks[i - 1]
+        if chunk and (new_block or len(chunk) >= CHUNK_IMAGES or pixels + size > CHUNK_PIXELS):
             yield chunk
             chunk, pixels = [], 0
         chunk.append(image)

@@ -59,42 +59,60 @@ class Loaded:
     names: list[str]
     meta: list[dict[str, Any]]
     unreadable: list[tuple[str, str]]
+    listed: int = 0  # files listed (readable or not), not counting entries refused while listing
 
 
-def load_images(specs: list[str]) -> Loaded:
-    """Images from files, folders or manifests, through genaudit's one loader (bad files get a reason).
-    Each file is decoded once here to check it; its pixels are not kept (see :mod:`detectors.image_files`)."""
-    from audit.io import load_image, open_source
+def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Every input file as (path, shown name), in order, and the entries refused while listing with their
+    reasons; nothing is decoded (a shard lists everything and decodes only its range)."""
+    from audit.io import open_source
+    from audit.io.archives import is_parquet, is_webdataset
     from audit.io.names import escape_name
     from audit.io.sources import MANIFEST_SUFFIXES
-    from detectors.overlap import pixel_key
 
-    out = Loaded(LazyImages(), [], [], [])
+    files: list[tuple[str, str]] = []
+    refused: list[tuple[str, str]] = []
     for spec in specs:
         path = Path(spec)
+        if is_webdataset(spec) or is_parquet(spec):
+            raise InputError(
+                f"{escape_name(spec)}: detect reads files, folders and manifests; give the images as files"
+            )
         if not os.path.lexists(path):
             raise InputError(f"no such file or folder: {escape_name(spec)}")
         if not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
-            records = [(str(path), escape_name(spec))]  # any other path is a file: the loader says why not
-        else:
-            items = []
-            prefix = escape_name(str(path))
-            for r in open_source(spec):
-                name = r.relpath if prefix == "." else f"{prefix}/{r.relpath}"
-                if r.refusal:
-                    out.unreadable.append((name, r.refusal))
-                else:
-                    items.append((str(r.path), name))
-            records = items
-        for file, name in records:
-            result = load_image(file)
-            if not result.ok:
-                out.unreadable.append((name, result.reason or "unreadable"))
-                continue
-            out.images.files.append(ImageFile(file, result.sha256 or "", pixel_key(result.image)))
-            out.names.append(name)
-            h, w = result.image.shape[:2]
-            out.meta.append({"format": result.meta.get("format"), "width": w, "height": h})
+            files.append((str(path), escape_name(spec)))  # any other path is a file: the loader says why not
+            continue
+        prefix = escape_name(str(path))
+        for r in open_source(spec):
+            name = r.relpath if prefix == "." else f"{prefix}/{r.relpath}"
+            if r.refusal:
+                refused.append((name, r.refusal))
+            else:
+                files.append((str(r.path), name))
+    return files, refused
+
+
+def load_images(specs: list[str], *, group: int = 0, offset: int = 0) -> Loaded:
+    """Images from files, folders or manifests, through genaudit's one loader (bad files get a reason).
+    Each file is decoded once here to check it; its pixels are not kept (see :mod:`detectors.image_files`).
+    ``group`` and ``offset`` (where these inputs start in the job's listing) set each image's scoring block."""
+    from audit.io import load_image
+    from detectors.image_files import CHUNK_IMAGES
+    from detectors.overlap import pixel_key
+
+    files, refused = list_inputs(specs)
+    out = Loaded(LazyImages(), [], [], list(refused), listed=len(files))
+    for position, (file, name) in enumerate(files, start=offset):
+        result = load_image(file)
+        if not result.ok:
+            out.unreadable.append((name, result.reason or "unreadable"))
+            continue
+        block = (group, position // CHUNK_IMAGES)
+        out.images.files.append(ImageFile(file, result.sha256 or "", pixel_key(result.image), block))
+        out.names.append(name)
+        h, w = result.image.shape[:2]
+        out.meta.append({"format": result.meta.get("format"), "width": w, "height": h})
     return out
 
 
@@ -177,12 +195,22 @@ def scored_by(det: ReconstructionDetector, feats: np.ndarray) -> CrossFitted:
     return CrossFitted(decisions, det.probability(decisions), flags, [(np.arange(len(feats)), det)])
 
 
-def features(model: Any, scorer: Any, images: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, float]:
+def features(
+    model: Any, scorer: Any, images: Sequence[np.ndarray] | np.ndarray, cache: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, float]:
     """The scorer's features for images of any sizes (grouped by size), and the seconds it took. Images
     kept as files (:class:`LazyImages`, :class:`MappedImages`) are decoded and scored a chunk at a time
     (:func:`detectors.image_files.chunks`), so memory holds one chunk of pixels whatever their number;
-    an array or a list is already in memory and is scored as it is."""
+    an array or a list is already in memory and is scored as it is. ``cache`` (sha256 -> features, from
+    :func:`detectors.feature_shards.load_cache`): files found there are not scored again."""
     start = time.perf_counter()
+    if cache and isinstance(images, LazyImages):
+        todo = [i for i, f in enumerate(images.files) if f.sha256 not in cache]
+        if len(todo) < len(images):
+            fresh, _ = features(model, scorer, LazyImages([images.files[i] for i in todo]))
+            rows = dict(zip(todo, fresh, strict=True))
+            stacked = np.stack([rows[i] if i in rows else cache[f.sha256] for i, f in enumerate(images.files)])
+            return stacked, time.perf_counter() - start
     if isinstance(images, np.ndarray):
         return scorer.features(model, images), time.perf_counter() - start
     if isinstance(images, list):
@@ -424,7 +452,8 @@ def _at_least_two(loaded: Loaded, what: str) -> Loaded:
 
 
 def _labelled(real: list[str], fake: list[str]) -> tuple[Loaded, Loaded, list[np.ndarray], np.ndarray]:
-    real_set, fake_set = _at_least_two(load_images(real), "real"), _at_least_two(load_images(fake), "generated")
+    real_set = _at_least_two(load_images(real), "real")
+    fake_set = _at_least_two(load_images(fake, offset=real_set.listed), "generated")  # listed after the real ones
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
     images = real_set.images + fake_set.images  # still files: decoded a chunk at a time when scored
@@ -518,15 +547,28 @@ def evaluate(
     real: list[str], fake: list[str], out: str | Path, *, detector_file: str | Path | None = None,
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
     face_records: str | Path | None = None, face_backend: str | None = None, draws: int = 1000, folds: int = FOLDS,
-    training: list[str] | None = None,
-) -> Path:  # fmt: skip
+    training: list[str] | None = None, shard: Any = None, executor: Any = None, progress: bool = True,
+) -> Path | None:  # fmt: skip
     """Evaluate on labelled folders (see the module docstring); returns the results path. ``training``:
-    images the generator was trained on, scored by the same detector(s) for the membership check."""
+    images the generator was trained on, scored by the same detector(s) for the membership check.
+    ``shard``/``executor``: the feature pass of real, generated and training images in shards (see
+    :func:`detect`); the evaluation itself runs once, here, without them."""
     from audit.atomic import write_json_atomic
+    from detectors.feature_shards import load_cache, score_shards
     from detectors.noise_model import load_noise_model
 
     out = Path(out)
     output_folder(out)
+    if shard is not None or executor is not None:
+        if detector_file is not None:
+            _, saved_meta, _, _ = _saved(detector_file)
+            shard_model, shard_scorer = saved_meta["model"], saved_meta["scorer"]
+        else:
+            shard_model, shard_scorer = model_spec, scorer_config or DEFAULT_SCORER
+        groups = [[*real, *fake], training or []]
+        score_shards(groups, out, shard_model, shard_scorer, shard=shard, executor=executor, progress=progress)
+        if shard is not None:
+            return None
     real_set, fake_set, images, y = _labelled(real, fake)
     training_set = _training_set(training, real_set) if training else None  # refused now, before any scoring
     record_faces = None
@@ -542,7 +584,8 @@ def evaluate(
         model = load_noise_model(model_spec)
         scorer = build_scorer(cfg, model)
         meta = {"model": model_spec, "scorer": scorer.config()}
-    feats, seconds = features(model, scorer, images)
+    cache = load_cache(out, model, scorer)
+    feats, seconds = features(model, scorer, images, cache)
     if detector_file is not None:
         crossed = scored_by(det, feats)
     else:
@@ -569,7 +612,7 @@ def evaluate(
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness}  # fmt: skip
     if training and training_set is not None:
-        evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws)
+        evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws, cache)
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
@@ -590,7 +633,7 @@ def evaluate(
 
 def _training_set(training: list[str], real_set: Loaded) -> Loaded:
     """The ``--training`` images, refused when fewer than 2 are readable or when any is also in ``--real``."""
-    loaded = _at_least_two(load_images(training), "training")
+    loaded = _at_least_two(load_images(training, group=1), "training")
     refuse_shared(loaded.names, loaded.images, "--training", real_set.names, real_set.images, "--real",
                   "The membership check compares the generator's training images with real images it was not "
                   "trained on, and the false-positive rate on --real assumes the same: remove them from --real "
@@ -599,14 +642,21 @@ def _training_set(training: list[str], real_set: Loaded) -> Loaded:
 
 
 def _training_membership(
-    loaded: Loaded, sources: list[str], model: Any, scorer: Any, crossed: CrossFitted, y: np.ndarray, draws: int
+    loaded: Loaded,
+    sources: list[str],
+    model: Any,
+    scorer: Any,
+    crossed: CrossFitted,
+    y: np.ndarray,
+    draws: int,
+    cache: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The membership check of :func:`evaluate`: the training images are shared out in turn among the
     detectors that scored the real images (every fold's, or the one saved), none of which saw them, and
     flagged at that detector's threshold, just as each real image was."""
     from detectors.membership import membership_check
 
-    feats, _ = features(model, scorer, loaded.images)
+    feats, _ = features(model, scorer, loaded.images, cache)
     scores, train_flags = crossed.share_out(feats)
     real = y == 0
     return {
@@ -617,10 +667,28 @@ def _training_membership(
     }
 
 
-def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | None = None) -> Path:
-    """Score images with a saved detector (default: calibrate the embedded one on ``builtin:digits-mixed``)."""
+def detect(
+    inputs: list[str], out: str | Path, *, detector_file: str | Path | None = None, shard: Any = None,
+    executor: Any = None, progress: bool = True,
+) -> Path | None:  # fmt: skip
+    """Score images with a saved detector (default: calibrate the embedded one on ``builtin:digits-mixed``).
+    ``shard``: score only that shard's images (:mod:`detectors.feature_shards`) and return None; ``executor``:
+    every shard on Ray first. Without either, the images the shards scored are not scored again."""
+    from detectors.feature_shards import load_cache, score_shards
+
     out = Path(out)
     output_folder(out)
+    if shard is not None:
+        if detector_file is None:
+            detector_file = out / "embedded-default" / DETECTOR_FILE
+            if not detector_file.is_file():  # shards never race to calibrate the same files
+                raise InputError(
+                    "detect --shard needs a calibrated detector: pass --detector FILE ('genaudit detect calibrate' "
+                    f"makes one), or run once without --shard to calibrate the embedded default into {out}"
+                )
+        _, meta, _, _ = _saved(detector_file)
+        score_shards([inputs], out, meta["model"], meta["scorer"], shard=shard, progress=progress)
+        return None
     if detector_file is None:  # the embedded default, calibrated once into OUT/embedded-default
         detector_file = out / "embedded-default" / DETECTOR_FILE
         if not detector_file.is_file():
@@ -634,10 +702,12 @@ def detect(inputs: list[str], out: str | Path, *, detector_file: str | Path | No
             det, meta, model, scorer = _saved(detector_file)
     else:
         det, meta, model, scorer = _saved(detector_file)
+    if executor is not None:
+        score_shards([inputs], out, meta["model"], meta["scorer"], executor=executor, progress=progress)
     loaded = load_images(inputs)
     if not loaded.images and not loaded.unreadable:
         raise InputError(f"no images found in {', '.join(inputs)}")
-    feats, seconds = features(model, scorer, loaded.images)
+    feats, seconds = features(model, scorer, loaded.images, load_cache(out, model, scorer))
     decisions = det.decision_function(feats) if loaded.images else np.zeros(0)
     probs = det.probability(decisions)
     flags = (decisions >= det.threshold_).astype(int)

@@ -303,3 +303,114 @@ def test_bench_on_ray_equals_one_process(bench_config, bench_one_process, ray_cl
     results = run_bench(bench_config, tmp_path / "ray", executor=RayOptions(workers=2, shards=4), progress=False)
     assert all(ShardMarker(tmp_path / "ray", "bench", Shard(k, 4)).done() for k in range(4))
     assert _bench_numbers(results) == bench_one_process
+
+
+# ---------------------------------------------------------------------------------------------------- detect
+
+
+@pytest.fixture(scope="module")
+def digit_folders(tmp_path_factory) -> dict[str, Path]:
+    """24 held-out real digits and 24 of the embedded model's samples, as PNG files."""
+    from PIL import Image
+
+    from audit.generators.base import GenerationRequest
+    from audit.generators.embedded import EmbeddedDigitsGenerator
+    from audit.guidance import get_schedule
+    from audit.zoo import digits
+
+    root = tmp_path_factory.mktemp("detect-scale")
+    real, _ = digits.load_split("heldout")
+    request = GenerationRequest(seeds=tuple(range(500, 524)), schedule=get_schedule("static", 1.0), steps=10,
+                                labels=tuple(i % 10 for i in range(24)))  # fmt: skip
+    fake = EmbeddedDigitsGenerator().generate(request).images
+    folders = {"real": root / "real", "fake": root / "fake"}
+    for folder in folders.values():
+        folder.mkdir()
+    for i in range(24):
+        Image.fromarray(real[i]).convert("RGB").save(folders["real"] / f"r{i:02d}.png")
+        Image.fromarray(fake[i]).save(folders["fake"] / f"f{i:02d}.png")
+    (folders["fake"] / "broken.png").write_bytes(b"not an image")
+    return folders
+
+
+SCORER = {"name": "diffusion-loss", "k": 4, "noise_sets": 1, "classes": "auto"}
+
+
+def _evaluation(out: Path) -> dict:
+    doc = json.loads((out / "detect-results.json").read_text())
+    data = doc["data"]
+    for cost in data.get("costs", []):
+        cost.pop("seconds", None)
+        cost.pop("images_per_second", None)
+    return {"evaluation": json.loads((out / "evaluation.json").read_text()), "data": data,
+            "detections": (out / "detections.csv").read_text()}  # fmt: skip
+
+
+def test_detect_evaluate_shards_then_the_merge_equal_one_process(digit_folders, tmp_path, monkeypatch) -> None:
+    from detectors import job
+    from detectors.feature_shards import feature_job, load_cache
+
+    kw = dict(scorer_config=SCORER, draws=50)
+    real, fake = [str(digit_folders["real"])], [str(digit_folders["fake"])]
+    job.evaluate(real, fake, tmp_path / "one", **kw)
+    out = tmp_path / "sharded"
+    for k in (1, 0, 2):
+        assert job.evaluate(real, fake, out, shard=Shard(k, 3), **kw) is None
+    from detectors.noise_model import load_noise_model
+
+    model = load_noise_model(job.DEFAULT_MODEL)
+    scorer = job.build_scorer(SCORER, model)
+    assert len(load_cache(out, model, scorer)) == 48  # every readable image, once (the broken one has no row)
+    assert all(ShardMarker(out, feature_job(model, scorer), Shard(k, 3)).done() for k in range(3))
+    scored = []
+    original = job._features_by_size
+    monkeypatch.setattr(job, "_features_by_size", lambda m, s, ims: scored.append(len(ims)) or original(m, s, ims))
+    job.evaluate(real, fake, out, **kw)
+    monkeypatch.undo()
+    unperturbed = sum(scored) - 48 * len(job.PERTURBATIONS)
+    assert unperturbed == 0  # the merge scores only the perturbation sweep's re-encoded copies
+    assert _evaluation(out) == _evaluation(tmp_path / "one")
+
+
+def test_detect_with_a_saved_detector_in_shards_equals_one_process(digit_folders, tmp_path) -> None:
+    from detectors import job
+
+    det = job.calibrate([str(digit_folders["real"])], [str(digit_folders["fake"])], tmp_path / "det.json",
+                        scorer_config=SCORER)  # fmt: skip
+    inputs = [str(digit_folders["fake"]), str(digit_folders["real"])]
+    job.detect(inputs, tmp_path / "one", detector_file=det)
+    for k in range(2):
+        job.detect(inputs, tmp_path / "sharded", detector_file=det, shard=Shard(k, 2))
+    job.detect(inputs, tmp_path / "sharded", detector_file=det)
+    one, sharded = _evaluation_or_detections(tmp_path / "one"), _evaluation_or_detections(tmp_path / "sharded")
+    assert one == sharded and "broken.png" in one["detections"]
+    with pytest.raises(InputError, match="detect --shard needs a calibrated detector"):
+        job.detect(inputs, tmp_path / "fresh", shard=Shard(0, 2))
+
+
+def _evaluation_or_detections(out: Path) -> dict:
+    data = json.loads((out / "detect-results.json").read_text())["data"]
+    for cost in data.get("costs", []):
+        cost.pop("seconds", None)
+        cost.pop("images_per_second", None)
+    return {"data": data, "detections": (out / "detections.csv").read_text()}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_detect_evaluate_on_ray_equals_one_process(digit_folders, ray_cluster, tmp_path) -> None:
+    import torch
+
+    from audit.scale.ray_executor import RayOptions
+    from detectors import job
+
+    kw = dict(scorer_config=SCORER, draws=50)
+    real, fake = [str(digit_folders["real"])], [str(digit_folders["fake"])]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker runs: float32 convolutions round by their thread count
+    try:
+        job.evaluate(real, fake, tmp_path / "one", **kw)
+    finally:
+        torch.set_num_threads(threads)
+    job.evaluate(real, fake, tmp_path / "ray", executor=RayOptions(workers=2, shards=4), progress=False, **kw)
+    assert _evaluation(tmp_path / "ray") == _evaluation(tmp_path / "one")

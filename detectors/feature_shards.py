@@ -1,0 +1,125 @@
+"""The detector's feature pass cut into shards (``detect --shard K/N``, ``detect evaluate --shard K/N``, Ray).
+
+Scoring an image is the expensive part of every detect job (K network evaluations per image) and depends
+on nothing but the image, the model and the scorer's settings. So a shard lists the job's inputs (no
+decode), cut into scoring blocks of :data:`detectors.image_files.CHUNK_IMAGES` listed files, takes its
+contiguous range of blocks, decodes and scores those images block by block (the batches one process
+makes: float32 convolutions give batch-dependent last bits, so the batches must be the same), and keeps the
+features by the image's sha256 in ``OUT/shards/detect-<key>/<K>-of-<N>.npz``, then its marker. ``<key>``
+names the model and scorer settings, so features of another scorer are never mixed in. The command
+without ``--shard`` looks every image's features up there and scores only what no shard did; what comes
+after (calibration, cross-fitting, bootstrap intervals, the perturbation sweep) runs once, on the driver,
+as in one process (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.atomic import write_bytes_atomic
+from audit.scale.shards import Shard, ShardMarker, shard_folder
+
+log = logging.getLogger(__name__)
+
+
+def feature_job(model: Any, scorer: Any) -> str:
+    """The shard job name for this model and scorer: ``detect-`` and 16 hex digits of their identity."""
+    identity = {"models": model.models(), "scorer": scorer.config()}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return f"detect-{digest[:16]}"
+
+
+def load_cache(out: Path, model: Any, scorer: Any) -> dict[str, np.ndarray]:
+    """Every feature row the shards of this model and scorer wrote in ``out``, by image sha256."""
+    folder = shard_folder(out, feature_job(model, scorer))
+    rows: dict[str, np.ndarray] = {}
+    for part in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
+        try:
+            with np.load(part, allow_pickle=False) as data:
+                rows.update(zip((str(s) for s in data["sha256"]), data["features"], strict=True))
+        except (OSError, ValueError, KeyError) as exc:  # a damaged part is rescored, never trusted
+            log.warning("ignoring %s (%s): its images are scored again", part, exc)
+    return rows
+
+
+@dataclass(frozen=True)
+class FeatureShards:
+    """Shard K of N of a detect job's feature pass over ``specs`` (in order). Calling it loads the model and
+    scorer (once per process or Ray actor) and returns the function that runs a shard."""
+
+    groups: tuple[tuple[str, ...], ...]  # the inputs listed together: (real + fake or detect's inputs), (training)
+    out: str
+    model_spec: str
+    scorer_config: dict[str, Any]
+    progress: bool = True
+
+    def __call__(self) -> Any:
+        from detectors.job import build_scorer
+        from detectors.noise_model import load_noise_model
+
+        model = load_noise_model(self.model_spec)
+        scorer = build_scorer(self.scorer_config, model)
+        return lambda shard: self.run(shard, model, scorer)
+
+    def run(self, shard: Shard, model: Any, scorer: Any) -> str:
+        from detectors.image_files import ImageFile, LazyImages
+        from detectors.job import features, list_inputs
+
+        out = Path(self.out)
+        job = feature_job(model, scorer)
+        marker = ShardMarker(out, job, shard)
+        if marker.done():
+            log.info("detect shard %s is already done (%s): nothing to do", shard, marker.path)
+            return str(marker.path)
+        from audit.io import load_image
+        from detectors.image_files import CHUNK_IMAGES
+
+        blocks: dict[tuple[int, int], list[str]] = {}  # the job's scoring blocks, in order, with their files
+        for group, specs in enumerate(self.groups):
+            files, _ = list_inputs(list(specs))
+            for position, (file, _name) in enumerate(files):
+                blocks.setdefault((group, position // CHUNK_IMAGES), []).append(file)
+        order = list(blocks)
+        span = shard.range(len(order))
+        chosen: list[ImageFile] = []
+        for block in order[span.start : span.stop]:
+            for file in blocks[block]:
+                result = load_image(file)
+                if result.ok:
+                    chosen.append(ImageFile(file, result.sha256 or "", "", block))
+        feats, _ = features(model, scorer, LazyImages(chosen))
+        buf = io.BytesIO()
+        np.savez(buf, sha256=np.array([f.sha256 for f in chosen], dtype="U64"),
+                 features=feats if len(chosen) else np.zeros((0, 0)))  # fmt: skip
+        write_bytes_atomic(shard_folder(out, job) / f"{shard.name}.npz", buf.getvalue())
+        return str(marker.write(blocks=[span.start, span.stop], scored=len(chosen)))
+
+
+def score_shards(
+    groups: list[list[str]], out: Path, model_spec: str, scorer_config: dict[str, Any], *, shard: Shard | None = None,
+    executor: Any = None, progress: bool = True,
+) -> None:  # fmt: skip
+    """Run one shard here (``shard``) or every shard on Ray (``executor``)."""
+    from audit.atomic import output_folder
+
+    output_folder(out)
+    work = FeatureShards(tuple(tuple(g) for g in groups if g), str(out), model_spec, scorer_config, progress)
+    if shard is not None:
+        work()(shard)
+        log.info("detect shard %s done in %s; run the command without --shard to merge every shard", shard, out)
+        return
+    from audit.scale.ray_executor import run_shards
+    from detectors.job import build_scorer
+    from detectors.noise_model import load_noise_model
+
+    model = load_noise_model(model_spec)
+    job = feature_job(model, build_scorer(scorer_config, model))
+    run_shards(executor, job, out, work, progress=progress)
