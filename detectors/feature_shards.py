@@ -82,19 +82,19 @@ class FeatureShards:
         from audit.io import load_image
         from detectors.image_files import CHUNK_IMAGES
 
-        blocks: dict[tuple[int, int], list[str]] = {}  # the job's scoring blocks, in order, with their files
+        blocks: dict[tuple[int, int], list[tuple[str, Any]]] = {}  # the job's scoring blocks, in order
         for group, specs in enumerate(self.groups):
             files, _ = list_inputs(list(specs))
-            for position, (file, _name) in enumerate(files):
-                blocks.setdefault((group, position // CHUNK_IMAGES), []).append(file)
+            for position, (file, _name, span) in enumerate(files):
+                blocks.setdefault((group, position // CHUNK_IMAGES), []).append((file, span))
         order = list(blocks)
         span = shard.range(len(order))
         chosen: list[ImageFile] = []
         for block in order[span.start : span.stop]:
-            for file in blocks[block]:
-                result = load_image(file)
+            for file, file_span in blocks[block]:
+                result = load_image(file, span=file_span)
                 if result.ok:
-                    chosen.append(ImageFile(file, result.sha256 or "", "", block))
+                    chosen.append(ImageFile(file, result.sha256 or "", "", block, file_span))
         feats, _ = features(model, scorer, LazyImages(chosen))
         buf = io.BytesIO()
         np.savez(buf, sha256=np.array([f.sha256 for f in chosen], dtype="U64"),

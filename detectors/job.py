@@ -62,26 +62,35 @@ class Loaded:
     listed: int = 0  # files listed (readable or not), not counting entries refused while listing
 
 
-def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Every input file as (path, shown name), in order, and the entries refused while listing with their
-    reasons; nothing is decoded (a shard lists everything and decodes only its range)."""
+def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str]]]:
+    """Every input image as (path, shown name, byte span or None), in order, and the entries refused while
+    listing with their reasons; nothing is decoded (a shard lists everything and decodes only its range).
+    Uncompressed webdataset tar shards are read by their members' byte spans."""
     from audit.io import open_source
     from audit.io.archives import is_parquet, is_webdataset
     from audit.io.names import escape_name
     from audit.io.sources import MANIFEST_SUFFIXES
 
-    files: list[tuple[str, str]] = []
+    files: list[tuple[str, str, Any]] = []
     refused: list[tuple[str, str]] = []
     for spec in specs:
         path = Path(spec)
-        if is_webdataset(spec) or is_parquet(spec):
+        if is_parquet(spec) or (is_webdataset(spec) and not spec.lower().endswith(".tar")):
             raise InputError(
-                f"{escape_name(spec)}: detect reads files, folders and manifests; give the images as files"
+                f"{escape_name(spec)}: detect reads image files, folders, manifests and uncompressed .tar shards "
+                "(members are re-read by offset when scored), not Parquet or compressed tars: extract or convert first"
             )
+        if is_webdataset(spec):
+            for r in open_source(spec):
+                if r.refusal:
+                    refused.append((r.relpath, r.refusal))
+                else:
+                    files.append((str(r.path), r.relpath, r.span))
+            continue
         if not os.path.lexists(path):
             raise InputError(f"no such file or folder: {escape_name(spec)}")
         if not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
-            files.append((str(path), escape_name(spec)))  # any other path is a file: the loader says why not
+            files.append((str(path), escape_name(spec), None))  # any other path is a file: the loader says why not
             continue
         prefix = escape_name(str(path))
         for r in open_source(spec):
@@ -89,7 +98,7 @@ def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str
             if r.refusal:
                 refused.append((name, r.refusal))
             else:
-                files.append((str(r.path), name))
+                files.append((str(r.path), name, None))
     return files, refused
 
 
@@ -103,13 +112,13 @@ def load_images(specs: list[str], *, group: int = 0, offset: int = 0) -> Loaded:
 
     files, refused = list_inputs(specs)
     out = Loaded(LazyImages(), [], [], list(refused), listed=len(files))
-    for position, (file, name) in enumerate(files, start=offset):
-        result = load_image(file)
+    for position, (file, name, span) in enumerate(files, start=offset):
+        result = load_image(file, span=span)
         if not result.ok:
             out.unreadable.append((name, result.reason or "unreadable"))
             continue
         block = (group, position // CHUNK_IMAGES)
-        out.images.files.append(ImageFile(file, result.sha256 or "", pixel_key(result.image), block))
+        out.images.files.append(ImageFile(file, result.sha256 or "", pixel_key(result.image), block, span))
         out.names.append(name)
         h, w = result.image.shape[:2]
         out.meta.append({"format": result.meta.get("format"), "width": w, "height": h})

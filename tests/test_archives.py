@@ -217,3 +217,20 @@ def test_audit_of_tar_and_parquet_equals_the_audit_of_the_same_images_in_a_folde
     assert len(facts["folder"]) == 4 and any(f[4] for f in facts["folder"])  # faces were found
     assert facts["tar"] == facts["folder"] == facts["parquet"]
     assert facts["tar-overall"] == facts["folder-overall"] == facts["parquet-overall"]
+
+
+def test_a_bench_reference_from_tar_or_parquet_equals_the_folder(tmp_path) -> None:
+    from audit.bench.run import load_reference
+
+    pngs = [_png(i, size=16) for i in (0, 5, 10)]  # all 16 x 16: a reference has one size
+    (tmp_path / "ref").mkdir()
+    with tarfile.open(tmp_path / "ref.tar", "w") as tar:
+        for i, png in enumerate(pngs):
+            (tmp_path / "ref" / f"{i}.png").write_bytes(png)
+            _add(tar, f"{i}.png", png)
+    _parquet(tmp_path / "ref.parquet", [{"image": p} for p in pngs])
+    folder, _ = load_reference(str(tmp_path / "ref"))
+    assert folder.shape == (3, 16, 16, 3)
+    for spec in ("ref.tar", "ref.parquet"):
+        images, info = load_reference(str(tmp_path / spec))
+        assert np.array_equal(images, folder) and info["n"] == 3

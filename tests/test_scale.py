@@ -386,6 +386,25 @@ def test_detect_with_a_saved_detector_in_shards_equals_one_process(digit_folders
     assert one == sharded and "broken.png" in one["detections"]
     with pytest.raises(InputError, match="detect --shard needs a calibrated detector"):
         job.detect(inputs, tmp_path / "fresh", shard=Shard(0, 2))
+    # the same images as members of one webdataset tar shard (read by offset) get the same scores
+    import tarfile
+
+    with tarfile.open(tmp_path / "images.tar", "w") as tar:
+        for folder in (digit_folders["fake"], digit_folders["real"]):
+            for path in sorted(folder.iterdir()):
+                tar.add(path, arcname=path.name)
+    job.detect([str(tmp_path / "images.tar")], tmp_path / "tar", detector_file=det, shard=Shard(1, 2))
+    job.detect([str(tmp_path / "images.tar")], tmp_path / "tar", detector_file=det)
+
+    def scores(out: Path) -> dict[str, str]:
+        import csv
+
+        rows = csv.DictReader((out / "detections.csv").open())
+        return {Path(r["path"]).name.split(".")[0]: (r["score"], r["reason"]) for r in rows}
+
+    assert scores(tmp_path / "tar") == scores(tmp_path / "one") and len(scores(tmp_path / "one")) == 49
+    with pytest.raises(InputError, match="not Parquet or compressed tars"):
+        job.detect([str(tmp_path / "images.tar.gz")], tmp_path / "gz", detector_file=det)
 
 
 def _evaluation_or_detections(out: Path) -> dict:

@@ -91,7 +91,7 @@ def add_parser(sub: Any) -> None:
     bench.add_argument(
         "--reference",
         default="embedded:digits-heldout",
-        help="reference images: embedded:digits-heldout, a folder or a manifest",
+        help="reference images: embedded:digits-heldout, a folder, a manifest, webdataset .tar shards or Parquet",
     )
     bench.add_argument(
         "--extractor", default="embedded", help="embedded, inception[:PATH], clip:ARCH:PRETRAINED_OR_PATH"

@@ -40,13 +40,14 @@ def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
             "n": len(grey),
             "source": "sklearn load_digits(), last 297 images (never seen in training)",
         }
-    from audit.io import load_image, open_source
+    from audit.io import open_source
+    from audit.io.sources import load_record
 
     images, refused = [], []
     for record in open_source(spec):
-        result = load_image(record.path) if record.refusal is None else None
-        if result is None or not result.ok:
-            refused.append({"path": record.relpath, "reason": record.refusal or result.reason})  # type: ignore[union-attr]
+        result = load_record(record)  # a file, a tar member or a Parquet cell, through the one loader
+        if not result.ok:
+            refused.append({"path": record.relpath, "reason": result.reason})
             continue
         images.append(result.image)
     if refused:
