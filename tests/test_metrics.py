@@ -132,3 +132,43 @@ def test_too_few_samples_and_bad_input_are_clear_errors(rng: np.random.Generator
         vendi_score(np.full((3, 2), np.nan))
     with pytest.raises(InputError, match="2-D"):
         clip_score(np.ones(3), np.ones(3))
+
+
+@pytest.mark.parametrize("neighbours", [32, 4])
+def test_sparse_half_sample_recall_and_coverage_equal_the_direct_metrics(neighbours, monkeypatch) -> None:
+    """Above the dense limit, half-sample recall and coverage come from neighbour lists built once; with
+    4 neighbours the exact fallback (fewer than 3 listed neighbours in the half) runs often."""
+    from audit.metrics import resampling
+    from audit.metrics.manifold import knn_radii
+
+    monkeypatch.setattr(resampling, "NEIGHBOURS", neighbours)
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(300, 6))
+    fake = rng.normal(0.2, 1.1, size=(240, 6))
+    sparse = resampling.SparseManifold(real, fake, knn_radii(real, resampling.DENSITY_K))
+    for _ in range(8):
+        idx = rng.permutation(240)[:120]
+        recall, coverage = sparse.half(idx)
+        assert recall == precision_recall(real, fake[idx], k=3)[1]
+        assert coverage == density_coverage(real, fake[idx], k=5)[1]
+
+
+def test_evaluate_above_the_dense_limit_gives_the_dense_values(monkeypatch) -> None:
+    """The same features through the dense matrices and through the sparse lists: identical intervals."""
+    from audit.metrics import resampling
+    from audit.metrics.evaluator import evaluate
+
+    class Extractor:
+        id = "identity"
+
+        def __call__(self, images):
+            return {"features": images.reshape(len(images), -1).astype(np.float64)}
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(200, 2, 2, 2)).astype(np.float32)
+    fake = rng.normal(0.3, 1.0, size=(160, 2, 2, 2)).astype(np.float32)
+    dense = evaluate(real, fake, Extractor(), bootstrap=20, seed=1, kid_subset_size=50)
+    monkeypatch.setattr(resampling, "DENSE_LIMIT", 10)
+    sparse = evaluate(real, fake, Extractor(), bootstrap=20, seed=1, kid_subset_size=50)
+    for name in ("recall", "coverage", "precision", "density", "fid", "vendi"):
+        assert sparse[name] == dense[name], name
