@@ -91,3 +91,15 @@ def test_jsonl_and_parquet_audits_agree_and_parquet_resumes_after_kill_9(tmp_pat
     assert parquet["classes"] == jsonl["classes"] and parquet["overall"] == jsonl["overall"]
     assert parquet["datasheet"]["measured_composition"] == jsonl["datasheet"]["measured_composition"]
     assert len(read_records(tmp_path / "p" / "records.parquet")) == 5
+
+
+def test_a_record_written_twice_is_read_once_in_source_order(tmp_path) -> None:
+    from audit.dataset.record_store import JsonlRecords, read_records
+
+    store = JsonlRecords(tmp_path / "records.jsonl")
+    for line, index in enumerate((2, 0, 1, 0)):  # merged out of order; index 0 appended by two merges at once
+        store.append({"index": index, "image": f"{index}.png", "status": "ok", "faces": [], "line": line})
+    store.close()
+    records = read_records(tmp_path / "records.jsonl")
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert records[0]["line"] == 1  # the first line written for index 0 is the one kept

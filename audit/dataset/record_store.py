@@ -179,6 +179,8 @@ def record_store(path: Path) -> JsonlRecords | ParquetRecords:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record at ``path`` (either format), repairing what a kill left, in source order
-    (by ``index``: records merged from shards were appended in the order the shards finished)."""
-    return sorted(record_store(path).read(), key=lambda r: r.get("index", 0))
+    """Every complete record at ``path`` (either format), repairing what a kill left, each once, in source
+    order (by ``index``: records merged from shards were appended in the order the shards finished)."""
+    unique = {record_key(r): r for r in reversed(record_store(path).read())}  # a record written twice (two
+    # merges at once) counts once: the first one written is kept
+    return sorted(unique.values(), key=lambda r: r.get("index", 0))
