@@ -111,7 +111,10 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
         help="local (default), ray (start Ray on this machine) or ray:ADDRESS (join a cluster: auto, "
         "ray://host:10001); needs the extra ray",
     )  # fmt: skip
-    group.add_argument("--ray-workers", type=positive_int, help="Ray workers (default: one per GPU, else per CPU)")
+    group.add_argument(
+        "--ray-workers", type=positive_int, metavar="N",
+        help="Ray workers (default: the cluster's GPUs / --ray-gpus, or one per CPU for CPU workers)",
+    )  # fmt: skip
     group.add_argument(
         "--ray-gpus", type=non_negative_float, default=0.0, metavar="G",
         help="GPUs per Ray worker, fractional allowed (default 0: CPU workers)",
@@ -125,9 +128,11 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
 def add_column_options(parser: argparse.ArgumentParser) -> None:
     """The Parquet columns an input's image, label and caption are read from."""
     group = parser.add_argument_group("Parquet inputs")
-    group.add_argument("--image-column", default="image", help="image bytes or {bytes, path} (default image)")
-    group.add_argument("--label-column", help="label column (default: label, when present)")
-    group.add_argument("--caption-column", help="caption column (default: caption, when present)")
+    group.add_argument(
+        "--image-column", default="image", metavar="NAME", help="image bytes or {bytes, path} (default image)"
+    )
+    group.add_argument("--label-column", metavar="NAME", help="label column (default: label, when present)")
+    group.add_argument("--caption-column", metavar="NAME", help="caption column (default: caption, when present)")
 
 
 def columns_of(args: argparse.Namespace) -> object:

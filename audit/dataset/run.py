@@ -358,6 +358,10 @@ def analyse(
     process, with ``analyzer`` and ``checker`` when given, already built)."""
     from tqdm.auto import tqdm
 
+    first = next(todo, None)
+    if first is None:  # nothing left (a merge after shards): no model is loaded, no worker started
+        return
+    todo = itertools.chain([first], todo)
     workers = workers or min(2, os.cpu_count() or 1)
     bar = tqdm(desc=what or f"audit ({backend})", unit="img", initial=initial, total=total, disable=not progress)
     try:
