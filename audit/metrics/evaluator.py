@@ -65,9 +65,10 @@ class FeatureCache:
         if self.path and self.path.is_file():
             with np.load(self.path, allow_pickle=False) as data:
                 keys = data["keys"]
-                outputs = [name for name in data.files if name != "keys"]
+                # each data[name] reads and inflates the whole array: once per output, never once per row
+                arrays = {name: data[name] for name in data.files if name != "keys"}
                 for i, key in enumerate(keys):
-                    self._rows[str(key)] = {name: data[name][i] for name in outputs}
+                    self._rows[str(key)] = {name: array[i] for name, array in arrays.items()}
 
     @staticmethod
     def key(extractor_id: str, image: np.ndarray) -> str:
