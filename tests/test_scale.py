@@ -433,3 +433,23 @@ def test_detect_evaluate_on_ray_equals_one_process(digit_folders, ray_cluster, t
         torch.set_num_threads(threads)
     job.evaluate(real, fake, tmp_path / "ray", executor=RayOptions(workers=2, shards=4), progress=False, **kw)
     assert _evaluation(tmp_path / "ray") == _evaluation(tmp_path / "one")
+
+
+def test_ray_missing_extra_and_missing_gpus_are_one_clear_error(monkeypatch) -> None:
+    from audit.scale import ray_executor
+    from audit.scale.ray_executor import RayOptions, plan
+
+    class Cluster:
+        def __init__(self, **resources: float) -> None:
+            self.resources = resources
+
+        def cluster_resources(self) -> dict[str, float]:
+            return self.resources
+
+    with pytest.raises(InputError, match=r"has 1 GPU\(s\); 4 worker\(s\) x 0.5 GPU\(s\) were asked for"):
+        plan(Cluster(CPU=16, GPU=1), RayOptions(workers=4, gpus=0.5))
+    assert plan(Cluster(CPU=16, GPU=2), RayOptions(gpus=0.5)) == (4, {"num_gpus": 0.5, "num_cpus": 1})
+    assert plan(Cluster(CPU=2), RayOptions()) == (2, {"num_cpus": 1})
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(InputError, match=r'pip install "genaudit\[ray\]"'):
+        ray_executor._ray()
