@@ -8,7 +8,8 @@ markers into the shared ``--out`` (on a cluster: a folder every node mounts). So
 - resume is genaudit's own: shards with a marker are skipped, a torn shard continues from its part file;
   Ray's checkpointing is not used;
 - a worker killed mid-shard is restarted by Ray and the shard retried (``max_restarts``,
-  ``max_task_retries``), continuing from what the dead worker wrote;
+  ``max_task_retries``, :data:`RESTARTS` times), continuing from what the dead worker wrote; a worker
+  that keeps dying stops the run with one line, and a rerun continues from the shards done;
 - the driver then merges the parts in index order, as after ``--shard`` runs: the results equal a
   one-process run's.
 
@@ -30,6 +31,7 @@ from audit.scale.shards import Shard, ShardMarker, all_shards
 
 log = logging.getLogger(__name__)
 
+RESTARTS = 3  # a worker that dies this many times on one shard (a crash, not a kill) stops the run with one line
 SHARDS_PER_WORKER = 4  # default shards per worker: a killed shard redoes little, and stragglers even out
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # a local Ray's object store: shards pass no images through it
 
@@ -139,7 +141,7 @@ def run_shards(
         if not todo:
             log.info("every one of the %d shards of %s is already done", n, job)
             return []
-        actor_class = ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(ShardWorker)
+        actor_class = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS, **resources)(ShardWorker)
         actors = [actor_class.remote(make_worker) for _ in range(min(workers, len(todo)))]
         queue = list(todo)
         running: dict[Any, tuple[Any, Shard]] = {}
@@ -154,6 +156,12 @@ def run_shards(
                 actor, shard = running.pop(ready[0])
                 try:
                     ray.get(ready[0])
+                except ray.exceptions.RayActorError as exc:
+                    why = " ".join(str(exc).split())[:200]
+                    raise InputError(
+                        f"shard {shard}: its Ray worker died {RESTARTS + 1} times ({why}); the shards done are "
+                        "kept: run the command again to continue"
+                    ) from None
                 except Exception as exc:  # the job's own error (a bad input) reaches the user as one line
                     cause = getattr(exc, "cause", None) or exc
                     if isinstance(cause, InputError):
