@@ -37,7 +37,8 @@ from audit.io.sources import IMAGE_SUFFIXES, ImageRecord
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 WEBDATASET_IMAGE_EXTS = frozenset(s.lstrip(".") for s in IMAGE_SUFFIXES)
-MAX_TEXT_BYTES = 1 << 20  # a cls, txt or json member larger than this is not read (noted in the record)
+MAX_TEXT_BYTES = 1 << 20  # a cls, txt or json member larger than this is not read
+PARQUET_BATCH = 64  # rows turned into records at once from a Parquet file
 _BRACE = re.compile(r"\{([^{}]*)\}")
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 
@@ -313,17 +314,18 @@ def _parquet_records(files: list[Path], plans: list[Any], start: int) -> Iterato
     pq = _pyarrow()
     skip = start
     for file, (image_col, label_col, caption_col, key_col) in zip(files, plans, strict=True):
-        reader = pq.ParquetFile(file)
+        # one row group at a time, not pre-buffered: pyarrow reads a binary column chunk whole, so memory holds
+        # about one row group (measured in docs/scale-out.md), whatever the number of files or rows
+        reader = pq.ParquetFile(file, pre_buffer=False)
         wanted = [c for c in (image_col, label_col, caption_col, key_col) if c]
         row = 0
         for group in range(reader.metadata.num_row_groups):
             rows = reader.metadata.row_group(group).num_rows
-            if skip >= rows:
+            if skip >= rows:  # a whole row group before the start: skipped unread
                 skip -= rows
                 row += rows
                 continue
-            table = reader.read_row_group(group, columns=wanted)
-            for batch in table.to_batches(max_chunksize=256):
+            for batch in reader.iter_batches(batch_size=PARQUET_BATCH, row_groups=[group], columns=wanted):
                 for values in batch.to_pylist():
                     if skip:
                         skip -= 1
