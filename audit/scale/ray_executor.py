@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,7 +143,8 @@ def run_shards(
             log.info("every one of the %d shards of %s is already done", n, job)
             return []
         actor_class = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS, **resources)(ShardWorker)
-        actors = [actor_class.remote(make_worker) for _ in range(min(workers, len(todo)))]
+        here = (os.getcwd(), [p for p in sys.path if p])  # relative paths and python: generators resolve as here
+        actors = [actor_class.remote(make_worker, *here) for _ in range(min(workers, len(todo)))]
         queue = list(todo)
         running: dict[Any, tuple[Any, Shard]] = {}
         bar = tqdm(total=len(todo), desc=f"{job} shards on Ray ({len(actors)} workers)", disable=not progress)
@@ -199,9 +201,14 @@ def shard_count(out: Any, job: str, wanted: int) -> int:
 
 
 class ShardWorker:
-    """One Ray actor: the job's models built once, then shard after shard."""
+    """One Ray actor: the job's models built once, then shard after shard. It works in the driver's folder
+    with the driver's import path, so relative paths (``--out run``) and ``python:`` generators mean the
+    same as on the driver (on a cluster: where the shared filesystem is mounted at the same path)."""
 
-    def __init__(self, make_worker: Callable[[], Callable[[Shard], Any]]) -> None:
+    def __init__(self, make_worker: Callable[[], Callable[[Shard], Any]], cwd: str, paths: list[str]) -> None:
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
+        sys.path[:0] = [p for p in paths if p not in sys.path]
         self.work = make_worker()
 
     def run(self, shard: Shard) -> Any:
