@@ -337,13 +337,7 @@ SCORER = {"name": "diffusion-loss", "k": 4, "noise_sets": 1, "classes": "auto"}
 
 
 def _evaluation(out: Path) -> dict:
-    doc = json.loads((out / "detect-results.json").read_text())
-    data = doc["data"]
-    for cost in data.get("costs", []):
-        cost.pop("seconds", None)
-        cost.pop("images_per_second", None)
-    return {"evaluation": json.loads((out / "evaluation.json").read_text()), "data": data,
-            "detections": (out / "detections.csv").read_text()}  # fmt: skip
+    return {**_evaluation_or_detections(out), "evaluation": json.loads((out / "evaluation.json").read_text())}
 
 
 def test_detect_evaluate_shards_then_the_merge_equal_one_process(digit_folders, tmp_path, monkeypatch) -> None:
