@@ -138,23 +138,28 @@ def test_too_few_samples_and_bad_input_are_clear_errors(rng: np.random.Generator
 def test_sparse_half_sample_recall_and_coverage_equal_the_direct_metrics(neighbours, monkeypatch) -> None:
     """Above the dense limit, half-sample recall and coverage come from neighbour lists built once; with
     4 neighbours the exact fallback (fewer than 3 listed neighbours in the half) runs often."""
-    from audit.metrics import resampling
-    from audit.metrics.manifold import knn_radii
+    from audit.metrics import neighbour_passes
+    from audit.metrics.blocks import block_labels
 
-    monkeypatch.setattr(resampling, "NEIGHBOURS", neighbours)
+    monkeypatch.setattr(neighbour_passes, "NEIGHBOURS", neighbours)
+    monkeypatch.setattr(neighbour_passes, "ROWS", 64)  # several row blocks per pass
     rng = np.random.default_rng(7)
     real = rng.normal(size=(300, 6))
     fake = rng.normal(0.2, 1.1, size=(240, 6))
-    sparse = resampling.SparseManifold(real, fake, knn_radii(real, resampling.DENSITY_K))
+    passes = neighbour_passes.NeighbourPasses(real, fake, block_labels(240, seed=0, blocks=32))
+    assert passes.recall == precision_recall(real, fake, k=3)[1]
+    assert passes.coverage == density_coverage(real, fake, k=5)[1]
     for _ in range(8):
         idx = rng.permutation(240)[:120]
-        recall, coverage = sparse.half(idx)
+        recall, coverage = passes.sparse.half(idx)
         assert recall == precision_recall(real, fake[idx], k=3)[1]
         assert coverage == density_coverage(real, fake[idx], k=5)[1]
 
 
 def test_evaluate_above_the_dense_limit_gives_the_dense_values(monkeypatch) -> None:
-    """The same features through the dense matrices and through the sparse lists: identical intervals."""
+    """The same features through the dense matrices and through the float32 passes: the same point values
+    (KID's and Vendi's to float32 rounding), the same image-by-image intervals, and block intervals of
+    the same width for the blocked metrics."""
     from audit.metrics import resampling
     from audit.metrics.evaluator import evaluate
 
@@ -165,10 +170,17 @@ def test_evaluate_above_the_dense_limit_gives_the_dense_values(monkeypatch) -> N
             return {"features": images.reshape(len(images), -1).astype(np.float64)}
 
     rng = np.random.default_rng(3)
-    real = rng.normal(size=(200, 2, 2, 2)).astype(np.float32)
-    fake = rng.normal(0.3, 1.0, size=(160, 2, 2, 2)).astype(np.float32)
-    dense = evaluate(real, fake, Extractor(), bootstrap=20, seed=1, kid_subset_size=50)
+    real = rng.normal(size=(400, 2, 2, 2)).astype(np.float32)
+    fake = rng.normal(0.3, 1.0, size=(320, 2, 2, 2)).astype(np.float32)
+    dense = evaluate(real, fake, Extractor(), bootstrap=200, seed=1, kid_subset_size=50)
     monkeypatch.setattr(resampling, "DENSE_LIMIT", 10)
-    sparse = evaluate(real, fake, Extractor(), bootstrap=20, seed=1, kid_subset_size=50)
-    for name in ("recall", "coverage", "precision", "density", "fid", "vendi"):
-        assert sparse[name] == dense[name], name
+    large = evaluate(real, fake, Extractor(), bootstrap=200, seed=1, kid_subset_size=50)
+    for name in ("recall", "coverage", "precision", "density"):
+        assert large[name] == dense[name], name
+    for name in ("fid", "kid"):
+        assert large[name]["value"] == dense[name]["value"], name
+    assert large["vendi"]["value"] == pytest.approx(dense["vendi"]["value"], rel=1e-12)
+    assert large["fid"]["ci_method"] == "block-bootstrap" and large["kid"]["ci_method"] == "block-half-sample"
+    for name in ("fid", "vendi", "kid"):
+        width = np.diff(large[name]["ci95"])[0] / np.diff(dense[name]["ci95"])[0]
+        assert 0.6 < width < 1.6, (name, width)

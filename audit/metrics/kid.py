@@ -24,8 +24,8 @@ def kid(
 ) -> tuple[float, float]:
     """KID as ``(mean, std)`` over ``subsets`` draws of ``subset_size`` rows (without replacement) from
     each set; std is the population std over subsets (torchmetrics' convention)."""
-    real = checks.features("real", real, min_rows=2, metric="KID")
-    fake = checks.features("fake", fake, min_rows=2, metric="KID")
+    real = checks.features("real", real, min_rows=2, metric="KID", as_float64=False)
+    fake = checks.features("fake", fake, min_rows=2, metric="KID", as_float64=False)
     checks.same_dims("KID", real, fake)
     if subsets < 1:
         raise InputError(f"KID needs subsets >= 1, got {subsets}")
@@ -38,8 +38,8 @@ def kid(
     scores = np.array(
         [
             polynomial_mmd2(
-                real[rng.choice(len(real), subset_size, replace=False)],
-                fake[rng.choice(len(fake), subset_size, replace=False)],
+                np.asarray(real[rng.choice(len(real), subset_size, replace=False)], np.float64),
+                np.asarray(fake[rng.choice(len(fake), subset_size, replace=False)], np.float64),
             )
             for _ in range(subsets)
         ]

@@ -15,6 +15,8 @@ import numpy as np
 from audit.metrics import checks
 
 _BLOCK = 1024
+PRECISION_K = 3  # Kynkaanniemi et al. 2019
+DENSITY_K = 5  # Naeem et al. 2020
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
