@@ -32,6 +32,18 @@ def test_shards_cover_every_index_once_in_contiguous_ranges() -> None:
             Shard.parse(bad)
 
 
+def test_a_ray_rerun_keeps_the_first_shard_count_and_says_so_when_told_otherwise(tmp_path, caplog) -> None:
+    from audit.scale.ray_executor import shard_count
+
+    assert shard_count(tmp_path, "records", 6) == 6  # the first run chooses, and records its choice
+    with caplog.at_level("WARNING", logger="audit.scale.ray_executor"):
+        assert shard_count(tmp_path, "records", 4) == 6  # default count from fewer workers: silently kept
+        assert not caplog.records
+        assert shard_count(tmp_path, "records", 4, explicit=True) == 6
+    assert "--ray-shards 4 ignored" in caplog.text and "cut into 6 shards" in caplog.text
+    assert shard_count(tmp_path, "detect-x", 3, explicit=True) == 3  # another job has its own plan
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """147 items: the 49 images of builtin:faces-demo written once and listed three times in a manifest (a

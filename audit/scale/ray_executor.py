@@ -137,7 +137,7 @@ def run_shards(
 
     with ray_session(options) as ray:
         workers, resources = plan(ray, options)
-        n = shard_count(out, job, options.shards or SHARDS_PER_WORKER * workers)
+        n = shard_count(out, job, options.shards or SHARDS_PER_WORKER * workers, explicit=bool(options.shards))
         todo = [s for s in all_shards(n) if not ShardMarker(out, job, s).done()]
         if not todo:
             log.info("every one of the %d shards of %s is already done", n, job)
@@ -180,9 +180,10 @@ def run_shards(
     return todo
 
 
-def shard_count(out: Any, job: str, wanted: int) -> int:
+def shard_count(out: Any, job: str, wanted: int, *, explicit: bool = False) -> int:
     """How many shards the Ray run of ``job`` in ``out`` is cut into: the count an earlier (interrupted) run
-    chose, so that its finished shards count on a rerun with another number of workers; else ``wanted``."""
+    chose, so that its finished shards count on a rerun with another number of workers; else ``wanted``.
+    An ``explicit`` (``--ray-shards``) count the earlier run overrides is warned about, not silently lost."""
     import json
     from pathlib import Path
 
@@ -193,6 +194,16 @@ def shard_count(out: Any, job: str, wanted: int) -> int:
     try:
         n = int(json.loads(path.read_text(encoding="utf-8"))["shards"])
         if n >= 1:
+            if explicit and n != wanted:
+                log.warning(
+                    "--ray-shards %d ignored: this run of %s was cut into %d shards (%s), kept so that finished "
+                    "shards count; delete %s to cut it anew",
+                    wanted,
+                    job,
+                    n,
+                    path,
+                    path.parent,
+                )
             return n
     except (OSError, ValueError, KeyError, TypeError):
         pass
