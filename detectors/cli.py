@@ -46,6 +46,7 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         target = job.calibrate(
             args.real, args.fake, args.out or "detector.json", model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, calibration=args.calibration,
+            image_column=args.image_column,
         )  # fmt: skip
         log.info("detector saved: %s (+ %s)", target, Path(target).with_suffix(".safetensors").name)
         sys.stdout.write(f"{target}\n")
@@ -56,7 +57,7 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
             args.real, args.fake, out, detector_file=args.detector, model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, face_records=args.face_records,
             face_backend=args.face_backend, draws=args.bootstrap, training=args.training, shard=args.shard,
-            executor=executor, progress=not args.quiet,
+            executor=executor, progress=not args.quiet, image_column=args.image_column,
         )  # fmt: skip
     elif not inputs:
         results = job.run_default(out, k=args.k, noise_sets=args.noise_sets, target_fpr=args.target_fpr,
@@ -65,7 +66,7 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         if args.detector is None and args.model != job.DEFAULT_MODEL:
             raise InputError(f"{args.model} has no calibrated detector yet: run 'genaudit detect calibrate' first")
         results = job.detect(inputs, out, detector_file=args.detector, shard=args.shard, executor=executor,
-                             progress=not args.quiet)  # fmt: skip
+                             progress=not args.quiet, image_column=args.image_column)  # fmt: skip
     return 0 if results is None else results
 
 
@@ -80,7 +81,14 @@ def add_parser(sub: Any) -> None:
         "'detect evaluate --real DIR --fake DIR --out DIR' evaluates one (cross-fitted without --detector), "
         "with bootstrap intervals and a JPEG/resize robustness sweep.",
     )
-    detect.add_argument("inputs", nargs="*", metavar="IMAGES_OR_DIRS", help="images, folders or manifests")
+    detect.add_argument(
+        "inputs", nargs="*", metavar="IMAGES_OR_DIRS",
+        help="images, folders, manifests, webdataset .tar shards or Parquet tables",
+    )  # fmt: skip
+    detect.add_argument(
+        "--image-column", default="image", metavar="NAME",
+        help="Parquet inputs: the column of image bytes or {bytes, path} structs (default image)",
+    )  # fmt: skip
     detect.add_argument("--model", default="embedded:digits-ddpm", help="embedded:digits-ddpm or diffusers:PATH")
     detect.add_argument("--detector", metavar="FILE", help="a detector saved by 'detect calibrate'")
     detect.add_argument(

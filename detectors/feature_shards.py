@@ -60,6 +60,7 @@ class FeatureShards:
     model_spec: str
     scorer_config: dict[str, Any]
     progress: bool = True
+    image_column: str = "image"  # Parquet inputs' image column
 
     def __call__(self) -> Any:
         from detectors.job import build_scorer
@@ -79,12 +80,12 @@ class FeatureShards:
         if marker.done():
             log.info("detect shard %s is already done (%s): nothing to do", shard, marker.path)
             return str(marker.path)
-        from audit.io import load_image
+        from audit.io.archives import load_at
         from detectors.image_files import CHUNK_IMAGES
 
         blocks: dict[tuple[int, int], list[tuple[str, Any]]] = {}  # the job's scoring blocks, in order
         for group, specs in enumerate(self.groups):
-            files, _ = list_inputs(list(specs))
+            files, _ = list_inputs(list(specs), self.image_column)
             for position, (file, _name, span) in enumerate(files):
                 blocks.setdefault((group, position // CHUNK_IMAGES), []).append((file, span))
         order = list(blocks)
@@ -92,7 +93,7 @@ class FeatureShards:
         chosen: list[ImageFile] = []
         for block in order[span.start : span.stop]:
             for file, file_span in blocks[block]:
-                result = load_image(file, span=file_span)
+                result = load_at(file, file_span)
                 if result.ok:
                     chosen.append(ImageFile(file, result.sha256 or "", "", block, file_span))
         feats, _ = features(model, scorer, LazyImages(chosen))
@@ -105,21 +106,27 @@ class FeatureShards:
 
 def score_shards(
     groups: list[list[str]], out: Path, model_spec: str, scorer_config: dict[str, Any], *, shard: Shard | None = None,
-    executor: Any = None, progress: bool = True,
-) -> None:  # fmt: skip
-    """Run one shard here (``shard``) or every shard on Ray (``executor``)."""
+    executor: Any = None, built: tuple[Any, Any] | None = None, image_column: str = "image", progress: bool = True,
+) -> tuple[Any, Any]:  # fmt: skip
+    """Run one shard here (``shard``) or every shard on Ray (``executor``). ``built``: the (model, scorer) the
+    caller already loaded for ``model_spec`` and ``scorer_config``, used here instead of loading them again
+    (Ray workers load their own). Returns the (model, scorer) used here."""
     from audit.atomic import output_folder
+    from detectors.job import build_scorer
 
     output_folder(out)
-    work = FeatureShards(tuple(tuple(g) for g in groups if g), str(out), model_spec, scorer_config, progress)
-    if shard is not None:
-        work()(shard)
-        log.info("detect shard %s done in %s; run the command without --shard to merge every shard", shard, out)
-        return
-    from audit.scale.ray_executor import run_shards
-    from detectors.job import build_scorer
-    from detectors.noise_model import load_noise_model
+    listed = tuple(tuple(g) for g in groups if g)
+    work = FeatureShards(listed, str(out), model_spec, scorer_config, progress, image_column)
+    if built is None:
+        from detectors.noise_model import load_noise_model
 
-    model = load_noise_model(model_spec)
-    job = feature_job(model, build_scorer(scorer_config, model))
-    run_shards(executor, job, out, work, progress=progress)
+        model = load_noise_model(model_spec)
+        built = model, build_scorer(scorer_config, model)
+    if shard is not None:
+        work.run(shard, *built)
+        log.info("detect shard %s done in %s; run the command without --shard to merge every shard", shard, out)
+        return built
+    from audit.scale.ray_executor import run_shards
+
+    run_shards(executor, feature_job(*built), out, work, progress=progress)
+    return built

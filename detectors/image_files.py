@@ -30,7 +30,7 @@ class ImageFile:
     # shard that scores whole blocks batches every image exactly as one process does (float32 convolutions
     # give batch-size-dependent last bits), see docs/scale-out.md
     block: tuple[int, int] | None = None
-    span: tuple[int, int] | None = None  # (offset, size) of the image's bytes in ``path`` (a tar member)
+    span: Any = None  # (offset, size) of the image's bytes in ``path`` (a tar member), or an archives.TableRow
 
 
 @dataclass
@@ -65,9 +65,9 @@ class LazyImages(Sequence[np.ndarray]):
 
 
 def decode_checked(file: ImageFile) -> np.ndarray:
-    from audit.io import load_image
+    from audit.io.archives import load_at
 
-    result = load_image(file.path, span=file.span)
+    result = load_at(file.path, file.span)
     if not result.ok or result.sha256 != file.sha256:
         raise InputError(f"{file.path} changed or became unreadable while it was being scored: run again")
     return result.image

@@ -62,12 +62,15 @@ class Loaded:
     listed: int = 0  # files listed (readable or not), not counting entries refused while listing
 
 
-def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str]]]:
-    """Every input image as (path, shown name, byte span or None), in order, and the entries refused while
+def list_inputs(
+    specs: list[str], image_column: str = "image"
+) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str]]]:
+    """Every input image as (path, shown name, where or None), in order, and the entries refused while
     listing with their reasons; nothing is decoded (a shard lists everything and decodes only its range).
-    Uncompressed webdataset tar shards are read by their members' byte spans."""
+    Uncompressed webdataset tar shards are read by their members' byte spans, Parquet tables by row
+    (``image_column``; :func:`audit.io.archives.load_at` reads either back)."""
     from audit.io import open_source
-    from audit.io.archives import is_parquet, is_webdataset
+    from audit.io.archives import Columns, is_parquet, is_webdataset, parquet_listing
     from audit.io.names import escape_name
     from audit.io.sources import MANIFEST_SUFFIXES
 
@@ -75,10 +78,13 @@ def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str, Any]], list[tupl
     refused: list[tuple[str, str]] = []
     for spec in specs:
         path = Path(spec)
-        if is_parquet(spec) or (is_webdataset(spec) and not spec.lower().endswith(".tar")):
+        if is_parquet(spec):
+            files.extend((str(r.path), r.relpath, r.span) for r in parquet_listing(spec, Columns(image=image_column)))
+            continue
+        if is_webdataset(spec) and not spec.lower().endswith(".tar"):
             raise InputError(
-                f"{escape_name(spec)}: detect reads image files, folders, manifests and uncompressed .tar shards "
-                "(members are re-read by offset when scored), not Parquet or compressed tars: extract or convert first"
+                f"{escape_name(spec)}: detect reads image files, folders, manifests, uncompressed .tar shards and "
+                "Parquet (images are re-read by offset or row when scored), not compressed tars: decompress first"
             )
         if is_webdataset(spec):
             for r in open_source(spec):
@@ -102,18 +108,18 @@ def list_inputs(specs: list[str]) -> tuple[list[tuple[str, str, Any]], list[tupl
     return files, refused
 
 
-def load_images(specs: list[str], *, group: int = 0, offset: int = 0) -> Loaded:
+def load_images(specs: list[str], *, group: int = 0, offset: int = 0, image_column: str = "image") -> Loaded:
     """Images from files, folders or manifests, through genaudit's one loader (bad files get a reason).
     Each file is decoded once here to check it; its pixels are not kept (see :mod:`detectors.image_files`).
     ``group`` and ``offset`` (where these inputs start in the job's listing) set each image's scoring block."""
-    from audit.io import load_image
+    from audit.io.archives import load_at
     from detectors.image_files import CHUNK_IMAGES
     from detectors.overlap import pixel_key
 
-    files, refused = list_inputs(specs)
+    files, refused = list_inputs(specs, image_column)
     out = Loaded(LazyImages(), [], [], list(refused), listed=len(files))
     for position, (file, name, span) in enumerate(files, start=offset):
-        result = load_image(file, span=span)
+        result = load_at(file, span)
         if not result.ok:
             out.unreadable.append((name, result.reason or "unreadable"))
             continue
@@ -460,9 +466,13 @@ def _at_least_two(loaded: Loaded, what: str) -> Loaded:
     return loaded
 
 
-def _labelled(real: list[str], fake: list[str]) -> tuple[Loaded, Loaded, list[np.ndarray], np.ndarray]:
-    real_set = _at_least_two(load_images(real), "real")
-    fake_set = _at_least_two(load_images(fake, offset=real_set.listed), "generated")  # listed after the real ones
+def _labelled(
+    real: list[str], fake: list[str], image_column: str = "image"
+) -> tuple[Loaded, Loaded, list[np.ndarray], np.ndarray]:
+    real_set = _at_least_two(load_images(real, image_column=image_column), "real")
+    fake_set = _at_least_two(  # listed after the real ones
+        load_images(fake, offset=real_set.listed, image_column=image_column), "generated"
+    )
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
     images = real_set.images + fake_set.images  # still files: decoded a chunk at a time when scored
@@ -473,13 +483,14 @@ def _labelled(real: list[str], fake: list[str]) -> tuple[Loaded, Loaded, list[np
 def calibrate(
     real: list[str], fake: list[str], out: str | Path, *, model_spec: str = DEFAULT_MODEL,
     scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05, calibration: str = "logistic",
+    image_column: str = "image",
 ) -> Path:  # fmt: skip
     """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`)."""
     from detectors.noise_model import load_noise_model
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     cfg = scorer_config or DEFAULT_SCORER
-    real_set, fake_set, images, y = _labelled(real, fake)
+    real_set, fake_set, images, y = _labelled(real, fake, image_column)
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
     feats, _ = features(model, scorer, images)
@@ -557,6 +568,7 @@ def evaluate(
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
     face_records: str | Path | None = None, face_backend: str | None = None, draws: int = 1000, folds: int = FOLDS,
     training: list[str] | None = None, shard: Any = None, executor: Any = None, progress: bool = True,
+    image_column: str = "image",
 ) -> Path | None:  # fmt: skip
     """Evaluate on labelled folders (see the module docstring); returns the results path. ``training``:
     images the generator was trained on, scored by the same detector(s) for the membership check.
@@ -568,31 +580,34 @@ def evaluate(
 
     out = Path(out)
     output_folder(out)
-    if shard is not None or executor is not None:
+
+    def parts() -> tuple[Any, dict[str, Any], Any, Any]:  # (saved detector or None, meta, model, scorer)
         if detector_file is not None:
-            _, saved_meta, _, _ = _saved(detector_file)
-            shard_model, shard_scorer = saved_meta["model"], saved_meta["scorer"]
-        else:
-            shard_model, shard_scorer = model_spec, scorer_config or DEFAULT_SCORER
+            return _saved(detector_file)
+        model = load_noise_model(model_spec)
+        scorer = build_scorer(scorer_config or DEFAULT_SCORER, model)
+        return None, {"model": model_spec, "scorer": scorer.config()}, model, scorer
+
+    loaded_parts = None
+    if shard is not None or executor is not None:
+        loaded_parts = det, meta, model, scorer = parts()
         groups = [[*real, *fake], training or []]
-        score_shards(groups, out, shard_model, shard_scorer, shard=shard, executor=executor, progress=progress)
+        built = model, scorer
+        score_shards(groups, out, meta["model"], meta["scorer"], shard=shard, executor=executor, built=built,
+                     image_column=image_column, progress=progress)  # fmt: skip
         if shard is not None:
             return None
-    real_set, fake_set, images, y = _labelled(real, fake)
-    training_set = _training_set(training, real_set) if training else None  # refused now, before any scoring
+    real_set, fake_set, images, y = _labelled(real, fake, image_column)
+    # refused now, before any scoring
+    training_set = _training_set(training, real_set, image_column) if training else None
     record_faces = None
     if face_records is not None:  # read and checked whole now, not after an hour of scoring
         from audit.dataset.face_records import read_face_records
 
         record_faces = read_face_records(face_records).faces
+    det, meta, model, scorer = loaded_parts or parts()
     if detector_file is not None:
-        det, meta, model, scorer = _saved(detector_file)
         protocol = f"scored by the saved detector {Path(detector_file).name}"
-    else:
-        cfg = scorer_config or DEFAULT_SCORER
-        model = load_noise_model(model_spec)
-        scorer = build_scorer(cfg, model)
-        meta = {"model": model_spec, "scorer": scorer.config()}
     cache = load_cache(out, model, scorer)
     feats, seconds = features(model, scorer, images, cache)
     if detector_file is not None:
@@ -640,9 +655,9 @@ def evaluate(
     return write_results(out / RESULTS_FILE, doc)
 
 
-def _training_set(training: list[str], real_set: Loaded) -> Loaded:
+def _training_set(training: list[str], real_set: Loaded, image_column: str = "image") -> Loaded:
     """The ``--training`` images, refused when fewer than 2 are readable or when any is also in ``--real``."""
-    loaded = _at_least_two(load_images(training, group=1), "training")
+    loaded = _at_least_two(load_images(training, group=1, image_column=image_column), "training")
     refuse_shared(loaded.names, loaded.images, "--training", real_set.names, real_set.images, "--real",
                   "The membership check compares the generator's training images with real images it was not "
                   "trained on, and the false-positive rate on --real assumes the same: remove them from --real "
@@ -678,7 +693,7 @@ def _training_membership(
 
 def detect(
     inputs: list[str], out: str | Path, *, detector_file: str | Path | None = None, shard: Any = None,
-    executor: Any = None, progress: bool = True,
+    executor: Any = None, progress: bool = True, image_column: str = "image",
 ) -> Path | None:  # fmt: skip
     """Score images with a saved detector (default: calibrate the embedded one on ``builtin:digits-mixed``).
     ``shard``: score only that shard's images (:mod:`detectors.feature_shards`) and return None; ``executor``:
@@ -695,8 +710,10 @@ def detect(
                     "detect --shard needs a calibrated detector: pass --detector FILE ('genaudit detect calibrate' "
                     f"makes one), or run once without --shard to calibrate the embedded default into {out}"
                 )
-        _, meta, _, _ = _saved(detector_file)
-        score_shards([inputs], out, meta["model"], meta["scorer"], shard=shard, progress=progress)
+        _, meta, model, scorer = _saved(detector_file)
+        built = model, scorer
+        score_shards([inputs], out, meta["model"], meta["scorer"], shard=shard, built=built,
+                     image_column=image_column, progress=progress)  # fmt: skip
         return None
     if detector_file is None:  # the embedded default, calibrated once into OUT/embedded-default
         detector_file = out / "embedded-default" / DETECTOR_FILE
@@ -712,8 +729,10 @@ def detect(
     else:
         det, meta, model, scorer = _saved(detector_file)
     if executor is not None:
-        score_shards([inputs], out, meta["model"], meta["scorer"], executor=executor, progress=progress)
-    loaded = load_images(inputs)
+        built = model, scorer
+        score_shards([inputs], out, meta["model"], meta["scorer"], executor=executor, built=built,
+                     image_column=image_column, progress=progress)  # fmt: skip
+    loaded = load_images(inputs, image_column=image_column)
     if not loaded.images and not loaded.unreadable:
         raise InputError(f"no images found in {', '.join(inputs)}")
     feats, seconds = features(model, scorer, loaded.images, load_cache(out, model, scorer))

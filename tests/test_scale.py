@@ -409,8 +409,28 @@ def test_detect_with_a_saved_detector_in_shards_equals_one_process(digit_folders
         return {Path(r["path"]).name.split(".")[0]: (r["score"], r["reason"]) for r in rows}
 
     assert scores(tmp_path / "tar") == scores(tmp_path / "one") and len(scores(tmp_path / "one")) == 49
-    with pytest.raises(InputError, match="not Parquet or compressed tars"):
+    with pytest.raises(InputError, match="not compressed tars: decompress first"):
         job.detect([str(tmp_path / "images.tar.gz")], tmp_path / "gz", detector_file=det)
+    # and as rows of a Parquet table (HuggingFace {bytes, path} structs in a column named "img", row groups of
+    # 10), read back by row when scored: the same scores, sharded or not, and a row without bytes gets a reason
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"key": p.name, "img": {"bytes": p.read_bytes(), "path": p.name}}
+        for folder in (digit_folders["fake"], digit_folders["real"])
+        for p in sorted(folder.iterdir())
+    ]
+    rows.append({"key": "nothing.png", "img": None})  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "images.parquet", row_group_size=10)
+    table = [str(tmp_path / "images.parquet")]
+    job.detect(table, tmp_path / "parquet", detector_file=det, shard=Shard(0, 2), image_column="img")
+    job.detect(table, tmp_path / "parquet", detector_file=det, image_column="img")
+    from_table = scores(tmp_path / "parquet")
+    assert from_table.pop("nothing") == ("", "empty")
+    assert from_table == scores(tmp_path / "one")
+    with pytest.raises(InputError, match="no image column 'image'"):
+        job.detect(table, tmp_path / "parquet-wrong", detector_file=det)
 
 
 def _evaluation_or_detections(out: Path) -> dict:

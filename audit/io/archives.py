@@ -15,7 +15,10 @@ next shard.
 
 **Parquet** (a ``.parquet`` file or a folder of them, e.g. img2dataset's output or a HuggingFace dataset
 export): the image column holds bytes, either as a binary column or as HuggingFace's ``{bytes, path}``
-struct. A column of URLs is refused with one line: genaudit never fetches images.
+struct. A column of URLs is refused with one line: genaudit never fetches images. Jobs that come back to
+an image later (the deepfake check decodes a chunk at a time, and a shard only its range) list rows
+without reading their bytes (:func:`parquet_listing`: each record's ``span`` is a :class:`TableRow`) and
+read them back by row with :func:`load_at`, one row group held at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +34,20 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.io.images import DEFAULT_MAX_BYTES, EMPTY, NOT_A_FILE, NOT_AN_IMAGE, OUTSIDE_ROOT, TOO_LARGE, TRUNCATED
+from audit.io.images import (
+    DEFAULT_MAX_BYTES,
+    EMPTY,
+    NOT_A_FILE,
+    NOT_AN_IMAGE,
+    OUTSIDE_ROOT,
+    TOO_LARGE,
+    TRUNCATED,
+    UNREADABLE,
+    LoadResult,
+    decode_image,
+    load_image,
+    refuse,
+)
 from audit.io.names import clean_text, escape_name
 from audit.io.sources import IMAGE_SUFFIXES, ImageRecord
 
@@ -362,3 +378,75 @@ def _parquet_record(
     else:
         record.data = bytes(cell)
     return record
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """Where one image's bytes lie in a Parquet file: its row (0-based, within the file) and column."""
+
+    row: int
+    column: str
+
+
+def parquet_listing(spec: str, columns: Columns | None = None) -> Iterator[ImageRecord]:
+    """One record per row of every file (sorted), in row order, WITHOUT its image bytes: the record's
+    ``span`` is a :class:`TableRow` for :func:`load_at`. Only the ``key`` column (when present) is read;
+    rows are named ``file/key`` or ``file/row``. Every file's schema is checked now, as for reading."""
+    columns = columns or Columns()
+    pq = _pyarrow()
+    for file in parquet_files(spec):
+        image_col, _label, _caption, key_col = _parquet_plan(file, columns)
+        reader = pq.ParquetFile(file, pre_buffer=False)
+        if key_col:
+            keys = (v for b in reader.iter_batches(batch_size=4096, columns=[key_col]) for v in b.column(0).to_pylist())
+        else:
+            keys = itertools.repeat(None, reader.metadata.num_rows)
+        for row, key in enumerate(keys):
+            name = key if key not in (None, "") else f"{row:06d}"
+            yield ImageRecord(
+                path=file, relpath=f"{escape_name(file.name)}/{escape_name(str(name))}",
+                span=TableRow(row, image_col), extra={"row": row},
+            )  # fmt: skip
+
+
+_last_row_group: list[Any] = [None]  # (path, mtime, column, first row, end row, values): replaced whole, never edited
+
+
+def _table_cell(path: Path, where: TableRow) -> Any:
+    """The image cell of one row, reading (and keeping) only the row group that holds it: a run of rows
+    read in order reads each row group once, and memory holds one row group (see docs/scale-out.md)."""
+    pq = _pyarrow()
+    stamp = os.stat(path).st_mtime_ns
+    last = _last_row_group[0]
+    if last is not None and last[:3] == (str(path), stamp, where.column) and last[3] <= where.row < last[4]:
+        return last[5][where.row - last[3]].as_py()
+    reader = pq.ParquetFile(path, pre_buffer=False)
+    start = 0
+    for group in range(reader.metadata.num_row_groups):
+        stop = start + reader.metadata.row_group(group).num_rows
+        if where.row < stop:
+            values = reader.read_row_group(group, columns=[where.column]).column(0)
+            _last_row_group[0] = (str(path), stamp, where.column, start, stop, values)
+            return values[where.row - start].as_py()
+        start = stop
+    raise IndexError(f"row {where.row} is past the end ({start} rows)")
+
+
+def load_at(path: str | Path, where: Any, *, max_pixels: int | None = None) -> LoadResult:
+    """One image by where it lies: a whole file (``where`` None), a tar member's byte span ``(offset,
+    size)``, or a Parquet row (:class:`TableRow`); decoded through the same loader checks in every case."""
+    if not isinstance(where, TableRow):
+        return load_image(path, max_pixels=max_pixels, span=where)
+    import pyarrow as pa
+
+    try:
+        cell = _table_cell(Path(path), where)
+    except (OSError, IndexError, KeyError, pa.ArrowException) as exc:
+        return refuse(UNREADABLE, f"{path}: row {where.row} could not be read again ({exc})")
+    if isinstance(cell, dict):
+        cell = cell.get("bytes")
+    if not cell:
+        return refuse(EMPTY, f"row {where.row} has no image bytes")
+    if len(cell) > DEFAULT_MAX_BYTES:
+        return refuse(TOO_LARGE, f"row {where.row}: {len(cell)} bytes, over the limit")
+    return decode_image(bytes(cell), max_pixels=max_pixels)

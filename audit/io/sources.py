@@ -37,7 +37,6 @@ from audit.io.images import (
     LoadResult,
     decode_image,
     file_problem,
-    load_image,
     refuse,
     require_file,
 )
@@ -76,7 +75,7 @@ class ImageRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     refusal: str | None = None
     refusal_message: str | None = None
-    span: tuple[int, int] | None = None  # (offset, size) of the image's bytes inside ``path`` (a tar member)
+    span: Any = None  # (offset, size) of the image's bytes in ``path`` (a tar member), or an archives.TableRow
     data: bytes | None = None  # the image's bytes, when they do not lie in a file of their own (Parquet)
 
 
@@ -87,7 +86,9 @@ def load_record(record: ImageRecord, *, max_pixels: int | None = None) -> LoadRe
         return refuse(record.refusal, record.refusal_message or record.refusal)
     if record.data is not None:
         return decode_image(record.data, max_pixels=max_pixels)
-    return load_image(record.path, max_pixels=max_pixels, span=record.span)
+    from audit.io.archives import load_at
+
+    return load_at(record.path, record.span, max_pixels=max_pixels)
 
 
 def _inside(path: Path, root: Path) -> bool:
