@@ -42,7 +42,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_work(straight_run, tm
     import audit.metrics.evaluator as evaluator
 
     out = tmp_path / "run"
-    real_evaluate = evaluator.evaluate
+    real_evaluate = evaluator.evaluate_features
     calls = []
 
     def dies_on_third_cell(*args, **kwargs):
@@ -51,7 +51,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_work(straight_run, tm
             raise KeyboardInterrupt  # a kill after the third cell's images, before its metrics
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(evaluator, "evaluate", dies_on_third_cell)
+    monkeypatch.setattr(evaluator, "evaluate_features", dies_on_third_cell)
     generator_fixtures.GENERATED.clear()
     with pytest.raises(KeyboardInterrupt):
         run_bench(BenchConfig(**SMALL), out, progress=False)
@@ -64,7 +64,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_work(straight_run, tm
     (cell / "images" / "00007.png").unlink()
     (cell / "images" / "00100.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
 
-    monkeypatch.setattr(evaluator, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluator, "evaluate_features", real_evaluate)
     generator_fixtures.GENERATED.clear()
     with pytest.raises(InputError, match="--resume"):
         run_bench(BenchConfig(**SMALL), out, progress=False)

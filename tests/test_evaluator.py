@@ -187,3 +187,40 @@ def test_mismatched_labels_and_too_few_samples(sets) -> None:
         evaluate(real[:0], fake, ext, bootstrap=0)
     with pytest.raises(InputError, match="unknown feature extractor"):
         get_extractor("inception-v9")
+
+
+def test_streamed_chunks_give_the_features_and_metrics_of_one_call(sets) -> None:
+    """extract_all over chunks (the bench streams references and cells 256 images at a time) gives
+    bit-identical features, hence identical metrics, to one extraction call over every image."""
+    from audit.metrics.evaluator import evaluate_features, extract_all
+
+    real, fake, labels = sets
+    ext = get_extractor("embedded")
+    whole = FeatureCache().extract(ext, fake)
+    streamed = extract_all(FeatureCache(), ext, (fake[i : i + 128] for i in range(0, len(fake), 128)))
+    assert whole.keys() == streamed.keys()
+    assert all(np.array_equal(whole[k], streamed[k]) for k in whole)
+    real_f = FeatureCache().extract(ext, real)
+    one = evaluate(real, fake, ext, labels=labels, bootstrap=10)
+    assert evaluate_features(real_f, streamed, ext, labels=labels, bootstrap=10) == one
+    with pytest.raises(InputError, match="no images to extract features from"):
+        extract_all(FeatureCache(), ext, iter(()))
+
+
+def test_a_streamed_reference_comes_in_chunks_and_names_an_odd_size(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    from audit.bench.run import reference_chunks
+    from audit.metrics import evaluator
+
+    monkeypatch.setattr(evaluator, "STREAM_CHUNK", 4)
+    for i in range(10):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / f"{i:02d}.png")
+    (tmp_path / "03.png").write_bytes(b"broken")
+    info: dict = {}
+    chunks = list(reference_chunks(str(tmp_path), info))
+    assert [len(c) for c in chunks] == [4, 4, 1] and info["n"] == 9
+    assert info["refused"] == [{"path": "03.png", "reason": "not_an_image"}]
+    Image.new("RGB", (9, 8)).save(tmp_path / "10.png")
+    with pytest.raises(InputError, match=r"images differ in size \(10\.png is \(8, 9, 3\)"):
+        list(reference_chunks(str(tmp_path), {}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,36 +29,57 @@ RESULTS_FILE = "bench-results.json"
 FEATURES_FILE = "features.npz"
 
 
-def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """Reference images (N, H, W, 3) uint8 and a description: ``embedded:digits-heldout`` or a folder /
-    manifest of images. Unreadable files are skipped, counted and named in the description."""
+def reference_chunks(spec: str, info: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The reference images (each chunk (k, H, W, 3) uint8, :data:`STREAM_CHUNK` at a time, so only one
+    chunk of pixels is ever held): ``embedded:digits-heldout`` or any source genaudit reads (folder,
+    manifest, webdataset tar, Parquet). Unreadable files are skipped, counted and named; ``info`` gets the
+    description ("spec", "n", "refused" or "source") once the stream is exhausted."""
+    from audit.metrics.evaluator import STREAM_CHUNK
+
+    info["spec"] = spec
     if spec == "embedded:digits-heldout":
         from audit.zoo import digits
 
         grey, _ = digits.load_split("heldout")
-        return np.repeat(grey[..., None], 3, axis=-1), {
-            "spec": spec,
-            "n": len(grey),
-            "source": "sklearn load_digits(), last 297 images (never seen in training)",
-        }
+        info.update(n=len(grey), source="sklearn load_digits(), last 297 images (never seen in training)")
+        yield np.repeat(grey[..., None], 3, axis=-1)
+        return
     from audit.io import open_source
     from audit.io.sources import load_record
 
-    images, refused = [], []
+    chunk: list[np.ndarray] = []
+    refused: list[dict[str, Any]] = []
+    n, size = 0, None
     for record in open_source(spec):
         result = load_record(record)  # a file, a tar member or a Parquet cell, through the one loader
         if not result.ok:
             refused.append({"path": record.relpath, "reason": result.reason})
             continue
-        images.append(result.image)
+        if size is None:
+            size = result.image.shape
+        elif result.image.shape != size:
+            raise InputError(
+                f"reference {spec}: images differ in size ({record.relpath} is {result.image.shape}, the first "
+                f"{size}); resize them to one size first"
+            )
+        chunk.append(result.image)
+        n += 1
+        if len(chunk) == STREAM_CHUNK:
+            yield np.stack(chunk)
+            chunk = []
     if refused:
         log.warning("reference %s: skipped %d unreadable file(s), e.g. %s", spec, len(refused), refused[0])
-    if not images:
+    if not n:
         raise InputError(f"reference {spec}: no readable images")
-    sizes = sorted({im.shape for im in images})
-    if len(sizes) > 1:
-        raise InputError(f"reference {spec}: images differ in size {sizes[:4]}; resize them to one size first")
-    return np.stack(images), {"spec": spec, "n": len(images), "refused": refused}
+    info.update(n=n, refused=refused)
+    if chunk:
+        yield np.stack(chunk)
+
+
+def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The whole reference (N, H, W, 3) in memory and its description (:func:`reference_chunks`)."""
+    info: dict[str, Any] = {}
+    return np.concatenate(list(reference_chunks(spec, info))), info
 
 
 def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
@@ -149,7 +171,7 @@ def run_bench(
     from audit.bench.results import build_results
     from audit.features import get_extractor
     from audit.generators import get_generator
-    from audit.metrics.evaluator import FeatureCache, evaluate
+    from audit.metrics.evaluator import FeatureCache, evaluate_features, extract_all
 
     out = Path(out)
     if shard is not None:
@@ -166,11 +188,12 @@ def run_bench(
     _check_folder(out, config, resume or shards.is_dir())
     generator = get_generator(config.generator, **config.options)
     extractor = get_extractor(config.extractor)
-    reference, reference_info = load_reference(config.reference)
     cache = FeatureCache(out / FEATURES_FILE)
     for part in sorted(shards.glob("*.features.npz")) if shards.is_dir() else []:
         cache.take(FeatureCache(part))  # every shard's features: no image goes through an extractor twice
-    dim = cache.extract(extractor, reference)["features"].shape[1]
+    reference_info: dict[str, Any] = {}
+    reference = extract_all(cache, extractor, reference_chunks(config.reference, reference_info))  # streamed
+    dim = reference["features"].shape[1]
     if config.n <= dim:  # refuse before any sampling, not after the first cell
         raise InputError(
             f"n = {config.n} images per cell cannot give a FID in {extractor.id}'s {dim}-d feature space "
@@ -207,14 +230,12 @@ def run_bench(
                 {"step_weights": weights, "steps": config.steps, "negative_prompt": config.negative_prompt},
             )
         t1 = time.perf_counter()
-        images = store.read_images(config.n)
-        result = evaluate(
+        result = evaluate_features(
             reference,
-            images,
+            extract_all(cache, extractor, store.image_chunks(range(config.n))),  # streamed, a chunk at a time
             extractor,
             labels=labels,
             captions=captions,
-            cache=cache,
             bootstrap=config.bootstrap,
             seed=config.seed,
             keep_draws=True,
@@ -284,7 +305,7 @@ class BenchShards:
     def run(self, shard: Shard, generator: Any, extractor: Any) -> str:
         from tqdm.auto import tqdm
 
-        from audit.metrics.evaluator import FeatureCache
+        from audit.metrics.evaluator import FeatureCache, extract_all
 
         out, config = Path(self.out), self.config
         marker = ShardMarker(out, "bench", shard)
@@ -303,6 +324,6 @@ class BenchShards:
             todo = [i for i in indices if not store.has_image(i)]
             _generate(config, generator, store, todo)
             generated += len(todo)
-            cache.extract(extractor, store.read_images(config.n, indices))
+            extract_all(cache, extractor, store.image_chunks(indices))
             cache.save()  # after every cell: a killed shard keeps the features of the cells it finished
         return str(marker.write(cells=len(config.cells()), range=[span.start, span.stop], generated=generated))

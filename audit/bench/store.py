@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,12 @@ class CellStore:
                 raise InputError(f"{self.images_dir / self.image_name(i)}: {result.reason} ({result.message})")
             images.append(result.image)
         return np.stack(images)
+
+    def image_chunks(self, indices: Any, size: int = 256) -> Iterator[np.ndarray]:
+        """The images at ``indices`` (in that order), ``size`` at a time: only one chunk of pixels is held."""
+        indices = list(indices)
+        for start in range(0, len(indices), size):
+            yield self.read_images(len(indices), indices[start : start + size])
 
     def read_metrics(self) -> dict[str, Any] | None:
         if not self.metrics_path.is_file():
