@@ -126,7 +126,7 @@ def test_kid_half_sample_kernel_sums_equal_the_unbiased_mmd() -> None:
         + (k(f, f).sum() - np.trace(k(f, f))) / (m * (m - 1))
         - 2 * k(real, f).mean()
     )
-    half = Resampler({"features": real}, {"features": fake}, None, None, 1000).half(idx, seed=0)
+    half = Resampler({"features": real}, {"features": fake}, None, None).half(idx, seed=0)
     assert half["kid"] == pytest.approx(expected, rel=1e-12)
 
 
@@ -140,7 +140,7 @@ def test_precomputed_draws_equal_the_metric_functions(sets) -> None:
     ext = get_extractor("embedded")
     r, f = ext(real), ext(fake)
     texts = ext.encode_texts([ext.label_caption(int(x)) for x in labels])
-    res = Resampler(r, f, texts, labels, kid_subset_size=1000)
+    res = Resampler(r, f, texts, labels)
     idx = np.random.default_rng(5).integers(0, len(fake), len(fake))
     draw = res.bootstrap(idx)
     fi = f["features"][idx]

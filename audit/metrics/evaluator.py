@@ -192,7 +192,7 @@ def evaluate_features(
     checks.features("real", real["features"], min_rows=DENSITY_K + 1, metric="precision/density", as_float64=False)
     if bootstrap and n < 2 * (DENSITY_K + 2):
         raise InputError(f"intervals need at least {2 * (DENSITY_K + 2)} generated images (half-samples), got {n}")
-    resampler = Resampler(real, fake, text_emb, labels, kid_subset_size, seed=seed)
+    resampler = Resampler(real, fake, text_emb, labels, seed=seed)
     point = resampler.bootstrap(np.arange(n))
     point["fid"] = fid_value(real["features"], fake["features"])  # clean-fid's sqrtm route, for parity
     if "fd_clip" in point:

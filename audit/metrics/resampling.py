@@ -69,11 +69,10 @@ class Resampler:
         fake: dict[str, np.ndarray],
         text_emb: np.ndarray | None,
         labels: np.ndarray | None,
-        kid_subset_size: int,
         seed: int = 0,
     ) -> None:
         r, f = real["features"], fake["features"]
-        self.real, self.fake, self.kid_subset_size = r, fake, kid_subset_size
+        self.real, self.fake = r, fake
         self.dense = len(r) * len(f) <= DENSE_LIMIT and len(f) ** 2 <= DENSE_LIMIT
         self.blocked: tuple[str, ...] = () if self.dense else BLOCKED
         self.correct = None if labels is None or "probs" not in fake else (fake["probs"].argmax(1) == labels) * 1.0
