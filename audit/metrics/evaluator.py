@@ -49,7 +49,7 @@ from audit.errors import InputError
 from audit.metrics import checks
 from audit.metrics.frechet import check_fid_inputs, frechet_distance, gaussian_stats
 from audit.metrics.kid import kid
-from audit.metrics.manifold import DENSITY_K
+from audit.metrics.manifold import DENSITY_K, PRECISION_K
 from audit.metrics.resampling import Resampler
 
 
@@ -190,6 +190,7 @@ def evaluate_features(
     # validation as in the standalone metrics, then the reference side once for every resample
     check_fid_inputs(real["features"], fake["features"])
     checks.features("real", real["features"], min_rows=DENSITY_K + 1, metric="precision/density", as_float64=False)
+    checks.features("fake", fake["features"], min_rows=PRECISION_K + 1, metric="precision/recall", as_float64=False)
     if bootstrap and n < 2 * (DENSITY_K + 2):
         raise InputError(f"intervals need at least {2 * (DENSITY_K + 2)} generated images (half-samples), got {n}")
     resampler = Resampler(real, fake, text_emb, labels, seed=seed)
