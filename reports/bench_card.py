@@ -295,7 +295,27 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 ]
                 if data["extractor"].startswith("embedded")
                 else []
+            )
+            + (
+                [
+                    "Large cells: FID, FD in CLIP space, Vendi and KID were resampled by blocks of generated images "
+                    "(ci_method block-bootstrap / block-half-sample; docs/large-samples.md), each draw a d x d "
+                    "eigenproblem instead of a pass over every image. Their interval widths are estimated from "
+                    "32 to 256 blocks, so they are themselves uncertain by about 4-13%."
+                ]
+                if _blocked(data)
+                else []
             ),
         }
     )
     return base_context(doc, summary=verdict["sentence"], sections=sections)
+
+
+def _blocked(data: dict[str, Any]) -> bool:
+    """Whether any cell's intervals came from block resampling (cells above the evaluator's dense limit)."""
+    return any(
+        str(entry.get("ci_method") or "").startswith("block-")
+        for cell in data.get("cells", [])
+        for entry in cell.get("metrics", {}).values()
+        if isinstance(entry, dict)
+    )

@@ -285,3 +285,17 @@ def test_python_generator_with_a_noise_level_schedule_records_unknown_weights() 
         GenerationRequest(seeds=(1, 2), schedule=schedule, labels=(0, 1))
     )
     assert batch.step_weights == [] and "unknown" in batch.info["step_weights"]
+
+
+def test_the_card_names_block_resampling_only_when_a_cell_used_it(straight_run) -> None:
+    from reports import bench_card
+
+    doc = json.loads(straight_run.read_text())
+
+    def notes(d: dict) -> str:
+        card = bench_card.build(d)
+        return " ".join(n for s in card["sections"] for n in s.get("notes", []))
+
+    assert "resampled by blocks" not in notes(doc)  # 140 images a cell: image-by-image draws
+    doc["data"]["cells"][0]["metrics"]["fid"]["ci_method"] = "block-bootstrap"
+    assert "resampled by blocks of generated images" in notes(doc)
