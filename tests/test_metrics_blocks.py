@@ -96,3 +96,14 @@ def test_block_bootstrap_spread_matches_the_spread_over_fresh_samples() -> None:
         spread = np.std([frechet(bootstrap_weights(draws, blocks)) for _ in range(400)], ddof=1)
         ratio = spread / np.std(fresh, ddof=1)
         assert low < ratio < high, (blocks, ratio)
+
+
+def test_a_zero_feature_vector_is_refused_by_blocks_as_by_the_direct_vendi() -> None:
+    from audit.errors import InputError
+
+    fake = np.random.default_rng(0).normal(size=(100, 4))
+    fake[17] = 0.0
+    with pytest.raises(InputError, match="all zeros"):
+        vendi_score(fake)
+    with pytest.raises(InputError, match="all zeros"):
+        CosineBlocks(fake, block_labels(100, seed=0, blocks=32))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from audit.errors import InputError
+
 MIN_BLOCKS, MAX_BLOCKS = 32, 256
 BLOCK_MEMORY = 1 << 30  # bytes of d x d float64 block matrices per blocked metric (32 blocks at d = 2,048)
 
@@ -110,7 +112,10 @@ class CosineBlocks:
         self.second = np.zeros((blocks, d, d))
         for b in range(blocks):
             x = np.asarray(fake[labels == b], np.float64)
-            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            if (norms == 0).any():  # as vendi_score says it: a zero vector has no direction
+                raise InputError("Vendi score (cosine kernel): a feature vector is all zeros")
+            x = x / norms
             self.n[b] = len(x)
             self.second[b] = x.T @ x
 
