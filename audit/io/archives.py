@@ -371,10 +371,9 @@ def _parquet_record(
         caption=None if caption in (None, "") else clean_text(str(caption)),
         extra={"row": row},
     )
-    if not cell:
-        record.refusal, record.refusal_message = EMPTY, f"row {row} has no image bytes"
-    elif len(cell) > DEFAULT_MAX_BYTES:
-        record.refusal, record.refusal_message = TOO_LARGE, f"row {row}: {len(cell)} bytes, over the limit"
+    refusal = _cell_refusal(cell, row)
+    if refusal:
+        record.refusal, record.refusal_message = refusal
     else:
         record.data = bytes(cell)
     return record
@@ -445,8 +444,15 @@ def load_at(path: str | Path, where: Any, *, max_pixels: int | None = None) -> L
         return refuse(UNREADABLE, f"{path}: row {where.row} could not be read again ({exc})")
     if isinstance(cell, dict):
         cell = cell.get("bytes")
+    refusal = _cell_refusal(cell, where.row)
+    return refuse(*refusal) if refusal else decode_image(bytes(cell), max_pixels=max_pixels)
+
+
+def _cell_refusal(cell: Any, row: int) -> tuple[str, str] | None:
+    """(reason, message) for a Parquet image cell that cannot be decoded as it is (empty, over the byte
+    limit), else None: one rule for rows read in a stream and rows read back by :func:`load_at`."""
     if not cell:
-        return refuse(EMPTY, f"row {where.row} has no image bytes")
+        return EMPTY, f"row {row} has no image bytes"
     if len(cell) > DEFAULT_MAX_BYTES:
-        return refuse(TOO_LARGE, f"row {where.row}: {len(cell)} bytes, over the limit")
-    return decode_image(bytes(cell), max_pixels=max_pixels)
+        return TOO_LARGE, f"row {row}: {len(cell)} bytes, over the limit"
+    return None
