@@ -53,11 +53,6 @@ from audit.metrics.manifold import DENSITY_K, PRECISION_K
 from audit.metrics.resampling import Resampler
 
 
-def fid_value(real: np.ndarray, fake: np.ndarray) -> float:
-    """FID of two feature sets by clean-fid's route (sqrtm), the point estimate every draw is centred on."""
-    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
-
-
 class FeatureCache:
     """Extractor outputs per image, keyed by extractor id and pixel content."""
 
@@ -195,9 +190,12 @@ def evaluate_features(
         raise InputError(f"intervals need at least {2 * (DENSITY_K + 2)} generated images (half-samples), got {n}")
     resampler = Resampler(real, fake, text_emb, labels, seed=seed)
     point = resampler.bootstrap(np.arange(n))
-    point["fid"] = fid_value(real["features"], fake["features"])  # clean-fid's sqrtm route, for parity
+    # the point Frechet distances by clean-fid's route (sqrtm), for parity; every draw is centred on them
+    point["fid"] = frechet_distance(*resampler.real_stats, *gaussian_stats(fake["features"]))
     if "fd_clip" in point:
-        point["fd_clip"] = fid_value(np.asarray(real["clip"], np.float64), np.asarray(fake["clip"], np.float64))
+        point["fd_clip"] = frechet_distance(
+            *resampler.clip_stats, *gaussian_stats(np.asarray(fake["clip"], np.float64))
+        )
     recall, coverage = resampler.recall_coverage()
     kid_size = min(kid_subset_size, len(real["features"]), n)
     kid_mean, kid_std = kid(real["features"], fake["features"], subsets=kid_subsets, subset_size=kid_size, seed=seed)

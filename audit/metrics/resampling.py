@@ -83,11 +83,12 @@ class Resampler:
             )
         self.inception = InceptionScorer(fake["probs"]) if "probs" in fake else None
         with_clip = "clip" in real and "clip" in fake and len(real["clip"]) > real["clip"].shape[1]
+        # the reference's Gaussians, once: every draw's and the point estimates' (evaluator) reference side
+        self.real_stats = gaussian_stats(r)
+        self.clip_stats = gaussian_stats(np.asarray(real["clip"], np.float64)) if with_clip else None
         if self.dense:
-            self.fid = FrechetToReference(*gaussian_stats(r))
-            self.fd_clip = None
-            if with_clip:
-                self.fd_clip = FrechetToReference(*gaussian_stats(np.asarray(real["clip"], np.float64)))
+            self.fid = FrechetToReference(*self.real_stats)
+            self.fd_clip = FrechetToReference(*self.clip_stats) if self.clip_stats else None
             self._dense_matrices(r, f)
             return
         self.block_of = block_labels(len(f), seed, block_count(len(f), f.shape[1]))
@@ -96,11 +97,8 @@ class Resampler:
         self.inside3, self.balls5 = passes.inside3 * 1.0, passes.balls5
         self.full_recall, self.full_coverage = passes.recall, passes.coverage
         self.sparse, self.kernel = passes.sparse, passes.kernel
-        self.fid = FrechetBlocks(*gaussian_stats(r), f, self.block_of)
-        self.fd_clip = None
-        if with_clip:
-            clip_r = np.asarray(real["clip"], np.float64)
-            self.fd_clip = FrechetBlocks(*gaussian_stats(clip_r), fake["clip"], self.block_of)
+        self.fid = FrechetBlocks(*self.real_stats, f, self.block_of)
+        self.fd_clip = FrechetBlocks(*self.clip_stats, fake["clip"], self.block_of) if self.clip_stats else None
         self.vendi = CosineBlocks(f, self.block_of)
 
     def _dense_matrices(self, r: np.ndarray, f: np.ndarray) -> None:
