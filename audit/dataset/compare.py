@@ -8,6 +8,7 @@ disagreement the mean absolute difference of matched perceived ages.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from audit.dataset.demographics import DEFAULT_ABSTAIN_BELOW, wilson_interval
@@ -48,21 +49,29 @@ def _gender(face: dict[str, Any], abstain_below: float) -> str | None:
 
 
 def disagreement(
-    records_a: list[dict[str, Any]], records_b: list[dict[str, Any]], abstain_below: float = DEFAULT_ABSTAIN_BELOW
+    records_a: Iterable[dict[str, Any]],
+    records_b: Iterable[dict[str, Any]],
+    abstain_below: float = DEFAULT_ABSTAIN_BELOW,
 ) -> dict[str, Any]:
-    by_image = {r["image"]: r for r in records_b if r["status"] == "ok"}
+    """Records of the same images by two backends (any order, either may be a stream) paired by their
+    source position (``index``; by name for records without one). The second backend's faces are held,
+    only the fields compared; the first's are streamed."""
+    from audit.dataset.record_store import record_key
+
+    keep = ("box", "p_male", "age", "gender_confidence")
+    faces_b = {record_key(r): [{k: f[k] for k in keep} for f in r["faces"]] for r in records_b if r["status"] == "ok"}
     matched = only_a = only_b = gendered = differ = 0
     age_diffs: list[float] = []
     for ra in records_a:
-        rb = by_image.get(ra["image"])
-        if ra["status"] != "ok" or rb is None:
+        fbs = faces_b.get(record_key(ra))
+        if ra["status"] != "ok" or fbs is None:
             continue
-        pairs = match_faces(ra["faces"], rb["faces"])
+        pairs = match_faces(ra["faces"], fbs)
         matched += len(pairs)
         only_a += len(ra["faces"]) - len(pairs)
-        only_b += len(rb["faces"]) - len(pairs)
+        only_b += len(fbs) - len(pairs)
         for i, j in pairs:
-            fa, fb = ra["faces"][i], rb["faces"][j]
+            fa, fb = ra["faces"][i], fbs[j]
             ga, gb = _gender(fa, abstain_below), _gender(fb, abstain_below)
             if ga and gb:
                 gendered += 1

@@ -11,14 +11,11 @@ as unanswered, never filled in by guesswork.
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from audit.dataset.near_duplicates import near_duplicates
 from audit.errors import InputError
 
 NEAR_DUPLICATE_BITS = 4  # Hamming distance between 64-bit dHashes counted as a near duplicate
@@ -81,57 +78,12 @@ def dhash(image: np.ndarray) -> str:
 
 
 def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The measured answers of the Composition section."""
-    from audit.dataset.nsfw import nsfw_composition
+    """The measured answers of the Composition section (a streamed audit asks its digest directly:
+    :meth:`audit.dataset.digest.RecordDigest.composition`)."""
+    from audit.dataset.digest import digest_list
 
-    ok = [r for r in records if r["status"] == "ok"]
-    per_class = Counter(r["class"] for r in ok)
-    counts = list(per_class.values())
-    entropy = -sum(c / len(ok) * math.log(c / len(ok)) for c in counts) if ok else 0.0
-    by_hash: dict[str, list[str]] = defaultdict(list)
-    for r in ok:
-        by_hash[r["sha256"]].append(r["image"])
-    exact = [sorted(v) for v in by_hash.values() if len(v) > 1]
-    unique = [r for r in ok if by_hash[r["sha256"]][0] == r["image"]]  # one copy per exact duplicate group
-    hashed = [r for r in unique if r.get("dhash")]
-    near = near_duplicates([r["dhash"] for r in hashed], NEAR_DUPLICATE_BITS)
-    widths = [r["width"] for r in ok]
-    heights = [r["height"] for r in ok]
-    refused = Counter(r["status"] for r in records if r["status"] != "ok")
-    return {
-        "instances": len(records),
-        "readable": len(ok),
-        "classes": dict(sorted(per_class.items())),
-        "class_balance": {
-            "largest_to_smallest": max(counts) / min(counts) if counts else None,
-            "normalized_entropy": entropy / math.log(len(counts)) if len(counts) > 1 else None,
-        },
-        "exact_duplicates": {
-            "groups": len(exact),
-            "extra_copies": sum(len(g) - 1 for g in exact),
-            "examples": exact[:20],
-        },
-        "near_duplicates": {
-            "pairs": near.pairs,
-            "clusters": len(near.clusters),
-            "images_in_clusters": sum(len(c) for c in near.clusters),
-            "max_bits": NEAR_DUPLICATE_BITS,
-            "examples": [
-                {"size": len(c), "images": [hashed[i]["image"] for i in c[:EXAMPLE_MEMBERS]]}
-                for c in near.clusters[:20]
-            ],
-        },
-        "unreadable": dict(refused),
-        "sizes": {
-            "width_min_median_max": [min(widths), int(np.median(widths)), max(widths)] if widths else None,
-            "height_min_median_max": [min(heights), int(np.median(heights)), max(heights)] if heights else None,
-        },
-        "formats": dict(Counter(r.get("format") or "in memory" for r in ok)),
-        "exif_present": sum(bool(r.get("exif")) for r in ok),
-        "gps_tagged": sum(bool(r.get("gps")) for r in ok),
-        "images_with_faces": sum(bool(r["faces"]) for r in ok),
-        "nsfw": nsfw_composition(records),
-    }
+    digest, lookup = digest_list(records)
+    return digest.composition(lookup)
 
 
 def template_yaml() -> str:
@@ -217,14 +169,19 @@ def read_answers(path: str | Path) -> dict[str, dict[str, str]]:
     return answers
 
 
-def build_datasheet(records: list[dict[str, Any]] | None, answers: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """Sections with (question, answer or None) pairs, plus the measured composition."""
+def build_datasheet(
+    records: list[dict[str, Any]] | None, answers: dict[str, dict[str, str]], *, measured: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Sections with (question, answer or None) pairs, plus the measured composition (``measured``, or
+    computed from ``records``)."""
+    if measured is None and records is not None:
+        measured = composition(records)
     return {
         "sections": {
             section: [{"question": q, "answer": answers.get(section, {}).get(q)} for q in questions]
             for section, questions in QUESTIONS.items()
         },
-        "measured_composition": composition(records) if records is not None else None,
+        "measured_composition": measured,
     }
 
 

@@ -54,7 +54,8 @@ def run_audit(
 
     out = Path(out)
     answers = read_answers(datasheet_answers) if datasheet_answers else {}  # checked before any image is read
-    records: list[dict[str, Any]] | None = None
+    digest: Any = None  # the records' streamed digest (audit.dataset.digest), when images were analysed
+    lookup: Any = None  # the digest's name lookup
     comparison: dict[str, Any] | None = None
     if compare and face_records is not None:
         raise InputError("--compare runs a second backend on images: it does not apply to --face-records")
@@ -71,9 +72,9 @@ def run_audit(
         info = {"backend": "face-records", "model": "precomputed face records", "sha256": sha256_file(face_records)}
     else:
         from audit.dataset.backends import get_analyzer
-        from audit.dataset.record_store import read_records
+        from audit.dataset.builtin import KNOWN_GENDERS
+        from audit.dataset.digest import digest_store
         from audit.dataset.run import run_records
-        from audit.dataset.summary import summarize_records
 
         spec = spec or "builtin:faces-demo"
         from audit.dataset.run import RECORDS_FORMATS
@@ -100,8 +101,8 @@ def run_audit(
             spec, out, backend=backend, workers=workers, resume=resume, nsfw=nsfw,
             records_name=name, progress=progress, columns=columns,
         )  # fmt: skip
-        records = read_records(path)
-        stats = summarize_records(records, abstain_below)
+        digest, lookup = digest_store(path, KNOWN_GENDERS if spec == "builtin:faces-demo" else ())
+        stats = digest.stats(abstain_below)
         info = get_analyzer(backend).describe()
         if nsfw:
             from audit.dataset.nsfw import NudeNetChecker
@@ -110,23 +111,24 @@ def run_audit(
             info["sha256"] = {**info["sha256"], **info["nsfw"]["sha256"]}
             info["licences"] = [*info["licences"], info["nsfw"]["licence"]]
         if compare:
-            comparison = _compare(spec, out, compare, records, workers, resume, abstain_below, compare_name, progress,
+            comparison = _compare(spec, out, compare, path, workers, resume, abstain_below, compare_name, progress,
                                   columns)  # fmt: skip
     from audit.atomic import write_text_atomic
     from audit.dataset.datasheet import build_datasheet, to_markdown
 
-    doc = build_audit_results(spec, stats, info, records)
-    doc["data"]["datasheet"] = build_datasheet(records, answers)
+    doc = build_audit_results(spec, stats, info, digest.known if digest is not None else None)
+    measured = digest.composition(lookup) if digest is not None else None
+    doc["data"]["datasheet"] = build_datasheet(None, answers, measured=measured)
     doc["data"]["comparison"] = comparison
     if comparison:
         from audit.dataset.results import licence_limitations
 
         notes = doc["data"]["limitations"]
         notes += [n for n in licence_limitations(comparison["analyzer"]) if n not in notes]
-    if records is not None:
-        from audit.dataset.thumbs import class_grids
+    if digest is not None:
+        from audit.dataset.thumbs import thumbnail_grids
 
-        grids, changed = class_grids(spec, records, show_faces, columns)
+        grids, changed = thumbnail_grids(spec, digest.thumbnail_choice(), show_faces, columns)
         if changed:
             log.warning(
                 "%d image(s) changed or became unreadable since they were recorded, left out of the thumbnails "
@@ -145,7 +147,7 @@ def _compare(
     spec: str,
     out: Path,
     backend: str,
-    records: list[dict[str, Any]],
+    records: Path,
     workers: int | None,
     resume: bool,
     abstain_below: float,
@@ -153,23 +155,23 @@ def _compare(
     progress: bool,
     columns: Any = None,
 ) -> dict[str, Any]:
-    """The same images through a second backend: its statistics and the disagreement with the first."""
+    """The same images (``records``: the first backend's record store) through a second backend: its
+    statistics and the disagreement with the first."""
     from audit.dataset.backends import get_analyzer
     from audit.dataset.compare import disagreement
-    from audit.dataset.record_store import read_records
+    from audit.dataset.digest import digest_store
+    from audit.dataset.record_store import iter_records
     from audit.dataset.run import run_records
-    from audit.dataset.summary import summarize_records
 
     path = run_records(spec, out, backend=backend, workers=workers, resume=resume, records_name=name,
                        progress=progress, columns=columns)  # fmt: skip
-    other = read_records(path)
-    stats = summarize_records(other, abstain_below)
+    stats = digest_store(path)[0].stats(abstain_below)
     return {
         "backend": backend,
         "analyzer": get_analyzer(backend).describe(),
         "classes": stats["classes"],
         "overall": stats["overall"],
-        "disagreement": disagreement(records, other, abstain_below),
+        "disagreement": disagreement(iter_records(records), iter_records(path), abstain_below),
     }
 
 

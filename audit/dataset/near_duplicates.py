@@ -66,11 +66,15 @@ class _UnionFind:
             self.parent[max(a, b)] = min(a, b)
 
 
-def near_duplicates(hashes: list[str], max_bits: int) -> NearDuplicates:
-    """Clusters and pair count of the hex 64-bit hashes within ``max_bits`` bits (see the module docstring)."""
-    if not hashes:
+def near_duplicates(hashes: list[str] | np.ndarray, max_bits: int) -> NearDuplicates:
+    """Clusters and pair count of the 64-bit hashes (hex text, or a uint64 array) within ``max_bits`` bits
+    (see the module docstring)."""
+    if not len(hashes):
         return NearDuplicates([], 0, max_bits)
-    values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+    if isinstance(hashes, np.ndarray):
+        values = hashes.astype(np.uint64, copy=False)
+    else:
+        values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
     unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     pairs = int((counts * (counts - 1) // 2).sum())  # identical hashes: 0 bits apart
     keys = [(unique >> np.uint64(shift)) & mask for shift, mask in _bands(max_bits)]

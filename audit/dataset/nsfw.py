@@ -13,7 +13,6 @@ pointers for review, not verdicts.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,20 +78,9 @@ class NudeNetChecker:
 def nsfw_composition(records: list[dict[str, Any]]) -> dict[str, Any] | str:
     """Images flagged explicit, overall (with a Wilson 95% interval) and per class; a sentence when the
     check was off."""
-    from audit.dataset.demographics import wilson_interval
+    from audit.dataset.digest import digest_list
 
-    checked = [r for r in records if r["status"] == "ok" and "nsfw" in r]
-    if not checked:
-        return "not checked (the nsfw backend is an optional extra and was off)"
-    flagged = [r for r in checked if r["nsfw"]["explicit"]]
-    return {
-        "checked": len(checked),
-        "flagged": len(flagged),
-        "flagged_share_ci": list(wilson_interval(len(flagged), len(checked))),
-        "flagged_by_class": dict(sorted(Counter(r["class"] for r in flagged).items())),
-        "by_label": dict(sorted(Counter(label for r in flagged for label in r["nsfw"]["explicit"]).items())),
-        "model": "NudeNet 320n.onnx, " + LICENCE,
-    }
+    return digest_list(records)[0].nsfw()
 
 
 def is_flagged(record: dict[str, Any]) -> bool:

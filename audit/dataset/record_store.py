@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from audit.errors import InputError
 
 ROWS_PER_PART = 256
 JOURNAL = "_journal.jsonl"
+TAIL_CHUNK = 1 << 16  # bytes read at a time from a JSONL file's end to find its last complete line
 
 
 def record_key(record: dict[str, Any]) -> Any:
@@ -45,6 +47,29 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
 
 
+def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """:func:`_read_jsonl` a line at a time: the torn tail is cut off first (found from the file's end)."""
+    if not path.is_file():
+        return
+    with path.open("r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:
+            start = max(0, end - TAIL_CHUNK)
+            fh.seek(start)
+            newline = fh.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end < size:
+            fh.truncate(end)
+        fh.seek(0)
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
 class JsonlRecords:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -55,6 +80,10 @@ class JsonlRecords:
 
     def read(self) -> list[dict[str, Any]]:
         return _read_jsonl(self.path)
+
+    def iter(self) -> Iterator[dict[str, Any]]:
+        """Every complete record, in file order, one at a time (memory flat in the file's size)."""
+        return _iter_jsonl(self.path)
 
     def append(self, record: dict[str, Any]) -> None:
         if self._fh is None:
@@ -120,7 +149,7 @@ class ParquetRecords:
         self.rows_per_part = rows_per_part
         self._journal = JsonlRecords(path / JOURNAL)
         self._pending = 0
-        self._in_parts: set[Any] | None = None  # keys of the records already in part files
+        self._in_parts: SeenKeys | None = None  # keys of the records already in part files
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -132,10 +161,25 @@ class ParquetRecords:
         import pyarrow.parquet as pq
 
         records = [_from_row(row) for part in self._parts() for row in pq.read_table(part).to_pylist()]
-        self._in_parts = {record_key(r) for r in records}
+        self._in_parts = SeenKeys(record_key(r) for r in records)
         journal = self._journal.read()
         self._pending = len(journal)
         return records + [r for r in journal if record_key(r) not in self._in_parts]
+
+    def iter(self) -> Iterator[dict[str, Any]]:
+        """:meth:`read` a row group at a time: the journal (at most one part's rows) is read first, so a
+        record found in a part and in the journal is given once (from the part)."""
+        import pyarrow.parquet as pq
+
+        journal = {record_key(r): r for r in self._journal.read()}
+        self._pending = len(journal)
+        for part in self._parts():
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=ROWS_PER_PART):
+                for row in batch.to_pylist():
+                    record = _from_row(row)
+                    journal.pop(record_key(record), None)
+                    yield record
+        yield from journal.values()
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -152,11 +196,12 @@ class ParquetRecords:
         self._journal.close()
         parts = self._parts()
         if self._in_parts is None:
-            self._in_parts = {
+            self._in_parts = SeenKeys(
                 record_key(_from_row(r))
                 for p in parts
-                for r in pq.read_table(p, columns=["index", "image"]).to_pylist()
-            }
+                for batch in pq.ParquetFile(p).iter_batches(columns=["index", "image"])
+                for r in batch.to_pylist()
+            )
         rows = [r for r in self._journal.read() if record_key(r) not in self._in_parts]
         if rows:
             index = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
@@ -164,7 +209,8 @@ class ParquetRecords:
             tmp = self.path / f"_{target.name}.tmp"
             pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), tmp)
             os.replace(tmp, target)
-            self._in_parts.update(record_key(r) for r in rows)
+            for r in rows:
+                self._in_parts.add(record_key(r))
         (self.path / JOURNAL).unlink(missing_ok=True)
         self._pending = 0
 
@@ -176,6 +222,44 @@ class ParquetRecords:
 def record_store(path: Path) -> JsonlRecords | ParquetRecords:
     """The store for ``path``: Parquet for a ``.parquet`` folder, JSON lines otherwise."""
     return ParquetRecords(path) if path.suffix == ".parquet" else JsonlRecords(path)
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete record at ``path`` (either format), each once (the first written is kept, as by
+    :func:`read_records`), in store order, one at a time: what is held is one bit per source position."""
+    seen = SeenKeys()
+    for record in record_store(path).iter():
+        if seen.add(record_key(record)):
+            yield record
+
+
+class SeenKeys:
+    """A set of record keys: positions as a growing bitmap (one bit each), names (old records) in a set."""
+
+    def __init__(self, keys: Iterable[Any] = ()) -> None:
+        self.bits = bytearray()
+        self.names: set[Any] = set()
+        for key in keys:
+            self.add(key)
+
+    def __contains__(self, key: Any) -> bool:
+        if not isinstance(key, int) or key < 0:
+            return key in self.names
+        byte, bit = divmod(key, 8)
+        return byte < len(self.bits) and bool(self.bits[byte] >> bit & 1)
+
+    def add(self, key: Any) -> bool:
+        """Add ``key``; False if it was there already."""
+        if key in self:
+            return False
+        if not isinstance(key, int) or key < 0:
+            self.names.add(key)
+            return True
+        byte, bit = divmod(key, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
+        self.bits[byte] |= 1 << bit
+        return True
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

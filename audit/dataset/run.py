@@ -226,11 +226,10 @@ def run_records(
     parts = shard_parts(out, job)
     start_or_resume(identity_file, identity, resume=resume or bool(parts), started=store.exists() or bool(parts),
                     what="an audit")  # fmt: skip
-    previous = {r["index"]: r for r in store.read()}
-    merged = _merge_parts(parts, previous, store)
+    done = RecordedNames(store.iter)
+    merged = _merge_parts(parts, done, store)
     if merged:
         log.info("took in %d record(s) written by %d shard(s)", merged, len(parts))
-    done = {i: r["image"] for i, r in previous.items()}
     todo = _not_yet_recorded(items, done)
     try:
         analyse(todo, store.append, backend=backend, nsfw=nsfw, workers=workers, chunk=chunk,
@@ -269,7 +268,7 @@ def record_shard(
         return part.path
     part.path.parent.mkdir(parents=True, exist_ok=True)
     indices = shard.range(count_items(spec, columns))
-    done = {r["index"]: r["image"] for r in part.read()}
+    done = RecordedNames(part.iter)
     todo = _not_yet_recorded(dataset_items(spec, columns, start=indices.start), done, stop=indices.stop)
     try:
         analyse(todo, part.append, backend=backend, nsfw=nsfw, workers=workers, chunk=chunk, progress=progress,
@@ -277,7 +276,7 @@ def record_shard(
                 checker=checker)  # fmt: skip
     finally:
         part.close()
-    written = len({r["index"] for r in part.read()})
+    written = len(RecordedNames(part.iter))
     if written != len(indices):  # the source shrank under us, or a record was lost: never mark it done
         raise InputError(f"shard {shard}: {written} of {len(indices)} records written; run the shard again")
     marker.write(range=[indices.start, indices.stop], records=written)
@@ -292,26 +291,73 @@ def shard_parts(out: Path, job: str) -> list[Path]:
     return sorted(folder.glob("*-of-*.jsonl")) if folder.is_dir() else []
 
 
-def _merge_parts(parts: list[Path], previous: dict[int, dict[str, Any]], store: Any) -> int:
-    """Append to ``store`` (in index order) every complete shard record it does not hold yet; a part
-    record that names another file than the store's record at the same index means two datasets."""
+def _merge_parts(parts: list[Path], done: RecordedNames, store: Any) -> int:
+    """Append to ``store`` every complete shard record it does not hold yet, part by part (a record at a
+    time: nothing is held but ``done``); a part record that names another file than the store's record
+    at the same index means two datasets."""
     from audit.dataset.record_store import JsonlRecords
 
-    new: dict[int, dict[str, Any]] = {}
+    merged = 0
     for part in parts:
-        for record in JsonlRecords(part).read():
-            known = previous.get(record["index"]) or new.get(record["index"])
-            if known is None:
-                new[record["index"]] = record
-            elif known["image"] != record["image"]:
+        for record in JsonlRecords(part).iter():
+            index = record["index"]
+            if index not in done:
+                store.append(record)
+                done.add(index, record["image"])
+                merged += 1
+            elif not done.names(index, record["image"]):
                 raise InputError(
-                    f"{part} records item {record['index']} as {record['image']!r}, but this audit has "
-                    f"{known['image']!r} there: the shards ran on another dataset; use a new --out"
+                    f"{part} records item {index} as {record['image']!r}, but this audit has "
+                    f"{done.name(index)!r} there: the shards ran on another dataset; use a new --out"
                 )
-    for index in sorted(new):
-        store.append(new[index])
-        previous[index] = new[index]
-    return len(new)
+    return merged
+
+
+class RecordedNames:
+    """Which source positions hold a record, and a 64-bit hash of the name recorded at each: 9 bytes a
+    position, so an audit of millions resumes without holding its records. ``records`` (a callable giving
+    the records again) finds a name itself, for an error message."""
+
+    def __init__(self, records: Any) -> None:
+        import numpy as np
+
+        self._records = records
+        self._hashes = np.zeros(1024, dtype=np.uint64)
+        self._present = np.zeros(1024, dtype=bool)
+        self._count = 0
+        for record in records():
+            if record["index"] not in self:
+                self.add(record["index"], record["image"])
+
+    def add(self, index: int, name: str) -> None:
+        import numpy as np
+
+        if index >= len(self._present):
+            size = max(index + 1, 2 * len(self._present))
+            self._hashes = np.concatenate([self._hashes, np.zeros(size - len(self._hashes), dtype=np.uint64)])
+            self._present = np.concatenate([self._present, np.zeros(size - len(self._present), dtype=bool)])
+        self._count += not self._present[index]
+        self._hashes[index], self._present[index] = _name_hash(name), True
+
+    def __contains__(self, index: int) -> bool:
+        return 0 <= index < len(self._present) and bool(self._present[index])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def names(self, index: int, name: str) -> bool:
+        """Whether the record at ``index`` names ``name`` (False where there is none)."""
+        return index in self and int(self._hashes[index]) == _name_hash(name)
+
+    def name(self, index: int) -> str | None:
+        """The name recorded at ``index``, read back from the records (for messages only)."""
+        return next((r["image"] for r in self._records() if r["index"] == index), None)
+
+
+def _name_hash(name: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
 def adopt_identity(path: Path, identity: dict[str, Any], *, what: str) -> None:
@@ -413,17 +459,16 @@ def records_identity(spec: str, backend: str, nsfw: bool, columns: Any = None) -
     }
 
 
-def _not_yet_recorded(items: Iterator[Item], done: dict[int, str], stop: int | None = None) -> Iterator[Item]:
+def _not_yet_recorded(items: Iterator[Item], done: RecordedNames, stop: int | None = None) -> Iterator[Item]:
     """The items (before index ``stop``) whose index has no record; each recorded index must still name the
     same file."""
     for item in items:
         if stop is not None and item.index >= stop:
             return
-        recorded = done.get(item.index)
-        if recorded is None:
+        if item.index not in done:
             yield item
-        elif recorded != item.relpath:
+        elif not done.names(item.index, item.relpath):
             raise InputError(
-                f"the dataset changed since this audit started: item {item.index} was {recorded!r} and is now "
-                f"{item.relpath!r}; audit it again with a new --out"
+                f"the dataset changed since this audit started: item {item.index} was {done.name(item.index)!r} "
+                f"and is now {item.relpath!r}; audit it again with a new --out"
             )

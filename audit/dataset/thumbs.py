@@ -7,7 +7,6 @@ card by default. Thumbnails are padded to squares so a grid keeps every image's 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -48,24 +47,23 @@ def square_thumbnail(image: np.ndarray, side: int = THUMB) -> np.ndarray:
 def class_grids(
     spec: str, records: list[dict[str, Any]], show_faces: bool = False, columns: Any = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per class (the :data:`MAX_CLASSES` with the most readable images), a PNG grid (base64) of up to
-    :data:`PER_CLASS` images, those with faces first; images the NSFW check flagged are never shown. Also
-    the chosen images that changed (sha256) or became unreadable since they were recorded: they are left
-    out of the grids, never blurred with stale boxes."""
-    from audit.dataset.nsfw import is_flagged
+    """:func:`thumbnail_grids` of the images :meth:`audit.dataset.digest.RecordDigest.thumbnail_choice`
+    picks from ``records``."""
+    from audit.dataset.digest import digest_list
+
+    return thumbnail_grids(spec, digest_list(records)[0].thumbnail_choice(), show_faces, columns)
+
+
+def thumbnail_grids(
+    spec: str, chosen: dict[str, list[dict[str, Any]]], show_faces: bool = False, columns: Any = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per class of ``chosen`` (class -> its records, at most :data:`PER_CLASS`; images the NSFW check
+    flagged are never among them), a PNG grid (base64) of its images, faces blurred. Also the chosen
+    images that changed (sha256) or became unreadable since they were recorded: they are left out of the
+    grids, never blurred with stale boxes."""
     from audit.dataset.run import dataset_items
     from audit.io.encode import image_grid, png_base64
 
-    chosen: dict[str, list[dict[str, Any]]] = {}
-    shown = [r for r in records if r["status"] == "ok" and not is_flagged(r)]
-    sizes = Counter(r["class"] for r in shown)
-    classes = {label for label, _ in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CLASSES]}
-    for r in sorted(shown, key=lambda r: not r["faces"]):
-        if r["class"] not in classes:
-            continue
-        chosen.setdefault(r["class"], [])
-        if len(chosen[r["class"]]) < PER_CLASS:
-            chosen[r["class"]].append(r)
     wanted = {r["index"]: r for rs in chosen.values() for r in rs}
     pixels: dict[int, np.ndarray] = {}
     changed: list[str] = []
