@@ -123,6 +123,10 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
         "--ray-shards", type=positive_int, metavar="N",
         help="shards the Ray run is cut into (default: 4 per worker; more shards, finer resume)",
     )  # fmt: skip
+    group.add_argument(
+        "--ray-batch-size", type=positive_int, metavar="N",
+        help="images per Ray Data batch, one actor call each (audit; default 8)",
+    )  # fmt: skip
 
 
 def add_column_options(parser: argparse.ArgumentParser) -> None:
@@ -152,4 +156,7 @@ def executor_options(args: argparse.Namespace) -> object:
         raise InputError("--shard and --executor ray both split the work: give one of them")
     from audit.scale.ray_executor import RayOptions
 
-    return RayOptions.from_spec(args.executor, workers=args.ray_workers, gpus=args.ray_gpus, shards=args.ray_shards)
+    return RayOptions.from_spec(
+        args.executor, workers=args.ray_workers, gpus=args.ray_gpus, shards=args.ray_shards,
+        batch_size=args.ray_batch_size,
+    )  # fmt: skip

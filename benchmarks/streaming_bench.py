@@ -10,7 +10,8 @@ its own peak resident memory (``ru_maxrss``) and wall time:
   through the feature cache with the embedded extractor (``extract_all``);
 - ``whole``: the anchor, the reference pass as it ran before: every image decoded into one array,
   then one extraction call;
-- ``audit``: ``run_audit`` with the ``opencv-haar`` backend, one worker;
+- ``audit``: ``run_audit`` with the ``opencv-haar`` backend, one worker, on the same images plus the
+  packaged face photos (so that the age/gender model, loaded at the first face, is loaded at every N);
 - ``detect``: ``detect`` with the embedded noise model and a cheap diffusion-loss scorer (K = 2, one noise
   set; a detector calibrated once, before the timings, on 200 of these images split by class: its
   memory is measured, not its quality).
@@ -57,6 +58,30 @@ def make_folder(root: Path, n: int) -> Path:
     return folder
 
 
+def with_faces(folder: Path) -> Path:
+    """``folder``'s images (hard links) plus the packaged face photos as a class ``faces``: every audit then
+    finds faces and loads the age/gender model, whatever N (a model loaded at one size and not at another
+    would be counted as growth)."""
+    from PIL import Image
+
+    from audit.dataset.builtin import faces_demo
+
+    out = folder.with_name(folder.name + "-faces")
+    done = out / ".complete"
+    if done.is_file():
+        return out
+    for path in sorted(folder.rglob("*.png")):
+        target = out / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.link(path, target)
+    (out / "faces").mkdir(exist_ok=True)
+    for i, photo in enumerate(faces_demo()):
+        Image.fromarray(photo.load()).save(out / "faces" / f"{i:03d}.png")
+    done.write_text("ok")
+    return out
+
+
 def child(job: str, folder: str, work: str) -> None:
     import logging
 
@@ -80,7 +105,8 @@ def child(job: str, folder: str, work: str) -> None:
         from audit.dataset.job import run_audit
 
         run_audit(folder, Path(work) / f"audit-{Path(folder).name}", backend="opencv-haar", workers=1, progress=False)
-        n = len((Path(work) / f"audit-{Path(folder).name}" / "records.jsonl").read_text().splitlines())
+        with (Path(work) / f"audit-{Path(folder).name}" / "records.jsonl").open("rb") as fh:
+            n = sum(1 for _ in fh)  # counted a line at a time: reading the file whole would be measured too
     elif job == "detect":
         from detectors import job as detect_job
 
@@ -128,9 +154,10 @@ def main() -> None:
     for n in args.sizes:
         folder = make_folder(root, n)
         for job in args.jobs:
-            for old in (work / f"audit-{folder.name}", work / f"detect-{folder.name}"):
+            for old in (work / f"audit-{folder.name}-faces", work / f"detect-{folder.name}"):
                 shutil.rmtree(old, ignore_errors=True)  # every job starts from nothing
-            cmd = [sys.executable, __file__, "--child", job, str(folder), str(work)]
+            source = with_faces(folder) if job == "audit" else folder
+            cmd = [sys.executable, __file__, "--child", job, str(source), str(work)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode:
                 print(f"{job:10s} {n:8d} failed: {done.stderr.strip().splitlines()[-1:]}")

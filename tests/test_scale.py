@@ -172,8 +172,9 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _worker_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "ray::ShardWorker"], capture_output=True, text=True).stdout
+def _worker_pids(title: str = r"ray::MapWorker\(MapBatches\(RecordMaker\)\)") -> list[int]:
+    """Ray worker processes by title (a regular expression): the audit's Ray Data actors by default."""
+    found = subprocess.run(["pgrep", "-f", title], capture_output=True, text=True).stdout
     return [int(p) for p in found.split()]
 
 
@@ -211,6 +212,47 @@ def test_ray_with_a_worker_killed_mid_run_equals_one_process(dataset, one_proces
     lines = [json.loads(x)["index"] for p in parts.glob("*.jsonl") for x in p.read_text().splitlines()]
     assert sorted(lines) == list(range(147))  # no row lost or written twice across the restart
     assert _outcome(out) == one_process
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, tmp_path) -> None:
+    """The audit on Ray Data over a tar of image + cls members and a Parquet file of image bytes (with an
+    empty cell and a member that is not an image): every record and statistic equals the local run's."""
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from audit.dataset.builtin import faces_demo
+    from audit.dataset.job import run_audit
+    from audit.scale.ray_executor import RayOptions
+
+    pngs = []
+    for b in faces_demo():
+        buf = io.BytesIO()
+        Image.fromarray(b.load()).save(buf, format="PNG")
+        pngs.append((buf.getvalue(), b.label))
+    pngs.append((b"not an image", "junk"))
+    with tarfile.open(tmp_path / "people.tar", "w") as tar:
+        for i, (data, label) in enumerate(pngs):
+            for name, payload in ((f"{i:03d}.png", data), (f"{i:03d}.cls", label.encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    rows = [{"image": data, "label": label} for data, label in pngs] + [{"image": b"", "label": "empty"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "people.parquet", row_group_size=7)
+    for spec in ("people.tar", "people.parquet"):
+        local, on_ray = tmp_path / f"local-{spec}", tmp_path / f"ray-{spec}"
+        run_audit(str(tmp_path / spec), local, backend="opencv-haar", workers=1, progress=False)
+        run_audit(str(tmp_path / spec), on_ray, backend="opencv-haar", workers=1, progress=False,
+                  executor=RayOptions(workers=2, shards=3, batch_size=4))  # fmt: skip
+        expected = _outcome(local)
+        assert len(expected["records"]) == len(pngs) + (spec == "people.parquet")
+        assert expected["data"]["overall"]["faces"] > 0 and expected["data"]["unreadable"]["count"] >= 1
+        assert _outcome(on_ray) == expected, spec
 
 
 @pytest.mark.ray

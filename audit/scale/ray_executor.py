@@ -45,14 +45,23 @@ class RayOptions:
     workers: int | None = None
     gpus: float = 0.0
     shards: int | None = None
+    batch_size: int | None = None  # images per Ray Data batch (the audit's actor calls)
 
     @classmethod
-    def from_spec(cls, spec: str, *, workers: int | None = None, gpus: float = 0.0, shards: int | None = None) -> Any:
+    def from_spec(
+        cls,
+        spec: str,
+        *,
+        workers: int | None = None,
+        gpus: float = 0.0,
+        shards: int | None = None,
+        batch_size: int | None = None,
+    ) -> Any:
         """``ray`` or ``ray:ADDRESS`` (the CLI's ``--executor``) -> options."""
         if spec != "ray" and not spec.startswith("ray:"):
             raise InputError(f"--executor must be local, ray or ray:ADDRESS, got {spec!r}")
         address = spec[4:] or None if spec.startswith("ray:") else None
-        return cls(address=address, workers=workers, gpus=gpus, shards=shards)
+        return cls(address=address, workers=workers, gpus=gpus, shards=shards, batch_size=batch_size)
 
 
 def _ray() -> Any:
@@ -136,11 +145,8 @@ def run_shards(
     from tqdm.auto import tqdm
 
     with ray_session(options) as ray:
-        workers, resources = plan(ray, options)
-        n = shard_count(out, job, options.shards or SHARDS_PER_WORKER * workers, explicit=bool(options.shards))
-        todo = [s for s in all_shards(n) if not ShardMarker(out, job, s).done()]
+        workers, resources, todo = unfinished_shards(ray, options, out, job)
         if not todo:
-            log.info("every one of the %d shards of %s is already done", n, job)
             return []
         actor_class = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS, **resources)(ShardWorker)
         here = (os.getcwd(), [p for p in sys.path if p])  # relative paths and python: generators resolve as here
@@ -178,6 +184,16 @@ def run_shards(
             for actor in actors:
                 ray.kill(actor)
     return todo
+
+
+def unfinished_shards(ray: Any, options: RayOptions, out: Any, job: str) -> tuple[int, dict[str, float], list[Shard]]:
+    """(workers, each worker's resources, the shards of ``job`` in ``out`` without a marker) for a Ray run."""
+    workers, resources = plan(ray, options)
+    n = shard_count(out, job, options.shards or SHARDS_PER_WORKER * workers, explicit=bool(options.shards))
+    todo = [s for s in all_shards(n) if not ShardMarker(out, job, s).done()]
+    if not todo:
+        log.info("every one of the %d shards of %s is already done", n, job)
+    return workers, resources, todo
 
 
 def shard_count(out: Any, job: str, wanted: int, *, explicit: bool = False) -> int:
@@ -232,38 +248,6 @@ class ShardWorker:
 # ------------------------------------------------------------------------------------------------ the audit
 
 
-@dataclass(frozen=True)
-class AuditShards:
-    """What each actor needs to record audit shards: picklable, models built in the actor."""
-
-    spec: str
-    out: str
-    backend: str
-    nsfw: bool
-    records_name: str
-    columns: Any
-    identity: dict[str, Any]
-
-    def __call__(self) -> Callable[[Shard], Any]:
-        from pathlib import Path
-
-        from audit.dataset.backends import get_analyzer
-        from audit.dataset.run import _nsfw_checker, record_shard
-
-        analyzer, checker = get_analyzer(self.backend), _nsfw_checker(self.nsfw)
-        job = Path(self.records_name).stem
-
-        def work(shard: Shard) -> str:
-            return str(
-                record_shard(
-                    self.spec, Path(self.out), shard, self.identity, backend=self.backend, job=job, workers=1,
-                    nsfw=self.nsfw, progress=False, columns=self.columns, analyzer=analyzer, checker=checker,
-                )
-            )  # fmt: skip
-
-        return work
-
-
 def record_on_ray(
     options: RayOptions,
     spec: str,
@@ -275,17 +259,18 @@ def record_on_ray(
     columns: Any = None,
     progress: bool = True,
 ) -> list[Shard]:
-    """Record every audit shard of ``spec`` on Ray (the caller then merges with
-    :func:`audit.dataset.run.run_records`)."""
+    """Record every audit shard of ``spec`` on Ray Data (:mod:`audit.scale.ray_data_audit`); the caller
+    then merges with :func:`audit.dataset.run.run_records`."""
     from pathlib import Path
 
     from audit.atomic import output_folder
     from audit.dataset.run import adopt_identity, dataset_items, records_identity
+    from audit.scale.ray_data_audit import record_with_ray_data
 
     out = output_folder(out)
     dataset_items(spec, columns)  # a bad source is one error here, before Ray starts
     identity = records_identity(spec, backend, nsfw, columns)
     job = Path(records_name).stem
     adopt_identity(out / f"{job}.run.json", identity, what="an audit")
-    make = AuditShards(spec, str(out), backend, nsfw, records_name, columns, identity)
-    return run_shards(options, job, out, make, progress=progress)
+    return record_with_ray_data(options, spec, out, backend=backend, nsfw=nsfw, job=job, columns=columns,
+                                progress=progress)  # fmt: skip
