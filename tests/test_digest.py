@@ -115,6 +115,14 @@ def test_a_jsonl_store_streamed_cuts_a_torn_tail_longer_than_one_read(tmp_path: 
     assert path.read_text("utf-8") == json.dumps({"index": 0, "image": "x"}) + "\n"
 
 
+def test_a_reader_that_must_not_repair_reads_complete_lines_and_leaves_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "part.jsonl"
+    text = json.dumps({"index": 0, "image": "x"}) + "\n" + '{"index": 1, "ima'  # another process mid-append
+    path.write_text(text, "utf-8")
+    assert list(JsonlRecords(path).iter(repair=False)) == [{"index": 0, "image": "x"}]
+    assert path.read_text("utf-8") == text  # untouched: the writer's next line completes it
+
+
 def test_seen_keys_hold_positions_as_bits_and_names_in_a_set() -> None:
     seen = SeenKeys([0, 9, 1000])
     assert (9 in seen, 8 in seen, 1000 in seen, 5000 in seen) == (True, False, True, False)

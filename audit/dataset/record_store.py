@@ -47,11 +47,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
 
 
-def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """:func:`_read_jsonl` a line at a time: the torn tail is cut off first (found from the file's end)."""
+def _iter_jsonl(path: Path, repair: bool = True) -> Iterator[dict[str, Any]]:
+    """:func:`_read_jsonl` a line at a time: the torn tail is found from the file's end and, with
+    ``repair``, cut off first (the file is opened for writing only then, so a read-only store is read as
+    it is). Without ``repair`` (a reader of a file another process may be appending to) the lines up to
+    the last complete one are read and the file is left alone."""
     if not path.is_file():
         return
-    with path.open("r+b") as fh:
+    with path.open("rb") as fh:
         size = fh.seek(0, os.SEEK_END)
         end = size
         while end > 0:
@@ -62,10 +65,15 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 end = start + newline + 1
                 break
             end = start
-        if end < size:
+    if repair and end < size:
+        with path.open("r+b") as fh:
             fh.truncate(end)
-        fh.seek(0)
+    with path.open("rb") as fh:
+        consumed = 0
         for line in fh:
+            consumed += len(line)
+            if consumed > end:
+                return
             if line.strip():
                 yield json.loads(line)
 
@@ -81,9 +89,10 @@ class JsonlRecords:
     def read(self) -> list[dict[str, Any]]:
         return _read_jsonl(self.path)
 
-    def iter(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, in file order, one at a time (memory flat in the file's size)."""
-        return _iter_jsonl(self.path)
+    def iter(self, repair: bool = True) -> Iterator[dict[str, Any]]:
+        """Every complete record, in file order, one at a time (memory flat in the file's size); see
+        :func:`_iter_jsonl` for ``repair``."""
+        return _iter_jsonl(self.path, repair)
 
     def append(self, record: dict[str, Any]) -> None:
         if self._fh is None:

@@ -53,9 +53,10 @@ class ShardLister:
         indices = shard.range(self.total)
         part = JsonlRecords(shard_folder(Path(self.out), self.job) / f"{shard.name}.jsonl")
         items = dataset_items(self.spec, self.columns, start=indices.start)
+        # the driver may be appending to this part (a retried listing): read it, never repair it
         return [
             {"k": shard.k, "item": _item_json(item), "data": item.data}
-            for item in _not_yet_recorded(items, RecordedNames(part.iter), stop=indices.stop)
+            for item in _not_yet_recorded(items, RecordedNames(lambda: part.iter(repair=False)), stop=indices.stop)
         ]
 
 
