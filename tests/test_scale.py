@@ -350,10 +350,16 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_bench_on_ray_equals_one_process(bench_config, bench_one_process, ray_cluster, tmp_path) -> None:
+def test_bench_on_ray_equals_one_process(bench_config, bench_one_process, ray_cluster, tmp_path, monkeypatch) -> None:
+    """Sampling, extraction and scoring all on Ray: the driver's own evaluator is never called."""
     from audit.bench import run_bench
+    from audit.metrics import evaluator
     from audit.scale.ray_executor import RayOptions
 
+    def not_here(*args, **kwargs):
+        raise AssertionError("a cell was scored on the driver")
+
+    monkeypatch.setattr(evaluator, "evaluate_features", not_here)  # patched in this process only, not in workers
     results = run_bench(bench_config, tmp_path / "ray", executor=RayOptions(workers=2, shards=4), progress=False)
     assert all(ShardMarker(tmp_path / "ray", "bench", Shard(k, 4)).done() for k in range(4))
     assert _bench_numbers(results) == bench_one_process

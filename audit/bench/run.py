@@ -166,12 +166,6 @@ def run_bench(
     :class:`BenchShards`) and return None; the call without it (or ``executor``, Ray options, which runs
     every shard on Ray first) then does what is missing and scores every cell: the numbers equal a
     one-process run's."""
-    from tqdm.auto import tqdm
-
-    from audit.bench.results import build_results
-    from audit.features import get_extractor
-    from audit.generators import get_generator
-    from audit.metrics.evaluator import FeatureCache, evaluate_features, extract_all
 
     out = Path(out)
     if shard is not None:
@@ -179,11 +173,29 @@ def run_bench(
         BenchShards(config, str(out), progress)()(shard)
         log.info("bench shard %s done in %s; run the command without --shard to merge every shard", shard, out)
         return None
-    if executor is not None:
-        from audit.scale.ray_executor import run_shards
+    if executor is None:
+        return _finish(config, out, resume=resume, progress=progress)
+    from audit.scale.ray_executor import plan, ray_session, run_shards
 
-        _join_folder(out, config)
+    _join_folder(out, config)
+    with ray_session(executor) as ray:  # one Ray for both: the shards, then the cells scored as tasks
         run_shards(executor, "bench", out, BenchShards(config, str(out), False), progress=progress)
+        return _finish(config, out, resume=resume, progress=progress, ray=(ray, plan(ray, executor)[0]))
+
+
+def _finish(
+    config: BenchConfig, out: Path, *, resume: bool, progress: bool, ray: tuple[Any, int] | None = None
+) -> Path:
+    """Take in the shards' features, generate what is missing, score every cell (here, or as Ray tasks when
+    ``ray`` is (ray, workers)), write the results."""
+    from tqdm.auto import tqdm
+
+    from audit.bench.results import build_results
+    from audit.bench.scoring import LocalScoring, RayScoring
+    from audit.features import get_extractor
+    from audit.generators import get_generator
+    from audit.metrics.evaluator import FeatureCache, extract_all
+
     shards = shard_folder(out, "bench")
     _check_folder(out, config, resume or shards.is_dir())
     generator = get_generator(config.generator, **config.options)
@@ -203,16 +215,27 @@ def run_bench(
     key = "label" if config.labels is not None else "prompt"
     labels = np.asarray(conditions) if key == "label" and getattr(extractor, "scores_labels", False) else None
     captions = _captions(config, extractor, conditions)
+    options = {
+        "labels": labels,
+        "text_emb": None if captions is None else extractor.encode_texts(list(captions)),  # once, for every cell
+        "bootstrap": config.bootstrap,
+        "seed": config.seed,
+        "keep_draws": True,
+    }
+    if ray is None:
+        scoring: Any = LocalScoring(reference, extractor, options)
+    else:
+        scoring = RayScoring(*ray, reference, extractor, options)
     cells = config.cells()
-    finished: list[dict[str, Any]] = []
+    finished: list[dict[str, Any] | None] = [None] * len(cells)
     bar = tqdm(cells, desc="bench", unit="cell", disable=not progress)
-    for schedule in bar:
+    for slot, schedule in enumerate(bar):
         store = CellStore(out / "cells", schedule)
         label = cell_label(schedule.to_config())
         bar.set_postfix_str(label)
         metrics = store.read_metrics()
         if metrics is not None and metrics.get("fingerprint") == config.fingerprint():
-            finished.append(metrics)
+            finished[slot] = metrics
             continue
         t0 = time.perf_counter()
         generated = 0
@@ -230,32 +253,15 @@ def run_bench(
                 {"step_weights": weights, "steps": config.steps, "negative_prompt": config.negative_prompt},
             )
         t1 = time.perf_counter()
-        result = evaluate_features(
-            reference,
-            extract_all(cache, extractor, store.image_chunks(range(config.n))),  # streamed, a chunk at a time
-            extractor,
-            labels=labels,
-            captions=captions,
-            bootstrap=config.bootstrap,
-            seed=config.seed,
-            keep_draws=True,
-        )
+        fake = extract_all(cache, extractor, store.image_chunks(range(config.n)))  # streamed, a chunk at a time
         cache.save()
-        metrics = {
-            "fingerprint": config.fingerprint(),
-            "schedule": schedule.to_config(),
-            "label": cell_label(schedule.to_config()),
-            "step_weights": store.step_weights(),
-            "generated_now": generated,
-            "seconds": {"generate": round(t1 - t0, 3), "score": round(time.perf_counter() - t1, 3)},
-            "metrics": result,
-        }
-        store.write_metrics(metrics)
-        log.info("%s: FID %.3f (%d images generated now)", label, result["fid"]["value"], generated)
-        finished.append(metrics)
+        extract_seconds = time.perf_counter() - t1
+        cell = _ScoredCell(config, schedule, store, generated, t1 - t0, extract_seconds, finished, slot)
+        scoring.submit(fake, cell.done)
+    scoring.drain()
     doc = build_results(
         config,
-        finished,
+        [m for m in finished if m is not None],
         generator=generator,
         extractor=extractor,
         reference_info=reference_info,
@@ -264,6 +270,36 @@ def run_bench(
     from audit.results import write_results
 
     return write_results(out / RESULTS_FILE, doc)
+
+
+@dataclass
+class _ScoredCell:
+    """A cell handed to scoring, and what its metrics file records besides the metrics."""
+
+    config: BenchConfig
+    schedule: Any
+    store: CellStore
+    generated: int
+    generate_seconds: float
+    extract_seconds: float
+    finished: list[dict[str, Any] | None]
+    slot: int
+
+    def done(self, result: dict[str, Any], seconds: float) -> None:
+        """Write the cell's metrics (atomically: a rerun skips it) and put them in their slot."""
+        label = cell_label(self.schedule.to_config())
+        metrics = {
+            "fingerprint": self.config.fingerprint(),
+            "schedule": self.schedule.to_config(),
+            "label": label,
+            "step_weights": self.store.step_weights(),
+            "generated_now": self.generated,
+            "seconds": {"generate": round(self.generate_seconds, 3), "score": round(self.extract_seconds + seconds, 3)},
+            "metrics": result,
+        }
+        self.store.write_metrics(metrics)
+        log.info("%s: FID %.3f (%d images generated now)", label, result["fid"]["value"], self.generated)
+        self.finished[self.slot] = metrics
 
 
 def _join_folder(out: Path, config: BenchConfig) -> None:

@@ -155,6 +155,7 @@ def evaluate_features(
     *,
     labels: np.ndarray | None = None,
     captions: list[str] | None = None,
+    text_emb: np.ndarray | None = None,
     bootstrap: int = 100,
     seed: int = 0,
     kid_subsets: int = 100,
@@ -167,7 +168,9 @@ def evaluate_features(
     captions).
 
     ``labels`` (requested classes) add class adherence; ``captions`` (one per generated image) add
-    CLIP-score. Returns ``{metric: {"value", "ci95", "ci_method"}, ..., "n_real", "n_fake",
+    CLIP-score, or ``text_emb``, the captions already encoded by ``extractor.encode_texts`` (a caller
+    scoring many cells encodes them once; then ``extractor`` needs only its ``id``). Returns
+    ``{metric: {"value", "ci95", "ci_method"}, ..., "n_real", "n_fake",
     "extractor"}``; IS and KID also carry their std over splits/subsets. ``bootstrap`` is the number of
     resampling draws for each scheme (0: no intervals); ``keep_draws`` adds ``"draws"`` (per metric, the
     value at every draw, for paired differences between evaluations with the same seed and n).
@@ -177,11 +180,12 @@ def evaluate_features(
         labels = np.asarray(labels)
         if len(labels) != n:
             raise InputError(f"one label per generated image: {len(labels)} labels for {n} images")
-    text_emb = None
     if captions is not None:
         if len(captions) != n:
             raise InputError(f"one caption per generated image: {len(captions)} captions for {n} images")
         text_emb = extractor.encode_texts(list(captions))
+    elif text_emb is not None and len(text_emb) != n:
+        raise InputError(f"one caption per generated image: {len(text_emb)} caption embeddings for {n} images")
     # validation as in the standalone metrics, then the reference side once for every resample
     check_fid_inputs(real["features"], fake["features"])
     checks.features("real", real["features"], min_rows=DENSITY_K + 1, metric="precision/density", as_float64=False)

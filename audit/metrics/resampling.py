@@ -114,6 +114,8 @@ class Resampler:
         self.inside3 = inside3.astype(float)
         self.d_ff = np.sqrt(np.maximum((f * f).sum(1)[:, None] + (f * f).sum(1)[None, :] - 2.0 * f @ f.T, 0.0))
         d = f.shape[1]
+        r, f = r.astype(np.float64, copy=False), f.astype(np.float64, copy=False)  # float32 products move
+        # their last bits with the BLAS thread count (and so would a Ray worker's draws against this process's)
         k_rr = (r @ r.T / d + 1.0) ** 3
         self.kid_within_real = (k_rr.sum() - np.trace(k_rr)) / (len(r) * (len(r) - 1))
         self.k_ff = (f @ f.T / d + 1.0) ** 3
