@@ -3,9 +3,9 @@
 The pipeline, streamed end to end (Ray Data's backpressure bounds what is in flight):
 
 1. ``from_items``: one row per unfinished shard (:mod:`audit.scale.shards`, the same cut as ``--shard``).
-2. ``flat_map`` (tasks, no CPU reserved: they only list): each shard's items not yet in its part file,
-   through the same source code as a local run (folders, manifests, webdataset tars, Parquet; a Parquet
-   cell's bytes travel with its row, a file is read where it is analysed).
+2. ``flat_map`` (tasks, no CPU reserved, one at a time per 8 workers: they only list): each shard's items
+   not yet in its part file, through the same source code as a local run (folders, manifests, webdataset
+   tars, Parquet; a Parquet cell's bytes travel with its row, a file is read where it is analysed).
 3. ``map_batches`` on an actor pool (one per worker, each with the backend built once, ``num_gpus`` as
    asked): every image through the one loader (sha256, EXIF, pixel limit, reasons) and the backend,
    exactly :func:`audit.dataset.run.analyze_item`.
@@ -34,6 +34,8 @@ from audit.scale.shards import Shard, ShardMarker
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 8  # images per actor call: small, so a killed worker redoes little
+LISTED_PER_LISTER = 8  # analysis workers fed by one listing task at a time: listing is cheap, and every
+# concurrent task is a worker process to start (8 at once cost 9 s on 2 cores before the first image)
 
 
 class ShardLister:
@@ -200,7 +202,8 @@ def record_with_ray_data(
         context.execution_options.preserve_order = False
         here = (os.getcwd(), [p for p in sys.path if p])
         rows = data.from_items([{"k": s.k, "n": s.n} for s in todo], override_num_blocks=len(todo))
-        listed = rows.flat_map(ShardLister(spec, str(out), job, columns, total, *here), num_cpus=0)
+        listers = data.TaskPoolStrategy(size=max(1, workers // LISTED_PER_LISTER))
+        listed = rows.flat_map(ShardLister(spec, str(out), job, columns, total, *here), num_cpus=0, compute=listers)
         with warnings.catch_warnings():  # Ray 2.60 marks the one way to bound restarts as deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             records = listed.map_batches(
