@@ -3,9 +3,10 @@
 The pipeline, streamed end to end (Ray Data's backpressure bounds what is in flight):
 
 1. ``from_items``: one row per unfinished shard (:mod:`audit.scale.shards`, the same cut as ``--shard``).
-2. ``flat_map`` (tasks, no CPU reserved, one at a time per 8 workers: they only list): each shard's items
-   not yet in its part file, through the same source code as a local run (folders, manifests, webdataset
-   tars, Parquet; a Parquet cell's bytes travel with its row, a file is read where it is analysed).
+2. ``map_batches`` over the shards, a generator (tasks, no CPU reserved, one at a time per 8 workers:
+   they only list): each shard's items not yet in its part file, 256 rows at a time, through the same
+   source code as a local run (folders, manifests, webdataset tars, Parquet; a Parquet cell's bytes
+   travel with its row, a file is read where it is analysed).
 3. ``map_batches`` on an actor pool (one per worker, each with the backend built once, ``num_gpus`` as
    asked): every image through the one loader (sha256, EXIF, pixel limit, reasons) and the backend,
    exactly :func:`audit.dataset.run.analyze_item`.
@@ -25,6 +26,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,33 +35,44 @@ from audit.scale.shards import Shard, ShardMarker
 
 log = logging.getLogger(__name__)
 
+LIST_CHUNK = 256  # listed rows per output block
 BATCH_SIZE = 8  # images per actor call: small, so a killed worker redoes little
 LISTED_PER_LISTER = 8  # analysis workers fed by one listing task at a time: listing is cheap, and every
 # concurrent task is a worker process to start (8 at once cost 9 s on 2 cores before the first image)
 
 
 class ShardLister:
-    """Stage 2: a shard's items not yet recorded, as rows. Picklable; runs in Ray's task workers."""
+    """Stage 2: a shard's items not yet recorded, yielded :data:`LIST_CHUNK` rows at a time (a shard of a
+    Parquet source carries its images' bytes: never one list). Picklable; runs in Ray's task workers."""
 
     def __init__(self, spec: str, out: str, job: str, columns: Any, total: int, cwd: str, paths: list[str]) -> None:
         self.spec, self.out, self.job, self.columns, self.total = spec, out, job, columns, total
         self.cwd, self.paths = cwd, paths
 
-    def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+    def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, list[Any]]]:
+        _enter(self.cwd, self.paths)
+        for k, n in zip(batch["k"], batch["n"], strict=True):
+            rows: dict[str, list[Any]] = {"k": [], "item": [], "data": []}
+            for item in self._unrecorded(Shard(int(k), int(n))):
+                rows["k"].append(int(k))
+                rows["item"].append(_item_json(item))
+                rows["data"].append(item.data)
+                if len(rows["k"]) == LIST_CHUNK:
+                    yield rows
+                    rows = {"k": [], "item": [], "data": []}
+            if rows["k"]:
+                yield rows
+
+    def _unrecorded(self, shard: Shard) -> Iterator[Any]:
         from audit.dataset.record_store import JsonlRecords
         from audit.dataset.run import RecordedNames, _not_yet_recorded, dataset_items
         from audit.scale.shards import shard_folder
 
-        _enter(self.cwd, self.paths)
-        shard = Shard(int(row["k"]), int(row["n"]))
         indices = shard.range(self.total)
         part = JsonlRecords(shard_folder(Path(self.out), self.job) / f"{shard.name}.jsonl")
         items = dataset_items(self.spec, self.columns, start=indices.start)
         # the driver may be appending to this part (a retried listing): read it, never repair it
-        return [
-            {"k": shard.k, "item": _item_json(item), "data": item.data}
-            for item in _not_yet_recorded(items, RecordedNames(lambda: part.iter(repair=False)), stop=indices.stop)
-        ]
+        return _not_yet_recorded(items, RecordedNames(lambda: part.iter(repair=False)), stop=indices.stop)
 
 
 class RecordMaker:
@@ -203,7 +216,8 @@ def record_with_ray_data(
         here = (os.getcwd(), [p for p in sys.path if p])
         rows = data.from_items([{"k": s.k, "n": s.n} for s in todo], override_num_blocks=len(todo))
         listers = data.TaskPoolStrategy(size=max(1, workers // LISTED_PER_LISTER))
-        listed = rows.flat_map(ShardLister(spec, str(out), job, columns, total, *here), num_cpus=0, compute=listers)
+        lister = ShardLister(spec, str(out), job, columns, total, *here)
+        listed = rows.map_batches(lister, batch_size=1, num_cpus=0, compute=listers)
         with warnings.catch_warnings():  # Ray 2.60 marks the one way to bound restarts as deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             records = listed.map_batches(
