@@ -256,6 +256,19 @@ def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, 
 
 
 @pytest.mark.ray
+def test_ray_data_missing_weights_are_the_local_one_line(dataset, ray_cluster, tmp_path) -> None:
+    """An actor whose backend cannot be built fails the run with the error a local run gives, not an actor's
+    death and Ray Data's traceback."""
+    from audit.dataset.job import run_audit
+    from audit.errors import WeightsError
+    from audit.scale.ray_executor import RayOptions
+
+    with pytest.raises(WeightsError, match=r"^mtcnn weights folder \S+ has no pnet\.pt \(needs pnet, rnet, onet\)$"):
+        run_audit(str(dataset), tmp_path / "out", backend=f"mtcnn:{tmp_path / 'none'}", workers=1, progress=False,
+                  executor=RayOptions(workers=1, shards=2))  # fmt: skip
+
+
+@pytest.mark.ray
 @pytest.mark.slow
 def test_ray_driver_killed_then_rerun_does_only_unfinished_shards(dataset, one_process, tmp_path) -> None:
     out = tmp_path / "driver"

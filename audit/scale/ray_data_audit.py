@@ -24,17 +24,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audit.errors import InputError
+from audit.errors import GenauditError, InputError
 from audit.scale.shards import Shard, ShardMarker
 
 log = logging.getLogger(__name__)
 
+_ERROR_LINE = re.compile(r"^audit\.errors\.(\w+): (.+)$", re.MULTILINE)
 LIST_CHUNK = 256  # listed rows per output block
 BATCH_SIZE = 8  # images per actor call: small, so a killed worker redoes little
 LISTED_PER_LISTER = 8  # analysis workers fed by one listing task at a time: listing is cheap, and every
@@ -83,11 +85,18 @@ class RecordMaker:
         from audit.dataset.run import _nsfw_checker
 
         _enter(cwd, paths)
-        self.analyzer, self.checker = get_analyzer(backend), _nsfw_checker(nsfw)
         self._builtin: list[Any] | None = None
+        self._error: Exception | None = None
+        try:
+            self.analyzer, self.checker = get_analyzer(backend), _nsfw_checker(nsfw)
+        except Exception as exc:  # missing weights, a missing extra: raised by the first batch, so that it
+            self._error = exc  # reaches the user as the CLI's one line, not as an actor's death and traceback
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         from audit.dataset.run import analyze_item
+
+        if self._error is not None:
+            raise self._error
 
         records = [
             json.dumps(analyze_item(self._item(text, data), self.analyzer, self.checker), ensure_ascii=False)
@@ -239,18 +248,28 @@ def record_with_ray_data(
     return todo
 
 
-def _one_line(exc: Exception) -> InputError:
-    """A failure inside Ray Data as the CLI's one line: the job's own error (a changed dataset, a missing
-    model) as it is, anything else with the shards done kept."""
-    cause = exc
-    while cause is not None:
-        if isinstance(cause, InputError):
-            return InputError(str(cause))
-        inner = getattr(cause, "cause", None)
-        cause = inner if inner is not cause else None
-    for arg in getattr(exc, "args", ()):
-        if isinstance(arg, str) and "InputError:" in arg:
-            return InputError(arg.rsplit("InputError:", 1)[1].strip().splitlines()[0])
+def _one_line(exc: Exception) -> GenauditError:
+    """A failure inside Ray Data as the CLI's one line: the job's own error (a changed dataset, missing
+    weights), found down Ray's wrappers (``cause``, ``__cause__``), as it is; anything else with the
+    shards done kept."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        error = stack.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, GenauditError):
+            return type(error)(str(error))
+        stack += [getattr(error, "cause", None), error.__cause__, error.__context__]
+    found = _ERROR_LINE.findall(str(exc))  # Ray Data keeps a user error as its traceback's text only
+    if found:
+        import audit.errors
+
+        name, message = found[-1]
+        kind = getattr(audit.errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, GenauditError):
+            return kind(message.strip())
     why = " ".join(str(exc).split())[:300]
     return InputError(f"the Ray Data audit stopped ({type(exc).__name__}: {why}); the shards done are kept: run the "
                       "command again to continue")  # fmt: skip
@@ -261,5 +280,5 @@ def _ray_data(ray: Any) -> Any:
         import ray.data as data
     except ImportError:
         raise InputError('the audit on Ray needs Ray Data: pip install "genaudit[ray]" (ray[data])') from None
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # its errors reach the user as our one line
     return data
