@@ -62,9 +62,11 @@ class RayScoring:
         try:
             result, seconds = self.ray.get(ready[0])
         except self.ray.exceptions.RayError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, InputError):
-                raise InputError(str(cause)) from None
+            from audit.scale.ray_executor import job_error
+
+            found = job_error(exc)
+            if found is not None:
+                raise found from None
             why = " ".join(str(exc).split())[:300]
             raise InputError(f"scoring a cell on Ray failed ({why}); the cells scored are kept: run again") from None
         done(result, seconds)

@@ -24,19 +24,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audit.errors import GenauditError, InputError
+from audit.errors import InputError
 from audit.scale.shards import Shard, ShardMarker
 
 log = logging.getLogger(__name__)
 
-_ERROR_LINE = re.compile(r"^audit\.errors\.(\w+): (.+)$", re.MULTILINE)
 LIST_CHUNK = 256  # listed rows per output block
 BATCH_SIZE = 8  # images per actor call: small, so a killed worker redoes little
 LISTED_PER_LISTER = 8  # analysis workers fed by one listing task at a time: listing is cheap, and every
@@ -210,7 +208,7 @@ def record_with_ray_data(
     """Record every unfinished audit shard of ``spec`` in ``out`` through Ray Data; returns the shards done
     now (see the module docstring)."""
     from audit.dataset.run import count_items
-    from audit.scale.ray_executor import ray_session, unfinished_shards
+    from audit.scale.ray_executor import job_error, ray_session, unfinished_shards
 
     with ray_session(options) as ray:
         data = _ray_data(ray)
@@ -240,39 +238,19 @@ def record_with_ray_data(
                     writer.add(int(k), json.loads(str(text)))
         except ray.exceptions.RayError as exc:
             writer.close()
-            raise _one_line(exc) from None
+            found = job_error(exc)
+            if found is not None:
+                raise found from None
+            why = " ".join(str(exc).split())[:300]
+            raise InputError(
+                f"the Ray Data audit stopped ({type(exc).__name__}: {why}); the shards done are kept: run the "
+                "command again to continue"
+            ) from None
         except BaseException:
             writer.close()
             raise
         writer.finish()
     return todo
-
-
-def _one_line(exc: Exception) -> GenauditError:
-    """A failure inside Ray Data as the CLI's one line: the job's own error (a changed dataset, missing
-    weights), found down Ray's wrappers (``cause``, ``__cause__``), as it is; anything else with the
-    shards done kept."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        error = stack.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(error, GenauditError):
-            return type(error)(str(error))
-        stack += [getattr(error, "cause", None), error.__cause__, error.__context__]
-    found = _ERROR_LINE.findall(str(exc))  # Ray Data keeps a user error as its traceback's text only
-    if found:
-        import audit.errors
-
-        name, message = found[-1]
-        kind = getattr(audit.errors, name, None)
-        if isinstance(kind, type) and issubclass(kind, GenauditError):
-            return kind(message.strip())
-    why = " ".join(str(exc).split())[:300]
-    return InputError(f"the Ray Data audit stopped ({type(exc).__name__}: {why}); the shards done are kept: run the "
-                      "command again to continue")  # fmt: skip
 
 
 def _ray_data(ray: Any) -> Any:

@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from audit.errors import InputError
+from audit.errors import GenauditError, InputError
 from audit.scale.shards import Shard, ShardMarker, all_shards
 
 log = logging.getLogger(__name__)
 
 RESTARTS = 3  # a worker that dies this many times on one shard (a crash, not a kill) stops the run with one line
 SHARDS_PER_WORKER = 4  # default shards per worker: a killed shard redoes little, and stragglers even out
+_ERROR_LINE = re.compile(r"^audit\.errors\.(\w+): (.+)$", re.MULTILINE)  # a genaudit error in a traceback
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # a local Ray's object store: shards pass no images through it
 
 
@@ -171,9 +173,9 @@ def run_shards(
                         "kept: run the command again to continue"
                     ) from None
                 except Exception as exc:  # the job's own error (a bad input) reaches the user as one line
-                    cause = getattr(exc, "cause", None) or exc
-                    if isinstance(cause, InputError):
-                        raise InputError(f"shard {shard}: {cause}") from None
+                    found = job_error(exc)
+                    if found is not None:
+                        raise type(found)(f"shard {shard}: {found}") from None
                     raise
                 bar.update(1)
                 if queue:
@@ -184,6 +186,29 @@ def run_shards(
             for actor in actors:
                 ray.kill(actor)
     return todo
+
+
+def job_error(exc: BaseException) -> GenauditError | None:
+    """The job's own error (a bad input, missing weights) inside what Ray raised, as a fresh error of the
+    same class, or None. Ray wraps it (``cause``, ``__cause__``); Ray Data keeps only its traceback's
+    text, so the ``audit.errors.<Class>: <message>`` line is looked for there too."""
+    import audit.errors
+
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        error = stack.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, GenauditError):
+            return type(error)(str(error))
+        stack += [getattr(error, "cause", None), error.__cause__, error.__context__]
+    for name, message in reversed(_ERROR_LINE.findall(str(exc))):
+        kind = getattr(audit.errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, GenauditError):
+            return kind(message.strip())
+    return None
 
 
 def unfinished_shards(ray: Any, options: RayOptions, out: Any, job: str) -> tuple[int, dict[str, float], list[Shard]]:
