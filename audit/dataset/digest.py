@@ -145,7 +145,7 @@ class RecordDigest:
         )
 
     def stats(self, abstain_below: float) -> dict[str, Any]:
-        """What :func:`audit.dataset.summary.summarize_records` returns: per-class and overall statistics,
+        """The audit's statistics: per-class and overall (:func:`audit.dataset.demographics.aggregate_columns`),
         unreadable files by reason, and the detection resolutions used."""
         from audit.dataset.demographics import aggregate_columns
 
