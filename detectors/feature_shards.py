@@ -72,7 +72,7 @@ class FeatureShards:
 
     def run(self, shard: Shard, model: Any, scorer: Any) -> str:
         from detectors.image_files import ImageFile, LazyImages
-        from detectors.job import features, list_inputs
+        from detectors.job import features, iter_inputs
 
         out = Path(self.out)
         job = feature_job(model, scorer)
@@ -83,18 +83,18 @@ class FeatureShards:
         from audit.io.archives import load_at
         from detectors.image_files import CHUNK_IMAGES
 
-        blocks: dict[tuple[int, int], list[tuple[str, Any]]] = {}  # the job's scoring blocks, in order
-        for group, specs in enumerate(self.groups):
-            files, _ = list_inputs(list(specs), self.image_column)
-            for position, (file, _name, span) in enumerate(files):
-                blocks.setdefault((group, position // CHUNK_IMAGES), []).append((file, span))
-        order = list(blocks)
+        # the job's scoring blocks in order, from a first listing that only counts; the second keeps this shard's
+        listed = [sum(r[3] is None for r in iter_inputs(list(specs), self.image_column)) for specs in self.groups]
+        order = [(group, b) for group, n in enumerate(listed) for b in range(-(-n // CHUNK_IMAGES))]
         span = shard.range(len(order))
+        mine = set(order[span.start : span.stop])
         chosen: list[ImageFile] = []
-        for block in order[span.start : span.stop]:
-            for file, file_span in blocks[block]:
-                result = load_at(file, file_span)
-                if result.ok:
+        for group, specs in enumerate(self.groups):
+            position = -1
+            for file, _name, file_span, refusal in iter_inputs(list(specs), self.image_column):
+                position += refusal is None
+                block = (group, position // CHUNK_IMAGES)
+                if refusal is None and block in mine and (result := load_at(file, file_span)).ok:
                     chosen.append(ImageFile(file, result.sha256 or "", "", block, file_span))
         feats, _ = features(model, scorer, LazyImages(chosen))
         buf = io.BytesIO()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,46 +66,51 @@ def list_inputs(
     specs: list[str], image_column: str = "image"
 ) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str]]]:
     """Every input image as (path, shown name, where or None), in order, and the entries refused while
-    listing with their reasons; nothing is decoded (a shard lists everything and decodes only its range).
-    Uncompressed webdataset tar shards are read by their members' byte spans, Parquet tables by row
-    (``image_column``; :func:`audit.io.archives.load_at` reads either back)."""
+    listing with their reasons: :func:`iter_inputs` gathered into two lists."""
+    files: list[tuple[str, str, Any]] = []
+    refused: list[tuple[str, str]] = []
+    for file, name, span, refusal in iter_inputs(specs, image_column):
+        if refusal is None:
+            files.append((file, name, span))
+        else:
+            refused.append((name, refusal))
+    return files, refused
+
+
+def iter_inputs(specs: list[str], image_column: str = "image") -> Iterator[tuple[str, str, Any, str | None]]:
+    """Every input image as (path, shown name, where or None, None), in order, lazily, and every entry
+    refused while listing as (path, name, None, reason) where it comes; nothing is decoded (a shard lists
+    everything and decodes only its range). Uncompressed webdataset tar shards are read by their members'
+    byte spans, Parquet tables by row (``image_column``; :func:`audit.io.archives.load_at` reads either
+    back). A spec that names nothing is refused before anything is yielded for it."""
     from audit.io import open_source
     from audit.io.archives import Columns, is_parquet, is_webdataset, parquet_listing
     from audit.io.names import escape_name
     from audit.io.sources import MANIFEST_SUFFIXES
 
-    files: list[tuple[str, str, Any]] = []
-    refused: list[tuple[str, str]] = []
-    for spec in specs:
-        path = Path(spec)
-        if is_parquet(spec):
-            files.extend((str(r.path), r.relpath, r.span) for r in parquet_listing(spec, Columns(image=image_column)))
-            continue
-        if is_webdataset(spec) and not spec.lower().endswith(".tar"):
+    for spec in specs:  # every spec checked before anything is listed: no error after an hour of scoring
+        if is_webdataset(spec) and not is_parquet(spec) and not spec.lower().endswith(".tar"):
             raise InputError(
                 f"{escape_name(spec)}: detect reads image files, folders, manifests, uncompressed .tar shards and "
                 "Parquet (images are re-read by offset or row when scored), not compressed tars: decompress first"
             )
-        if is_webdataset(spec):
-            for r in open_source(spec):
-                if r.refusal:
-                    refused.append((r.relpath, r.refusal))
-                else:
-                    files.append((str(r.path), r.relpath, r.span))
-            continue
-        if not os.path.lexists(path):
+        if not is_parquet(spec) and not is_webdataset(spec) and not os.path.lexists(spec):
             raise InputError(f"no such file or folder: {escape_name(spec)}")
-        if not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
-            files.append((str(path), escape_name(spec), None))  # any other path is a file: the loader says why not
-            continue
-        prefix = escape_name(str(path))
-        for r in open_source(spec):
-            name = r.relpath if prefix == "." else f"{prefix}/{r.relpath}"
-            if r.refusal:
-                refused.append((name, r.refusal))
-            else:
-                files.append((str(r.path), name, None))
-    return files, refused
+    for spec in specs:
+        path = Path(spec)
+        if is_parquet(spec):
+            for r in parquet_listing(spec, Columns(image=image_column)):
+                yield str(r.path), r.relpath, r.span, None
+        elif is_webdataset(spec):
+            for r in open_source(spec):
+                yield str(r.path), r.relpath, r.span, r.refusal or None
+        elif not path.is_dir() and path.suffix.lower() not in MANIFEST_SUFFIXES:
+            yield str(path), escape_name(spec), None, None  # any other path is a file: the loader says why not
+        else:
+            prefix = escape_name(str(path))
+            for r in open_source(spec):
+                name = r.relpath if prefix == "." else f"{prefix}/{r.relpath}"
+                yield str(r.path), name, None, r.refusal or None
 
 
 def load_images(specs: list[str], *, group: int = 0, offset: int = 0, image_column: str = "image") -> Loaded:
@@ -321,21 +326,25 @@ def write_detections(path: Path, rows: list[dict[str, Any]]) -> Path:
     return write_csv_atomic(path, ["path", "score", "p_synthetic", "flagged", "reason"], rows)
 
 
-def _thumbs(images: list[np.ndarray] | np.ndarray, rows: list[dict[str, Any]], limit: int = 24) -> list[dict[str, Any]]:
+def _thumbs(images: Sequence[np.ndarray], rows: list[dict[str, Any]], limit: int = 24) -> list[dict[str, Any]]:
     """The highest- and lowest-scoring images with thumbnails for the card's per-image table."""
+    from detectors.scan import Extremes
+
+    extremes = Extremes(limit // 2)
+    for i, row in enumerate(rows):
+        if row["reason"] == "":
+            extremes.add(row["score"], i, i)
+    return [thumbnail_row(rows[i], np.asarray(images[i])) for i in extremes.picks()]
+
+
+def thumbnail_row(row: dict[str, Any], image: np.ndarray) -> dict[str, Any]:
+    """``row`` with the image's 64-px PNG thumbnail (tiny images, e.g. 8x8 digits, enlarged pixel by pixel)."""
     from audit.io.encode import png_base64, thumbnail
 
-    scored = [i for i, r in enumerate(rows) if r["reason"] == ""]
-    order = sorted(scored, key=lambda i: -rows[i]["score"])
-    pick = order[: limit // 2] + [i for i in order[-(limit // 2) :] if i not in order[: limit // 2]]
-    out = []
-    for i in pick:
-        im = np.asarray(images[i])
-        if max(im.shape[:2]) < 48:  # tiny images (8x8 digits): nearest-neighbour up so they can be seen
-            rep = int(np.ceil(48 / max(im.shape[:2])))
-            im = im.repeat(rep, 0).repeat(rep, 1)
-        out.append({**rows[i], "png": png_base64(thumbnail(im, 64))})
-    return out
+    if max(image.shape[:2]) < 48:
+        rep = int(np.ceil(48 / max(image.shape[:2])))
+        image = image.repeat(rep, 0).repeat(rep, 1)
+    return {**row, "png": png_base64(thumbnail(image, 64))}
 
 
 def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: int = DEFAULT_SCORER["noise_sets"],
@@ -732,23 +741,18 @@ def detect(
         built = model, scorer
         score_shards([inputs], out, meta["model"], meta["scorer"], executor=executor, built=built,
                      image_column=image_column, progress=progress)  # fmt: skip
-    loaded = load_images(inputs, image_column=image_column)
-    if not loaded.images and not loaded.unreadable:
-        raise InputError(f"no images found in {', '.join(inputs)}")
-    feats, seconds = features(model, scorer, loaded.images, load_cache(out, model, scorer))
-    decisions = det.decision_function(feats) if loaded.images else np.zeros(0)
-    probs = det.probability(decisions)
-    flags = (decisions >= det.threshold_).astype(int)
-    rows = _detections_rows(loaded.names, decisions, probs, flags, loaded.unreadable)
-    write_detections(out / DETECTIONS_FILE, rows)
+    from detectors.scan import scan, thumbnails
+
+    found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer,
+                 cache=load_cache(out, model, scorer), image_column=image_column, progress=progress)  # fmt: skip
     from audit.results import write_results
     from detectors.results import build_results
 
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
-        meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, len(loaded.images), seconds)],
-        detections=_thumbs(loaded.images, rows), n_flagged=int(flags.sum()), n_scored=len(loaded.images),
-        warnings=[], notes=[f"{len(loaded.unreadable)} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"],
+        meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, found.scored, found.seconds)],
+        detections=thumbnails(found.extremes.picks()), n_flagged=found.flagged, n_scored=found.scored,
+        warnings=[], notes=[f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"],
         fairness=None, config={"detector": str(detector_file)},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)

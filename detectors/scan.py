@@ -1,0 +1,163 @@
+"""``genaudit detect`` over any number of images in one streamed pass: memory does not grow with them.
+
+The inputs are listed lazily (:func:`detectors.job.iter_inputs`), checked through genaudit's loader and
+gathered one scoring block at a time (:data:`detectors.image_files.CHUNK_IMAGES` listed files, the
+batches every other detect path makes, so the features are the ones a shard computes: docs/scale-out.md).
+Each block is scored (or looked up among the shards' features), and its rows go straight into the
+temporary ``detections.csv`` that is renamed into place at the end; unreadable files wait in a temporary
+file and follow the scored rows, as before. What stays in memory is one block's listing and pixels, the
+counts, and the few highest- and lowest-scoring images the card shows (:class:`Extremes`).
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.errors import InputError
+from detectors.image_files import CHUNK_IMAGES, ImageFile, LazyImages
+
+DETECTION_COLUMNS = ["path", "score", "p_synthetic", "flagged", "reason"]
+
+
+class Extremes:
+    """The ``half`` highest- and ``half`` lowest-scoring items of a stream, in bounded heaps.
+
+    :meth:`picks` gives what sorting every item by descending score (ties in arrival order) and taking the
+    first ``half`` and then the last ``half`` not already taken would give, without keeping the rest."""
+
+    def __init__(self, half: int) -> None:
+        self.half = half
+        self._top: list[tuple[float, int, Any]] = []  # (score, -position): the smallest popped first
+        self._bottom: list[tuple[float, int, Any]] = []  # (-score, position): the same
+
+    def add(self, score: float, position: int, item: Any) -> None:
+        for heap, key in ((self._top, (score, -position, item)), (self._bottom, (-score, position, item))):
+            if len(heap) < self.half:
+                heapq.heappush(heap, key)
+            elif key[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, key)
+
+    def picks(self) -> list[Any]:
+        """The highest first (ties by position), then the lowest not among them, in the same order."""
+        top = sorted(self._top, key=lambda k: (-k[0], -k[1]))
+        taken = {-k[1] for k in top}
+        bottom = sorted(self._bottom, key=lambda k: (k[0], k[1]))
+        return [k[2] for k in top] + [k[2] for k in bottom if k[1] not in taken]
+
+
+@dataclass
+class Scan:
+    """What one streamed pass found: counts, the scoring seconds, and the images the card shows."""
+
+    scored: int = 0
+    flagged: int = 0
+    unreadable: int = 0
+    seconds: float = 0.0
+    extremes: Extremes = field(default_factory=lambda: Extremes(12))
+
+
+def scan(
+    inputs: list[str], csv_path: Path, *, detector: Any, model: Any, scorer: Any,
+    cache: dict[str, np.ndarray] | None = None, image_column: str = "image", progress: bool = True,
+) -> Scan:  # fmt: skip
+    """Score every image of ``inputs`` with ``detector`` and write ``csv_path`` (atomically, at the end),
+    one block at a time. ``cache``: features the shards already computed, by sha256 (not scored again).
+    No image at all (readable or not) is an :class:`InputError`, and no CSV is written."""
+    from audit.atomic import write_atomic
+
+    found = Scan()
+
+    def write(fh: Any) -> None:
+        import io
+
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        try:
+            _write_rows(csv.writer(text), inputs, found, detector, model, scorer, cache, image_column, progress)
+            text.flush()
+        finally:
+            text.detach()
+
+    write_atomic(csv_path, write)
+    return found
+
+
+def _write_rows(
+    out: Any, inputs: list[str], found: Scan, detector: Any, model: Any, scorer: Any,
+    cache: dict[str, np.ndarray] | None, image_column: str, progress: bool,
+) -> None:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    out.writerow(DETECTION_COLUMNS)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as unreadable:
+        refused = csv.writer(unreadable)
+        bar = tqdm(desc="detect", unit="image", disable=not progress)
+        for names, files in _blocks(inputs, image_column, refused, found):
+            from detectors.job import features
+
+            feats, seconds = features(model, scorer, LazyImages(files), cache)
+            found.seconds += seconds
+            decisions = detector.decision_function(feats)
+            probs = detector.probability(decisions)
+            flags = decisions >= detector.threshold_
+            for name, file, d, p, f in zip(names, files, decisions, probs, flags, strict=True):
+                row = [name, round(float(d), 6), round(float(p), 6), bool(f), ""]
+                out.writerow(row)
+                found.extremes.add(row[1], found.scored, (row, file))  # the rounded score, as the CSV says
+                found.scored += 1
+                found.flagged += int(f)
+            bar.update(len(files))
+        bar.close()
+        if not found.scored and not found.unreadable:
+            raise InputError(f"no images found in {', '.join(inputs)}")
+        unreadable.seek(0)
+        for name, reason in csv.reader(unreadable):
+            out.writerow([name, "", "", "", reason])
+
+
+def _blocks(
+    inputs: list[str], image_column: str, refused: Any, found: Scan
+) -> Iterator[tuple[list[str], list[ImageFile]]]:
+    """Each scoring block's readable images (names and files), in listing order; every file refused while
+    listing or unreadable goes to ``refused`` (name, reason) and is counted in ``found``."""
+    from audit.io.archives import load_at
+    from detectors.job import iter_inputs
+
+    names: list[str] = []
+    files: list[ImageFile] = []
+    block = None
+    position = -1  # among the listed files, unreadable ones included: the blocks every detect path makes
+    for file, name, span, refusal in iter_inputs(inputs, image_column):
+        if refusal is not None:
+            refused.writerow([name, refusal])
+            found.unreadable += 1
+            continue
+        position += 1
+        if block is not None and position // CHUNK_IMAGES != block[1] and files:
+            yield names, files
+            names, files = [], []
+        block = (0, position // CHUNK_IMAGES)
+        result = load_at(file, span)
+        if not result.ok:
+            refused.writerow([name, result.reason or "unreadable"])
+            found.unreadable += 1
+            continue
+        names.append(name)
+        files.append(ImageFile(file, result.sha256 or "", "", block, span))
+    if files:
+        yield names, files
+
+
+def thumbnails(picks: list[tuple[list[Any], ImageFile]]) -> list[dict[str, Any]]:
+    """The card's per-image table rows for :meth:`Extremes.picks`: each row with its thumbnail."""
+    from detectors.image_files import decode_checked
+    from detectors.job import thumbnail_row
+
+    return [thumbnail_row(dict(zip(DETECTION_COLUMNS, row, strict=True)), decode_checked(file)) for row, file in picks]

@@ -1,0 +1,134 @@
+"""``genaudit detect`` in one streamed pass (detectors/scan.py): the same rows as scoring everything at once,
+one block in memory at a time, unreadable files last, nothing written when there is nothing to score."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.errors import InputError
+
+SCORER = {"name": "diffusion-loss", "k": 2, "noise_sets": 1, "classes": False}  # cheap: the pass is the point
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory) -> Path:
+    """A detector calibrated on 12 real digits and 12 noise images (its quality is beside the point)."""
+    from detectors import job
+
+    root = tmp_path_factory.mktemp("scan-detector")
+    real, fake = _digits(root / "real", 12, 0), _noise(root / "fake", 12)
+    return job.calibrate([str(real)], [str(fake)], root / "detector.json", scorer_config=SCORER)
+
+
+def _digits(folder: Path, n: int, start: int) -> Path:
+    from PIL import Image
+
+    from audit.zoo import digits
+
+    images, _ = digits.load_split("heldout")
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(images[start + i]).convert("RGB").save(folder / f"d{start + i:03d}.png")
+    return folder
+
+
+def _noise(folder: Path, n: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"n{i:03d}.png")
+    return folder
+
+
+def _reference_rows(folder: Path, detector: Path) -> list[list[str]]:
+    """The rows as the code before the stream made them: every image listed, scored in one call."""
+    from detectors.job import _detections_rows, _saved, features, load_images
+
+    det, _, model, scorer = _saved(detector)
+    loaded = load_images([str(folder)])
+    feats, _ = features(model, scorer, loaded.images)
+    decisions = det.decision_function(feats)
+    rows = _detections_rows(loaded.names, decisions, det.probability(decisions),
+                            (decisions >= det.threshold_).astype(int), loaded.unreadable)  # fmt: skip
+    return [[str(r[k]) for k in ("path", "score", "p_synthetic", "flagged", "reason")] for r in rows]
+
+
+def test_the_stream_writes_the_rows_scoring_everything_at_once_writes(detector, tmp_path) -> None:
+    from detectors import job
+    from detectors.image_files import CHUNK_IMAGES
+
+    folder = _digits(tmp_path / "in" / "digits", CHUNK_IMAGES + 9, 100)  # two blocks, the second partial
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # sorts first: unreadable, listed last
+    (folder / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    job.detect([str(tmp_path / "in")], out, detector_file=detector, progress=False)
+    with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        got = list(csv.reader(fh))
+    assert got[0] == ["path", "score", "p_synthetic", "flagged", "reason"]
+    assert got[1:] == _reference_rows(tmp_path / "in", detector)
+    assert [r[0].rsplit("/", 2)[1:] for r in got[-2:]] == [["digits", "broken.png"], ["digits", "empty.png"]]
+    assert all(r[4] for r in got[-2:]) and not any(r[4] for r in got[1:-2])
+    doc = json.loads((out / job.RESULTS_FILE).read_text())
+    assert doc["data"]["scored"] == CHUNK_IMAGES + 9
+    assert doc["data"]["flagged"] == sum(r[3] == "True" for r in got[1:-2])
+    assert len(doc["data"]["detections"]) == 24 and all(d["png"] for d in doc["data"]["detections"])
+
+
+def test_the_stream_holds_one_block_of_listing_at_a_time(detector, tmp_path, monkeypatch) -> None:
+    """Scoring starts after one block's files are listed, not after all of them."""
+    from detectors import job
+    from detectors.image_files import CHUNK_IMAGES
+
+    folder = _digits(tmp_path / "in", 3 * CHUNK_IMAGES, 0)
+    listed, at_scoring = [0], []
+    real_iter, real_features = job.iter_inputs, job.features
+
+    def counting(*args, **kwargs):
+        for item in real_iter(*args, **kwargs):
+            listed[0] += 1
+            yield item
+
+    def recording(model, scorer, images, cache=None):
+        at_scoring.append((listed[0], len(images)))
+        return real_features(model, scorer, images, cache)
+
+    monkeypatch.setattr(job, "iter_inputs", counting)
+    monkeypatch.setattr(job, "features", recording)
+    job.detect([str(folder)], tmp_path / "out", detector_file=detector, progress=False)
+    assert at_scoring == [(CHUNK_IMAGES + 1, CHUNK_IMAGES), (2 * CHUNK_IMAGES + 1, CHUNK_IMAGES),
+                          (3 * CHUNK_IMAGES, CHUNK_IMAGES)]  # fmt: skip
+
+
+def test_nothing_to_score_is_an_error_and_leaves_no_csv(detector, tmp_path) -> None:
+    from detectors import job
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    with pytest.raises(InputError, match="no images found"):
+        job.detect([str(tmp_path / "in")], tmp_path / "out", detector_file=detector, progress=False)
+    assert not (tmp_path / "out" / job.DETECTIONS_FILE).exists()
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_extremes_pick_what_sorting_everything_picks() -> None:
+    """The bounded heaps against the full sort they replace (descending score, ties in arrival order),
+    with many ties, fewer items than the limit and exactly the limit."""
+    from detectors.scan import Extremes
+
+    rng = random.Random(3)
+    for n in (0, 1, 5, 12, 24, 25, 300):
+        scores = [rng.choice([0.5, -1.0, 2.0, rng.random()]) for _ in range(n)]
+        extremes = Extremes(12)
+        for i, s in enumerate(scores):
+            extremes.add(s, i, i)
+        order = sorted(range(n), key=lambda i: -scores[i])
+        expected = order[:12] + [i for i in order[-12:] if i not in order[:12]]
+        assert extremes.picks() == expected, n
