@@ -21,7 +21,7 @@ CHUNK_IMAGES = 32  # images decoded at once for scoring (at most)
 CHUNK_PIXELS = 32_000_000  # and at most this many pixels (about 96 MB of RGB), whichever comes first
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageFile:
     path: str
     sha256: str
