@@ -110,10 +110,16 @@ def add_parser(sub: Any) -> None:
         "model is conditioned on 2 to 32 classes",
     )  # fmt: skip
     detect.add_argument("--steps", type=positive_int, default=20, help="DDIM steps each way of the inversion scorer")
-    detect.add_argument("--real", nargs="+", metavar="DIR", help="real images (calibrate, evaluate)")
-    detect.add_argument("--fake", nargs="+", metavar="DIR", help="generated images (calibrate, evaluate)")
     detect.add_argument(
-        "--training", nargs="+", metavar="DIR",
+        "--real", nargs="+", action="extend", metavar="DIR", help="real images (calibrate, evaluate; may repeat)"
+    )
+    detect.add_argument(
+        "--fake", nargs="+", action="extend", metavar="[NAME=]DIR",
+        help="generated images (calibrate, evaluate; may repeat), NAME=DIR naming the generator that made them "
+        "(--fake gan=DIR --fake sd=DIR): evaluate then reports each generator, and each left out of calibration",
+    )  # fmt: skip
+    detect.add_argument(
+        "--training", nargs="+", action="extend", metavar="DIR",
         help="evaluate: real images the generator was trained on; reports how often the detector flags them "
         "(a model fits its training data unusually well)",
     )  # fmt: skip

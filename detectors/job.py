@@ -477,16 +477,43 @@ def _at_least_two(loaded: Loaded, what: str) -> Loaded:
 
 def _labelled(
     real: list[str], fake: list[str], image_column: str = "image"
-) -> tuple[Loaded, Loaded, list[np.ndarray], np.ndarray]:
+) -> tuple[Loaded, Loaded, LazyImages, np.ndarray, np.ndarray]:
+    """The real and generated images (``fake``: ``--fake`` values, see
+    :func:`detectors.generators.fake_sources`), all of them together, their labels and each image's source:
+    ``real`` or its generator's name."""
+    from detectors.generators import REAL_SOURCE, fake_sources
+
+    named = fake_sources(fake)
     real_set = _at_least_two(load_images(real, image_column=image_column), "real")
-    fake_set = _at_least_two(  # listed after the real ones
-        load_images(fake, offset=real_set.listed, image_column=image_column), "generated"
-    )
+    fake_set = Loaded(LazyImages(), [], [], [])
+    sources = [REAL_SOURCE] * len(real_set.images)
+    for name, path in named:  # listed after the real ones, in order: the scoring blocks every path makes
+        part = load_images([path], offset=real_set.listed + fake_set.listed, image_column=image_column)
+        fake_set = Loaded(fake_set.images + part.images, fake_set.names + part.names, fake_set.meta + part.meta,
+                          fake_set.unreadable + part.unreadable, fake_set.listed + part.listed)  # fmt: skip
+        sources += [name] * len(part.images)
+    _at_least_two(fake_set, "generated")
+    counts = {name: sources.count(name) for name, _ in named}
+    if len(counts) > 1 and min(counts.values()) < 2:  # no metric of a generator from fewer than 2 of its images
+        few = ", ".join(f"{n} ({c})" for n, c in counts.items() if c < 2)
+        raise InputError(f"every generator needs at least 2 readable images; too few: {few}")
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
     images = real_set.images + fake_set.images  # still files: decoded a chunk at a time when scored
     y = np.array([0] * len(real_set.images) + [1] * len(fake_set.images))
-    return real_set, fake_set, images, y
+    return real_set, fake_set, images, y, np.array(sources)
+
+
+def _generator_counts(sources: np.ndarray, y: np.ndarray) -> dict[str, int]:
+    """Readable generated images per generator, in the order given."""
+    return {str(g): int(np.sum(sources == g)) for g in dict.fromkeys(sources[y == 1])}
+
+
+def fake_paths(fake: list[str]) -> list[str]:
+    """The paths of ``--fake`` values (names dropped), in order."""
+    from detectors.generators import fake_sources
+
+    return [path for _, path in fake_sources(fake)]
 
 
 def calibrate(
@@ -499,7 +526,7 @@ def calibrate(
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     cfg = scorer_config or DEFAULT_SCORER
-    real_set, fake_set, images, y = _labelled(real, fake, image_column)
+    real_set, fake_set, images, y, sources = _labelled(real, fake, image_column)
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
     feats, _ = features(model, scorer, images)
@@ -511,7 +538,13 @@ def calibrate(
         "models": model.models(),
         "scorer": scorer.config(),
         "feature_names": scorer.feature_names(model) if hasattr(scorer, "feature_names") else None,
-        "calibrated_on": {"real": real, "generated": fake, "n_real": int((y == 0).sum()), "n_fake": int(y.sum())},
+        "calibrated_on": {
+            "real": real,
+            "generated": fake,
+            "n_real": int((y == 0).sum()),
+            "n_fake": int(y.sum()),
+            "generators": _generator_counts(sources, y),
+        },
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_)),
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta),
     }
@@ -600,13 +633,14 @@ def evaluate(
     loaded_parts = None
     if shard is not None or executor is not None:
         loaded_parts = det, meta, model, scorer = parts()
-        groups = [[*real, *fake], training or []]
+        groups = [[*real, *fake_paths(fake)], training or []]
         built = model, scorer
         score_shards(groups, out, meta["model"], meta["scorer"], shard=shard, executor=executor, built=built,
                      image_column=image_column, progress=progress)  # fmt: skip
         if shard is not None:
             return None
-    real_set, fake_set, images, y = _labelled(real, fake, image_column)
+    real_set, fake_set, images, y, sources = _labelled(real, fake, image_column)
+    generators = _generator_counts(sources, y)
     # refused now, before any scoring
     training_set = _training_set(training, real_set, image_column) if training else None
     record_faces = None
@@ -622,14 +656,15 @@ def evaluate(
     if detector_file is not None:
         crossed = scored_by(det, feats)
     else:
-        crossed = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds)
+        strata = sources if len(generators) > 1 else None  # one generator: the label is the source
+        crossed = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
         det = new_detector(scorer, target_fpr=target_fpr).fit(feats, y)  # the one saved for later use
         protocol = (  # the folds actually used: fewer than asked when a class has fewer images
-            f"cross-fitted: {len(crossed.fold_models)} stratified folds, each image scored by a detector "
-            "calibrated without it"
+            f"cross-fitted: {len(crossed.fold_models)} stratified folds{' (by source)' if strata is not None else ''}, "
+            "each image scored by a detector calibrated without it"
         )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
-    sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws)
+    sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws, progress)
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
@@ -643,7 +678,15 @@ def evaluate(
             faces = faces_from_backend(zip(real_set.names, real_set.images, strict=True), face_backend)
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
-                  "warnings": warnings, "fairness": fairness}  # fmt: skip
+                  "warnings": warnings, "fairness": fairness, "generators": generators}  # fmt: skip
+    if len(generators) > 1:
+        from detectors.generators import REAL_SOURCE, held_out_generators
+
+        evaluation["per_source"] = _per_source(list(sources), y, decisions, REAL_SOURCE, draws)
+        if detector_file is None:
+            evaluation["held_out_generators"] = held_out_generators(
+                scorer, feats, y, sources, target_fpr=target_fpr, folds=folds, draws=draws
+            )
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws, cache)
     write_json_atomic(out / EVALUATION_FILE, evaluation)
