@@ -1,10 +1,14 @@
 """``builtin:digits-mixed``: the embedded default for the deepfake check, made on the spot.
 
 Real: the 297 held-out digits of scikit-learn's digits (never seen by the embedded models in
-training). Generated: the embedded digit DDPM's samples under several guidance schedules
-(:data:`SCHEDULES`, :data:`PER_SCHEDULE` images each, digits cycling 0..9, seeds of their own, 25 DDIM
-steps). Both are 8x8 grey digits quantised to the same 17 levels and held as uint8 RGB in memory, so
-format and size cannot give the answer away.
+training). Generated, :data:`PER_SCHEDULE` images per source, digits cycling 0..9, seeds of their own:
+the embedded digit DDPM's samples under several guidance schedules (:data:`SCHEDULES`, 25 DDIM steps),
+and two generators of other families trained on the same 1,500 training digits (:data:`OTHER_FAMILIES`):
+the zoo's conditional GAN (``digits-gan``) and a per-class Gaussian mixture on pixels
+(:mod:`audit.zoo.mixture`, fitted on the fly). All are 8x8 grey digits quantised to the same 17 levels
+and held as uint8 RGB in memory, so format and size cannot give the answer away. Each image carries its
+source (a schedule, ``gan``, ``mixture``) and its generator family, the unit the held-out-generator
+figures leave out.
 
 :func:`training_digits` is a seeded sample of the digits the embedded models *were* trained on: not part
 of the evaluation, but scored to show how the detector treats its generator's own training images.
@@ -12,7 +16,7 @@ of the evaluation, but scored to show how the detector treats its generator's ow
 :func:`split_halves` cuts every source (the real digits, each schedule) in two seeded random halves:
 the benchmark's split-half figures calibrate on one and evaluate on the other (the demo cross-fits over
 folds stratified by source instead, see :func:`detectors.job.run_default`), and the demo's robustness
-sweep re-encodes the second half.
+sweep re-encodes a quarter of every source (:func:`quarter_of_every_source`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ PER_SCHEDULE = 150
 STEPS = 25
 SEED = 700_000
 REAL = "real (held-out digits)"
+DIFFUSION = "diffusion (embedded DDPM, 5 schedules)"
+# source tag -> generator family, for the generators that are not the embedded DDPM
+OTHER_FAMILIES = {"gan": "adversarial (digits-gan)", "mixture": "statistical (per-class Gaussian mixture)"}
+OTHER_SEED = 800_000
 TRAINING_SAMPLE = 300  # training digits scored for the membership check (about as many as the held-out 297)
 TRAINING_SEED = 700_000  # which of them (a draw without replacement; independent of the samples' seeds)
 
@@ -34,13 +42,18 @@ TRAINING_SEED = 700_000  # which of them (a draw without replacement; independen
 class LabelledImages:
     images: np.ndarray  # (N, H, W, 3) uint8
     y: np.ndarray  # 1 = generated, 0 = real
-    source: list[str]  # "real (held-out digits)" or the schedule, e.g. "cosine w=2"
+    source: list[str]  # "real (held-out digits)", the schedule (e.g. "cosine w=2"), "gan" or "mixture"
     names: list[str]
 
     def subset(self, idx: np.ndarray) -> LabelledImages:
         pick = [int(i) for i in idx]
         names = [self.names[i] for i in pick]
         return LabelledImages(self.images[idx], self.y[idx], [self.source[i] for i in pick], names)
+
+    @property
+    def family(self) -> np.ndarray:
+        """Each image's generator family (:data:`REAL` for the real ones): every schedule is the DDPM's."""
+        return np.array([s if s == REAL else OTHER_FAMILIES.get(s, DIFFUSION) for s in self.source])
 
 
 def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
@@ -62,8 +75,24 @@ def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
         tag = f"{name} w={scale:g}"
         source += [tag] * per_schedule
         names += [f"generated/{name}-w{scale:g}-{i:03d}.png" for i in range(per_schedule)]
+    labels = tuple(int(i % digits.NUM_CLASSES) for i in range(per_schedule))
+    for tag, grey in _other_families(labels).items():
+        images.append(np.repeat(grey[..., None], 3, axis=-1))
+        source += [tag] * per_schedule
+        names += [f"generated/{tag}-{i:03d}.png" for i in range(per_schedule)]
     y = np.array([0] * len(real) + [1] * (len(source) - len(real)))
     return LabelledImages(np.concatenate(images), y, source, names)
+
+
+def _other_families(labels: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The GAN's and the Gaussian mixture's digits of classes ``labels`` (uint8 grey), by source tag."""
+    from audit.zoo import gan, registry
+    from audit.zoo.mixture import sample_mixture
+
+    return {
+        "gan": gan.sample(registry.load("digits-gan"), np.asarray(labels), seed=OTHER_SEED),
+        "mixture": sample_mixture(labels, seed=OTHER_SEED + 1),
+    }
 
 
 def training_digits(n: int = TRAINING_SAMPLE, seed: int = TRAINING_SEED) -> np.ndarray:
@@ -90,3 +119,10 @@ def split_halves(data: LabelledImages, seed: int = 0) -> tuple[np.ndarray, np.nd
         calib += idx[:half].tolist()
         evaluation += idx[half:].tolist()
     return np.array(sorted(calib)), np.array(sorted(evaluation))
+
+
+def quarter_of_every_source(data: LabelledImages, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded quarter of every source: one of the two halves of :func:`split_halves`'s
+    second half (the images the demo's robustness sweep re-encodes)."""
+    half = split_halves(data, seed)[1]
+    return np.sort(half[split_halves(data.subset(half), seed)[1]])

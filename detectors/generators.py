@@ -44,13 +44,15 @@ def fake_sources(values: list[str]) -> list[tuple[str, str]]:
 
 def held_out_generators(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, *, target_fpr: float, folds: int,
-    draws: int,
+    draws: int, seen: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """For each generator: a detector calibrated on the real images and every *other* generator, cross-fitted
     over the real images (each real image scored by a fold detector that never saw it, stratified by source),
     and each of the left-out generator's images scored by one of those fold detectors in turn (none saw any of
     them). Its AUROC against the same real images (bootstrap interval), the share flagged at each fold
-    detector's own threshold, and the real images' flagged share. Empty with fewer than 2 generators."""
+    detector's own threshold, and the real images' flagged share. ``seen``: every image's decision by a
+    detector calibrated with every generator (cross-fitted), to set beside it (the generator against the
+    same real images). Empty with fewer than 2 generators."""
     from detectors.evaluation import evaluate_scores
     from detectors.job import cross_fit
 
@@ -74,4 +76,7 @@ def held_out_generators(
             "flagged": float(np.mean(held_flags)),
             "real_flagged": float(np.mean(crossed.flags[real])),
         })  # fmt: skip
+        if seen is not None:
+            mask = (y == 0) | (sources == held)
+            out[-1]["seen"] = evaluate_scores(y[mask], seen[mask], draws=draws)
     return out

@@ -31,10 +31,10 @@ METRIC_COLUMNS = ["AUROC [95% CI]", "AP", "TPR at 1% FPR", "TPR at 5% FPR"]
 def _held_out_table(ev: dict[str, Any]) -> dict[str, Any]:
     """Each generator seen in calibration (the per-source row) beside left out of it: what to expect of a
     generator the detector never saw."""
-    seen = {s["source"]: s for s in ev.get("per_source") or []}
+    per_source = {s["source"]: s for s in ev.get("per_source") or []}
     rows = []
     for h in ev["held_out_generators"]:
-        s = seen.get(h["source"])
+        s = h.get("seen") or per_source.get(h["source"])
         rows.append([
             h["source"], _ci(s["auroc"], s.get("auroc_ci")) if s else "", _ci(h["auroc"], h.get("auroc_ci")),
             _ci(h["tpr_at_fpr_5pct"], h.get("tpr_at_fpr_5pct_ci"), pct=True), f"{100 * h['flagged']:.1f}%",

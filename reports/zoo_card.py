@@ -122,6 +122,32 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 ],
             }
         )
+    elif kind == "gan":
+        sections.append(
+            {
+                "title": "Samples",
+                "paragraphs": [
+                    "One row per digit, one column per seed: one forward pass of the generator each, quantised to "
+                    "the 17 grey levels of the real digits."
+                ],
+                "figures": [
+                    _grid_figure(data, "samples_grid", "Samples", "generated digits, one row per class"),
+                    _grid_figure(data, "real_grid", "Real held-out digits, for comparison", "real held-out digits"),
+                ],
+            }
+        )
+        sections.append(
+            {
+                "title": "Class adherence and FID",
+                "paragraphs": [
+                    f"{100 * metrics['class_accuracy']:.1f}% of {metrics['n_samples']} samples are classified as "
+                    "the requested digit by digits-classifier. FID in that classifier's feature space: samples vs "
+                    f"held-out {metrics['fid_samples_vs_heldout']:.3f}, training split vs held-out "
+                    f"{metrics['fid_train_vs_heldout']:.3f} (ratio {metrics['fid_ratio']:.2f}; both sides use 1,500 "
+                    "images against the 297 held-out ones)."
+                ],
+            }
+        )
     elif kind == "diffusion":
         sweep = metrics["guidance_sweep"]
         ws = [s["guidance_weight"] for s in sweep]

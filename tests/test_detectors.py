@@ -368,6 +368,23 @@ def test_training_digits_are_a_seeded_sample_of_the_training_split() -> None:
         training_digits(1501)
 
 
+def test_digits_mixed_holds_every_generator_family_in_the_real_format() -> None:
+    """builtin:digits-mixed: the real held-out digits, the DDPM's five schedules, the GAN and the Gaussian
+    mixture, each source labelled and given its family; every generated pixel on the real digits' levels."""
+    from audit.zoo import digits
+    from detectors.builtin import DIFFUSION, OTHER_FAMILIES, REAL, digits_mixed
+
+    data = digits_mixed(10)
+    tags = list(dict.fromkeys(data.source))
+    assert tags[0] == REAL and tags[-2:] == ["gan", "mixture"] and len(tags) == 1 + 5 + 2
+    assert len(data.y) == 297 + 7 * 10 and int(data.y.sum()) == 70
+    family = dict(zip(data.source, data.family, strict=True))
+    assert family["gan"] == OTHER_FAMILIES["gan"] and family["mixture"] == OTHER_FAMILIES["mixture"]
+    assert family["cosine w=2"] == DIFFUSION and family[REAL] == REAL
+    assert set(np.unique(data.images[data.y == 1])) <= set(digits.levels_to_uint8(np.arange(17)))
+    assert data.names[-1] == "generated/mixture-009.png" and data.images.shape[1:] == (8, 8, 3)
+
+
 def test_cross_fit_scores_every_image_by_a_detector_fitted_on_all_other_folds() -> None:
     """``cross_fit`` stratified by source: every fold holds each source in proportion, the detector that
     scored an image was fitted on exactly the images outside its fold (refitted here by hand), flags use

@@ -14,7 +14,7 @@ from PIL import Image
 
 from audit.cli import main
 from audit.errors import WeightsError
-from audit.zoo import classifier, clip, ddpm, digits, registry
+from audit.zoo import classifier, clip, ddpm, digits, gan, registry
 from audit.zoo.export import png_bytes
 
 
@@ -113,6 +113,46 @@ def test_sampling_is_deterministic_per_seed_and_label_and_records_weights() -> N
     assert set(np.unique(a)) <= set(digits.levels_to_uint8(np.arange(17)))
     with pytest.raises(ValueError, match=r"digits 0\.\.9"):
         ddpm.sample(model, np.array([10]))
+
+
+def test_gan_meets_its_card_and_samples_per_seed_and_index() -> None:
+    """The GAN's 1,500 samples: >= 90% class adherence, FID <= 3x FID(train, held-out), the card's figures;
+    image i depends only on (seed, i) and its class, in the real digits' 17 levels."""
+    model = registry.load("digits-gan")
+    clf = registry.load("digits-classifier")
+    labels = np.repeat(np.arange(10), gan.EVAL_SAMPLES_PER_CLASS)
+    images = gan.sample(model, labels, seed=0)
+    from audit.metrics import fid
+
+    held = classifier.extract_features(clf, digits.load_split("heldout")[0])
+    ratio = fid(classifier.extract_features(clf, images), held) / fid(
+        classifier.extract_features(clf, digits.load_split("train")[0]), held
+    )
+    accuracy = float((classifier.predict_logits(clf, images).argmax(1) == labels).mean())
+    card = registry.read_card("digits-gan")["metrics"]
+    assert accuracy >= 0.90 and ratio <= 3.0
+    assert accuracy == pytest.approx(card["class_accuracy"], abs=1e-9)
+    assert ratio == pytest.approx(card["fid_ratio"], rel=1e-6)
+    np.testing.assert_array_equal(gan.sample(model, labels[:5], seed=0), images[:5])  # noise by (seed, index)
+    assert not np.array_equal(gan.sample(model, labels[:5], seed=1), images[:5])
+    assert set(np.unique(images)) <= set(digits.levels_to_uint8(np.arange(17)))
+
+
+def test_mixture_samples_digits_in_the_real_format_per_seed() -> None:
+    """The Gaussian-mixture family: recognisable digits (the classifier reads >= 90% as asked), the 17
+    levels, the same images for the same labels and seed, other images for another seed."""
+    from audit.zoo.mixture import sample_mixture
+
+    labels = [i % 10 for i in range(200)]
+    a = sample_mixture(labels, seed=3)
+    np.testing.assert_array_equal(a, sample_mixture(labels, seed=3))
+    assert not np.array_equal(a, sample_mixture(labels, seed=4))
+    assert a.dtype == np.uint8 and a.shape == (200, 8, 8)
+    assert set(np.unique(a)) <= set(digits.levels_to_uint8(np.arange(17)))
+    accuracy = (classifier.predict_logits(registry.load("digits-classifier"), a).argmax(1) == labels).mean()
+    assert accuracy >= 0.9
+    with pytest.raises(ValueError, match="labels must be"):
+        sample_mixture([10], seed=0)
 
 
 @pytest.mark.slow

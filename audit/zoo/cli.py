@@ -88,7 +88,7 @@ def add_parser(sub: Any) -> None:
         description="Train NAME (or 'all', in dependency order) with its fixed recipe and seed; writes the "
         "safetensors weights and the model card to --out.",
     )
-    z_train.add_argument("name", help="digits-classifier, digits-clip, digits-ddpm or all")
+    z_train.add_argument("name", help="digits-classifier, digits-clip, digits-ddpm, digits-gan or all")
     z_train.add_argument("--out", default="zoo-weights", help="output folder (default: ./zoo-weights)")
     z_train.set_defaults(func=_cmd_zoo_train)
     z_export = zoo_sub.add_parser("export", help="write a dataset split as PNG files plus a manifest")

@@ -223,16 +223,11 @@ def evaluate(model: Any, classifier_model: Any) -> dict[str, Any]:
     from audit.metrics import fid
     from audit.zoo import classifier
 
-    x_train, _ = digits.load_split("train")
-    x_held, _ = digits.load_split("heldout")
-    feats_held = classifier.extract_features(classifier_model, x_held)
-    fid_train = fid(classifier.extract_features(classifier_model, x_train), feats_held)
+    feats_held = classifier.extract_features(classifier_model, digits.load_split("heldout")[0])
     labels = np.repeat(np.arange(digits.NUM_CLASSES), EVAL_SAMPLES_PER_CLASS)
     start = time.perf_counter()
     images = sample(model, labels, guidance=DEFAULT_GUIDANCE, steps=DEFAULT_STEPS, seed=0)
     seconds = time.perf_counter() - start
-    pred = classifier.predict_logits(classifier_model, images).argmax(1)
-    fid_samples = fid(classifier.extract_features(classifier_model, images), feats_held)
     sweep = []
     sweep_labels = np.repeat(np.arange(digits.NUM_CLASSES), EVAL_SWEEP_PER_CLASS)
     for w in EVAL_SWEEP:
@@ -251,12 +246,7 @@ def evaluate(model: Any, classifier_model: Any) -> dict[str, Any]:
         "default_guidance_weight": DEFAULT_GUIDANCE,
         "default_steps": DEFAULT_STEPS,
         "sampler": "DDIM, eta = 0",
-        "n_samples": len(images),
-        "class_accuracy": float((pred == labels).mean()),
-        "fid_samples_vs_heldout": fid_samples,
-        "fid_train_vs_heldout": fid_train,
-        "fid_ratio": fid_samples / fid_train,
-        "feature_space": "digits-classifier penultimate features (128-d)",
+        **classifier.judge_samples(classifier_model, images, labels),
         "sampling_seconds_per_image_cpu": seconds / len(images),
         "guidance_sweep": sweep,
     }

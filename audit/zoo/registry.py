@@ -55,6 +55,14 @@ ENTRIES: dict[str, ZooEntry] = {
             "digits-ddpm/unet/diffusion_pytorch_model.safetensors",
             needs=("digits-classifier",),
         ),
+        ZooEntry(
+            "digits-gan",
+            "gan",
+            "Class-conditional GAN (MLP generator, spectrally normalised MLP discriminator): a generator from "
+            "another family, for the deepfake check's held-out-generator figures.",
+            "digits-gan.safetensors",
+            needs=("digits-classifier",),
+        ),
     )
 }
 
@@ -115,6 +123,13 @@ def _load_cached(name: str, root: str) -> Any:
         from audit.zoo import clip
 
         model = clip.build_model(pretrained=str(path))
+    elif kind == "gan":
+        from safetensors.torch import load_file
+
+        from audit.zoo import gan
+
+        model = gan.build_model()
+        model.load_state_dict(load_file(path))
     elif kind == "diffusion":
         from diffusers import UNet2DModel
 
@@ -163,11 +178,11 @@ def train_and_save(name: str, out: Path) -> dict[str, Any]:
     from audit.atomic import write_json_atomic
     from audit.provenance import machine as machine_info
     from audit.provenance import package_versions
-    from audit.zoo import classifier, clip, ddpm, digits
+    from audit.zoo import classifier, clip, ddpm, digits, gan
     from audit.zoo.training import TRAIN_THREADS
 
     e = entry(name)
-    module = {"classifier": classifier, "clip": clip, "diffusion": ddpm}[e.kind]
+    module = {"classifier": classifier, "clip": clip, "diffusion": ddpm, "gan": gan}[e.kind]
     out = Path(out)
     log.info("training %s (recipe: %s)", name, module.RECIPE)
     start = time.perf_counter()
@@ -209,7 +224,7 @@ def train_and_save(name: str, out: Path) -> dict[str, Any]:
 
 def evaluate_saved(name: str, root: Path) -> dict[str, Any]:
     """The card's figures, measured on the weights as loaded from disk (what users get)."""
-    from audit.zoo import classifier, clip, ddpm
+    from audit.zoo import classifier, clip, ddpm, gan
 
     kind = entry(name).kind
     model = load(name, root)
@@ -219,7 +234,7 @@ def evaluate_saved(name: str, root: Path) -> dict[str, Any]:
         return clip.evaluate(model)
     (judge,) = entry(name).needs  # the freshly trained classifier when `zoo train all` made one
     judge_root = root if card_path(judge, root).is_file() else PACKAGED_DIR
-    return ddpm.evaluate(model, load(judge, judge_root))
+    return (gan if kind == "gan" else ddpm).evaluate(model, load(judge, judge_root))
 
 
 def _architecture(kind: str) -> dict[str, Any]:
@@ -233,4 +248,10 @@ def _architecture(kind: str) -> dict[str, Any]:
         from audit.zoo import clip
 
         return {"type": "open_clip CLIP", "config": json.loads((clip.CONFIG_DIR / "digits-clip.json").read_text())}
+    if kind == "gan":
+        from audit.zoo import gan
+
+        return {"type": "MLP GAN", "generator": f"({gan.LATENT} noise + 10 one-hot) -> {gan.HIDDEN} -> {gan.HIDDEN} "
+                "-> 64 sigmoid", "discriminator": f"(64 + 10 one-hot) -> {gan.HIDDEN} -> {gan.HIDDEN} -> 1, "
+                "spectral norm"}  # fmt: skip
     return {"type": "diffusers UNet2DModel", "config": ddpm.UNET_CONFIG, "scheduler": ddpm.SCHEDULER_CONFIG}
