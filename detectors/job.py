@@ -422,8 +422,9 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     is_real = data.y == 0
     membership = membership_check(train_scores, train_flags, scores[is_real], flags[is_real], draws=draws)
     protocol = (
-        f"cross-fitted: {folds} folds stratified by source (the real digits and each schedule), each image "
-        "scored and flagged by a detector calibrated without it; the detector saved for genaudit detect is "
+        f"cross-fitted: {folds} folds stratified by source (the real digits, each schedule, the GAN, the "
+        "mixture), each image scored and flagged by a detector calibrated without it; the detector saved for "
+        "genaudit detect is "
         f"calibrated on all of them. The robustness sweep re-encodes a seeded quarter of every source "
         f"({len(swept)} images), each scored by its own fold's detector. Each generator family (the DDPM's "
         "schedules together, the GAN, the Gaussian mixture) is also left out of calibration in turn"
