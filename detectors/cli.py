@@ -33,8 +33,10 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         inputs = inputs[1:]
         if inputs:
             raise InputError(f"detect {action} takes --real and --fake, not positional paths ({inputs[0]})")
-        if not args.real or not args.fake:
-            raise InputError(f"detect {action} needs --real DIR and --fake DIR")
+        if action == "calibrate" and not args.real:
+            raise InputError("detect calibrate needs --real DIR (and --fake DIR for the two-class detector)")
+        if action == "evaluate" and (not args.real or not args.fake):
+            raise InputError("detect evaluate needs --real DIR and --fake DIR")
     if args.training and action != "evaluate":
         raise InputError("--training belongs to 'detect evaluate'")
     executor = executor_options(args)
@@ -44,7 +46,7 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         raise InputError("--shard and --executor split the images given: the embedded default run takes none")
     if action == "calibrate":
         target = job.calibrate(
-            args.real, args.fake, args.out or "detector.json", model_spec=args.model,
+            args.real, args.fake or [], args.out or "detector.json", model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, calibration=args.calibration,
             image_column=args.image_column,
         )  # fmt: skip
@@ -77,7 +79,8 @@ def add_parser(sub: Any) -> None:
         help="check images for deepfakes with a diffusion-loss reconstruction detector",
         description="Score IMAGES_OR_DIRS with a calibrated detector (default: the embedded one, calibrated on "
         "builtin:digits-mixed) and write detections.csv and a card to --out. With no inputs, run the embedded "
-        "default end to end. 'detect calibrate --real DIR --fake DIR --out FILE' fits and saves a detector; "
+        "default end to end. 'detect calibrate --real DIR --fake DIR --out FILE' fits and saves a detector (with "
+        "--real alone: the real-reference detector, which needs no generated image); "
         "'detect evaluate --real DIR --fake DIR --out DIR' evaluates one (cross-fitted without --detector), "
         "with bootstrap intervals and a JPEG/resize robustness sweep.",
     )

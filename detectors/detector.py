@@ -9,6 +9,17 @@ false-positive rate. With ``blocks`` B (a scorer's B independent noise sets, sid
 logistic model per block and averages their decisions: on the digits DDPM an ensemble over noise sets
 beats one model on all of them together (which gained nothing) and averaging the features.
 
+With ``reference="combined"`` (the default) the two-class decision is joined by the real-reference score
+(:mod:`detectors.reference`: how atypical an image's features are among the real images, in every
+direction), which needs no generated image and so does not share the two-class model's blind spot for a
+generator that errs the other way. Both are standardised on the real images' cross-fitted scores and
+added, the reference weighted by the largest ``lambda`` on a grid that keeps the cross-fitted AUROC of
+*every* calibration generator within ``reference_tolerance`` of the two-class detector's (docs/detect.md,
+"Combining the two"). Given real images only (every y = 0), ``fit`` makes a reference-only detector: its
+decision is the reference score, its threshold keeps the target FPR on the real images, and its
+"probability" is one minus the conformal p-value against them (there is no generated image to calibrate a
+posterior on).
+
 ``__init__`` only stores parameters; ``fit(X, y)`` (y = 1 for generated) returns ``self``;
 ``decision_function`` (higher = more likely generated), ``predict_proba``, ``predict`` (the FPR
 threshold) and ``score`` (accuracy) follow scikit-learn. A fitted detector is saved as JSON (parameters,
@@ -19,7 +30,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -27,9 +38,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from audit.errors import InputError, WeightsError
 
 CALIBRATIONS = ("logistic", "isotonic")
+REFERENCE_MODES = ("off", "combined")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+LAMBDA_GRID = tuple(np.arange(13) * 0.25)  # the reference's weight in the combination: 0, 0.25, ..., 3
 LOG_FLOOR = 1e-12
-FORMAT = "genaudit.detector/2"  # 2: a sha256 over the whole JSON (parameters, threshold, meta)
+# 2: a sha256 over the whole JSON (parameters, threshold, meta); 3: the real reference and the mode
+FORMAT = "genaudit.detector/3"
+MODES = ("two-class", "combined", "reference")
 
 
 class OutdatedDetectorError(WeightsError):
@@ -51,6 +66,12 @@ def _document_sha256(doc: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def _centre_scale(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (1 where it is 0) of ``values``."""
+    scale = float(np.std(values))
+    return float(np.mean(values)), scale if scale > 0 else 1.0
+
+
 def _log_features(X: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(X, dtype=np.float64), LOG_FLOOR))
 
@@ -67,6 +88,10 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         log_features: bool = True,
         random_state: int = 0,
         blocks: int = 1,  # equal column blocks (a scorer's noise sets): one logistic model each, averaged
+        reference: str = "combined",  # "off": the two-class detector alone
+        reference_columns: int | None = None,  # the first columns of each block the reference uses (None: all)
+        reference_neighbours: int = 5,
+        reference_tolerance: float = 0.005,  # the AUROC on any calibration generator the reference may cost
     ) -> None:
         self.calibration = calibration
         self.target_fpr = target_fpr
@@ -75,6 +100,10 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.log_features = log_features
         self.random_state = random_state
         self.blocks = blocks
+        self.reference = reference
+        self.reference_columns = reference_columns
+        self.reference_neighbours = reference_neighbours
+        self.reference_tolerance = reference_tolerance
 
     # -- fitting ------------------------------------------------------------------------------------
     def _z(self, X: Any) -> np.ndarray:
@@ -118,9 +147,14 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
                 best, best_oof, best_auc = c, oof, auc
         return best, best_oof
 
-    def fit(self, X: Any, y: Any) -> ReconstructionDetector:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> ReconstructionDetector:
+        """Calibrate on features ``X`` and labels ``y`` (1 = generated). ``groups``: each image's source
+        (e.g. its generator), so that the reference's weight keeps every generator's AUROC; all-zero ``y``
+        (real images only) makes a reference-only detector."""
         if self.calibration not in CALIBRATIONS:
             raise InputError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if self.reference not in REFERENCE_MODES:
+            raise InputError(f"reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
         if not 0.0 < self.target_fpr < 1.0:
             raise InputError(f"target_fpr must be in (0, 1), got {self.target_fpr}")
         Z = self._z(X)
@@ -130,16 +164,25 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         if len(y) != len(Z) or not set(np.unique(y)) <= {0, 1}:
             raise InputError("y must hold one label per image: 1 = generated, 0 = real")
         counts = np.bincount(y, minlength=2)
-        folds = max(2, min(int(self.cv), int(counts.min())))
-        if counts.min() < 2:
+        real_only = counts[1] == 0 and self.reference != "off"
+        if counts[0] < 2 or (counts[1] < 2 and not real_only):
             raise InputError(
                 f"need at least 2 real and 2 generated images to calibrate, got {counts[0]} and {counts[1]}"
+                + ("" if self.reference == "off" else " (or only real images, at least 2, for the real reference)")
             )
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = Z.shape[1]
-        self.C_, oof = self._choose_c(Z, y, folds)
-        self.mean_, self.scale_, self.coef_, self.intercept_ = self._linear(Z, y)
-        self._calibrate(oof, y)
+        self.mode_ = "reference" if real_only else ("two-class" if self.reference == "off" else "combined")
+        if self.mode_ != "reference":
+            folds = max(2, min(int(self.cv), int(counts.min())))
+            self.C_, oof = self._choose_c(Z, y, folds)
+            self.mean_, self.scale_, self.coef_, self.intercept_ = self._linear(Z, y)
+        if self.mode_ != "two-class":
+            oof = self._fit_reference(Z, y, None if real_only else oof, groups)
+        if self.mode_ == "reference":
+            self.real_decisions_ = np.sort(oof)
+        else:
+            self._calibrate(oof, y)
         real = np.sort(oof[y == 0])
         # the smallest threshold that keeps the cross-fitted FPR on the real images at or below target
         k = int(np.floor(self.target_fpr * len(real)))
@@ -147,6 +190,42 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.cv_decisions_ = oof
         self.cv_labels_ = y
         return self
+
+    def _reference_view(self, Z: np.ndarray) -> np.ndarray:
+        from detectors.reference import reference_view
+
+        return reference_view(Z, int(self.blocks), self.reference_columns)
+
+    def _fit_reference(self, Z: np.ndarray, y: np.ndarray, oof: np.ndarray | None, groups: Any) -> np.ndarray:
+        """Fit the real reference; return the cross-fitted decisions of the combination (or of the reference
+        alone when ``oof``, the two-class cross-fitted decisions, is None). Real images are scored leave one
+        out, so no image is scored against itself."""
+        from detectors.evaluation import point_metrics
+        from detectors.reference import RealReference
+
+        V, real = self._reference_view(Z), y == 0
+        self.reference_ = RealReference(self.reference_neighbours).fit(V[real])
+        atyp = np.empty(len(y))
+        atyp[real] = self.reference_.atypicality(V[real], leave_one_out=True)
+        if (~real).any():
+            atyp[~real] = self.reference_.atypicality(V[~real])
+        m_a, s_a = _centre_scale(atyp[real])
+        z_a = (atyp - m_a) / s_a
+        if oof is None:
+            self.combination_ = np.array([0.0, 1.0, m_a, s_a, 1.0])
+            return z_a
+        m_d, s_d = _centre_scale(oof[real])
+        z_d = (oof - m_d) / s_d
+        sources = np.asarray(["generated"] * len(y) if groups is None else groups, dtype=object)
+        pools = [real | (sources == g) for g in dict.fromkeys(sources[~real])]
+        floor = [point_metrics(y[p], z_d[p])["auroc"] - self.reference_tolerance for p in pools]
+        lam = 0.0
+        for candidate in LAMBDA_GRID[1:]:
+            combined = z_d + candidate * z_a
+            if all(point_metrics(y[p], combined[p])["auroc"] >= f for p, f in zip(pools, floor, strict=True)):
+                lam = float(candidate)
+        self.combination_ = np.array([m_d, s_d, m_a, s_a, lam])
+        return z_d + lam * z_a
 
     def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, folds: int, C: float) -> np.ndarray:
         from sklearn.model_selection import StratifiedKFold
@@ -172,7 +251,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
 
     # -- predicting ---------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
+        if not hasattr(self, "threshold_"):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("this detector is not calibrated yet: call fit(X, y) or load a saved one")
@@ -183,11 +262,25 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         Z = self._z(X)
         if Z.shape[1] != self.n_features_in_:
             raise InputError(f"expected {self.n_features_in_} features per image, got {Z.shape[1]}")
+        if self.mode_ == "two-class":
+            return self._two_class(Z)
+        m_d, s_d, m_a, s_a, lam = self.combination_
+        z_a = (self.reference_.atypicality(self._reference_view(Z)) - m_a) / s_a
+        return z_a if self.mode_ == "reference" else (self._two_class(Z) - m_d) / s_d + lam * z_a
+
+    def _two_class(self, Z: np.ndarray) -> np.ndarray:
         return ((Z - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
 
     def probability(self, decisions: np.ndarray) -> np.ndarray:
-        """Calibrated P(generated) for decision values."""
+        """Calibrated P(generated) for decision values; reference-only: one minus the conformal p-value
+        ``(1 + #real >= d) / (n + 1)`` against the real images' cross-fitted decisions, an atypicality level,
+        not a posterior (no generated image was given)."""
         self._check_fitted()
+        decisions = np.asarray(decisions, dtype=np.float64)
+        if self.mode_ == "reference":
+            real = self.real_decisions_
+            at_least = len(real) - np.searchsorted(real, decisions, side="left")
+            return 1.0 - (1.0 + at_least) / (len(real) + 1.0)
         if self.calibration == "logistic":
             return 1.0 / (1.0 + np.exp(-(self.platt_[0] * decisions + self.platt_[1])))
         return np.interp(decisions, self.isotonic_x_, self.isotonic_y_)
@@ -201,8 +294,11 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         return (self.decision_function(X) >= self.threshold_).astype(int)
 
     def direction(self, feature_names: list[str] | None = None) -> list[dict[str, Any]]:
-        """Per feature: its weight and which way it points ("higher means generated" or "... real")."""
+        """Per feature: its weight in the two-class model and which way it points ("higher means generated"
+        or "... real"); empty for a reference-only detector, which has no direction."""
         self._check_fitted()
+        if self.mode_ == "reference":
+            return []
         names = feature_names or [f"feature {i}" for i in range(self.n_features_in_)]
         return [
             {"feature": n, "weight": float(w), "higher_means": "generated" if w > 0 else "real"}
@@ -210,7 +306,10 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         ]
 
     # -- saving -------------------------------------------------------------------------------------
-    ARRAYS = ("mean_", "scale_", "coef_", "platt_", "isotonic_x_", "isotonic_y_")
+    ARRAYS = ("mean_", "scale_", "coef_", "platt_", "isotonic_x_", "isotonic_y_", "combination_", "real_decisions_")
+    REFERENCE_ARRAYS: ClassVar[dict[str, str]] = {
+        "reference_mean_": "mean_", "reference_scale_": "scale_", "reference_rows_": "rows_"
+    }  # fmt: skip
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """``path`` (JSON: parameters, threshold, ``meta``, the arrays file's sha256) and
@@ -223,14 +322,19 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         path = Path(path)
         arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in self.ARRAYS if hasattr(self, name)}
-        arrays["intercept_"] = np.array([self.intercept_])
+        if hasattr(self, "intercept_"):
+            arrays["intercept_"] = np.array([self.intercept_])
+        if hasattr(self, "reference_"):
+            for saved, attr in self.REFERENCE_ARRAYS.items():
+                arrays[saved] = np.ascontiguousarray(getattr(self.reference_, attr))
         blob = save_arrays(arrays)
         tensors = path.with_suffix(".safetensors")
         write_bytes_atomic(tensors, blob)
         doc = {
             "format": FORMAT,
             "params": self.get_params(),
-            "C_chosen": self.C_,
+            "mode": self.mode_,
+            "C_chosen": getattr(self, "C_", None),
             "n_features_in": int(self.n_features_in_),
             "threshold": self.threshold_,
             "arrays": {"file": tensors.name, "sha256": sha256_bytes(blob)},
@@ -256,8 +360,8 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             raise WeightsError(f"{path} is not a genaudit detector")
         if doc.get("format") != FORMAT:
             raise OutdatedDetectorError(
-                f"{path} was saved by an older genaudit (format {doc.get('format')!r}, without a hash over its "
-                "parameters): recalibrate it with `genaudit detect calibrate`"
+                f"{path} was saved by another genaudit (format {doc.get('format')!r}; this one reads {FORMAT!r}, "
+                "with the real reference): recalibrate it with `genaudit detect calibrate`"
             )
         try:
             intact = doc.get("sha256") == _document_sha256(doc)
@@ -287,16 +391,32 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
     def _from_saved(cls, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReconstructionDetector:
         """A detector rebuilt from its saved parameters and arrays, checked for consistent shapes and a
         finite decision on a probe row."""
+        from detectors.reference import RealReference
+
         detector = cls(**doc["params"])
+        if doc["mode"] not in MODES:
+            raise ValueError(f"unknown mode {doc['mode']!r}")
+        detector.mode_ = doc["mode"]
+        reference = {name: arrays.pop(name) for name in cls.REFERENCE_ARRAYS if name in arrays}
         for name, value in arrays.items():
             setattr(detector, name, value)
-        detector.intercept_ = float(detector.intercept_[0])
+        if detector.mode_ != "reference":
+            detector.intercept_ = float(detector.intercept_[0])
+            detector.C_ = float(doc["C_chosen"])
+        if detector.mode_ != "two-class":
+            detector.reference_ = RealReference.from_arrays(
+                reference["reference_mean_"],
+                reference["reference_scale_"],
+                reference["reference_rows_"],
+                detector.reference_neighbours,
+            )
+            if np.shape(detector.combination_) != (5,):
+                raise ValueError(f"combination_ has shape {np.shape(detector.combination_)}, expected (5,)")
         detector.threshold_ = float(doc["threshold"])
-        detector.C_ = float(doc["C_chosen"])
         detector.n_features_in_ = int(doc["n_features_in"])
         detector.classes_ = np.array([0, 1])
         n = detector.n_features_in_
-        for name in ("mean_", "scale_"):
+        for name in ("mean_", "scale_") if detector.mode_ != "reference" else ():
             if np.shape(getattr(detector, name)) != (n,):
                 raise ValueError(f"{name} has shape {np.shape(getattr(detector, name))}, expected ({n},)")
         probe = detector.decision_function(np.ones((1, n)))

@@ -44,39 +44,90 @@ def fake_sources(values: list[str]) -> list[tuple[str, str]]:
 
 def held_out_generators(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, *, target_fpr: float, folds: int,
-    draws: int, seen: np.ndarray | None = None,
+    draws: int, seen: np.ndarray | None = None, seen_two_class: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """For each generator: a detector calibrated on the real images and every *other* generator, cross-fitted
     over the real images (each real image scored by a fold detector that never saw it, stratified by source),
     and each of the left-out generator's images scored by one of those fold detectors in turn (none saw any of
     them). Its AUROC against the same real images (bootstrap interval), the share flagged at each fold
-    detector's own threshold, and the real images' flagged share. ``seen``: every image's decision by a
-    detector calibrated with every generator (cross-fitted), to set beside it (the generator against the
-    same real images). Empty with fewer than 2 generators."""
+    detector's own threshold, and the real images' flagged share; under ``two_class`` the same for the
+    two-class detector alone (no real reference), and under ``reference_only`` the real-reference detector,
+    which sees no generated image at all. ``seen`` / ``seen_two_class``: every image's decision by a detector
+    (combined / two-class alone) calibrated with every generator (cross-fitted), to set beside it (the
+    generator against the same real images). Empty with fewer than 2 generators."""
     from detectors.evaluation import evaluate_scores
-    from detectors.job import cross_fit
 
     sources = np.asarray(sources)
     generators = list(dict.fromkeys(s for s, label in zip(sources, y, strict=True) if label == 1))
     if len(generators) < 2:
         return []
+    reference = reference_only(scorer, feats, y, target_fpr=target_fpr, folds=folds)
     out = []
     for held in generators:
-        pool = sources != held
-        crossed = cross_fit(scorer, feats[pool], y[pool], target_fpr=target_fpr, folds=folds, strata=sources[pool])
-        held_scores, held_flags = crossed.share_out(feats[sources == held])
-        real = y[pool] == 0
-        scores = np.concatenate([crossed.decisions[real], held_scores])
-        labels = np.concatenate([np.zeros(int(real.sum()), dtype=int), np.ones(len(held_scores), dtype=int)])
-        out.append({
+        left_out = {"target_fpr": target_fpr, "folds": folds, "draws": draws}
+        row = {
             "source": str(held),
             "calibrated_on": [str(g) for g in generators if g != held],
-            "folds": len(crossed.fold_models),
-            **evaluate_scores(labels, scores, draws=draws),
-            "flagged": float(np.mean(held_flags)),
-            "real_flagged": float(np.mean(crossed.flags[real])),
-        })  # fmt: skip
-        if seen is not None:
-            mask = (y == 0) | (sources == held)
-            out[-1]["seen"] = evaluate_scores(y[mask], seen[mask], draws=draws)
+            **_left_out(scorer, feats, y, sources, held, **left_out),
+            "two_class": _left_out(scorer, feats, y, sources, held, **left_out, reference="off"),
+        }
+        mask = (y == 0) | (sources == held)
+        row["reference_only"] = {
+            **evaluate_scores(y[mask], reference.decisions[mask], draws=draws),
+            "flagged": float(np.mean(reference.flags[sources == held])),
+            "real_flagged": float(np.mean(reference.flags[y == 0])),
+        }
+        for key, decisions in (("seen", seen), ("seen_two_class", seen_two_class)):
+            if decisions is not None:
+                row[key] = evaluate_scores(y[mask], decisions[mask], draws=draws)
+        out.append(row)
     return out
+
+
+def _left_out(
+    scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, held: str, *, target_fpr: float,
+    folds: int, draws: int, **params: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The figures of :func:`held_out_generators` for one left-out generator and one kind of detector."""
+    from detectors.evaluation import evaluate_scores
+    from detectors.job import cross_fit
+
+    pool = sources != held
+    crossed = cross_fit(scorer, feats[pool], y[pool], target_fpr=target_fpr, folds=folds, strata=sources[pool],
+                        **params)  # fmt: skip
+    held_scores, held_flags = crossed.share_out(feats[sources == held])
+    real = y[pool] == 0
+    scores = np.concatenate([crossed.decisions[real], held_scores])
+    labels = np.concatenate([np.zeros(int(real.sum()), dtype=int), np.ones(len(held_scores), dtype=int)])
+    return {
+        "folds": len(crossed.fold_models),
+        **evaluate_scores(labels, scores, draws=draws),
+        "flagged": float(np.mean(held_flags)),
+        "real_flagged": float(np.mean(crossed.flags[real])),
+    }
+
+
+def reference_only(scorer: Any, feats: np.ndarray, y: np.ndarray, *, target_fpr: float, folds: int) -> Any:
+    """Every image's decision and flag by a real-reference detector (real images only, no generated image):
+    cross-fitted over the real images in ``folds`` folds, each real image scored by a detector whose reference
+    left it out, the generated images dealt out among the fold detectors in turn. A
+    :class:`detectors.job.CrossFitted`."""
+    from sklearn.model_selection import KFold
+
+    from detectors.job import CrossFitted, new_detector
+
+    real = np.flatnonzero(y == 0)
+    fake = np.flatnonzero(y == 1)
+    decisions, flags = np.empty(len(y)), np.empty(len(y), dtype=int)
+    fold_models = []
+    splits = list(KFold(min(folds, len(real)), shuffle=True, random_state=0).split(real))
+    for j, (train, test) in enumerate(splits):
+        det = new_detector(scorer, target_fpr=target_fpr).fit(feats[real[train]], np.zeros(len(train), dtype=int))
+        rows = np.concatenate([real[test], fake[j :: len(splits)]])
+        decisions[rows] = det.decision_function(feats[rows])
+        flags[rows] = decisions[rows] >= det.threshold_
+        fold_models.append((rows, det))
+    probs = np.empty(len(y))
+    for rows, det in fold_models:
+        probs[rows] = det.probability(decisions[rows])
+    return CrossFitted(decisions, probs, flags, fold_models)

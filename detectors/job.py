@@ -148,8 +148,10 @@ def build_scorer(config: dict[str, Any], model: Any = None) -> Any:
 
 
 def new_detector(scorer: Any, **params: Any) -> ReconstructionDetector:
-    """An unfitted detector for ``scorer``'s features: one block per noise set."""
-    return ReconstructionDetector(blocks=int(getattr(scorer, "noise_sets", 1)), **params)
+    """An unfitted detector for ``scorer``'s features: one block per noise set, the real reference on each
+    block's null-class columns where the scorer has class evidence beside them."""
+    columns = scorer.reference_columns() if hasattr(scorer, "reference_columns") else None
+    return ReconstructionDetector(blocks=int(getattr(scorer, "noise_sets", 1)), reference_columns=columns, **params)
 
 
 @dataclass
@@ -189,10 +191,11 @@ class CrossFitted:
 
 def cross_fit(
     scorer: Any, feats: np.ndarray, y: np.ndarray, *, target_fpr: float, folds: int = FOLDS,
-    strata: list[str] | np.ndarray | None = None, seed: int = 0,
+    strata: list[str] | np.ndarray | None = None, seed: int = 0, **params: Any,
 ) -> CrossFitted:  # fmt: skip
     """Out-of-fold decisions, probabilities and flags over ``folds`` stratified folds (by ``strata``, e.g. the
-    source of every image, else by the label), each fold's detector made by :func:`new_detector`."""
+    source of every image, else by the label), each fold's detector made by :func:`new_detector` (with
+    ``params``, e.g. ``reference="off"``) and given the strata as its images' sources."""
     from sklearn.model_selection import StratifiedKFold
 
     groups = np.asarray(y if strata is None else strata)
@@ -200,7 +203,7 @@ def cross_fit(
     decisions, probs, flags = np.empty(len(y)), np.empty(len(y)), np.empty(len(y), dtype=int)
     fold_models = []
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(feats, groups):
-        fold = new_detector(scorer, target_fpr=target_fpr).fit(feats[train], y[train])
+        fold = new_detector(scorer, target_fpr=target_fpr, **params).fit(feats[train], y[train], groups=groups[train])
         decisions[test] = fold.decision_function(feats[test])
         probs[test] = fold.probability(decisions[test])
         flags[test] = (decisions[test] >= fold.threshold_).astype(int)
@@ -414,8 +417,10 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     )
     from detectors.generators import held_out_generators
 
+    two_class = cross_fit(scorer, feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
+                          reference="off")  # fmt: skip
     held_out = held_out_generators(scorer, feats, data.y, data.family, target_fpr=target_fpr, folds=folds,
-                                   draws=draws, seen=crossed.decisions)  # fmt: skip
+                                   draws=draws, seen=crossed.decisions, seen_two_class=two_class.decisions)  # fmt: skip
     log.info("scoring %d of the embedded model's training digits (the membership check)", TRAINING_SAMPLE)
     train_feats, _ = features(model, scorer, training_digits())
     train_scores, train_flags = crossed.share_out(train_feats)
@@ -440,6 +445,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "perturbations": sweep,
         "per_source": results["main"]["per_source"],
         "held_out_generators": held_out,
+        "two_class": evaluate_scores(data.y, two_class.decisions, draws=draws),
+        "reference_weight": float(main.combination_[4]),
         "baseline": {"scorer": BASELINE_SCORER, **results["baseline"]["metrics"]},
         "membership": {"training_images": f"{TRAINING_SAMPLE} of the embedded model's 1,500 training digits, "
                                           "dealt out among the fold detectors, none of which saw them",
@@ -497,11 +504,11 @@ def _at_least_two(loaded: Loaded, what: str) -> Loaded:
 
 
 def _labelled(
-    real: list[str], fake: list[str], image_column: str = "image"
+    real: list[str], fake: list[str], image_column: str = "image", *, real_only: bool = False
 ) -> tuple[Loaded, Loaded, LazyImages, np.ndarray, np.ndarray]:
     """The real and generated images (``fake``: ``--fake`` values, see
     :func:`detectors.generators.fake_sources`), all of them together, their labels and each image's source:
-    ``real`` or its generator's name."""
+    ``real`` or its generator's name. ``real_only``: no ``fake`` may be given (the real reference alone)."""
     from detectors.generators import REAL_SOURCE, fake_sources
 
     named = fake_sources(fake)
@@ -513,7 +520,8 @@ def _labelled(
         fake_set = Loaded(fake_set.images + part.images, fake_set.names + part.names, fake_set.meta + part.meta,
                           fake_set.unreadable + part.unreadable, fake_set.listed + part.listed)  # fmt: skip
         sources += [name] * len(part.images)
-    _at_least_two(fake_set, "generated")
+    if not real_only:
+        _at_least_two(fake_set, "generated")
     counts = {name: sources.count(name) for name, _ in named}
     if len(counts) > 1 and min(counts.values()) < 2:  # no metric of a generator from fewer than 2 of its images
         few = ", ".join(f"{n} ({c})" for n, c in counts.items() if c < 2)
@@ -542,16 +550,18 @@ def calibrate(
     scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05, calibration: str = "logistic",
     image_column: str = "image",
 ) -> Path:  # fmt: skip
-    """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`)."""
+    """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`).
+    With no ``fake``, a reference-only detector: the real images' model alone, its threshold at the target
+    FPR on them (:class:`ReconstructionDetector`)."""
     from detectors.noise_model import load_noise_model
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     cfg = scorer_config or DEFAULT_SCORER
-    real_set, fake_set, images, y, sources = _labelled(real, fake, image_column)
+    real_set, fake_set, images, y, sources = _labelled(real, fake, image_column, real_only=not fake)
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
     feats, _ = features(model, scorer, images)
-    det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(feats, y)
+    det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(feats, y, groups=sources)
     from sklearn.metrics import roc_auc_score
 
     meta = {
@@ -566,8 +576,10 @@ def calibrate(
             "n_fake": int(y.sum()),
             "generators": _generator_counts(sources, y),
         },
-        "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_)),
-        "warnings": shortcut_warnings(real_set.meta, fake_set.meta),
+        "mode": det.mode_,
+        "reference_weight": float(det.combination_[4]) if det.mode_ == "combined" else None,
+        "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_)) if fake else None,
+        "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
     }
     return det.save(target, meta)
 
@@ -705,8 +717,19 @@ def evaluate(
 
         evaluation["per_source"] = _per_source(list(sources), y, decisions, REAL_SOURCE, draws)
         if detector_file is None:
+            two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=sources,
+                                  reference="off")  # fmt: skip
+            evaluation["two_class"] = evaluate_scores(y, two_class.decisions, draws=draws)
             evaluation["held_out_generators"] = held_out_generators(
-                scorer, feats, y, sources, target_fpr=target_fpr, folds=folds, draws=draws, seen=decisions
+                scorer,
+                feats,
+                y,
+                sources,
+                target_fpr=target_fpr,
+                folds=folds,
+                draws=draws,
+                seen=decisions,
+                seen_two_class=two_class.decisions,
             )
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws, cache)

@@ -89,6 +89,8 @@ def build_results(
             "threshold": detector.threshold_,
             "target_fpr": detector.target_fpr,
             "calibration": detector.calibration,
+            "mode": detector.mode_,
+            "reference_weight": float(detector.combination_[4]) if detector.mode_ == "combined" else None,
             "direction": detector.direction(names) if names and len(names) == detector.n_features_in_ else None,
             "evaluation": evaluation,
             "curves": curves,

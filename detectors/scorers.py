@@ -131,6 +131,11 @@ class DiffusionLossScorer:
             nfe += classes * search * self.n_noise + self.k * self.n_noise
         return nfe * self.noise_sets
 
+    def reference_columns(self) -> int:
+        """How many leading columns of each noise set's block are the null class's (K errors, K norms): the
+        features the real-reference score models (:mod:`detectors.reference`), the class evidence left out."""
+        return self.k * (2 if self.with_norms else 1)
+
     def noise_set(self, m: int) -> DiffusionLossScorer:
         """The one-set scorer of noise set ``m``: its draws take the seeds after those of set ``m - 1``
         (set 0 is this scorer's own seeds), so the sets never share a draw."""

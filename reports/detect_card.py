@@ -35,8 +35,10 @@ def _held_out_table(ev: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for h in ev["held_out_generators"]:
         s = h.get("seen") or per_source.get(h["source"])
+        alone, reference = h.get("two_class"), h.get("reference_only")
         rows.append([
-            h["source"], _ci(s["auroc"], s.get("auroc_ci")) if s else "", _ci(h["auroc"], h.get("auroc_ci")),
+            h["source"], _ci(s["auroc"], s.get("auroc_ci")) if s else "",
+            _auroc(h.get("seen_two_class")), _ci(h["auroc"], h.get("auroc_ci")), _auroc(alone), _auroc(reference),
             _ci(h["tpr_at_fpr_5pct"], h.get("tpr_at_fpr_5pct_ci"), pct=True), f"{100 * h['flagged']:.1f}%",
             f"{100 * h['real_flagged']:.1f}%", ", ".join(h["calibrated_on"]),
         ])  # fmt: skip
@@ -45,11 +47,19 @@ def _held_out_table(ev: dict[str, Any]) -> dict[str, Any]:
         "caption": f"Each generator left out of calibration (tested on {len(rows)} generators: {names}). Seen: "
         "cross-fitted with every generator in calibration. Left out: calibrated on the real images and the other "
         "generators, each real image scored by a fold detector that never saw it, each left-out image by one "
-        "of those detectors in turn; flagged at each fold detector's own threshold.",
-        "columns": ["generator", "AUROC seen", "AUROC left out", "TPR at 5% FPR, left out", "flagged, left out",
-                    "real flagged", "calibrated on"],
+        "of those detectors in turn; flagged at each fold detector's own threshold. The detector is the "
+        "two-class model combined with the real reference; 'two-class alone' is the same without the reference, "
+        "'real reference alone' a detector calibrated on the real images only, which never sees a generated one.",
+        "columns": ["generator", "AUROC seen", "seen, two-class alone", "AUROC left out",
+                    "left out, two-class alone", "real reference alone", "TPR at 5% FPR, left out",
+                    "flagged, left out", "real flagged", "calibrated on"],
         "rows": rows,
     }  # fmt: skip
+
+
+def _auroc(metrics: dict[str, Any] | None) -> str:
+    """A result's AUROC with its interval, or an empty cell where the result is absent (older results)."""
+    return _ci(metrics["auroc"], metrics.get("auroc_ci")) if metrics else ""
 
 
 def _histogram(curves: dict[str, Any], threshold: float) -> str:
@@ -124,6 +134,12 @@ def _membership_section(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MODE_TEXT = {
+    "two-class": "two-class detector",
+    "combined": "two-class detector combined with the real reference (weight {weight:g})",
+    "reference": "real-reference detector (calibrated on real images only: its p_synthetic is one minus a "
+    "conformal p-value against them, not a posterior probability)",
+}
 DIRECTION_ROWS = 16  # the card lists the largest weights; the JSON keeps them all
 
 
@@ -135,7 +151,9 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
     )
     summary = (
         f"Model {data['model']}, scorer {data['scorer']['name']} "
-        f"({', '.join(f'{k}={v}' for k, v in data['scorer'].items() if k != 'name')}). {flagged}."
+        f"({', '.join(f'{k}={v}' for k, v in data['scorer'].items() if k != 'name')}); "
+        f"{MODE_TEXT.get(data.get('mode'), 'two-class detector').format(weight=data.get('reference_weight'))}. "
+        f"{flagged}."
     )
     if ev is not None:
         summary += (
@@ -147,6 +165,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
     if ev is not None:
         curves = data["curves"]
         rows = [["this detector", *_metric_cells(ev)]]
+        if ev.get("two_class"):
+            rows.append(["two-class alone (no real reference)", *_metric_cells(ev["two_class"])])
         if ev.get("baseline"):
             b = ev["baseline"]
             rows.append([f"baseline: {b['scorer']['name']}", *_metric_cells(b)])

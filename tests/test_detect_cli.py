@@ -209,10 +209,13 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
 
 
 def test_detect_subcommands_refuse_missing_inputs(tmp_path) -> None:
-    with pytest.raises(InputError, match="needs --real DIR and --fake DIR"):
-        from audit.cli import build_parser
+    from audit.cli import build_parser
 
-        args = build_parser().parse_args(["detect", "calibrate", "--real", str(tmp_path)])
+    with pytest.raises(InputError, match="evaluate needs --real DIR and --fake DIR"):
+        args = build_parser().parse_args(["detect", "evaluate", "--real", str(tmp_path)])
+        args.func(args)
+    with pytest.raises(InputError, match="calibrate needs --real DIR"):  # --fake alone: no real images to model
+        args = build_parser().parse_args(["detect", "calibrate", "--fake", str(tmp_path)])
         args.func(args)
     (tmp_path / "empty").mkdir()
     assert main(["-q", "detect", "evaluate", "--real", str(tmp_path / "empty"), "--fake", str(tmp_path / "empty"),

@@ -215,7 +215,7 @@ def test_detector_learns_the_direction_and_keeps_the_target_fpr() -> None:
 
     for shift, sign in ((1.0, 1), (-1.0, -1)):
         X, y = sample(shift)
-        det = ReconstructionDetector(target_fpr=0.05)
+        det = ReconstructionDetector(target_fpr=0.05, reference="off")  # the two-class model alone
         assert clone(det).get_params() == det.get_params() and det.fit(X, y) is det
         assert np.sign(det.coef_[0]) == sign  # lower error = generated is learned, not assumed
         X_new, y_new = sample(shift)
@@ -257,14 +257,14 @@ def test_block_detector_averages_one_logistic_model_per_block(tmp_path) -> None:
     rng = np.random.default_rng(3)
     y = np.r_[np.zeros(60), np.ones(60)]
     X = np.exp(rng.normal(0, 1, (120, 6)) + 0.8 * y[:, None] * np.array([1, 0, 1, 0, 1, 0]))
-    det = ReconstructionDetector(C=0.3, blocks=3).fit(X, y)
+    det = ReconstructionDetector(C=0.3, blocks=3, reference="off").fit(X, y)
     Z = np.log(X)
     Zs = (Z - Z.mean(0)) / Z.std(0)
     by_hand = np.mean(
         [LogisticRegression(C=0.3, max_iter=5000).fit(Zs[:, b], y).decision_function(Zs[:, b])
          for b in (slice(0, 2), slice(2, 4), slice(4, 6))], axis=0)  # fmt: skip
     np.testing.assert_allclose(det.decision_function(X), by_hand, rtol=1e-6, atol=1e-9)
-    one = ReconstructionDetector(C=0.3).fit(X, y).decision_function(X)
+    one = ReconstructionDetector(C=0.3, reference="off").fit(X, y).decision_function(X)
     assert np.abs(one - by_hand).max() > 1e-3  # the ensemble is not the joint model
     loaded, _ = ReconstructionDetector.load(det.save(tmp_path / "blocks.json"))
     assert loaded.blocks == 3
@@ -406,7 +406,7 @@ def test_cross_fit_scores_every_image_by_a_detector_fitted_on_all_other_folds() 
         counts = {s: int((source[idx] == s).sum()) for s in ("real", "schedule a", "schedule b")}
         assert counts == {"real": 12, "schedule a": 6, "schedule b": 6}
         rest = np.setdiff1d(np.arange(120), idx)
-        by_hand = ReconstructionDetector(blocks=2, target_fpr=0.1).fit(X[rest], y[rest])
+        by_hand = ReconstructionDetector(blocks=2, target_fpr=0.1).fit(X[rest], y[rest], groups=source[rest])
         assert fold.blocks == 2 and fold.threshold_ == by_hand.threshold_
         np.testing.assert_array_equal(crossed.decisions[idx], by_hand.decision_function(X[idx]))
         np.testing.assert_array_equal(crossed.probs[idx], by_hand.predict_proba(X[idx])[:, 1])
