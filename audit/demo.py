@@ -37,16 +37,17 @@ def run_demo(out: Path) -> Path:
             log.info("results %s", results_dir / f"{doc['id']}.json")
         bench = _run_bench(Path(out) / "bench")
         audit = _run_audit(Path(out) / "audit")
-        detect = _run_detect(Path(out) / "detect")
+        detect = _run_detect(Path(out) / "detect", bench=Path(out) / "bench")
     return publish([results_dir, bench, audit, detect], out, title="genaudit demo: embedded defaults")
 
 
-def _run_detect(folder: Path) -> Path:
-    """The deepfake check's embedded default (``genaudit detect`` with no inputs)."""
+def _run_detect(folder: Path, bench: Path) -> Path:
+    """The deepfake check's embedded default (``genaudit detect`` with no inputs), its DDPM samples read from
+    the benchmark's cells (the same seeds, labels and steps) rather than generated again."""
     from detectors.job import run_default
 
     log.info("deepfake check: %s", folder)
-    return run_default(folder)
+    return run_default(folder, bench=bench)
 
 
 def _run_audit(folder: Path) -> Path:

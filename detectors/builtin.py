@@ -1,8 +1,9 @@
 """``builtin:digits-mixed``: the embedded default for the deepfake check, made on the spot.
 
 Real: the 297 held-out digits of scikit-learn's digits (never seen by the embedded models in
-training). Generated, :data:`PER_SCHEDULE` images per source, digits cycling 0..9, seeds of their own:
-the embedded digit DDPM's samples under several guidance schedules (:data:`SCHEDULES`, 25 DDIM steps),
+training). Generated, :data:`PER_SCHEDULE` images per source, digits cycling 0..9: the embedded digit
+DDPM's samples under several guidance schedules (:data:`SCHEDULES`, 25 DDIM steps; image i with seed i and
+label i mod 10 under every schedule, as in ``genaudit bench``, whose cells the demo reuses),
 and two generators of other families trained on the same 1,500 training digits (:data:`OTHER_FAMILIES`):
 the zoo's conditional GAN (``digits-gan``) and a per-class Gaussian mixture on pixels
 (:mod:`audit.zoo.mixture`, fitted on the fly). All are 8x8 grey digits quantised to the same 17 levels
@@ -22,13 +23,14 @@ sweep re-encodes a quarter of every source (:func:`quarter_of_every_source`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 SCHEDULES = (("static", 0.0), ("static", 1.0), ("static", 2.0), ("linear", 2.0), ("cosine", 2.0))
 PER_SCHEDULE = 150
 STEPS = 25
-SEED = 700_000
 REAL = "real (held-out digits)"
 DIFFUSION = "diffusion (embedded DDPM, 5 schedules)"
 # source tag -> generator family, for the generators that are not the embedded DDPM
@@ -56,7 +58,10 @@ class LabelledImages:
         return np.array([s if s == REAL else OTHER_FAMILIES.get(s, DIFFUSION) for s in self.source])
 
 
-def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
+def digits_mixed(per_schedule: int = PER_SCHEDULE, bench: str | Path | None = None) -> LabelledImages:
+    """The embedded default's images (see the module docstring). ``bench``: the folder of a ``genaudit bench``
+    run of the embedded DDPM (e.g. the demo's): a cell of the same schedule, steps, seeds and labels holds the
+    very images this would generate, so they are read from there instead (:func:`bench_cell_images`)."""
     from audit.generators.base import GenerationRequest
     from audit.generators.embedded import EmbeddedDigitsGenerator
     from audit.guidance import get_schedule
@@ -67,21 +72,48 @@ def digits_mixed(per_schedule: int = PER_SCHEDULE) -> LabelledImages:
     source = [REAL] * len(real)
     names = [f"real/heldout-{i:03d}.png" for i in range(len(real))]
     generator = EmbeddedDigitsGenerator()
-    for j, (name, scale) in enumerate(SCHEDULES):
-        labels = tuple(int(i % digits.NUM_CLASSES) for i in range(per_schedule))
-        seeds = tuple(SEED + 10_000 * j + i for i in range(per_schedule))
-        request = GenerationRequest(seeds=seeds, schedule=get_schedule(name, scale), steps=STEPS, labels=labels)
-        images.append(generator.generate(request).images)
+    labels = tuple(int(i % digits.NUM_CLASSES) for i in range(per_schedule))
+    for name, scale in SCHEDULES:
+        schedule = get_schedule(name, scale)
+        cached = bench_cell_images(bench, schedule, labels) if bench is not None else None
+        if cached is None:
+            request = GenerationRequest(seeds=tuple(range(per_schedule)), schedule=schedule, steps=STEPS, labels=labels)
+            cached = generator.generate(request).images
+        images.append(cached)
         tag = f"{name} w={scale:g}"
         source += [tag] * per_schedule
         names += [f"generated/{name}-w{scale:g}-{i:03d}.png" for i in range(per_schedule)]
-    labels = tuple(int(i % digits.NUM_CLASSES) for i in range(per_schedule))
     for tag, grey in _other_families(labels).items():
         images.append(np.repeat(grey[..., None], 3, axis=-1))
         source += [tag] * per_schedule
         names += [f"generated/{tag}-{i:03d}.png" for i in range(per_schedule)]
     y = np.array([0] * len(real) + [1] * (len(source) - len(real)))
     return LabelledImages(np.concatenate(images), y, source, names)
+
+
+def bench_cell_images(bench: str | Path, schedule: Any, labels: tuple[int, ...]) -> np.ndarray | None:
+    """The first ``len(labels)`` images of ``schedule``'s cell in the bench folder ``bench``, when that run is
+    of the embedded DDPM at :data:`STEPS` steps and its manifest gives image i seed i and label ``labels[i]``
+    (what :func:`digits_mixed` would generate: an image depends only on its seed and condition); else None."""
+    import csv
+    import json
+
+    from audit.bench.run import CONFIG_FILE
+    from audit.bench.store import CellStore
+
+    try:
+        config = json.loads((Path(bench) / CONFIG_FILE).read_text(encoding="utf-8"))
+        if config.get("generator") != "embedded:digits-ddpm" or int(config.get("steps", -1)) != STEPS:
+            return None
+        store = CellStore(Path(bench) / "cells", schedule)
+        with store.manifest.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))[: len(labels)]
+        expected = [(str(i), str(label), str(STEPS)) for i, label in enumerate(labels)]
+        if [(r["seed"], r["label"], r["steps"]) for r in rows] != expected:
+            return None
+        return store.read_images(len(labels))
+    except (OSError, ValueError, KeyError, TypeError):  # no such run, or not this one: generate instead
+        return None
 
 
 def _other_families(labels: tuple[int, ...]) -> dict[str, np.ndarray]:

@@ -66,6 +66,19 @@ def _document_sha256(doc: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def _parents(parents: Any, y: np.ndarray) -> np.ndarray:
+    """Each row's original row (see :meth:`ReconstructionDetector.fit`), checked: it must be an original with
+    the same label."""
+    if parents is None:
+        return np.arange(len(y))
+    parents = np.asarray(parents).astype(int).ravel()
+    if len(parents) != len(y) or parents.min(initial=0) < 0 or parents.max(initial=0) >= len(y):
+        raise InputError("parents must give one row index per row")
+    if np.any(parents[parents] != parents) or np.any(y[parents] != y):
+        raise InputError("each row's parent must be an original row (its own parent) with the same label")
+    return parents
+
+
 def _centre_scale(values: np.ndarray) -> tuple[float, float]:
     """Mean and standard deviation (1 where it is 0) of ``values``."""
     scale = float(np.std(values))
@@ -131,26 +144,29 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             intercepts.append(float(model.intercept_[0]))
         return mean, std, np.concatenate(coefs), float(np.mean(intercepts))
 
-    def _choose_c(self, Z: np.ndarray, y: np.ndarray, folds: int) -> tuple[float, np.ndarray]:
+    def _choose_c(self, Z: np.ndarray, y: np.ndarray, splits: list[Any]) -> tuple[float, np.ndarray]:
         """``C`` itself, or with ``"auto"`` the grid value whose cross-fitted AUROC on the calibration data
         is highest (ties: the stronger regularisation), with its cross-fitted decisions. The evaluation
         data never takes part."""
         if self.C != "auto":
-            return float(self.C), self._cross_fitted(Z, y, folds, float(self.C))
+            return float(self.C), self._cross_fitted(Z, y, splits, float(self.C))
         from detectors.evaluation import point_metrics
 
         best, best_oof, best_auc = C_GRID[0], None, -1.0
         for c in C_GRID:
-            oof = self._cross_fitted(Z, y, folds, c)
+            oof = self._cross_fitted(Z, y, splits, c)
             auc = point_metrics(y, oof)["auroc"]
             if auc > best_auc + 1e-9:
                 best, best_oof, best_auc = c, oof, auc
         return best, best_oof
 
-    def fit(self, X: Any, y: Any, groups: Any = None) -> ReconstructionDetector:
+    def fit(self, X: Any, y: Any, groups: Any = None, parents: Any = None) -> ReconstructionDetector:
         """Calibrate on features ``X`` and labels ``y`` (1 = generated). ``groups``: each image's source
         (e.g. its generator), so that the reference's weight keeps every generator's AUROC; all-zero ``y``
-        (real images only) makes a reference-only detector."""
+        (real images only) makes a reference-only detector. ``parents``: for augmented calibration
+        (:mod:`detectors.augment`), the row of each row's original (its own row for an original): a copy
+        stays in its original's cross-fitting fold and reference group, and the threshold keeps the target
+        FPR on the original real images."""
         if self.calibration not in CALIBRATIONS:
             raise InputError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.reference not in REFERENCE_MODES:
@@ -163,7 +179,9 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         y = np.asarray(y).astype(int).ravel()
         if len(y) != len(Z) or not set(np.unique(y)) <= {0, 1}:
             raise InputError("y must hold one label per image: 1 = generated, 0 = real")
-        counts = np.bincount(y, minlength=2)
+        parents = _parents(parents, y)
+        original = parents == np.arange(len(y))
+        counts = np.bincount(y[original], minlength=2)
         real_only = counts[1] == 0 and self.reference != "off"
         if counts[0] < 2 or (counts[1] < 2 and not real_only):
             raise InputError(
@@ -174,16 +192,15 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = Z.shape[1]
         self.mode_ = "reference" if real_only else ("two-class" if self.reference == "off" else "combined")
         if self.mode_ != "reference":
-            folds = max(2, min(int(self.cv), int(counts.min())))
-            self.C_, oof = self._choose_c(Z, y, folds)
+            self.C_, oof = self._choose_c(Z, y, self._splits(y, parents, max(2, min(int(self.cv), int(counts.min())))))
             self.mean_, self.scale_, self.coef_, self.intercept_ = self._linear(Z, y)
         if self.mode_ != "two-class":
-            oof = self._fit_reference(Z, y, None if real_only else oof, groups)
+            oof = self._fit_reference(Z, y, None if real_only else oof, groups, parents)
         if self.mode_ == "reference":
-            self.real_decisions_ = np.sort(oof)
+            self.real_decisions_ = np.sort(oof[original])
         else:
             self._calibrate(oof, y)
-        real = np.sort(oof[y == 0])
+        real = np.sort(oof[(y == 0) & original])
         # the smallest threshold that keeps the cross-fitted FPR on the real images at or below target
         k = int(np.floor(self.target_fpr * len(real)))
         self.threshold_ = float(np.nextafter(real[len(real) - k - 1], np.inf)) if k < len(real) else float(real[0])
@@ -196,7 +213,9 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
 
         return reference_view(Z, int(self.blocks), self.reference_columns)
 
-    def _fit_reference(self, Z: np.ndarray, y: np.ndarray, oof: np.ndarray | None, groups: Any) -> np.ndarray:
+    def _fit_reference(
+        self, Z: np.ndarray, y: np.ndarray, oof: np.ndarray | None, groups: Any, parents: np.ndarray
+    ) -> np.ndarray:
         """Fit the real reference; return the cross-fitted decisions of the combination (or of the reference
         alone when ``oof``, the two-class cross-fitted decisions, is None). Real images are scored leave one
         out, so no image is scored against itself."""
@@ -204,7 +223,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         from detectors.reference import RealReference
 
         V, real = self._reference_view(Z), y == 0
-        self.reference_ = RealReference(self.reference_neighbours).fit(V[real])
+        self.reference_ = RealReference(self.reference_neighbours).fit(V[real], groups=parents[real])
         atyp = np.empty(len(y))
         atyp[real] = self.reference_.atypicality(V[real], leave_one_out=True)
         if (~real).any():
@@ -227,11 +246,23 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.combination_ = np.array([m_d, s_d, m_a, s_a, lam])
         return z_d + lam * z_a
 
-    def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, folds: int, C: float) -> np.ndarray:
+    def _splits(self, y: np.ndarray, parents: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stratified folds over the original rows, each copy in its original's fold."""
         from sklearn.model_selection import StratifiedKFold
 
+        originals = np.flatnonzero(parents == np.arange(len(y)))
+        out = []
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(
+            originals, y[originals]
+        ):
+            out.append(
+                (np.flatnonzero(np.isin(parents, originals[train])), np.flatnonzero(np.isin(parents, originals[test])))
+            )
+        return out
+
+    def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, splits: list[Any], C: float) -> np.ndarray:
         oof = np.empty(len(y))
-        for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(Z, y):
+        for train, test in splits:
             mean, std, coef, intercept = self._linear(Z[train], y[train], C)
             oof[test] = ((Z[test] - mean) / std) @ coef + intercept
         return oof

@@ -44,7 +44,7 @@ def fake_sources(values: list[str]) -> list[tuple[str, str]]:
 
 def held_out_generators(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, *, target_fpr: float, folds: int,
-    draws: int, seen: np.ndarray | None = None, seen_two_class: np.ndarray | None = None,
+    draws: int, seen: np.ndarray | None = None, seen_two_class: np.ndarray | None = None, copies: Any = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """For each generator: a detector calibrated on the real images and every *other* generator, cross-fitted
     over the real images (each real image scored by a fold detector that never saw it, stratified by source),
@@ -54,17 +54,18 @@ def held_out_generators(
     two-class detector alone (no real reference), and under ``reference_only`` the real-reference detector,
     which sees no generated image at all. ``seen`` / ``seen_two_class``: every image's decision by a detector
     (combined / two-class alone) calibrated with every generator (cross-fitted), to set beside it (the
-    generator against the same real images). Empty with fewer than 2 generators."""
+    generator against the same real images). ``copies``: perturbed copies of the images
+    (:class:`detectors.job.Copies`), each calibrating with its original. Empty with fewer than 2 generators."""
     from detectors.evaluation import evaluate_scores
 
     sources = np.asarray(sources)
     generators = list(dict.fromkeys(s for s, label in zip(sources, y, strict=True) if label == 1))
     if len(generators) < 2:
         return []
-    reference = reference_only(scorer, feats, y, target_fpr=target_fpr, folds=folds)
+    reference = reference_only(scorer, feats, y, target_fpr=target_fpr, folds=folds, copies=copies)
     out = []
     for held in generators:
-        left_out = {"target_fpr": target_fpr, "folds": folds, "draws": draws}
+        left_out = {"target_fpr": target_fpr, "folds": folds, "draws": draws, "copies": copies}
         row = {
             "source": str(held),
             "calibrated_on": [str(g) for g in generators if g != held],
@@ -86,7 +87,7 @@ def held_out_generators(
 
 def _left_out(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, held: str, *, target_fpr: float,
-    folds: int, draws: int, **params: Any,
+    folds: int, draws: int, copies: Any = None, **params: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """The figures of :func:`held_out_generators` for one left-out generator and one kind of detector."""
     from detectors.evaluation import evaluate_scores
@@ -94,7 +95,7 @@ def _left_out(
 
     pool = sources != held
     crossed = cross_fit(scorer, feats[pool], y[pool], target_fpr=target_fpr, folds=folds, strata=sources[pool],
-                        **params)  # fmt: skip
+                        copies=copies.of(pool) if copies is not None else None, **params)  # fmt: skip
     held_scores, held_flags = crossed.share_out(feats[sources == held])
     real = y[pool] == 0
     scores = np.concatenate([crossed.decisions[real], held_scores])
@@ -107,22 +108,29 @@ def _left_out(
     }
 
 
-def reference_only(scorer: Any, feats: np.ndarray, y: np.ndarray, *, target_fpr: float, folds: int) -> Any:
+def reference_only(
+    scorer: Any, feats: np.ndarray, y: np.ndarray, *, target_fpr: float, folds: int, copies: Any = None
+) -> Any:
     """Every image's decision and flag by a real-reference detector (real images only, no generated image):
     cross-fitted over the real images in ``folds`` folds, each real image scored by a detector whose reference
-    left it out, the generated images dealt out among the fold detectors in turn. A
+    left it out, the generated images dealt out among the fold detectors in turn (``copies``: perturbed
+    copies of the images; those of the real training images join its reference). A
     :class:`detectors.job.CrossFitted`."""
     from sklearn.model_selection import KFold
 
-    from detectors.job import CrossFitted, new_detector
+    from detectors.job import Copies, CrossFitted, new_detector
 
     real = np.flatnonzero(y == 0)
     fake = np.flatnonzero(y == 1)
     decisions, flags = np.empty(len(y)), np.empty(len(y), dtype=int)
     fold_models = []
+    copies = copies or Copies.none(feats.shape[1])
     splits = list(KFold(min(folds, len(real)), shuffle=True, random_state=0).split(real))
     for j, (train, test) in enumerate(splits):
-        det = new_detector(scorer, target_fpr=target_fpr).fit(feats[real[train]], np.zeros(len(train), dtype=int))
+        zeros = np.zeros(len(train), dtype=int)
+        det = new_detector(scorer, target_fpr=target_fpr).fit(
+            *copies.of(real[train]).joined(feats[real[train]], zeros, zeros)
+        )
         rows = np.concatenate([real[test], fake[j :: len(splits)]])
         decisions[rows] = det.decision_function(feats[rows])
         flags[rows] = decisions[rows] >= det.threshold_

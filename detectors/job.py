@@ -39,14 +39,17 @@ DEFAULT_MODEL = "embedded:digits-ddpm"
 # "classes": "auto" adds the class evidence (see DiffusionLossScorer) when the model is conditioned on at most
 # AUTO_CLASSES classes: its cost grows with the classes (a 1000-class DiT would need 1000 forwards per timestep)
 AUTO_CLASSES = 32
-# 4 noise sets of K = 16 (288 NFEs per image on the embedded model) rather than one of K = 32 (144): on
-# builtin:digits-mixed the AUROC averages 0.951 against 0.943 over noise seeds and splits (benchmarks/RESULTS.md)
-DEFAULT_SCORER = {"name": "diffusion-loss", "k": 16, "noise_sets": 4, "classes": "auto"}
+# 2 noise sets of K = 16 without the class evidence: 32 network evaluations per image, under the DIRE-style
+# baseline's 40, and the best of the AUROC-NFE curve at that cost (benchmarks/nfe_curve.py, RESULTS.md).
+# 4 sets with the class evidence (288 NFEs on the embedded model) gain 0.05 on the seen DDPM and nothing on
+# generators left out of calibration: pass --noise-sets 4 --classes auto for them.
+DEFAULT_SCORER = {"name": "diffusion-loss", "k": 16, "noise_sets": 2, "classes": False}
 BASELINE_SCORER = {"name": "inversion", "steps": 20}
 DETECTIONS_FILE = "detections.csv"
 EVALUATION_FILE = "evaluation.json"
 RESULTS_FILE = "detect-results.json"
 DETECTOR_FILE = "detector.json"
+AUGMENT_COPIES = 1  # perturbed copies per image in the demo's augmented calibration
 FOLDS = 5  # cross-fitting folds of the evaluations (run_default, evaluate without --detector)
 
 
@@ -189,21 +192,78 @@ class CrossFitted:
         return scores, flags
 
 
+@dataclass
+class Copies:
+    """Perturbed copies of some images (:mod:`detectors.augment`): their features and, for each, the row of
+    its original among the images they were made from."""
+
+    feats: np.ndarray
+    parents: np.ndarray
+
+    @classmethod
+    def none(cls, width: int) -> Copies:
+        """No copies (calibration on the originals alone)."""
+        return cls(np.zeros((0, width)), np.zeros(0, dtype=int))
+
+    def of(self, rows: np.ndarray) -> Copies:
+        """The copies of ``rows`` (indices or a mask of the originals), their parents renumbered as positions
+        in ``rows``."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        position = np.full(int(max(rows.max(initial=-1), self.parents.max(initial=-1))) + 1, -1)
+        position[rows] = np.arange(len(rows))
+        mine = np.isin(self.parents, rows)
+        return Copies(self.feats[mine], position[self.parents[mine]])
+
+    def joined(
+        self, feats: np.ndarray, y: np.ndarray, groups: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The originals with these copies after them: features, labels, groups and parents, the arguments
+        of :meth:`ReconstructionDetector.fit` in order."""
+        parents = np.r_[np.arange(len(y)), self.parents]
+        return np.vstack([feats, self.feats]), y[parents], np.asarray(groups)[parents], parents
+
+
+def augmented_features(model: Any, scorer: Any, images: Sequence[np.ndarray], copies: int) -> Copies | None:
+    """The features of ``copies`` perturbed copies of every image (:mod:`detectors.augment`), made and scored
+    a chunk at a time; None for no copies."""
+    if copies < 1:
+        return None
+    from detectors.augment import AugmentedImages
+
+    view = AugmentedImages(images, copies)
+    return Copies(features(model, scorer, view)[0], view.parents)
+
+
+def _augment_record(copies: int) -> dict[str, Any] | None:
+    """How calibration was augmented, for provenance (None: it was not)."""
+    if copies < 1:
+        return None
+    from detectors import augment
+
+    return {"copies_per_image": copies, "seed": 0, "blur": {"p": augment.BLUR_P, "sigma": augment.BLUR_SIGMA},
+            "resize": {"p": augment.RESIZE_P, "factor": augment.RESIZE_FACTOR},
+            "jpeg": {"p": augment.JPEG_P, "quality": augment.JPEG_QUALITY}}  # fmt: skip
+
+
 def cross_fit(
     scorer: Any, feats: np.ndarray, y: np.ndarray, *, target_fpr: float, folds: int = FOLDS,
-    strata: list[str] | np.ndarray | None = None, seed: int = 0, **params: Any,
+    strata: list[str] | np.ndarray | None = None, seed: int = 0, copies: Copies | None = None, **params: Any,
 ) -> CrossFitted:  # fmt: skip
     """Out-of-fold decisions, probabilities and flags over ``folds`` stratified folds (by ``strata``, e.g. the
     source of every image, else by the label), each fold's detector made by :func:`new_detector` (with
-    ``params``, e.g. ``reference="off"``) and given the strata as its images' sources."""
+    ``params``, e.g. ``reference="off"``) and given the strata as its images' sources. ``copies``: perturbed
+    copies of the images, each calibrating with its original (augmented calibration); only the originals
+    are scored."""
     from sklearn.model_selection import StratifiedKFold
 
     groups = np.asarray(y if strata is None else strata)
     k = min(folds, int(np.unique(groups, return_counts=True)[1].min()), int(np.bincount(y).min()))
     decisions, probs, flags = np.empty(len(y)), np.empty(len(y)), np.empty(len(y), dtype=int)
+    copies = copies or Copies.none(feats.shape[1])
     fold_models = []
     for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(feats, groups):
-        fold = new_detector(scorer, target_fpr=target_fpr, **params).fit(feats[train], y[train], groups=groups[train])
+        fold = new_detector(scorer, target_fpr=target_fpr, **params)
+        fold.fit(*copies.of(train).joined(feats[train], y[train], groups[train]))
         decisions[test] = fold.decision_function(feats[test])
         probs[test] = fold.probability(decisions[test])
         flags[test] = (decisions[test] >= fold.threshold_).astype(int)
@@ -297,9 +357,11 @@ def _per_source(sources: list[str], y: np.ndarray, scores: np.ndarray, real: str
 
 def _perturbation_sweep(
     model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray, y: np.ndarray, score_fn: Any, draws: int,
-    progress: bool = True,
+    progress: bool = True, compare_fn: Any = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """The metrics after re-encoding every image (both classes) the same way."""
+    """The metrics after re-encoding every image (both classes) the same way; with ``compare_fn`` (a second
+    detector's, e.g. calibrated with or without augmentation) also its metrics on the same features, under
+    ``compare``."""
     from tqdm.auto import tqdm
 
     rows = []
@@ -309,6 +371,8 @@ def _perturbation_sweep(
         else:  # files: re-encoded as each chunk is scored, never all at once
             feats, _ = features(model, scorer, MappedImages(images, PERTURBATIONS[name]))
         rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
+        if compare_fn is not None:
+            rows[-1]["compare"] = evaluate_scores(y, compare_fn(feats), draws=draws)
     return rows
 
 
@@ -352,7 +416,7 @@ def thumbnail_row(row: dict[str, Any], image: np.ndarray) -> dict[str, Any]:
 
 def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: int = DEFAULT_SCORER["noise_sets"],
                 target_fpr: float = 0.05, draws: int = 1000, folds: int = FOLDS,
-                per_schedule: int | None = None, progress: bool = True) -> Path:  # fmt: skip
+                per_schedule: int | None = None, progress: bool = True, bench: Path | None = None) -> Path:  # fmt: skip
     """The embedded default on ``builtin:digits-mixed``: cross-fitted evaluation of the diffusion-loss
     detector and the inversion baseline, and a detector calibrated on all the images, saved for
     :func:`detect`.
@@ -361,7 +425,9 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     detector that never saw it, as with a split, but each detector is fitted on 4/5 of the images instead of
     half and every image is evaluated, so the figure depends less on which images fell where (the split's
     AUROC moved by 0.02 between splits, benchmarks/RESULTS.md) and describes a detector closer to the one
-    saved. It is also what ``genaudit detect evaluate`` does on a user's folders."""
+    saved. It is also what ``genaudit detect evaluate`` does on a user's folders. ``bench``: a benchmark
+    folder of the embedded DDPM whose cells hold the same samples (the demo's): they are read, not generated
+    again (:func:`detectors.builtin.digits_mixed`)."""
     from detectors.builtin import (
         PER_SCHEDULE,
         REAL,
@@ -378,7 +444,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     out = Path(out)
     output_folder(out)
     log.info("builtin:digits-mixed: generating the embedded model's samples")
-    data = digits_mixed(per_schedule or PER_SCHEDULE)
+    data = digits_mixed(per_schedule or PER_SCHEDULE, bench)
     model = load_noise_model(DEFAULT_MODEL)
     main_cfg = {**DEFAULT_SCORER, "k": k, "noise_sets": noise_sets}
     results: dict[str, Any] = {}
@@ -408,13 +474,18 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     for row, truth, tag in zip(rows, data.y, data.source, strict=True):
         row["truth"] = "generated" if truth else "real"
         row["source"] = tag
-    # the sweep scores every image 5 more times (288 network evaluations each): on a quarter of every source
-    # (336 of 1,347 images) it adds under 3 minutes to the demo, each image still scored by the detector
-    # that did not see it
+    # augmented calibration beside it: one perturbed copy of every image, each calibrating with its original
+    log.info("scoring one perturbed copy of every image (augmented calibration, for the robustness table)")
+    copies = augmented_features(model, scorer, data.images, AUGMENT_COPIES)
+    augmented = cross_fit(scorer, feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
+                          copies=copies)  # fmt: skip
+    # the sweep scores a quarter of every source (336 of 1,347 images) 5 more times, each image by the fold
+    # detectors (plain and augmented) that did not see it
     swept = quarter_of_every_source(data)
     sweep = _perturbation_sweep(
-        model, scorer, data.images[swept], data.y[swept], lambda f: crossed.score(f, swept), draws, progress
-    )
+        model, scorer, data.images[swept], data.y[swept], lambda f: crossed.score(f, swept), draws, progress,
+        compare_fn=lambda f: augmented.score(f, swept),
+    )  # fmt: skip
     from detectors.generators import held_out_generators
 
     two_class = cross_fit(scorer, feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
@@ -446,6 +517,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "per_source": results["main"]["per_source"],
         "held_out_generators": held_out,
         "two_class": evaluate_scores(data.y, two_class.decisions, draws=draws),
+        "compare": {"label": f"augmented calibration ({AUGMENT_COPIES} perturbed copy per image)",
+                    **evaluate_scores(data.y, augmented.decisions, draws=draws)},
         "reference_weight": float(main.combination_[4]),
         "baseline": {"scorer": BASELINE_SCORER, **results["baseline"]["metrics"]},
         "membership": {"training_images": f"{TRAINING_SAMPLE} of the embedded model's 1,500 training digits, "
@@ -477,6 +550,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         fairness=None,
         config={"k": k, "noise_sets": noise_sets, "target_fpr": target_fpr, "folds": folds, "fold_seed": 0,
                 "per_schedule": per_schedule or PER_SCHEDULE, "schedules": [f"{n} w={w:g}" for n, w in SCHEDULES],
+                "ddpm_samples": "seeds 0..n-1, labels i mod 10, 25 steps" + (
+                    f"; read from the benchmark cells under {bench} where they match" if bench else ""),
                 "other_generators": _other_generators_provenance(),
                 "bootstrap_draws": draws,
                 "membership_sample": {"split": "train", "n": TRAINING_SAMPLE, "seed": TRAINING_SEED}},
@@ -548,11 +623,12 @@ def fake_paths(fake: list[str]) -> list[str]:
 def calibrate(
     real: list[str], fake: list[str], out: str | Path, *, model_spec: str = DEFAULT_MODEL,
     scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05, calibration: str = "logistic",
-    image_column: str = "image",
+    image_column: str = "image", augment: int = 0,
 ) -> Path:  # fmt: skip
     """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`).
     With no ``fake``, a reference-only detector: the real images' model alone, its threshold at the target
-    FPR on them (:class:`ReconstructionDetector`)."""
+    FPR on them (:class:`ReconstructionDetector`). ``augment``: perturbed copies of every image calibrate
+    with it (:mod:`detectors.augment`)."""
     from detectors.noise_model import load_noise_model
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
@@ -561,7 +637,8 @@ def calibrate(
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
     feats, _ = features(model, scorer, images)
-    det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(feats, y, groups=sources)
+    copies = augmented_features(model, scorer, images, augment) or Copies.none(feats.shape[1])
+    det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(*copies.joined(feats, y, sources))
     from sklearn.metrics import roc_auc_score
 
     meta = {
@@ -577,8 +654,9 @@ def calibrate(
             "generators": _generator_counts(sources, y),
         },
         "mode": det.mode_,
+        "augment": _augment_record(augment),
         "reference_weight": float(det.combination_[4]) if det.mode_ == "combined" else None,
-        "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_)) if fake else None,
+        "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_[: len(y)])) if fake else None,
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
     }
     return det.save(target, meta)
@@ -643,10 +721,12 @@ def evaluate(
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
     face_records: str | Path | None = None, face_backend: str | None = None, draws: int = 1000, folds: int = FOLDS,
     training: list[str] | None = None, shard: Any = None, executor: Any = None, progress: bool = True,
-    image_column: str = "image",
+    image_column: str = "image", augment: int = 0,
 ) -> Path | None:  # fmt: skip
     """Evaluate on labelled folders (see the module docstring); returns the results path. ``training``:
     images the generator was trained on, scored by the same detector(s) for the membership check.
+    ``augment``: perturbed copies of every image calibrate with it (cross-fitted without ``--detector``);
+    the detector calibrated without them is evaluated beside it, perturbations included.
     ``shard``/``executor``: the feature pass of real, generated and training images in shards (see
     :func:`detect`); the evaluation itself runs once, here, without them."""
     from audit.atomic import write_json_atomic
@@ -686,18 +766,26 @@ def evaluate(
         protocol = f"scored by the saved detector {Path(detector_file).name}"
     cache = load_cache(out, model, scorer)
     feats, seconds = features(model, scorer, images, cache)
+    plain = None  # with augment: the detector calibrated without the copies, for comparison
     if detector_file is not None:
         crossed = scored_by(det, feats)
     else:
         strata = sources if len(generators) > 1 else None  # one generator: the label is the source
-        crossed = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
-        det = new_detector(scorer, target_fpr=target_fpr).fit(feats, y)  # the one saved for later use
+        copies = augmented_features(model, scorer, images, augment)
+        crossed = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata, copies=copies)
+        if copies is not None:
+            plain = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
+        # the one saved for later use
+        det = new_detector(scorer, target_fpr=target_fpr).fit(
+            *(copies or Copies.none(feats.shape[1])).joined(feats, y, sources)
+        )
         protocol = (  # the folds actually used: fewer than asked when a class has fewer images
             f"cross-fitted: {len(crossed.fold_models)} stratified folds{' (by source)' if strata is not None else ''}, "
             "each image scored by a detector calibrated without it"
         )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
-    sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws, progress)
+    sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws, progress,
+                                compare_fn=plain.score if plain is not None else None)  # fmt: skip
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
@@ -711,26 +799,23 @@ def evaluate(
             faces = faces_from_backend(zip(real_set.names, real_set.images, strict=True), face_backend)
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
-                  "warnings": warnings, "fairness": fairness, "generators": generators}  # fmt: skip
+                  "warnings": warnings, "fairness": fairness, "generators": generators,
+                  "augment": _augment_record(augment if detector_file is None else 0)}  # fmt: skip
+    if plain is not None:
+        evaluation["compare"] = {"label": "calibrated without augmentation",
+                                 **evaluate_scores(y, plain.decisions, draws=draws)}  # fmt: skip
     if len(generators) > 1:
         from detectors.generators import REAL_SOURCE, held_out_generators
 
         evaluation["per_source"] = _per_source(list(sources), y, decisions, REAL_SOURCE, draws)
         if detector_file is None:
             two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=sources,
-                                  reference="off")  # fmt: skip
+                                  copies=copies, reference="off")  # fmt: skip
             evaluation["two_class"] = evaluate_scores(y, two_class.decisions, draws=draws)
             evaluation["held_out_generators"] = held_out_generators(
-                scorer,
-                feats,
-                y,
-                sources,
-                target_fpr=target_fpr,
-                folds=folds,
-                draws=draws,
-                seen=decisions,
-                seen_two_class=two_class.decisions,
-            )
+                scorer, feats, y, sources, target_fpr=target_fpr, folds=folds, draws=draws, seen=decisions,
+                seen_two_class=two_class.decisions, copies=copies,
+            )  # fmt: skip
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws, cache)
     write_json_atomic(out / EVALUATION_FILE, evaluation)

@@ -19,8 +19,8 @@ Which features, which distance (docs/detect.md, "The real-reference score"):
   (benchmarks/RESULTS.md, "real-reference probe").
 
 A real image already in the reference would find itself at distance 0: :meth:`RealReference.atypicality`
-with ``leave_one_out`` scores the reference's own rows without themselves, which is what calibration
-and the threshold use.
+with ``leave_one_out`` scores the reference's own rows without themselves (and without their perturbed
+copies, when calibration is augmented), which is what calibration and the threshold use.
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ class RealReference:
         self.neighbours = int(neighbours)
         self._index: Any = None
 
-    def fit(self, real: np.ndarray) -> RealReference:
-        """Remember the real rows (images x coordinates), standardised by their own mean and scale."""
+    def fit(self, real: np.ndarray, groups: np.ndarray | None = None) -> RealReference:
+        """Remember the real rows (images x coordinates), standardised by their own mean and scale.
+        ``groups``: rows that are versions of one image (an original and its perturbed copies) share a
+        group, and leave-one-out scoring leaves the whole group out."""
         real = np.asarray(real, dtype=np.float64)
         if len(real) < 2:
             raise InputError(f"the real-reference score needs at least 2 real images, got {len(real)}")
@@ -61,6 +63,9 @@ class RealReference:
         scale = real.std(0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
         self.rows_ = (real - self.mean_) / self.scale_
+        self.groups_ = np.arange(len(real)) if groups is None else np.unique(groups, return_inverse=True)[1]
+        if len(self.groups_) != len(real) or self.groups_.max() < 1:
+            raise InputError("the real-reference score needs at least 2 real images, each with its group")
         return self
 
     @classmethod
@@ -72,28 +77,23 @@ class RealReference:
             raise ValueError(f"reference arrays of inconsistent shapes {ref.rows_.shape}, {ref.mean_.shape}")
         return ref
 
-    def _k(self, leave_one_out: bool) -> int:
-        return max(1, min(self.neighbours, len(self.rows_) - (1 if leave_one_out else 0)))
-
     def atypicality(self, rows: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
         """log mean distance of each of ``rows`` to its ``k`` nearest reference rows. ``leave_one_out``:
-        ``rows`` *are* the reference's own, each scored without itself."""
+        ``rows`` *are* the reference's own (as fitted), each scored without itself and its group."""
         from sklearn.neighbors import NearestNeighbors
 
         if self._index is None:
             self._index = NearestNeighbors().fit(self.rows_)
-        k = self._k(leave_one_out)
         query = (np.asarray(rows, dtype=np.float64) - self.mean_) / self.scale_
-        if leave_one_out:
-            if query.shape != self.rows_.shape:
-                raise ValueError("leave_one_out scores the reference's own rows")
-            dist, idx = self._index.kneighbors(query, n_neighbors=k + 1)
-            # drop each row itself (an exact duplicate of it may come first instead: both lie at distance 0)
-            own = idx == np.arange(len(query))[:, None]
-            first = np.where(own.any(1), own.argmax(1), 0)
-            keep = np.ones_like(own)
-            keep[np.arange(len(query)), first] = False
-            dist = dist[keep].reshape(len(query), k)
-        else:
-            dist, _ = self._index.kneighbors(query, n_neighbors=k)
-        return np.log(np.maximum(dist.mean(1), DISTANCE_FLOOR))
+        if not leave_one_out:
+            dist, _ = self._index.kneighbors(query, n_neighbors=min(self.neighbours, len(self.rows_)))
+            return np.log(np.maximum(dist.mean(1), DISTANCE_FLOOR))
+        if query.shape != self.rows_.shape:
+            raise ValueError("leave_one_out scores the reference's own rows")
+        largest = int(np.bincount(self.groups_).max())
+        k = max(1, min(self.neighbours, len(self.rows_) - largest))
+        dist, idx = self._index.kneighbors(query, n_neighbors=min(len(self.rows_), k + largest))
+        # the k nearest outside the row's own group (an exact duplicate from another image stays, at 0)
+        outside = self.groups_[idx] != self.groups_[:, None]
+        first = np.argsort(~outside, axis=1, kind="stable")[:, :k]
+        return np.log(np.maximum(np.take_along_axis(dist, first, 1).mean(1), DISTANCE_FLOOR))

@@ -57,6 +57,23 @@ def _held_out_table(ev: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
+    """Every perturbation's metrics; with a second detector (``compare``: calibrated with or without augmented
+    copies), its AUROC and TPR beside them."""
+    compare = ev.get("compare")
+    rows = [["none", *_metric_cells(ev)]] + [[p["perturbation"], *_metric_cells(p)] for p in ev["perturbations"]]
+    if not compare:
+        return {"columns": ["perturbation", *METRIC_COLUMNS], "rows": rows}
+    others = [compare, *(p.get("compare") for p in ev["perturbations"])]
+    for row, other in zip(rows, others, strict=True):
+        row += [_auroc(other), _ci(other["tpr_at_fpr_5pct"], None, pct=True) if other else ""]
+    return {
+        "caption": f"Beside each row: the same images scored by the detector {compare['label']}.",
+        "columns": ["perturbation", *METRIC_COLUMNS, f"AUROC, {compare['label']}", "TPR at 5% FPR, same"],
+        "rows": rows,
+    }
+
+
 def _auroc(metrics: dict[str, Any] | None) -> str:
     """A result's AUROC with its interval, or an empty cell where the result is absent (older results)."""
     return _ci(metrics["auroc"], metrics.get("auroc_ci")) if metrics else ""
@@ -167,6 +184,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         rows = [["this detector", *_metric_cells(ev)]]
         if ev.get("two_class"):
             rows.append(["two-class alone (no real reference)", *_metric_cells(ev["two_class"])])
+        if ev.get("compare"):
+            rows.append([ev["compare"]["label"], *_metric_cells(ev["compare"])])
         if ev.get("baseline"):
             b = ev["baseline"]
             rows.append([f"baseline: {b['scorer']['name']}", *_metric_cells(b)])
@@ -211,13 +230,7 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                     "Every real and every generated image goes through the same perturbation, then the "
                     "detector calibrated on clean images scores them."
                 ],
-                "tables": [
-                    {
-                        "columns": ["perturbation", *METRIC_COLUMNS],
-                        "rows": [["none", *_metric_cells(ev)]]
-                        + [[p["perturbation"], *_metric_cells(p)] for p in ev["perturbations"]],
-                    }
-                ],
+                "tables": [_robustness_table(ev)],
             }
         )
     if ev is not None and ev.get("membership"):

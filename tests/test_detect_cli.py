@@ -49,7 +49,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
 def test_calibrate_then_detect_writes_every_file_with_a_reason(folders, tmp_path) -> None:
     det_file = tmp_path / "det.json"
     assert main(["-q", "detect", "calibrate", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
-                 "--k", "8", "--out", str(det_file)]) == 0  # fmt: skip
+                 "--k", "8", "--noise-sets", "4", "--classes", "auto", "--out", str(det_file)]) == 0  # fmt: skip
     meta = json.loads(det_file.read_text())["meta"]
     assert meta["scorer"]["name"] == "diffusion-loss" and meta["scorer"]["k"] == 8
     assert meta["scorer"]["classes"] is True  # "auto" on the embedded model, which has 10 classes
@@ -181,7 +181,7 @@ def test_a_detector_saved_with_an_older_feature_layout_is_refused(folders, tmp_p
 
 def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tmp_path, monkeypatch) -> None:
     """``detect`` without ``--detector`` caches the embedded default in OUT/embedded-default; one cached by
-    a version with fewer features is calibrated again (it was made there), not used and not an error."""
+    a version with another feature layout is calibrated again (it was made there), not used and not an error."""
     from detectors import job
     from detectors.detector import ReconstructionDetector
     from detectors.noise_model import load_noise_model
@@ -189,8 +189,11 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     model = load_noise_model(job.DEFAULT_MODEL)
     scorer = job.build_scorer(job.DEFAULT_SCORER, model)
     names = scorer.feature_names(model)
-    assert len(names) == 4 * (5 * 16 + 10 + 10 * 4)  # 4 noise sets of K = 16 with the class evidence
-    old = job.build_scorer({"name": "diffusion-loss", "k": 32, "classes": "auto"}, model).feature_names(model)
+    assert len(names) == 2 * (16 + 16)  # 2 noise sets of K = 16: errors and predicted-noise norms
+    # the former default: 4 noise sets of K = 16 with the class evidence
+    old = job.build_scorer({"name": "diffusion-loss", "k": 16, "noise_sets": 4, "classes": "auto"}, model)
+    old = old.feature_names(model)
+    assert len(old) == 4 * (5 * 16 + 10 + 10 * 4)
     rng = np.random.default_rng(0)
     cached = tmp_path / "out" / "embedded-default" / job.DETECTOR_FILE
     cached.parent.mkdir(parents=True)
@@ -199,7 +202,7 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
         det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(layout))), np.repeat([0, 1], 20))
         det.save(cached, {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": layout})
 
-    save(old[: 5 * 32 + 10])  # the default's layout before the per-class errors and the noise sets
+    save(old)
     calls = []
     monkeypatch.setattr(job, "run_default", lambda out: (calls.append(Path(out)), save(names)))
     job.detect([str(folders["mixed"])], tmp_path / "out")
