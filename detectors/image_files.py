@@ -93,10 +93,11 @@ class MappedImages(Sequence[np.ndarray]):
         return self.fn(np.asarray(self.images[index]))
 
 
-def chunks(images: Sequence[np.ndarray]) -> Iterator[list[np.ndarray]]:
-    """The images decoded, in order, in chunks of at most :data:`CHUNK_IMAGES` images and
-    :data:`CHUNK_PIXELS` pixels (a single larger image is a chunk of its own), never across two blocks
-    (:attr:`ImageFile.block`) when the images have them."""
+def chunks(images: Sequence[np.ndarray], max_images: int = CHUNK_IMAGES) -> Iterator[list[np.ndarray]]:
+    """The images decoded, in order, in chunks of at most ``max_images`` images (default
+    :data:`CHUNK_IMAGES`, the unit whose batches shards reproduce) and :data:`CHUNK_PIXELS` pixels (a single
+    larger image is a chunk of its own), never across two blocks (:attr:`ImageFile.block`) when the images
+    have them."""
     blocks = getattr(images, "blocks", None)
     chunk: list[np.ndarray] = []
     pixels = 0
@@ -104,7 +105,7 @@ def chunks(images: Sequence[np.ndarray]) -> Iterator[list[np.ndarray]]:
         image = np.asarray(images[i])
         size = image.shape[0] * image.shape[1]
         new_block = blocks is not None and i > 0 and blocks[i] != blocks[i - 1]
-        if chunk and (new_block or len(chunk) >= CHUNK_IMAGES or pixels + size > CHUNK_PIXELS):
+        if chunk and (new_block or len(chunk) >= max_images or pixels + size > CHUNK_PIXELS):
             yield chunk
             chunk, pixels = [], 0
         chunk.append(image)

@@ -188,7 +188,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
             rows.append([ev["compare"]["label"], *_metric_cells(ev["compare"])])
         if ev.get("baseline"):
             b = ev["baseline"]
-            rows.append([f"baseline: {b['scorer']['name']}", *_metric_cells(b)])
+            on = f" (on {b['images']}: {b['n_real']} real, {b['n_fake']} generated)" if b.get("images") else ""
+            rows.append([f"baseline: {b['scorer']['name']}{on}", *_metric_cells(b)])
         tables = [
             {
                 "caption": "Held-out evaluation (stratified bootstrap 95% intervals)",
