@@ -325,37 +325,45 @@ def test_dit_model_predicts_noise_with_its_null_class(tmp_path) -> None:
 @pytest.mark.slow
 def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site) -> None:
     """The demo's deepfake check (builtin:digits-mixed: the DDPM's five schedules, the GAN and the Gaussian
-    mixture), cross-fitted over 5 folds stratified by source: measured 0.938 [0.923, 0.951] for diffusion
-    loss with the class evidence over 4 noise sets, 0.551 for inversion (2026-12-03). Before the GAN and the
-    mixture joined it was 0.962 on the DDPM alone; the DDPM's schedules still reach 0.89 to 0.97 each."""
+    mixture), cross-fitted over 5 folds stratified by source, default scorer (2 noise sets of K = 16, 32
+    network evaluations) with the real reference: measured 0.884 [0.864, 0.903] (two-class alone 0.874),
+    inversion 0.603 on the sweep's quarter (2026-12-04)."""
     doc = json.loads((demo_site / "detect" / "detect-results.json").read_text())
     ev, data = doc["data"]["evaluation"], doc["data"]
     assert (ev["n_real"], ev["n_fake"]) == (297, 1050) and ev["protocol"].startswith("cross-fitted: 5 folds")
-    assert ev["auroc"] >= 0.92 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
+    assert ev["auroc"] >= 0.86 and ev["auroc"] > ev["baseline"]["auroc"] + 0.2
+    assert (ev["baseline"]["n_real"], ev["baseline"]["n_fake"]) == (74, 259)  # the sweep's quarter
     # every image is in detections.csv, flagged by the fold detector that scored it; 5% target FPR on the reals
     with open(demo_site / "detect" / "detections.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 297 + 1050
     real_flags = [r["flagged"] == "True" for r in rows if r["path"].startswith("real/")]
     assert len(real_flags) == 297 and sum(real_flags) <= 0.1 * 297
-    assert [c["nfe_per_image"] for c in data["costs"]] == [4 * (16 + 10 * 4 + 16), 40]  # 4 sets, class evidence
-    assert data["scorer"]["classes"] is True and data["scorer"]["noise_sets"] == 4
-    assert len(data["direction"]) == 4 * (5 * 16 + 10 + 10 * 4)
+    assert [c["nfe_per_image"] for c in data["costs"]] == [32, 40]  # at most the DIRE-style baseline's cost
+    assert data["scorer"]["classes"] is False and data["scorer"]["noise_sets"] == 2
+    assert len(data["direction"]) == 2 * (16 + 16) and data["mode"] == "combined"
     assert [s["source"] for s in ev["per_source"]][-2:] == ["gan", "mixture"] and len(ev["per_source"]) == 7
     assert len(ev["perturbations"]) == 5
     assert all((p["n_real"], p["n_fake"]) == (74, 259) for p in ev["perturbations"])  # a quarter of every source
-    # each family left out of calibration in turn: the Gaussian mixture is caught unseen (0.970), the DDPM
-    # (0.696) and the GAN (0.684) are not; seen, they score 0.943 and 0.878
+    # augmented calibration: JPEG q75 and q50 lose far less (0.625 -> 0.748, 0.570 -> 0.668 measured)
+    jpeg = {p["perturbation"]: p for p in ev["perturbations"]}
+    for q in ("jpeg q75", "jpeg q50"):
+        assert jpeg[q]["compare"]["auroc"] > jpeg[q]["auroc"] + 0.05
+    # each family left out of calibration in turn: the real reference lifts the GAN left out (0.618 for the
+    # two-class detector alone, 0.822 combined) and costs no family it was calibrated on more than 0.01
     held = {h["source"].split(" ")[0]: h for h in ev["held_out_generators"]}
     assert sorted(held) == ["adversarial", "diffusion", "statistical"]
     assert all(len(h["calibrated_on"]) == 2 and h["real_flagged"] <= 0.1 for h in held.values())
     assert all(h["auroc_ci"][0] <= h["auroc"] <= h["auroc_ci"][1] for h in held.values())
+    assert all(h["seen"]["auroc"] >= h["seen_two_class"]["auroc"] - 0.01 for h in held.values())
+    assert held["adversarial"]["auroc"] > held["adversarial"]["two_class"]["auroc"] + 0.1
     assert held["statistical"]["auroc"] >= 0.9 and held["statistical"]["seen"]["auroc"] >= 0.9
     assert held["adversarial"]["seen"]["n_fake"] == 150 and held["diffusion"]["n_fake"] == 750
     card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
-    assert "AUROC left out" in card.read_text(encoding="utf-8")
-    # the generator's own training digits look generated: 58 of 300 flagged (19%) against 11 of 297
-    # (3.7%) held-out reals
+    html = card.read_text(encoding="utf-8")
+    assert "AUROC left out" in html and "real reference alone" in html and "augmented calibration" in html
+    # the generator's own training digits look generated: 47 of 300 flagged (16%) against 16 of 297
+    # (5.4%) held-out reals
     member = ev["membership"]
     assert (member["training"]["n"], member["real"]["n"]) == (300, 297)
     assert member["real"]["flagged"] == sum(real_flags)
