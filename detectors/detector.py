@@ -188,6 +188,8 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
                 f"need at least 2 real and 2 generated images to calibrate, got {counts[0]} and {counts[1]}"
                 + ("" if self.reference == "off" else " (or only real images, at least 2, for the real reference)")
             )
+        for name in (*self.ARRAYS, "intercept_", "C_", "reference_"):  # a refit in another mode keeps none
+            self.__dict__.pop(name, None)
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = Z.shape[1]
         self.mode_ = "reference" if real_only else ("two-class" if self.reference == "off" else "combined")

@@ -773,7 +773,7 @@ def evaluate(
         protocol = f"scored by the saved detector {Path(detector_file).name}"
     cache = load_cache(out, model, scorer)
     feats, seconds = features(model, scorer, images, cache)
-    plain = None  # with augment: the detector calibrated without the copies, for comparison
+    plain = two_class = None  # with augment: the detector without the copies; two_class: without the reference
     if detector_file is not None:
         crossed = scored_by(det, feats)
     else:
@@ -782,6 +782,8 @@ def evaluate(
         crossed = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata, copies=copies)
         if copies is not None:
             plain = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
+        two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata, copies=copies,
+                              reference="off")  # fmt: skip
         # the one saved for later use
         det = new_detector(scorer, target_fpr=target_fpr).fit(
             *(copies or Copies.none(feats.shape[1])).joined(feats, y, sources)
@@ -811,14 +813,13 @@ def evaluate(
     if plain is not None:
         evaluation["compare"] = {"label": "calibrated without augmentation",
                                  **evaluate_scores(y, plain.decisions, draws=draws)}  # fmt: skip
+    if two_class is not None:
+        evaluation["two_class"] = evaluate_scores(y, two_class.decisions, draws=draws)
     if len(generators) > 1:
         from detectors.generators import REAL_SOURCE, held_out_generators
 
         evaluation["per_source"] = _per_source(list(sources), y, decisions, REAL_SOURCE, draws)
-        if detector_file is None:
-            two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=sources,
-                                  copies=copies, reference="off")  # fmt: skip
-            evaluation["two_class"] = evaluate_scores(y, two_class.decisions, draws=draws)
+        if two_class is not None:  # cross-fitted here, not a saved detector
             evaluation["held_out_generators"] = held_out_generators(
                 scorer, feats, y, sources, target_fpr=target_fpr, folds=folds, draws=draws, seen=decisions,
                 seen_two_class=two_class.decisions, copies=copies,

@@ -116,3 +116,26 @@ def test_calibrate_records_each_generator(sources, tmp_path) -> None:
     meta = json.loads(target.read_text())["meta"]
     assert meta["calibrated_on"]["generators"] == {"noise": 14, "inv": 14}
     assert meta["calibrated_on"]["n_fake"] == 28
+
+
+def test_evaluate_with_augmented_copies_reports_both_detectors_and_the_reference(sources, tmp_path, capsys) -> None:
+    """``--augment 1``: the augmented detector is the one evaluated, the plain one beside it (clean and per
+    perturbation); every left-out row carries the two-class detector alone and the reference alone."""
+    out = tmp_path / "aug"
+    argv = ["-q", "detect", "evaluate", "--real", str(sources["real"]), "--fake", f"noise={sources['noise']}",
+            "--fake", f"inv={sources['invert']}", *CHEAP, "--bootstrap", "20", "--augment", "1"]  # fmt: skip
+    argv += ["--out", str(out)]
+    assert main(argv) == 0
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["compare"]["label"] == "calibrated without augmentation" and ev["augment"]["copies_per_image"] == 1
+    assert (ev["compare"]["n_real"], ev["compare"]["n_fake"]) == (24, 28)  # copies are never scored
+    assert all(set(p["compare"]) >= {"auroc", "auroc_ci"} for p in ev["perturbations"])
+    assert ev["two_class"]["n_fake"] == 28
+    for h in ev["held_out_generators"]:
+        assert h["reference_only"]["n_real"] == 24 and h["two_class"]["n_fake"] == 14
+        assert 0.0 <= h["reference_only"]["real_flagged"] <= 1.0
+    html = (out / "detect-results.html").read_text(encoding="utf-8")
+    assert "AUROC, calibrated without augmentation" in html and "real reference alone" in html
+    assert main(["-q", "detect", "evaluate", "--real", str(sources["real"]), "--fake", str(sources["noise"]),
+                 "--detector", str(out / "x.json"), "--augment", "1", "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "--augment calibrates" in capsys.readouterr().err

@@ -117,6 +117,8 @@ def test_the_weight_keeps_every_calibration_generator(tmp_path: Path) -> None:
             >= point_metrics(y[pool], z_d[pool])["auroc"] - det.reference_tolerance - 1e-12
         )
 
+    refit = ReconstructionDetector().fit(X, y).fit(X[:200], np.zeros(200, dtype=int))  # combined, then real only
+    assert refit.mode_ == "reference" and not hasattr(refit, "coef_") and not hasattr(refit, "platt_")
     for saved in (det, ReconstructionDetector().fit(X[:200], np.zeros(200, dtype=int))):  # both modes round-trip
         path = saved.save(tmp_path / f"{saved.mode_}.json", {"model": "m"})
         loaded, meta = ReconstructionDetector.load(path)
