@@ -100,6 +100,7 @@ def bench_cell_images(bench: str | Path, schedule: Any, labels: tuple[int, ...])
 
     from audit.bench.run import CONFIG_FILE
     from audit.bench.store import CellStore
+    from audit.errors import InputError
 
     try:
         config = json.loads((Path(bench) / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -112,8 +113,8 @@ def bench_cell_images(bench: str | Path, schedule: Any, labels: tuple[int, ...])
         if [(r["seed"], r["label"], r["steps"]) for r in rows] != expected:
             return None
         return store.read_images(len(labels))
-    except (OSError, ValueError, KeyError, TypeError):  # no such run, or not this one: generate instead
-        return None
+    except (OSError, ValueError, KeyError, TypeError, InputError):  # no such run, not this one, or a damaged
+        return None  # image: generate instead
 
 
 def _other_families(labels: tuple[int, ...]) -> dict[str, np.ndarray]:

@@ -125,6 +125,8 @@ def test_digits_mixed_reads_the_benchmarks_cells_when_they_hold_the_same_samples
     store.write_images([0], np.zeros((1, 8, 8, 3), dtype=np.uint8))
     first = int(np.flatnonzero(np.array(reused.source) == reused.source[297 + n])[0])
     assert digits_mixed(n, tmp_path).images[first].max() == 0
+    (store.images_dir / store.image_name(1)).write_bytes(b"\x89PNG\r\n\x1a\n damaged")  # generated instead
+    np.testing.assert_array_equal(digits_mixed(n, tmp_path).images, fresh.images)
     (tmp_path / CONFIG_FILE).write_text(json.dumps({**config.to_dict(), "steps": 50}), encoding="utf-8")
     np.testing.assert_array_equal(digits_mixed(n, tmp_path).images, fresh.images)
     np.testing.assert_array_equal(digits_mixed(n, tmp_path / "nowhere").images, fresh.images)
