@@ -93,11 +93,12 @@ class MappedImages(Sequence[np.ndarray]):
         return self.fn(np.asarray(self.images[index]))
 
 
-def chunks(images: Sequence[np.ndarray], max_images: int = CHUNK_IMAGES) -> Iterator[list[np.ndarray]]:
+def chunks(images: Sequence[np.ndarray], max_images: int | None = None) -> Iterator[list[np.ndarray]]:
     """The images decoded, in order, in chunks of at most ``max_images`` images (default
-    :data:`CHUNK_IMAGES`, the unit whose batches shards reproduce) and :data:`CHUNK_PIXELS` pixels (a single
-    larger image is a chunk of its own), never across two blocks (:attr:`ImageFile.block`) when the images
-    have them."""
+    :data:`CHUNK_IMAGES`, read at call time: the unit whose batches shards reproduce) and
+    :data:`CHUNK_PIXELS` pixels (a single larger image is a chunk of its own), never across two blocks
+    (:attr:`ImageFile.block`) when the images have them."""
+    max_images = max_images or CHUNK_IMAGES
     blocks = getattr(images, "blocks", None)
     chunk: list[np.ndarray] = []
     pixels = 0

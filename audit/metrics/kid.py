@@ -34,14 +34,19 @@ def kid(
             f"KID subset_size must be between 2 and the smaller set's size ({min(len(real), len(fake))}), "
             f"got {subset_size}: pass a smaller subset_size or more samples"
         )
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(seed)
-    scores = np.array(
-        [
-            polynomial_mmd2(
-                np.asarray(real[rng.choice(len(real), subset_size, replace=False)], np.float64),
-                np.asarray(fake[rng.choice(len(fake), subset_size, replace=False)], np.float64),
-            )
-            for _ in range(subsets)
-        ]
-    )
+    # one BLAS thread: OpenBLAS's float64 products move their last bits with the thread count, and a Ray
+    # worker (one thread) must give the same KID, std included, as a two-thread process (docs/scale-out.md)
+    with threadpool_limits(limits=1, user_api="blas"):
+        scores = np.array(
+            [
+                polynomial_mmd2(
+                    np.asarray(real[rng.choice(len(real), subset_size, replace=False)], np.float64),
+                    np.asarray(fake[rng.choice(len(fake), subset_size, replace=False)], np.float64),
+                )
+                for _ in range(subsets)
+            ]
+        )
     return float(scores.mean()), float(scores.std())
