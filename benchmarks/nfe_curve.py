@@ -13,7 +13,7 @@ with the wall time of the feature pass on this machine. The front is the set of 
 beats on both cost and the worst left-out family. Writes ``nfe_curve.json`` and ``nfe_curve.svg`` to
 ``--out`` (default ``benchmarks/``) and prints the table for RESULTS.md.
 
-Usage: python benchmarks/nfe_curve.py [--out DIR] [--cache DIR] [--only NAME ...]
+Usage: python benchmarks/nfe_curve.py [--out DIR] [--cache DIR] [--only NAME ...] [--replot]
 (``--cache``: features saved per configuration, reused by a rerun; about 15 minutes on 2 cores without it.)
 """
 
@@ -94,19 +94,31 @@ def front(rows: dict[str, dict]) -> list[str]:
 
 
 def plot(rows: dict[str, dict], out: Path) -> None:
+    """Per family, AUROC against cost: diffusion-loss configurations in colour (seen, left out combined, left
+    out two-class alone, real reference alone), inversion in grey, the default ringed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    kinds = (("seen", "o", "seen"), ("left_out", "s", "left out (combined)"),
+             ("left_out_two_class", "x", "left out, two-class alone"),
+             ("reference_only", "^", "real reference alone"))  # fmt: skip
+    loss = {n: r for n, r in rows.items() if r["config"]["name"] == "diffusion-loss"}
+    inversion = {n: r for n, r in rows.items() if r["config"]["name"] == "inversion"}
+    default = next((r for n, r in rows.items() if "default" in n), None)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
     for ax, family in zip(axes, ("DDPM", "GAN", "mixture"), strict=True):
-        for kind, marker, label in (("seen", "o", "seen"), ("left_out", "s", "left out (combined)"),
-                                    ("left_out_two_class", "x", "left out, two-class alone"),
-                                    ("reference_only", "^", "real reference alone")):  # fmt: skip
-            xs = [r["nfe_per_image"] for r in rows.values()]
-            ys = [r["families"][family][kind] for r in rows.values()]
-            ax.scatter(xs, ys, marker=marker, label=label, alpha=0.8)
+        for kind, marker, label in kinds:
+            xs = [r["nfe_per_image"] for r in loss.values()]
+            ax.scatter(xs, [r["families"][family][kind] for r in loss.values()], marker=marker, label=label, alpha=0.8)
+        xs = [r["nfe_per_image"] for r in inversion.values()]
+        ax.scatter(xs, [r["families"][family]["left_out"] for r in inversion.values()], marker="s", color="grey",
+                   label="inversion, left out", alpha=0.7)  # fmt: skip
+        if default is not None:
+            ys = [default["families"][family][k] for k in ("seen", "left_out")]
+            ax.scatter([default["nfe_per_image"]] * 2, ys, s=160, facecolors="none", edgecolors="black",
+                       label="the default")  # fmt: skip
         ax.axvline(40, color="grey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
         ax.set_title(family)
@@ -126,7 +138,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS))
+    parser.add_argument("--replot", action="store_true", help="redraw nfe_curve.svg from --out's nfe_curve.json")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((args.out / "nfe_curve.json").read_text())["rows"], args.out / "nfe_curve.svg")
+        return
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     data = digits_mixed(150)
