@@ -122,7 +122,7 @@ def reference_only(
 
     real = np.flatnonzero(y == 0)
     fake = np.flatnonzero(y == 1)
-    decisions, flags = np.empty(len(y)), np.empty(len(y), dtype=int)
+    decisions, probs, flags = np.empty(len(y)), np.empty(len(y)), np.empty(len(y), dtype=int)
     fold_models = []
     copies = copies or Copies.none(feats.shape[1])
     splits = list(KFold(min(folds, len(real)), shuffle=True, random_state=0).split(real))
@@ -133,9 +133,7 @@ def reference_only(
         )
         rows = np.concatenate([real[test], fake[j :: len(splits)]])
         decisions[rows] = det.decision_function(feats[rows])
+        probs[rows] = det.probability(decisions[rows])
         flags[rows] = decisions[rows] >= det.threshold_
         fold_models.append((rows, det))
-    probs = np.empty(len(y))
-    for rows, det in fold_models:
-        probs[rows] = det.probability(decisions[rows])
     return CrossFitted(decisions, probs, flags, fold_models)
