@@ -68,7 +68,7 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
     for row, other in zip(rows, others, strict=True):
         row += [_auroc(other), _ci(other["tpr_at_fpr_5pct"], None, pct=True) if other else ""]
     return {
-        "caption": f"Beside each row: the same images scored by the detector {compare['label']}.",
+        "caption": f"Beside each row: the same images scored by the other detector ({compare['label']}).",
         "columns": ["perturbation", *METRIC_COLUMNS, f"AUROC, {compare['label']}", "TPR at 5% FPR, same"],
         "rows": rows,
     }
@@ -229,7 +229,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 "title": "Robustness: both classes re-encoded the same way",
                 "paragraphs": [
                     "Every real and every generated image goes through the same perturbation, then the "
-                    "detector calibrated on clean images scores them."
+                    "detector scores them (calibrated on clean images unless the table says it was augmented "
+                    "with perturbed copies)."
                 ],
                 "tables": [_robustness_table(ev)],
             }
