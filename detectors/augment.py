@@ -18,7 +18,6 @@ cross-fitting fold, so no detector is evaluated on a copy of an image it was cal
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,23 +29,20 @@ JPEG_P, JPEG_QUALITY = 0.7, (30, 95)
 
 
 def perturb(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random chain of blur, resize and JPEG (see the module docstring) applied to uint8 RGB ``image``."""
+    """One random chain of blur, resize and JPEG (see the module docstring) applied to uint8 RGB ``image``;
+    the resize and the JPEG pass are the robustness sweep's own (:mod:`detectors.evaluation`)."""
     from PIL import Image, ImageFilter
 
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+    from detectors.evaluation import jpeg, resize
+
+    out = np.asarray(Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB"))
     if rng.random() < BLUR_P:
-        im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(*BLUR_SIGMA))))
+        out = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(float(rng.uniform(*BLUR_SIGMA)))))
     if rng.random() < RESIZE_P:
-        factor = float(np.exp(rng.uniform(*np.log(RESIZE_FACTOR))))
-        size = (max(1, round(im.width * factor)), max(1, round(im.height * factor)))
-        im = im.resize(size, Image.Resampling.BICUBIC)
+        out = resize(float(np.exp(rng.uniform(*np.log(RESIZE_FACTOR)))))(out)
     if rng.random() < JPEG_P:
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
-        buf.seek(0)
-        with Image.open(buf) as decoded:
-            im = decoded.convert("RGB")
-    return np.asarray(im)
+        out = jpeg(int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))(out)
+    return out
 
 
 class AugmentedImages(Sequence[np.ndarray]):

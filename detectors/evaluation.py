@@ -82,7 +82,9 @@ def evaluate_scores(y: Any, scores: Any, *, draws: int = BOOTSTRAP_DRAWS, seed: 
     return out
 
 
-def _jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
+def jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that re-encodes a uint8 RGB image as JPEG at ``quality`` and decodes it again."""
+
     def apply(image: np.ndarray) -> np.ndarray:
         from PIL import Image
 
@@ -95,7 +97,9 @@ def _jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     return apply
 
 
-def _resize(factor: float) -> Callable[[np.ndarray], np.ndarray]:
+def resize(factor: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that resizes a uint8 RGB image by ``factor`` (bicubic; at least 1 pixel a side)."""
+
     def apply(image: np.ndarray) -> np.ndarray:
         from PIL import Image
 
@@ -107,11 +111,11 @@ def _resize(factor: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "jpeg q95": _jpeg(95),
-    "jpeg q75": _jpeg(75),
-    "jpeg q50": _jpeg(50),
-    "resize 0.5x": _resize(0.5),
-    "resize 2x": _resize(2.0),
+    "jpeg q95": jpeg(95),
+    "jpeg q75": jpeg(75),
+    "jpeg q50": jpeg(50),
+    "resize 0.5x": resize(0.5),
+    "resize 2x": resize(2.0),
 }
 
 
