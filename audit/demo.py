@@ -2,7 +2,8 @@
 
 One card per embedded model (figures, sample grids of the generator per class) and the guidance
 benchmark of the embedded DDPM (every heuristic schedule at four scales, 200 images per cell: the
-``genaudit bench`` defaults with a smaller n, about two and a half minutes on two CPU cores). The benchmark's
+``genaudit bench`` defaults with a smaller n, about two and a half minutes on two CPU cores), every
+generated image compared with the DDPM's 1,500 training digits for near-copies. The benchmark's
 cells are cached under ``out/bench``, so running the demo again into the same folder reuses them. Then
 the face audit of ``builtin:faces-demo`` (records under ``out/audit``), and the deepfake check on
 ``builtin:digits-mixed`` (``out/detect``: the diffusion-loss detector cross-fitted over 5 folds, every
@@ -65,4 +66,5 @@ def _run_bench(folder: Path) -> Path:
     from audit.bench.run import CONFIG_FILE
 
     log.info("guidance benchmark: %s", folder)
-    return run_bench(BenchConfig(n=DEMO_BENCH_N), folder, resume=(folder / CONFIG_FILE).is_file())
+    config = BenchConfig(n=DEMO_BENCH_N, training="builtin:digits-train")  # near-copies of the DDPM's training digits
+    return run_bench(config, folder, resume=(folder / CONFIG_FILE).is_file())

@@ -150,6 +150,72 @@ def _disagreement_section(data: dict[str, Any]) -> dict[str, Any]:
     return {"title": "Where the metrics disagree", "paragraphs": paragraphs, "notes": notes}
 
 
+def _memorization_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Near-copies of training images per cell (``bench --training``): share against scale, the table, the
+    closest pairs side by side."""
+    memo = data["memorization"]
+    training = memo["training"]
+    criterion = memo["criterion"]
+    cells = [{**c, "metrics": {"copies": {"value": c["memorization"]["share"], "ci95": c["memorization"]["ci95"]}}}
+             for c in data["cells"]]  # fmt: skip
+    series, _ = _curves(cells, "scale", "copies")
+    chart = figures.tradeoff_chart(
+        series, title="near-copies of training images by guidance scale",
+        xlabel="guidance scale w (mean weight, paper convention)", ylabel="share of near-copies",
+    )  # fmt: skip
+    other = [n for n in memo["criteria"] if n != criterion]
+    rows = []
+    for c in data["cells"]:
+        m = c["memorization"]
+        near = m["nearest"]["ratio_quantiles"]
+        rows.append(
+            [c["label"], f"{m['count']} / {m['images']}", _with_ci({"value": m["share"], "ci95": m["ci95"]}),
+             *[str(m["criteria"][n]["count"]) if n in m["criteria"] else "n/a" for n in other],
+             f"{near['min']:.3f} / {near['median']:.3f}"]
+        )  # fmt: skip
+    figures_out: list[dict[str, Any]] = [{"src": chart, "alt": "share of near-copies against guidance scale"}]
+    for c in data["cells"]:
+        m = c["memorization"]
+        if m.get("pairs_png"):
+            pairs = "; ".join(f"{p['index']} | {p['training']} (ratio {p['ratio']:.2f})" for p in m["closest"])
+            figures_out.append(
+                {
+                    "src": "data:image/png;base64," + m["pairs_png"],
+                    "alt": f"{c['label']}: closest generated | training pairs",
+                    "caption": f"{c['label']}, closest first, generated | training: {pairs}",
+                    "chart": False,
+                }
+            )
+    copies = sum(c["memorization"]["count"] for c in data["cells"])
+    return {
+        "title": "Memorization: near-copies of training images",
+        "paragraphs": [
+            f"Every generated image was compared with the {training['images']} training images of "
+            f"{training['spec']} ({training.get('source', 'read through genaudit’s loader')}). A near-copy by "
+            f"{memo['criteria'][criterion]}. {copies} near-copies in all cells.",
+            "Also counted: " + "; ".join(memo["criteria"][n] for n in other) + ".",
+            "Each cell's closest pairs (generated | training) are drawn below whether they count as copies or "
+            "not, so the threshold can be judged by eye. A share of 0 with its interval bounds how often this "
+            "generator copies at this n; it does not prove it never does.",
+        ],
+        "figures": figures_out,
+        "tables": [
+            {
+                "caption": "Near-copies per cell: count, share [95% Wilson interval], the other criterion's count, "
+                "nearest-neighbour ratio (min / median)",
+                "columns": ["cell", "near-copies", "share", *[f"{n} count" for n in other], "ratio min / median"],
+                "rows": rows,
+            }
+        ],
+        "notes": [
+            "The pixel criterion is a relative test: an image is a near-copy when one training image is much "
+            "closer than its other nearest ones; shifts, crops and flips are not caught (docs/memorization.md).",
+            "The feature criterion's space is the benchmark's extractor, not a copy-detection model (SSCD); its "
+            "threshold was set on the embedded digits (docs/memorization.md) and does not transfer.",
+        ],
+    }
+
+
 def build(doc: dict[str, Any]) -> dict[str, Any]:
     data = doc["data"]
     labels = data["metric_labels"]
@@ -254,6 +320,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         }
     )
     sections.append(_paired_section(data))
+    if data.get("memorization"):
+        sections.append(_memorization_section(data))
     sections.append(_disagreement_section(data))
     sections.append({"title": "All cells", "tables": [_cells_table(data)]})
     sections.append(

@@ -75,6 +75,22 @@ def test_demo_benchmark_covers_every_heuristic_schedule_with_a_verdict(demo_site
     assert data["verdict"]["sentence"] in html
 
 
+def test_demo_benchmark_looks_for_near_copies_of_the_training_digits(demo_site: Path) -> None:
+    from audit.dataset.demographics import wilson_interval
+
+    data = json.loads((demo_site / "cards" / f"{BENCH}.json").read_text(encoding="utf-8"))["data"]
+    assert data["memorization"]["training"]["spec"] == "builtin:digits-train"
+    assert data["memorization"]["training"]["images"] == 1500
+    for cell in data["cells"]:
+        m = cell["memorization"]
+        assert m["images"] == data["n"] and m["count"] == len(m["copies"]) <= 100
+        assert m["ci95"] == pytest.approx(list(wilson_interval(m["count"], m["images"])))
+        assert all(c["ratio"] < data["memorization"]["thresholds"]["ratio"] for c in m["copies"])
+        assert m["pairs_png"]
+    html = (demo_site / "cards" / f"{BENCH}.html").read_text(encoding="utf-8")
+    assert "Memorization: near-copies of training images" in html
+
+
 def test_demo_audits_the_builtin_faces(demo_site: Path) -> None:
     data = json.loads((demo_site / "cards" / f"{AUDIT}.json").read_text(encoding="utf-8"))["data"]
     assert data["overall"]["images"] == 49 and data["known_faces"]["misgendered"] == 2

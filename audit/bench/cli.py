@@ -42,6 +42,16 @@ def _bench_config(args: argparse.Namespace) -> Any:
         bootstrap=args.bootstrap,
         baseline=not args.no_baseline,
         options=options,
+        training=args.training,
+        memorization={
+            k: v
+            for k, v in (
+                ("criterion", args.copy_criterion),
+                ("ratio", args.copy_ratio),
+                ("similarity", args.copy_similarity),
+            )
+            if v is not None
+        },
     )
 
 
@@ -120,5 +130,25 @@ def add_parser(sub: Any) -> None:
         "--out", default="genaudit-bench", help="run folder: cells, cache, results, card (default ./genaudit-bench)"
     )
     bench.add_argument("--resume", action="store_true", help="continue the run in --out, recomputing nothing finished")
+    copies = bench.add_argument_group("memorization (near-copies of training images; docs/memorization.md)")
+    copies.add_argument(
+        "--training", metavar="SOURCE",
+        help="training images to look for near-copies of: builtin:digits-train (the embedded DDPM's), a folder, "
+        "a manifest, webdataset .tar shards or Parquet; a finished run gains it with --resume",
+    )  # fmt: skip
+    copies.add_argument(
+        "--copy-criterion", choices=["ratio", "similarity"],
+        help="which criterion decides a cell's share: ratio (Carlini et al. 2023, pixels; default) or similarity "
+        "(after Somepalli et al. 2023, the extractor's features)",
+    )  # fmt: skip
+    copies.add_argument(
+        "--copy-ratio", type=finite, metavar="R", help="near-copy below this distance ratio (default 0.25)"
+    )
+    copies.add_argument(
+        "--copy-similarity",
+        type=finite,
+        metavar="S",
+        help="near-copy at or above this cosine similarity (default 0.999)",
+    )
     add_scale_options(bench)
     bench.set_defaults(func=_cmd_bench)

@@ -20,6 +20,8 @@ from audit.guidance import HEURISTICS, GuidanceSchedule, get_schedule
 DEFAULT_SCALES = (0.5, 1.0, 2.0, 4.0)
 BASELINE = {"name": "static", "scale": 0.0}
 CELL_LIST_FIELDS = ("schedules", "scales", "baseline")  # w = 0: plain conditional sampling, shared by every schedule
+# analyses of the cells' images that change no image and no metric: a finished run can gain them on --resume
+ANALYSIS_FIELDS = ("training", "memorization")
 
 
 def parse_schedule(text: str) -> dict[str, Any]:
@@ -56,6 +58,8 @@ class BenchConfig:
     bootstrap: int = 100
     baseline: bool = True  # add the unguided cell (w = 0), the common origin of every curve
     options: dict[str, Any] = field(default_factory=dict)  # adapter options (device, dtype, batch size)
+    training: str | None = None  # training images to look for near-copies of (audit.bench.memorization)
+    memorization: dict[str, Any] = field(default_factory=dict)  # criterion and thresholds (Criteria's fields)
 
     def __post_init__(self) -> None:
         if (self.labels is None) == (self.prompts is None):
@@ -70,6 +74,10 @@ class BenchConfig:
             raise InputError(f"n must be at least 20 images per cell for the metrics, got {self.n}")
         if self.steps < 1 or self.bootstrap < 0:
             raise InputError("steps must be >= 1 and bootstrap >= 0")
+        if self.memorization:
+            from audit.bench.memorization import Criteria
+
+            Criteria.from_options(self.memorization)  # unknown keys or thresholds out of range: refused now
 
     def conditions(self) -> list[Any]:
         """Condition of every image: labels or prompts cycled to ``n``."""
@@ -111,8 +119,9 @@ class BenchConfig:
         return cls(**d)
 
     def shared(self) -> dict[str, Any]:
-        """Everything that changes a cell's images or metrics: the config less its list of cells."""
-        return {k: v for k, v in self.to_dict().items() if k not in CELL_LIST_FIELDS}
+        """Everything that changes a cell's images or metrics: the config less its list of cells and the
+        analyses that read the images without changing them (:data:`ANALYSIS_FIELDS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in CELL_LIST_FIELDS + ANALYSIS_FIELDS}
 
     def fingerprint(self) -> str:
         """sha256 of :meth:`shared`: a folder's finished cells are reused only under the same one, and a

@@ -43,6 +43,7 @@ def build_results(
     extractor: Any,
     reference_info: dict[str, Any],
     cells_root: Path,
+    memorization: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cond = analysis.conditioning_metric(cells)
     fid = [c["metrics"]["fid"]["value"] for c in cells]
@@ -94,5 +95,6 @@ def build_results(
             "disagreements": analysis.disagreements(cells, paired),
             "weight_curves": analysis.weight_curves(config),
             "grids": analysis.sample_grids(config, cells, cells_root),
+            "memorization": memorization,
         },
     }

@@ -222,6 +222,15 @@ def _finish(
         "seed": config.seed,
         "keep_draws": True,
     }
+    memo = None
+    if config.training:
+        from audit.bench.memorization import MemorizationCheck
+
+        memo = MemorizationCheck(
+            config.training, config.memorization, lambda ims: cache.extract(extractor, ims)["features"]
+        )
+        cache.save()
+    memorized: list[tuple[Any, dict[str, Any]] | None] = []
     if ray is None:
         scoring: Any = LocalScoring(reference, extractor, options)
     else:
@@ -236,6 +245,12 @@ def _finish(
         metrics = store.read_metrics()
         if metrics is not None and metrics.get("fingerprint") == config.fingerprint():
             finished[slot] = metrics
+            if memo is not None:  # a finished cell: its images and features are read back, nothing regenerated
+                result = memo.stored(store.dir)
+                if result is None:
+                    fake = extract_all(cache, extractor, memo.tap(store.image_chunks(range(config.n))))
+                    result = memo.check(store.dir, fake["features"])
+                memorized.append((store, result))
             continue
         t0 = time.perf_counter()
         generated = 0
@@ -253,12 +268,23 @@ def _finish(
                 {"step_weights": weights, "steps": config.steps, "negative_prompt": config.negative_prompt},
             )
         t1 = time.perf_counter()
-        fake = extract_all(cache, extractor, store.image_chunks(range(config.n)))  # streamed, a chunk at a time
+        chunks = store.image_chunks(range(config.n))
+        fake = extract_all(cache, extractor, memo.tap(chunks) if memo else chunks)  # streamed, a chunk at a time
         cache.save()
+        if memo is not None:
+            memorized.append((store, memo.stored(store.dir) or memo.check(store.dir, fake["features"])))
         extract_seconds = time.perf_counter() - t1
         cell = _ScoredCell(config, schedule, store, generated, t1 - t0, extract_seconds, finished, slot)
         scoring.submit(fake, cell.done)
     scoring.drain()
+    memorization = None
+    if memo is not None:
+        memo.draw_pairs(memorized)
+        by_folder = {str(store.dir): result for store, result in memorized}
+        for cell in finished:
+            if cell is not None:
+                cell["memorization"] = by_folder[str(CellStore(out / "cells", _schedule(cell)).dir)]
+        memorization = memo.summary()
     doc = build_results(
         config,
         [m for m in finished if m is not None],
@@ -266,10 +292,17 @@ def _finish(
         extractor=extractor,
         reference_info=reference_info,
         cells_root=out / "cells",
+        memorization=memorization,
     )
     from audit.results import write_results
 
     return write_results(out / RESULTS_FILE, doc)
+
+
+def _schedule(cell: dict[str, Any]) -> Any:
+    from audit.guidance import get_schedule
+
+    return get_schedule(**cell["schedule"])
 
 
 @dataclass

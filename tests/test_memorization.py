@@ -1,0 +1,164 @@
+"""``bench --training``: near-copies of training images found exactly, the blocked search against brute
+force, the criteria's arithmetic, resume without rescoring."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from audit.bench import BenchConfig, run_bench
+from audit.bench import memorization as memo
+from audit.dataset.demographics import wilson_interval
+from audit.errors import InputError
+from audit.zoo import digits
+
+N = 140
+EXACT = {5: 11, 17: 402, 60: 1234}  # cell index -> training image copied as it is
+NOISY = {33: 77, 90: 900}  # copied with Gaussian noise (sigma 10 levels)
+TONED = {121: 1499}  # copied with contrast 0.8 and brightness +30 levels
+PLANTED = {**EXACT, **NOISY, **TONED}
+
+
+def test_blocked_search_equals_brute_force(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(101, 6)).astype(np.float32)
+    queries = np.concatenate([rng.normal(size=(30, 6)), base[[3, 50]]]).astype(np.float32)
+    monkeypatch.setattr(memo, "QUERY_BLOCK", 7)
+    monkeypatch.setattr(memo, "TRAIN_BLOCK", 13)
+    dist, index = memo.nearest(queries, base, 5)
+    full = np.sqrt(((queries[:, None, :].astype(np.float64) - base[None]) ** 2).sum(-1))
+    expected = np.argsort(full, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(index, expected)
+    np.testing.assert_allclose(dist, np.take_along_axis(full, expected, axis=1), atol=1e-5)
+    assert index[-2, 0] == 3 and index[-1, 0] == 50 and dist[-1, 0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_pixel_vectors_are_centred_unit_and_blind_to_brightness_and_size() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 200, size=(8, 8, 3)).astype(np.uint8)
+    brighter = np.clip(image.astype(int) + 40, 0, 255).astype(np.uint8)
+    bigger = np.kron(image, np.ones((4, 4, 1), dtype=np.uint8))  # 32 x 32, each pixel a 4 x 4 block
+    a, b = memo.pixel_vectors(np.stack([image, brighter])), memo.pixel_vectors(bigger[None])
+    assert np.linalg.norm(a, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert a.sum(axis=1) == pytest.approx([0.0, 0.0], abs=1e-4)
+    np.testing.assert_allclose(a[0], a[1], atol=1e-5)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-5)
+    flat = memo.pixel_vectors(np.full((1, 8, 8), 7, dtype=np.uint8))
+    assert not flat.any()  # a flat image is the zero vector, not a division by zero
+
+
+def test_ratio_and_similarity_worked_by_hand() -> None:
+    # training: three 1-d points on a line (in pixel space, unit vectors are needed only for pixels; here the
+    # arithmetic of the criteria is checked on vectors given directly)
+    index = memo.TrainingIndex(names=["a", "b", "c"], pixels=np.array([[0.0], [1.0], [3.0]], dtype=np.float32))
+    queries = np.array([[0.1], [2.0]], dtype=np.float32)
+    result = memo.cell_memorization(index, queries, None, memo.Criteria(ratio=0.25, neighbours=3))
+    # query 0.1: distances 0.1, 0.9, 2.9 -> ratio 0.1 / (3.9 / 3) = 0.0769...; query 2.0: 1, 1, 2 -> 0.75
+    assert [c["index"] for c in result["copies"]] == [0]
+    copy = result["copies"][0]
+    assert copy["training"] == "a" and copy["distance"] == pytest.approx(0.1, abs=1e-6)
+    assert copy["ratio"] == pytest.approx(0.1 / 1.3, abs=1e-6)
+    assert result["share"] == 0.5 and result["count"] == 1
+    assert result["ci95"] == pytest.approx(list(wilson_interval(1, 2)))
+    assert result["nearest"]["ratio_quantiles"]["max"] == pytest.approx(0.75, abs=1e-6)
+    with pytest.raises(InputError, match="similarity criterion needs"):
+        memo.cell_memorization(index, queries, None, memo.Criteria(criterion="similarity"))
+
+
+def test_criteria_are_checked() -> None:
+    with pytest.raises(InputError, match="criterion must be one of"):
+        BenchConfig(memorization={"criterion": "sscd"})
+    with pytest.raises(InputError, match="thresholds"):
+        memo.Criteria(ratio=1.5)
+    with pytest.raises(TypeError):
+        memo.Criteria.from_options({"ratios": 0.2})
+
+
+def _planted_folder(root: Path) -> Path:
+    """A ``folder:`` generator's one cell (static @ 1): held-out digits (novel to the training set) with the
+    planted copies of training digits among them, in the layout the folder generator reads."""
+    train, _ = digits.load_split("train")
+    heldout, heldout_labels = digits.load_split("heldout")
+    rng = np.random.default_rng(7)
+    cell = root / "static" / "1.0"
+    cell.mkdir(parents=True)
+    rows = []
+    for i in range(N):
+        image = heldout[i]
+        if i in EXACT:
+            image = train[EXACT[i]]
+        elif i in NOISY:
+            image = np.clip(train[NOISY[i]].astype(float) + rng.normal(0, 10, (8, 8)), 0, 255).astype(np.uint8)
+        elif i in TONED:
+            image = np.clip(train[TONED[i]] * 0.8 + 30, 0, 255).astype(np.uint8)
+        rgb = np.repeat(image[..., None], 3, axis=-1)
+        Image.fromarray(rgb).save(cell / f"{i:03d}.png")
+        rows.append({"path": f"{i:03d}.png", "seed": i, "label": int(heldout_labels[i] if i not in PLANTED else 0)})
+    with open(cell / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "seed", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory) -> tuple[Path, BenchConfig]:
+    root = _planted_folder(tmp_path_factory.mktemp("planted") / "gen")
+    manifest = (root / "static" / "1.0" / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    labels = [int(r["label"]) for r in csv.DictReader(manifest)]
+    config = BenchConfig(
+        generator=f"folder:{root}", schedules=({"name": "static"},), scales=(1.0,), n=N, steps=4, bootstrap=0,
+        baseline=False, labels=tuple(labels),
+    )  # fmt: skip
+    out = tmp_path_factory.mktemp("planted") / "run"
+    run_bench(config, out, progress=False)  # first without --training: the copies are looked for on resume
+    return out, config
+
+
+def test_planted_copies_are_found_exactly_and_a_finished_run_gains_them_on_resume(planted_run) -> None:
+    out, config = planted_run
+    before = json.loads((out / "bench-results.json").read_text())["data"]
+    assert before["memorization"] is None and "memorization" not in before["cells"][0]
+    path = run_bench(
+        BenchConfig(**{**config.to_dict(), "training": "builtin:digits-train"} | _tuples(config)),
+        out, resume=True, progress=False,
+    )  # fmt: skip
+    data = json.loads(Path(path).read_text())["data"]
+    cell = data["cells"][0]
+    assert cell["metrics"] == before["cells"][0]["metrics"]  # nothing rescored
+    found = cell["memorization"]
+    assert {c["index"]: c["training"] for c in found["copies"]} == {
+        i: f"digits-train/{j:04d}" for i, j in PLANTED.items()
+    }
+    exact = [c for c in found["copies"] if c["index"] in EXACT]
+    assert all(c["distance"] == pytest.approx(0.0, abs=1e-5) and c["ratio"] < 1e-4 for c in exact)
+    assert found["count"] == len(PLANTED) and found["share"] == pytest.approx(len(PLANTED) / N)
+    assert found["ci95"] == pytest.approx(list(wilson_interval(len(PLANTED), N)))
+    assert found["criteria"]["ratio"]["criterion"].startswith("ratio: pixel distance (8x8 grey")
+    assert data["memorization"]["training"]["n"] == 1500 and data["memorization"]["thresholds"]["ratio"] == 0.25
+    assert found["pairs_png"] and "_closest_training" not in found
+    kept = json.loads((out / "cells" / "static" / "1.0" / memo.MemorizationCheck.FILE).read_text())
+    assert kept["result"]["copies"] == found["copies"]
+
+
+def test_the_similarity_criterion_lists_the_exact_copies(planted_run, tmp_path) -> None:
+    out, config = planted_run
+    options = {"criterion": "similarity", "similarity": 0.99999}
+    path = run_bench(
+        BenchConfig(**{**config.to_dict(), "training": "builtin:digits-train", "memorization": options}
+                    | _tuples(config)),
+        out, resume=True, progress=False,
+    )  # fmt: skip
+    found = json.loads(Path(path).read_text())["data"]["cells"][0]["memorization"]
+    assert {c["index"] for c in found["copies"]} >= set(EXACT)
+    assert all(c["similarity"] >= 0.99999 for c in found["copies"])
+    assert found["criterion"].startswith("similarity:")
+
+
+def _tuples(config: BenchConfig) -> dict:
+    return {"schedules": config.schedules, "scales": config.scales, "labels": config.labels}
