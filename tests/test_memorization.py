@@ -24,11 +24,10 @@ TONED = {121: 1499}  # copied with contrast 0.8 and brightness +30 levels
 PLANTED = {**EXACT, **NOISY, **TONED}
 
 
-def test_blocked_search_equals_brute_force(monkeypatch) -> None:
+def test_search_merged_block_by_block_equals_brute_force(monkeypatch) -> None:
     rng = np.random.default_rng(0)
     base = rng.normal(size=(101, 6)).astype(np.float32)
     queries = np.concatenate([rng.normal(size=(30, 6)), base[[3, 50]]]).astype(np.float32)
-    monkeypatch.setattr(memo, "QUERY_BLOCK", 7)
     monkeypatch.setattr(memo, "TRAIN_BLOCK", 13)
     dist, index = memo.nearest(queries, base, 5)
     full = np.sqrt(((queries[:, None, :].astype(np.float64) - base[None]) ** 2).sum(-1))
@@ -52,22 +51,43 @@ def test_pixel_vectors_are_centred_unit_and_blind_to_brightness_and_size() -> No
     assert not flat.any()  # a flat image is the zero vector, not a division by zero
 
 
+def test_streamed_search_over_chunks_equals_one_pass() -> None:
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(300, 5)).astype(np.float32)
+    queries = rng.normal(size=(40, 5)).astype(np.float32)
+    stream = memo.NearestStream(queries, 7)
+    for start in range(0, 300, 64):  # positions 1000.. : ids are whatever the source calls them
+        stream.update(base[start : start + 64], np.arange(1000 + start, 1000 + min(start + 64, 300)))
+    dist, ids = stream.result()
+    one_dist, one_ids = memo.nearest(queries, base, 7)
+    np.testing.assert_array_equal(ids, one_ids + 1000)
+    np.testing.assert_allclose(dist, one_dist, atol=1e-6)
+    few = memo.NearestStream(queries, 7)
+    few.update(base[:3], np.arange(3))
+    assert few.result()[1].shape == (40, 3)  # fewer training images than neighbours asked for
+    with pytest.raises(InputError, match="training set is empty"):
+        memo.NearestStream(queries, 7).result()
+
+
 def test_ratio_and_similarity_worked_by_hand() -> None:
-    # training: three 1-d points on a line (in pixel space, unit vectors are needed only for pixels; here the
-    # arithmetic of the criteria is checked on vectors given directly)
-    index = memo.TrainingIndex(names=["a", "b", "c"], pixels=np.array([[0.0], [1.0], [3.0]], dtype=np.float32))
-    queries = np.array([[0.1], [2.0]], dtype=np.float32)
-    result = memo.cell_memorization(index, queries, None, memo.Criteria(ratio=0.25, neighbours=3))
-    # query 0.1: distances 0.1, 0.9, 2.9 -> ratio 0.1 / (3.9 / 3) = 0.0769...; query 2.0: 1, 1, 2 -> 0.75
+    # pixel space: nearest distances given directly. Query 0: 0.1, 0.9, 2.9 -> ratio 0.1 / (3.9 / 3); query 1:
+    # 1, 1, 2 -> 0.75. Feature space: distances 0.02 and 1.0 -> cosine 1 - d^2 / 2 = 0.9998 and 0.5
+    pixels = (np.array([[0.1, 0.9, 2.9], [1.0, 1.0, 2.0]]), np.array([[4, 5, 6], [7, 8, 9]]))
+    features = (np.array([[0.02], [1.0]]), np.array([[40], [70]]))
+    criteria = memo.Criteria(ratio=0.25, similarity=0.999, neighbours=3)
+    result = memo.cell_memorization(pixels, features, criteria, side=8)
     assert [c["index"] for c in result["copies"]] == [0]
     copy = result["copies"][0]
-    assert copy["training"] == "a" and copy["distance"] == pytest.approx(0.1, abs=1e-6)
-    assert copy["ratio"] == pytest.approx(0.1 / 1.3, abs=1e-6)
+    assert copy["training"] == 4 and copy["distance"] == pytest.approx(0.1)
+    assert copy["ratio"] == pytest.approx(0.1 / 1.3) and copy["similarity"] == pytest.approx(0.9998)
     assert result["share"] == 0.5 and result["count"] == 1
     assert result["ci95"] == pytest.approx(list(wilson_interval(1, 2)))
-    assert result["nearest"]["ratio_quantiles"]["max"] == pytest.approx(0.75, abs=1e-6)
+    assert result["criteria"]["similarity"]["count"] == 1
+    assert result["nearest"]["ratio_quantiles"]["max"] == pytest.approx(0.75)
+    by_features = memo.cell_memorization(pixels, features, memo.Criteria(criterion="similarity"), side=8)
+    assert [(c["index"], c["training"]) for c in by_features["copies"]] == [(0, 40)]  # the feature space's nearest
     with pytest.raises(InputError, match="similarity criterion needs"):
-        memo.cell_memorization(index, queries, None, memo.Criteria(criterion="similarity"))
+        memo.cell_memorization(pixels, None, memo.Criteria(criterion="similarity"), side=8)
 
 
 def test_criteria_are_checked() -> None:
@@ -140,10 +160,31 @@ def test_planted_copies_are_found_exactly_and_a_finished_run_gains_them_on_resum
     assert found["count"] == len(PLANTED) and found["share"] == pytest.approx(len(PLANTED) / N)
     assert found["ci95"] == pytest.approx(list(wilson_interval(len(PLANTED), N)))
     assert found["criteria"]["ratio"]["criterion"].startswith("ratio: pixel distance (8x8 grey")
-    assert data["memorization"]["training"]["n"] == 1500 and data["memorization"]["thresholds"]["ratio"] == 0.25
+    assert data["memorization"]["training"] == {
+        "spec": "builtin:digits-train", "source": data["memorization"]["training"]["source"], "images": 1500,
+        "refused": 0,
+    }  # fmt: skip
+    assert data["memorization"]["thresholds"]["ratio"] == 0.25
     assert found["pairs_png"] and "_closest_training" not in found
     kept = json.loads((out / "cells" / "static" / "1.0" / memo.MemorizationCheck.FILE).read_text())
     assert kept["result"]["copies"] == found["copies"]
+
+
+def test_a_resumed_run_reads_no_training_image_again(planted_run, monkeypatch) -> None:
+    out, config = planted_run
+    again = BenchConfig(**{**config.to_dict(), "training": "builtin:digits-train"} | _tuples(config))
+    first = json.loads(Path(run_bench(again, out, resume=True, progress=False)).read_text())["data"]
+
+    def only_the_size_probe(spec, info, chunk=256):
+        """The first 64 training images set the pixel side; any other read of the training set fails."""
+        if chunk != 64:
+            raise AssertionError("the training set was read again")
+        yield np.arange(1), [np.zeros((8, 8, 3), np.uint8)]
+
+    monkeypatch.setattr(memo, "_training_chunks", only_the_size_probe)
+    second = json.loads(Path(run_bench(again, out, resume=True, progress=False)).read_text())["data"]
+    assert second["cells"][0]["memorization"] == first["cells"][0]["memorization"]
+    assert second["memorization"]["training"]["images"] == 1500
 
 
 def test_the_similarity_criterion_lists_the_exact_copies(planted_run, tmp_path) -> None:

@@ -3,28 +3,30 @@
 Two copy-detection spaces and the two criteria the literature uses, each with its threshold stated in
 every result (docs/memorization.md has the definitions and how the defaults were chosen):
 
-* **pixels**: the image in grey, box-resized to side x side (:data:`PIXEL_SIDE`, or the training images'
-  smallest side when that is smaller: 8 for the digits, so no image is compared at more detail than the
-  training set has), mean-centred and scaled to unit length, so that distance ignores brightness and
+* **pixels**: the image in grey, box-resized to side x side (:data:`PIXEL_SIDE`, or the smallest side of
+  the first training images when that is smaller: 8 for the digits, so no image is compared at more
+  detail than the training set has), mean-centred and scaled to unit length, so that distance ignores brightness and
   contrast; the Euclidean distance between two such vectors lies in [0, 2].
   Criterion ``ratio`` (Carlini et al., USENIX Security 2023): the distance to the nearest training image
   divided by the mean distance to the :data:`NEIGHBOURS` nearest ones; a generation is a near-copy when
   the ratio is below the threshold (their test with alpha = 0.5 is ratio < alpha * delta). A relative test:
   a digit that is merely typical has many training images about as close as its nearest one.
-* **features**: the benchmark extractor's features, centred on the training images' mean and scaled to
-  unit length. Criterion ``similarity`` (after Somepalli et al., CVPR 2023, who use SSCD copy-detection
-  features and a cosine similarity of 0.5): the nearest training image's cosine similarity at or above
-  the threshold. genaudit has no SSCD weights offline, so its default threshold is its own (documented).
+* **features**: the benchmark extractor's features, centred on the reference images' mean (the data's
+  centre, known before the training images are read) and scaled to unit length. Criterion
+  ``similarity`` (after Somepalli et al., CVPR 2023, who use SSCD copy-detection features and a cosine
+  similarity of 0.5): the nearest training image's cosine similarity at or above the threshold. genaudit
+  has no SSCD weights offline, so its default threshold is its own (documented).
 
-The search is exact and blocked: queries against the training vectors a block at a time, the
-``NEIGHBOURS`` best kept per query, so memory is one block of distances whatever the training set's size
-(time grows as generated x training images; see docs/memorization.md for the figures).
+The search is exact and streamed: every cell still to check is a set of query vectors (small: cells x n),
+and the training images go by ONE chunk at a time, each query keeping its ``neighbours`` best; memory is
+the queries, their neighbours and one block of distances, whatever the training set's size; time grows as
+generated x training images (figures in docs/memorization.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,8 +41,7 @@ CRITERIA = ("ratio", "similarity")
 FORMAT = "genaudit.memorization/1"  # part of each cell file's key: a result of another format is recomputed
 COPIES_LISTED = 100  # near-copies listed per cell (the count and share cover all of them)
 PAIRS_SHOWN = 8  # closest (generated | training) pairs drawn per cell
-QUERY_BLOCK = 1024
-TRAIN_BLOCK = 16_384
+TRAIN_BLOCK = 16_384  # training vectors merged at a time
 
 
 def pixel_vectors(images: np.ndarray, side: int = PIXEL_SIDE, normalise: bool = True) -> np.ndarray:
@@ -67,83 +68,64 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
+class NearestStream:
+    """The ``k`` nearest base vectors of each query (Euclidean), kept while base vectors stream by in
+    chunks: memory is the queries, their ``k`` best and one block of distances, whatever the base's size.
+    Base vectors carry ids (their position in the source), so names and images are looked up afterwards."""
+
+    def __init__(self, queries: np.ndarray, k: int) -> None:
+        self.queries = np.asarray(queries, dtype=np.float32)
+        self.k = k
+        self.d2 = np.full((len(self.queries), k), np.inf)
+        self.ids = np.full((len(self.queries), k), -1, dtype=np.int64)
+        self.seen = 0
+        self._buffer: list[tuple[np.ndarray, np.ndarray]] = []
+        self._buffered = 0
+
+    def update(self, base: np.ndarray, ids: np.ndarray) -> None:
+        """Take in base vectors (a chunk as the source reads them) and their ids; they are buffered up to
+        :data:`TRAIN_BLOCK` and merged a block at a time (a merge per small chunk costs more than its
+        distances)."""
+        self._buffer.append((np.asarray(base, dtype=np.float32), np.asarray(ids, dtype=np.int64)))
+        self._buffered += len(base)
+        self.seen += len(base)
+        if self._buffered >= TRAIN_BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Merge the buffered block: its own ``k`` nearest per query (scikit-learn's brute-force search, a
+        compiled top-k over float32 distances), then the best ``k`` of those and the ones kept so far."""
+        if not self._buffer:
+            return
+        from sklearn.neighbors import NearestNeighbors
+
+        base = np.concatenate([b for b, _ in self._buffer])
+        ids = np.concatenate([i for _, i in self._buffer])
+        self._buffer, self._buffered = [], 0
+        k = min(self.k, len(base))
+        dist, local = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(base).kneighbors(self.queries)
+        cand_d = np.concatenate([self.d2, dist.astype(np.float64) ** 2], axis=1)
+        cand_i = np.concatenate([self.ids, ids[local]], axis=1)
+        keep = np.argpartition(cand_d, self.k - 1, axis=1)[:, : self.k]
+        self.d2 = np.take_along_axis(cand_d, keep, axis=1)
+        self.ids = np.take_along_axis(cand_i, keep, axis=1)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distances ascending, ids), each (queries, min(k, vectors seen))."""
+        self._flush()
+        if not self.seen:
+            raise InputError("the training set is empty: nothing to compare generated images with")
+        width = min(self.k, self.seen)
+        order = np.lexsort((self.ids, self.d2), axis=1)[:, :width]  # by distance, ties by id: deterministic
+        return np.sqrt(np.take_along_axis(self.d2, order, axis=1)), np.take_along_axis(self.ids, order, axis=1)
+
+
 def nearest(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact ``k`` nearest rows of ``base`` for each row of ``queries`` (Euclidean), blocked over both:
-    (distances ascending, indices), each (len(queries), min(k, len(base)))."""
-    k = min(k, len(base))
-    if k < 1:
-        raise InputError("the training set is empty: nothing to compare generated images with")
-    base_sq = np.einsum("ij,ij->i", base, base, dtype=np.float64)
-    dists = np.empty((len(queries), k))
-    index = np.empty((len(queries), k), dtype=np.int64)
-    for q0 in range(0, len(queries), QUERY_BLOCK):
-        q = queries[q0 : q0 + QUERY_BLOCK]
-        q_sq = np.einsum("ij,ij->i", q, q, dtype=np.float64)[:, None]
-        best_d = np.full((len(q), 0), np.inf)
-        best_i = np.zeros((len(q), 0), dtype=np.int64)
-        for t0 in range(0, len(base), TRAIN_BLOCK):
-            t = base[t0 : t0 + TRAIN_BLOCK]
-            d2 = np.maximum(q_sq + base_sq[t0 : t0 + len(t)][None, :] - 2.0 * (q.astype(np.float64) @ t.T), 0.0)
-            cand_d = np.concatenate([best_d, d2], axis=1)
-            cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(t0, t0 + len(t)), d2.shape)], axis=1)
-            keep = np.argpartition(cand_d, k - 1, axis=1)[:, :k] if cand_d.shape[1] > k else None
-            if keep is not None:
-                cand_d = np.take_along_axis(cand_d, keep, axis=1)
-                cand_i = np.take_along_axis(cand_i, keep, axis=1)
-            best_d, best_i = cand_d, cand_i
-        order = np.lexsort((best_i, best_d), axis=1)  # by distance, ties by training index: deterministic
-        dists[q0 : q0 + len(q)] = np.sqrt(np.take_along_axis(best_d, order, axis=1))
-        index[q0 : q0 + len(q)] = np.take_along_axis(best_i, order, axis=1)
-    return dists, index
-
-
-@dataclass
-class TrainingIndex:
-    """The training images in both copy-detection spaces, with their names (``names[j]`` is how the results
-    refer to training image j) and the description of the source."""
-
-    names: list[str]
-    pixels: np.ndarray
-    side: int = PIXEL_SIDE
-    features: np.ndarray | None = None
-    feature_mean: np.ndarray | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, chunks: Iterable[tuple[list[str], np.ndarray]], features: Any = None) -> TrainingIndex:
-        """From (names, images) chunks; ``features(images)`` (the benchmark extractor through its cache)
-        gives the feature space, or None for pixels only."""
-        names: list[str] = []
-        grey, feats = [], []
-        side = PIXEL_SIDE
-        for chunk_names, images in chunks:
-            names.extend(chunk_names)
-            side = min(side, *images.shape[1:3])
-            grey.append(pixel_vectors(images, PIXEL_SIDE, normalise=False))
-            if features is not None:
-                feats.append(np.asarray(features(images), dtype=np.float32))
-        if not names:
-            raise InputError("the training set has no readable images")
-        pixels = np.concatenate(grey)
-        if side < PIXEL_SIDE:  # a second box-resize of the 16 x 16 greys: the same as resizing the images
-            pixels = pixel_vectors(pixels.reshape(-1, PIXEL_SIDE, PIXEL_SIDE), side, normalise=False)
-        index = cls(names=names, pixels=_centred_unit(pixels), side=side)
-        if feats:
-            raw = np.concatenate(feats)
-            index.feature_mean = raw.mean(axis=0)
-            index.features = _unit(raw - index.feature_mean)
-        return index
-
-    def pixel_vectors(self, images: np.ndarray) -> np.ndarray:
-        """Generated images in this index's pixel space (the same two resizes as the training images)."""
-        grey = pixel_vectors(images, PIXEL_SIDE, normalise=False)
-        if self.side < PIXEL_SIDE:
-            grey = pixel_vectors(grey.reshape(-1, PIXEL_SIDE, PIXEL_SIDE), self.side, normalise=False)
-        return _centred_unit(grey)
-
-    def feature_vectors(self, raw: np.ndarray) -> np.ndarray:
-        """Generated images' extractor features in this index's feature space."""
-        return _unit(np.asarray(raw, dtype=np.float32) - self.feature_mean)
+    """Exact ``k`` nearest rows of ``base`` for each row of ``queries`` (:class:`NearestStream` over one
+    chunk): (distances ascending, row indices)."""
+    stream = NearestStream(queries, k)
+    stream.update(base, np.arange(len(base)))
+    return stream.result()
 
 
 @dataclass(frozen=True)
@@ -178,51 +160,55 @@ class Criteria:
 
 
 def cell_memorization(
-    index: TrainingIndex, pixels: np.ndarray, features: np.ndarray | None, criteria: Criteria
+    pixel_nearest: tuple[np.ndarray, np.ndarray],
+    feature_nearest: tuple[np.ndarray, np.ndarray] | None,
+    criteria: Criteria,
+    side: int,
 ) -> dict[str, Any]:
-    """One cell's near-copies under both criteria: ``share`` / ``ci95`` / ``count`` / ``copies`` (the first
-    :data:`COPIES_LISTED`, closest first: image index in the cell, training image name, pixel distance,
-    ratio, similarity) follow ``criteria.criterion``; ``criteria`` holds both criteria's counts;
-    ``nearest`` the cell's nearest-neighbour quantiles; ``closest`` the pairs the card draws."""
+    """One cell's near-copies under both criteria, from its images' nearest training images (pixel space:
+    the ``neighbours`` nearest; feature space: the nearest; distances between unit vectors, ids = source
+    positions). ``share`` / ``ci95`` / ``count`` / ``copies`` (the first :data:`COPIES_LISTED`, closest first:
+    image index in the cell, training position, pixel distance, ratio, similarity) follow
+    ``criteria.criterion``; ``criteria`` holds both criteria's counts; ``nearest`` the cell's
+    nearest-neighbour quantiles; ``closest`` the pairs the card draws. Training positions become names in
+    :meth:`MemorizationCheck.finish`."""
     from audit.dataset.demographics import wilson_interval
 
-    dist, idx = nearest(pixels, index.pixels, criteria.neighbours)
+    dist, idx = pixel_nearest
     d1 = dist[:, 0]
     mean_n = dist.mean(axis=1)
     ratio = np.where(mean_n > 0, d1 / np.where(mean_n > 0, mean_n, 1.0), 0.0)  # all neighbours identical: a copy
     flags = {"ratio": ratio < criteria.ratio}
     similarity, nearest_training = None, idx[:, 0]
-    if features is not None and index.features is not None:
-        fdist, fidx = nearest(features, index.features, 1)
+    if feature_nearest is not None:
+        fdist, fidx = feature_nearest
         if criteria.criterion == "similarity":
             nearest_training = fidx[:, 0]
         similarity = 1.0 - fdist[:, 0] ** 2 / 2.0  # unit vectors: |a - b|^2 = 2 - 2 cos
         flags["similarity"] = similarity >= criteria.similarity
     elif criteria.criterion == "similarity":
         raise InputError("the similarity criterion needs the extractor's features of the training images")
-    n = len(pixels)
+    n = len(d1)
     by_criterion = {}
     for name, flagged in flags.items():
         hits = int(flagged.sum())
         lo_hi = wilson_interval(hits, n)
         by_criterion[name] = {
-            "criterion": criteria.describe(name, index.side),
+            "criterion": criteria.describe(name, side),
             "count": hits,
             "share": hits / n,
             "ci95": list(lo_hi) if lo_hi else None,
         }
     chosen = flags[criteria.criterion]
-    key = ratio if criteria.criterion == "ratio" else -similarity  # type: ignore[operator]
+    key = ratio if similarity is None or criteria.criterion == "ratio" else -similarity
     order = [int(i) for i in np.argsort(key, kind="stable") if chosen[i]]
 
     def row(i: int) -> dict[str, Any]:
-        training = index.names[int(nearest_training[i])]
-        item = {"index": i, "training": training, "distance": float(d1[i]), "ratio": float(ratio[i])}
+        item = {"index": i, "training": int(nearest_training[i]), "distance": float(d1[i]), "ratio": float(ratio[i])}
         if similarity is not None:
             item["similarity"] = float(similarity[i])
         return item
 
-    closest = [int(i) for i in np.argsort(key, kind="stable")[:PAIRS_SHOWN]]
     return {
         **by_criterion[criteria.criterion],
         "images": n,
@@ -233,8 +219,7 @@ def cell_memorization(
             "distance_quantiles": _quantiles(d1),
             **({"similarity_quantiles": _quantiles(similarity)} if similarity is not None else {}),
         },
-        "closest": [row(i) for i in closest],  # the pairs the card draws, copies or not
-        "_closest_training": [int(nearest_training[i]) for i in closest],
+        "closest": [row(int(i)) for i in np.argsort(key, kind="stable")[:PAIRS_SHOWN]],  # drawn, copies or not
     }
 
 
@@ -243,150 +228,236 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return dict(zip(("min", "q05", "median", "q95", "max"), (float(q) for q in qs), strict=True))
 
 
-def named_chunks(spec: str, info: dict[str, Any], chunk: int = 256) -> Iterator[tuple[list[str], np.ndarray]]:
-    """A training source as (names, images) chunks: ``builtin:digits-train`` (the embedded DDPM's 1,500
-    training digits) or any source genaudit reads, through the one loader; unreadable files are counted in
-    ``info["refused"]``; images must share one size (they are compared after resizing, but one source of one
-    size is what a training set is)."""
+def training_records(spec: str, info: dict[str, Any]) -> Iterator[tuple[int, str, Any]]:
+    """A training source as (position, name, loader) triples, nothing decoded until ``loader()`` is called
+    (it returns the uint8 image or None when unreadable): ``builtin:digits-train`` (the embedded DDPM's
+    1,500 training digits) or any source genaudit reads, through the one loader."""
     if spec == "builtin:digits-train":
         from audit.zoo import digits
 
         grey, _ = digits.load_split("train")
-        info.update(spec=spec, n=len(grey), source="sklearn load_digits(), first 1,500 images (the DDPM's training)")
-        for start in range(0, len(grey), chunk):
-            part = grey[start : start + chunk]
-            yield [f"digits-train/{start + i:04d}" for i in range(len(part))], np.repeat(part[..., None], 3, axis=-1)
+        info.update(spec=spec, source="sklearn load_digits(), first 1,500 images (the DDPM's training set)")
+        for i, image in enumerate(grey):
+            yield i, f"digits-train/{i:04d}", lambda image=image: np.repeat(image[..., None], 3, axis=-1)
         return
     from audit.io import open_source
     from audit.io.sources import load_record
 
     info["spec"] = spec
-    names: list[str] = []
-    images: list[np.ndarray] = []
-    refused = 0
-    total = 0
-    for record in open_source(spec):
+
+    def load(record: Any) -> np.ndarray | None:
         result = load_record(record)
-        if not result.ok:
+        return result.image if result.ok else None
+
+    for position, record in enumerate(open_source(spec)):
+        yield position, record.relpath, lambda record=record: load(record)
+
+
+def _training_chunks(spec: str, info: dict[str, Any], chunk: int = 256) -> Iterator[tuple[np.ndarray, list]]:
+    """(positions, images) chunks of the readable training images; ``info`` gets their count and the
+    unreadable ones' count."""
+    positions: list[int] = []
+    images: list[np.ndarray] = []
+    readable = refused = 0
+    for position, _, load in training_records(spec, info):
+        image = load()
+        if image is None:
             refused += 1
             continue
-        names.append(record.relpath)
-        images.append(result.image)
-        total += 1
+        positions.append(position)
+        images.append(image)
+        readable += 1
         if len(images) == chunk:
-            yield names, _stack(images, spec)
-            names, images = [], []
+            yield np.asarray(positions), images
+            positions, images = [], []
     if images:
-        yield names, _stack(images, spec)
-    info.update(n=total, refused=refused)
+        yield np.asarray(positions), images
+    info.update(images=readable, refused=refused)
 
 
-def _stack(images: list[np.ndarray], spec: str) -> np.ndarray:
-    """Images of one chunk as one array when they share a size, else each resized to the first's (pixel
-    vectors are resized anyway; the extractor takes one array)."""
-    shape = images[0].shape
-    if all(im.shape == shape for im in images):
-        return np.stack(images)
+def _same_size(images: list[np.ndarray]) -> np.ndarray:
+    """One array for the extractor: images of another size than the first are resized to it (the pixel
+    space resizes every image anyway; a training set is normally one size)."""
     from PIL import Image
 
+    shape = images[0].shape
     h, w = shape[:2]
     return np.stack([im if im.shape == shape else np.asarray(Image.fromarray(im).resize((w, h))) for im in images])
 
 
-def training_images(spec: str, wanted: set[int]) -> dict[int, np.ndarray]:
-    """The training images at positions ``wanted`` (for the card's pairs), by a second pass over the source."""
-    found: dict[int, np.ndarray] = {}
-    position = 0
-    for _, images in named_chunks(spec, {}):
-        for im in images:
-            if position in wanted:
-                found[position] = im
-            position += 1
-        if len(found) == len(wanted):
-            break
-    return found
-
-
 class MemorizationCheck:
-    """``bench --training``: the training index built once per run; each cell checked once, its result kept
-    in the cell's folder (:data:`FILE`) under a key of the training images' content and the criteria, so a
-    resumed run checks only what is new."""
+    """``bench --training``: each cell's images are turned into query vectors as the run scores them
+    (:meth:`tap`, :meth:`add`); :meth:`finish` then makes ONE streamed pass over the training images for
+    every cell that has no result yet, and a second, decoding only the images it draws, for names and pairs.
+    Each cell's result is kept in its folder (:data:`FILE`) under a key of the format, the run's config, the
+    training source (its listing: names, sizes, modification times), the criteria and the extractor, so a
+    resumed run reads the training set only when a cell is new."""
 
     FILE = "memorization.json"
 
-    def __init__(self, spec: str, options: dict[str, Any] | None, features: Any, salt: str = "") -> None:
+    def __init__(self, spec: str, options: dict[str, Any] | None, extractor: Any, feature_mean: Any, salt: str):
         import hashlib
         import json
 
-        self.spec, self.criteria, self.info = spec, Criteria.from_options(options), {}
-        self.index = TrainingIndex.build(named_chunks(spec, self.info), features)
-        digest = hashlib.sha256(f"{FORMAT}\n{salt}".encode())  # salt: the run's config fingerprint (its images)
-        digest.update(self.index.pixels.tobytes())
-        digest.update(json.dumps([self.index.names, vars(self.criteria), self.index.side]).encode())
-        if self.index.features is not None:
-            digest.update(self.index.features.tobytes())
+        self.spec, self.criteria, self.extractor, self.info = spec, Criteria.from_options(options), extractor, {}
+        self.feature_mean = None if feature_mean is None else np.asarray(feature_mean, dtype=np.float32)
+        first = next(_training_chunks(spec, {}, chunk=64), None)
+        if first is None:
+            raise InputError(f"training set {spec}: no readable images")
+        self.side = min(PIXEL_SIDE, *(min(im.shape[:2]) for im in first[1]))
+        digest = hashlib.sha256(f"{FORMAT}\n{salt}\n{extractor.id}\n{self.side}".encode())
+        digest.update(json.dumps(vars(self.criteria), sort_keys=True).encode())
+        digest.update(_listing_digest(spec).encode())
+        if self.feature_mean is not None:
+            digest.update(self.feature_mean.tobytes())
         self.key = digest.hexdigest()
         self._pixels: list[np.ndarray] = []
+        self.pending: list[tuple[Any, np.ndarray, np.ndarray | None]] = []  # (folder, pixels, features)
+        self.done: dict[str, dict[str, Any]] = {}
+
+    def pixel_vectors(self, images: np.ndarray) -> np.ndarray:
+        """Images in the pixel space: grey at 16 x 16, then (for smaller training images) at ``side``."""
+        grey = pixel_vectors(images, PIXEL_SIDE, normalise=False)
+        if self.side < PIXEL_SIDE:  # a box-resize of the 16 x 16 grey: the same as resizing the image
+            grey = pixel_vectors(grey.reshape(-1, PIXEL_SIDE, PIXEL_SIDE), self.side, normalise=False)
+        return _centred_unit(grey)
+
+    def feature_vectors(self, raw: np.ndarray) -> np.ndarray:
+        """Extractor features centred on the reference images' mean (the data distribution's centre, known
+        before the training pass) and of unit length."""
+        return _unit(np.asarray(raw, dtype=np.float32) - self.feature_mean)
 
     def tap(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Pass image chunks through, keeping their pixel vectors for the next :meth:`check`."""
+        """Pass a cell's image chunks through, keeping their pixel vectors for the next :meth:`add`."""
         self._pixels = []
         for chunk in chunks:
-            self._pixels.append(self.index.pixel_vectors(chunk))
+            self._pixels.append(self.pixel_vectors(chunk))
             yield chunk
 
     def stored(self, folder: Any) -> dict[str, Any] | None:
-        """The cell's result from an earlier run with the same training images and criteria, else None."""
+        """The cell's result from an earlier run with the same key, else None (and it is kept for the card)."""
         import json
         from pathlib import Path
 
-        path = Path(folder) / self.FILE
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads((Path(folder) / self.FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return doc.get("result") if isinstance(doc, dict) and doc.get("key") == self.key else None
+        if not isinstance(doc, dict) or doc.get("key") != self.key:
+            return None
+        self.done[str(folder)] = doc["result"]
+        if not self.info.get("images"):
+            self.info.update(doc.get("training") or {})  # what the training pass found, when it ran before
+        return doc["result"]
 
-    def check(self, folder: Any, features: np.ndarray | None) -> dict[str, Any]:
-        """The cell whose chunks were just tapped: its near-copies, written atomically to its folder."""
+    def add(self, folder: Any, features: np.ndarray | None) -> None:
+        """The cell whose chunks were just tapped: queued for the training pass."""
+        pixels = np.concatenate(self._pixels)
+        self._pixels = []
+        feats = None if features is None or self.feature_mean is None else self.feature_vectors(features)
+        self.pending.append((folder, pixels, feats))
+
+    def finish(self, progress: bool = False) -> dict[str, dict[str, Any]]:
+        """Search the training set for every queued cell (one pass), write each cell's result, and return
+        every cell's result by folder, with training names and the pairs' picture."""
         from pathlib import Path
+
+        from tqdm.auto import tqdm
 
         from audit.atomic import write_json_atomic
 
-        pixels = np.concatenate(self._pixels)
-        self._pixels = []
-        feats = None if features is None or self.index.features is None else self.index.feature_vectors(features)
-        result = cell_memorization(self.index, pixels, feats, self.criteria)
-        write_json_atomic(Path(folder) / self.FILE, {"key": self.key, "result": result})
-        return result
+        if self.pending:
+            pixels = np.concatenate([p for _, p, _ in self.pending])
+            with_features = all(f is not None for _, _, f in self.pending)
+            pix = NearestStream(pixels, self.criteria.neighbours)
+            feat = NearestStream(np.concatenate([f for _, _, f in self.pending]), 1) if with_features else None
+            for positions, images in tqdm(_training_chunks(self.spec, self.info), desc="training images",
+                                          unit="chunk", disable=not progress):  # fmt: skip
+                batch = _same_size(images)
+                pix.update(self.pixel_vectors(batch), positions)
+                if feat is not None:
+                    feat.update(self.feature_vectors(self.extractor(batch)["features"]), positions)
+            pd, pi = pix.result()
+            fd, fi = feat.result() if feat is not None else (None, None)
+            start = 0
+            for folder, p, _ in self.pending:
+                cut = slice(start, start + len(p))
+                start += len(p)
+                found = cell_memorization((pd[cut], pi[cut]), None if fd is None else (fd[cut], fi[cut]),
+                                          self.criteria, self.side)  # fmt: skip
+                self.done[str(folder)] = found
+            self._name_and_draw([self.done[str(f)] for f, _, _ in self.pending], [f for f, _, _ in self.pending])
+            for folder, _, _ in self.pending:
+                doc = {"key": self.key, "training": self.info, "result": self.done[str(folder)]}
+                write_json_atomic(Path(folder) / self.FILE, doc)
+            self.pending = []
+        return self.done
+
+    def _name_and_draw(self, results: list[dict[str, Any]], folders: list[Any]) -> None:
+        """Training positions -> names, and each cell's closest pairs (generated | training) as one PNG, by a
+        second pass over the source that decodes only the images drawn."""
+        from pathlib import Path
+
+        from audit.bench.store import CellStore
+        from audit.io import load_image
+        from audit.io.encode import image_grid, png_base64
+
+        named = {c["training"] for r in results for c in r["copies"] + r["closest"]}
+        drawn = {c["training"] for r in results for c in r["closest"]}
+        names: dict[int, str] = {}
+        images: dict[int, np.ndarray] = {}
+        for position, name, load in training_records(self.spec, {}):
+            if position in named:
+                names[position] = name
+            if position in drawn:
+                images[position] = load()
+            if len(names) == len(named) and len(images) == len(drawn):
+                break
+        for result, folder in zip(results, folders, strict=True):
+            pairs = []
+            for item in result["closest"]:
+                generated = load_image(Path(folder) / "images" / CellStore.image_name(item["index"])).image
+                if images.get(item["training"]) is not None:
+                    pairs += [generated, images[item["training"]]]
+            if pairs:
+                cell = 32 if pairs[0].shape[0] <= 32 else 64
+                result["pairs_png"] = png_base64(image_grid(pairs, columns=2, cell=cell))
+            for item in result["copies"] + result["closest"]:
+                item["training"] = names.get(item["training"], f"#{item['training']}")
 
     def summary(self) -> dict[str, Any]:
         """What the results JSON says once for every cell: the training set and both criteria."""
         return {
-            "training": {**self.info, "images": len(self.index.names)},
+            "training": {"spec": self.spec, **self.info},
             "criterion": self.criteria.criterion,
-            "criteria": {name: self.criteria.describe(name, self.index.side) for name in CRITERIA},
+            "criteria": {name: self.criteria.describe(name, self.side) for name in CRITERIA},
             "thresholds": {"ratio": self.criteria.ratio, "similarity": self.criteria.similarity},
             "neighbours": self.criteria.neighbours,
-            "pixel_side": self.index.side,
-            "feature_space": self.index.features is not None,
+            "pixel_side": self.side,
+            "feature_space": self.feature_mean is not None,
         }
 
-    def draw_pairs(self, cells: list[tuple[Any, dict[str, Any]]]) -> None:
-        """Give each cell's result its closest (generated | training) pairs as one PNG (``pairs_png``), with
-        one more pass over the training source for the images drawn."""
-        from audit.io import load_image
-        from audit.io.encode import image_grid, png_base64
 
-        wanted = {j for _, result in cells for j in result.get("_closest_training", [])}
-        training = training_images(self.spec, wanted) if wanted else {}
-        for store, result in cells:
-            pairs = []
-            for item, j in zip(result["closest"], result.pop("_closest_training", []), strict=True):
-                generated = load_image(store.images_dir / store.image_name(item["index"])).image
-                if j in training:
-                    pairs += [generated, training[j]]
-            if pairs:
-                result["pairs_png"] = png_base64(
-                    image_grid(pairs, columns=2, cell=32 if pairs[0].shape[0] <= 32 else 64)
-                )
+def _listing_digest(spec: str) -> str:
+    """sha256 over the training source's listing (names; for files, size and modification time): a training
+    folder whose files changed gives another key, without decoding any image."""
+    import hashlib
+    import os
+
+    digest = hashlib.sha256(spec.encode())
+    if spec == "builtin:digits-train":
+        return digest.hexdigest()
+    from audit.io import open_source
+
+    seen_files: set[str] = set()
+    for record in open_source(spec):
+        digest.update(record.relpath.encode() + b"\0")
+        path = str(record.path)
+        if path not in seen_files:  # an archive's members share its file: stat it once
+            seen_files.add(path)
+            try:
+                st = os.stat(path)
+                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(b"missing")
+    return digest.hexdigest()

@@ -226,11 +226,8 @@ def _finish(
     if config.training:
         from audit.bench.memorization import MemorizationCheck
 
-        memo = MemorizationCheck(
-            config.training, config.memorization, lambda ims: cache.extract(extractor, ims)["features"]
-        )
-        cache.save()
-    memorized: list[tuple[Any, dict[str, Any]] | None] = []
+        mean = reference["features"].mean(axis=0)
+        memo = MemorizationCheck(config.training, config.memorization, extractor, mean, salt=config.fingerprint())
     if ray is None:
         scoring: Any = LocalScoring(reference, extractor, options)
     else:
@@ -245,12 +242,9 @@ def _finish(
         metrics = store.read_metrics()
         if metrics is not None and metrics.get("fingerprint") == config.fingerprint():
             finished[slot] = metrics
-            if memo is not None:  # a finished cell: its images and features are read back, nothing regenerated
-                result = memo.stored(store.dir)
-                if result is None:
-                    fake = extract_all(cache, extractor, memo.tap(store.image_chunks(range(config.n))))
-                    result = memo.check(store.dir, fake["features"])
-                memorized.append((store, result))
+            if memo is not None and memo.stored(store.dir) is None:  # images and features read back, not redone
+                fake = extract_all(cache, extractor, memo.tap(store.image_chunks(range(config.n))))
+                memo.add(store.dir, fake["features"])
             continue
         t0 = time.perf_counter()
         generated = 0
@@ -271,16 +265,15 @@ def _finish(
         chunks = store.image_chunks(range(config.n))
         fake = extract_all(cache, extractor, memo.tap(chunks) if memo else chunks)  # streamed, a chunk at a time
         cache.save()
-        if memo is not None:
-            memorized.append((store, memo.stored(store.dir) or memo.check(store.dir, fake["features"])))
+        if memo is not None and memo.stored(store.dir) is None:
+            memo.add(store.dir, fake["features"])
         extract_seconds = time.perf_counter() - t1
         cell = _ScoredCell(config, schedule, store, generated, t1 - t0, extract_seconds, finished, slot)
         scoring.submit(fake, cell.done)
     scoring.drain()
     memorization = None
     if memo is not None:
-        memo.draw_pairs(memorized)
-        by_folder = {str(store.dir): result for store, result in memorized}
+        by_folder = memo.finish(progress)
         for cell in finished:
             if cell is not None:
                 cell["memorization"] = by_folder[str(CellStore(out / "cells", _schedule(cell)).dir)]
