@@ -132,6 +132,40 @@ def _paired_section(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _matched_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Each schedule against static guidance at the same adherence (CLIP-score, class adherence)."""
+    labels = data["metric_labels"]
+    tables, paragraphs = (
+        [],
+        [
+            "Scales are not comparable across schedules, so each guided cell is also compared with static guidance "
+            "at the SAME adherence: static's FID interpolated along its own curve (its cells by scale, the rising "
+            "part only) at the cell's adherence; intervals from the paired resampling draws, each draw "
+            "interpolated on its own. Cells beyond static's range are not extrapolated."
+        ],
+    )
+    same_scale = {r["label"]: r["metrics"].get("fid", {}).get("verdict", "n/a") for r in data["paired_vs_static"]}
+    for axis, found in data["matched_vs_static"].items():
+        paragraphs.append(found["readings"]["sentence"])
+        rows = [
+            [r["label"], f"{r['adherence']:.3g}", f"{r['static_fid']:.3g}",
+             _with_ci({"diff": r["diff"], "ci95": r["ci95"]}), r["verdict"], same_scale.get(r["label"], "n/a")]
+            for r in found["rows"]
+        ]  # fmt: skip
+        rows += [[o["label"], f"{o['adherence']:.3g}", "outside static's range", "n/a", "not compared",
+                  same_scale.get(o["label"], "n/a")] for o in found["outside"]]  # fmt: skip
+        lo, hi = found["range"] or (float("nan"), float("nan"))
+        tables.append(
+            {
+                "caption": f"FID minus static's FID at the same {labels[axis]} (static's range {lo:.3g} to {hi:.3g})",
+                "columns": ["cell", labels[axis], "static FID there", "d FID [95% paired interval]",
+                            "at the same " + labels[axis], "at the same scale"],
+                "rows": rows,
+            }
+        )  # fmt: skip
+    return {"title": "At the same adherence", "paragraphs": paragraphs, "tables": tables}
+
+
 def _disagreement_section(data: dict[str, Any]) -> dict[str, Any]:
     d = data["disagreements"]
     labels = data["metric_labels"]
@@ -320,6 +354,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         }
     )
     sections.append(_paired_section(data))
+    if data.get("matched_vs_static"):
+        sections.append(_matched_section(data))
     if data.get("memorization"):
         sections.append(_memorization_section(data))
     sections.append(_disagreement_section(data))

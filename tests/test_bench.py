@@ -299,3 +299,26 @@ def test_the_card_names_block_resampling_only_when_a_cell_used_it(straight_run) 
     assert "resampled by blocks" not in notes(doc)  # 140 images a cell: image-by-image draws
     doc["data"]["cells"][0]["metrics"]["fid"]["ci_method"] = "block-bootstrap"
     assert "resampled by blocks of generated images" in notes(doc)
+
+
+def test_results_compare_every_schedule_with_static_at_the_same_clip_score(straight_run) -> None:
+    data = json.loads(straight_run.read_text())["data"]
+    found = data["matched_vs_static"]["clip_score"]
+    cells = {c["label"]: c for c in data["cells"]}
+    static = [c for c in data["cells"] if c["schedule"]["name"] == "static"]
+    static.sort(key=lambda c: c["schedule"]["scale"])
+    curve = [(c["metrics"]["clip_score"]["value"], c["metrics"]["fid"]["value"]) for c in static]
+    rising = [curve[0]]
+    for a, f in curve[1:]:  # the rising part of static's curve, by hand
+        if a > rising[-1][0]:
+            rising.append((a, f))
+    compared = {r["label"] for r in found["rows"]} | {o["label"] for o in found["outside"]}
+    assert compared == {"linear @ 1", "linear @ 3", "cosine @ 1", "cosine @ 3"}
+    for row in found["rows"]:
+        a = cells[row["label"]]["metrics"]["clip_score"]["value"]
+        assert row["static_fid"] == pytest.approx(np.interp(a, *zip(*rising, strict=True)))
+        assert row["diff"] == pytest.approx(cells[row["label"]]["metrics"]["fid"]["value"] - row["static_fid"])
+    for outside in found["outside"]:
+        assert not rising[0][0] <= outside["adherence"] <= rising[-1][0]
+    assert found["readings"]["sentence"] in data["verdict"]["sentence"]
+    assert data["verdict"]["sentence"].index("at the same scale") < data["verdict"]["sentence"].index("At the same")

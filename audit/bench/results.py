@@ -35,6 +35,27 @@ def _strip_draws(cell: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in cell.items() if k not in ("metrics", "fingerprint")}, "metrics": metrics}
 
 
+def _matched(cells: list[dict[str, Any]], paired: list[dict[str, Any]], cond: str | None) -> dict[str, Any]:
+    """Static guidance against every schedule at the same adherence (audit.bench.matched): on the
+    conditioning metric, and on class adherence too where it is not the conditioning metric and varies
+    across cells (by more than 0.02)."""
+    from audit.bench.matched import both_readings, matched_differences
+    from audit.guidance import SHAPES
+
+    increasing = {name for name, spec in SHAPES.items() if spec.increasing}
+
+    axes = [cond] if cond else []
+    if cond == "clip_score" and "class_adherence" in cells[0]["metrics"]:
+        values = [c["metrics"]["class_adherence"]["value"] for c in cells]
+        if max(values) - min(values) > 0.02:
+            axes.append("class_adherence")
+    out = {}
+    for axis in axes:
+        found = matched_differences(cells, axis)
+        out[axis] = {**found, "readings": both_readings(paired, found, increasing)}
+    return out
+
+
 def build_results(
     config: BenchConfig,
     cells: list[dict[str, Any]],
@@ -50,6 +71,9 @@ def build_results(
     front = analysis.pareto_front(fid, [c["metrics"][cond]["value"] for c in cells]) if cond else []
     paired = analysis.paired_differences(cells)
     verdict = analysis.increasing_verdict(generator.id, paired, cond)
+    matched = _matched(cells, paired, cond)
+    for reading in matched.values():  # the same-scale reading first, then each same-adherence one
+        verdict["sentence"] += " " + reading["readings"]["sentence"]
     win = analysis.winner(cells, front)
     best = min(cells, key=lambda c: c["metrics"]["fid"]["value"])
     headline: list[dict[str, Any]] = []
@@ -90,6 +114,7 @@ def build_results(
             "cells": [_strip_draws(c) for c in cells],
             "pareto_front": [cells[i]["label"] for i in front],
             "paired_vs_static": paired,
+            "matched_vs_static": matched,
             "verdict": verdict,
             "winner": win,
             "disagreements": analysis.disagreements(cells, paired),
