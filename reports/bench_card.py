@@ -166,6 +166,35 @@ def _matched_section(data: dict[str, Any]) -> dict[str, Any]:
     return {"title": "At the same adherence", "paragraphs": paragraphs, "tables": tables}
 
 
+def _negative_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Every cell with the negative prompt minus the same cell without it (``--pair-negative``)."""
+    pairs = data["negative_pairs"]
+    labels = data["metric_labels"]
+    present = [m for m in DIFF_METRICS if pairs["rows"] and m in pairs["rows"][0]["metrics"]]
+    form = (
+        f"the three-branch form, eps_c + w (eps_c - eps_u) - {pairs['negative_weight']:g} (eps_neg - eps_u)"
+        if pairs["negative_weight"] is not None
+        else "diffusers' form (the negative prompt replaces the unconditional branch)"
+    )
+    rows = [[r["label"], *[_with_ci(r["metrics"].get(m)) for m in present],
+             r["metrics"].get("fid", {}).get("verdict", "n/a")] for r in pairs["rows"]]  # fmt: skip
+    return {
+        "title": "With and without the negative prompt",
+        "paragraphs": [
+            f"Every cell was run again without the negative prompt “{pairs['negative_prompt']}”, on the same "
+            f"conditions and seeds (in {pairs['without']}); the negative prompt was applied in {form}. "
+            "Differences are with minus without, 95% intervals from the paired resampling draws."
+        ],
+        "tables": [
+            {
+                "caption": "With the negative prompt minus without, value [95% paired interval]",
+                "columns": ["cell", *[f"d {labels[m]}" for m in present], "FID verdict"],
+                "rows": rows,
+            }
+        ],
+    }
+
+
 def _disagreement_section(data: dict[str, Any]) -> dict[str, Any]:
     d = data["disagreements"]
     labels = data["metric_labels"]
@@ -356,6 +385,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
     sections.append(_paired_section(data))
     if data.get("matched_vs_static"):
         sections.append(_matched_section(data))
+    if data.get("negative_pairs"):
+        sections.append(_negative_section(data))
     if data.get("memorization"):
         sections.append(_memorization_section(data))
     sections.append(_disagreement_section(data))

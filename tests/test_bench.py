@@ -322,3 +322,44 @@ def test_results_compare_every_schedule_with_static_at_the_same_clip_score(strai
         assert not rising[0][0] <= outside["adherence"] <= rising[-1][0]
     assert found["readings"]["sentence"] in data["verdict"]["sentence"]
     assert data["verdict"]["sentence"].index("at the same scale") < data["verdict"]["sentence"].index("At the same")
+
+
+def test_cli_pairs_every_cell_with_and_without_a_three_branch_negative_prompt(tmp_path, capsys) -> None:
+    """--negative-prompt with --negative-weight (three branches) and --pair-negative on a tiny random Stable
+    Diffusion pipeline: the cells without the negative prompt are a run of their own with the same seeds, and
+    each cell's differences are the two runs' values subtracted."""
+    import csv
+
+    from audit.cli import main
+    from tests.diffusers_fixtures import save_tiny_sd
+
+    pipe = save_tiny_sd(tmp_path / "sd")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a photo of the digit 3\na photo of the digit 7\n", encoding="utf-8")
+    out = tmp_path / "run"
+    common = ["bench", "--generator", f"diffusers:{pipe}", "--prompts", str(prompts), "--schedules", "static",
+              "--scales", "2", "--no-baseline", "--n", "130", "--steps", "3", "--bootstrap", "10",
+              "--batch-size", "65"]  # fmt: skip
+    args = [*common, "--negative-prompt", "<i>blurry</i>", "--negative-weight", "1.5", "--pair-negative"]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    data = json.loads((out / "bench-results.json").read_text())["data"]
+    without = json.loads((out / "without-negative" / "bench-results.json").read_text())["data"]
+    pairs = data["negative_pairs"]
+    assert pairs["negative_weight"] == 1.5 and pairs["form"] == "three-branch"
+    (row,) = pairs["rows"]
+    fid_with, fid_without = data["cells"][0]["metrics"]["fid"]["value"], without["cells"][0]["metrics"]["fid"]["value"]
+    assert row["label"] == "static @ 2" and row["metrics"]["fid"]["diff"] == pytest.approx(fid_with - fid_without)
+    lo, hi = row["metrics"]["fid"]["ci95"]
+    assert lo <= row["metrics"]["fid"]["diff"] <= hi
+    with (out / "cells" / "static" / "2.0" / "manifest.csv").open(encoding="utf-8") as fh:
+        first = next(csv.DictReader(fh))
+    assert first["negative_prompt"] == "<i>blurry</i>" and float(first["negative_weight"]) == 1.5
+    # the cells without the negative prompt are exactly a plain run's images (same conditions and seeds)
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    for i in (0, 77, 129):
+        name = f"cells/static/2.0/images/{i:05d}.png"
+        assert (out / "without-negative" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    first_image = "cells/static/2.0/images/00000.png"
+    assert (out / first_image).read_bytes() != (tmp_path / "plain" / first_image).read_bytes()  # guided away
+    html = (out / "bench-results.html").read_text(encoding="utf-8")
+    assert "With and without the negative prompt" in html and "<i>blurry</i>" not in html

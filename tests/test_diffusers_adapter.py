@@ -158,3 +158,81 @@ def test_sdxl_style_pipeline_matches_diffusers_bit_for_bit(tmp_path: Path) -> No
     )
     sigmas = [float(s) for s in pipe.scheduler.sigmas[:STEPS]]
     assert gen.generate(request).step_weights == [2.0 if 0.5 < s <= 5.0 else 0.0 for s in sigmas]
+
+
+def _first_step_noise(gen, monkeypatch, request) -> tuple:
+    """The guided noise the adapter hands the scheduler at the first step, and that step's input latents."""
+    scheduler = gen.components["scheduler"]
+    seen = []
+    real_step = scheduler.step
+
+    def spy(model_output, t, sample, **kwargs):
+        seen.append((model_output.detach().clone(), sample.detach().clone(), t))
+        return real_step(model_output, t, sample, **kwargs)
+
+    monkeypatch.setattr(scheduler, "step", spy)
+    out = gen.generate(request)
+    monkeypatch.undo()
+    return seen[0], out
+
+
+def _branch(gen, sample, t, prompts):
+    """The UNet's noise for ``prompts`` alone (its own forward), from the pipeline's own text encoding."""
+    import torch
+
+    pipe = gen.components["_pipeline"]
+    with torch.no_grad():
+        embedding = pipe.encode_prompt(list(prompts), gen.device, 1, False)[0]
+        model_input = gen.components["scheduler"].scale_model_input(sample, t)
+        return gen.components["unet"](model_input, t, encoder_hidden_states=embedding).sample
+
+
+@pytest.mark.parametrize(("w", "w_neg"), [(2.0, 1.5), (0.0, 0.75), (-0.5, 2.0)])
+def test_three_branch_negative_prompt_equals_hand_computed_guided_noise(sd, monkeypatch, w, w_neg) -> None:
+    import torch
+
+    prompts, negatives = ("a cat", "a dog"), ("zebra", "blurry")
+    request = GenerationRequest(
+        seeds=(3, 4), schedule=get_schedule("static", w), steps=STEPS, prompts=prompts, negative_prompts=negatives,
+        negative_weight=w_neg,
+    )  # fmt: skip
+    (guided, sample, t), out = _first_step_noise(sd, monkeypatch, request)
+    eps_c, eps_u, eps_n = (_branch(sd, sample, t, p) for p in (prompts, ("", ""), negatives))
+    expected = eps_c + w * (eps_c - eps_u) - w_neg * (eps_n - eps_u)  # the lecture form with its w = 1 + ours
+    torch.testing.assert_close(guided, expected, atol=1e-5, rtol=1e-4)
+    assert out.info["branches_per_forward"] == 3 and out.info["negative_weight"] == w_neg
+    assert not out.info["negative_prompt_as_unconditional"]
+
+
+def test_diffusers_form_negative_prompt_replaces_the_unconditional_branch_by_hand(sd, monkeypatch) -> None:
+    import torch
+
+    prompts, negatives = ("a cat", "a dog"), ("zebra", "blurry")
+    request = GenerationRequest(
+        seeds=(3, 4), schedule=get_schedule("static", 2.0), steps=STEPS, prompts=prompts, negative_prompts=negatives
+    )
+    (guided, sample, t), out = _first_step_noise(sd, monkeypatch, request)
+    eps_c, eps_n = (_branch(sd, sample, t, p) for p in (prompts, negatives))
+    torch.testing.assert_close(guided, eps_c + 2.0 * (eps_c - eps_n), atol=1e-5, rtol=1e-4)
+    assert out.info["negative_prompt_as_unconditional"] and out.info["branches_per_forward"] == 2
+
+
+def test_three_branch_form_with_zero_negative_weight_is_plain_guidance(sd) -> None:
+    plain = generate(sd, 2.0, ["a cat", "a dog"]).images
+    request = GenerationRequest(
+        seeds=(3, 4), schedule=get_schedule("static", 2.0), steps=STEPS, prompts=("a cat", "a dog"),
+        negative_prompts=("zebra", "zebra"), negative_weight=0.0,
+    )  # fmt: skip
+    np.testing.assert_allclose(sd.generate(request).images.astype(int), plain.astype(int), atol=1)
+    with pytest.raises(InputError, match="negative weight needs negative prompts"):
+        GenerationRequest(seeds=(3,), schedule=get_schedule("static", 1.0), prompts=("a",), negative_weight=1.0)
+
+
+def test_sdxl_three_branch_form_runs_every_branch_with_its_pooled_embedding(tmp_path: Path) -> None:
+    from tests.diffusers_fixtures import save_tiny_sdxl
+
+    gen = get_generator("diffusers:" + str(save_tiny_sdxl(tmp_path)))
+    base = dict(seeds=(3,), schedule=get_schedule("static", 2.0), steps=STEPS, prompts=("a cat",))
+    plain = gen.generate(GenerationRequest(**base)).images.astype(int)
+    away = gen.generate(GenerationRequest(**base, negative_prompts=("zebra",), negative_weight=3.0))
+    assert away.info["branches_per_forward"] == 3 and np.abs(away.images - plain).max() > 0

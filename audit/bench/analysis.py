@@ -62,21 +62,28 @@ def paired_differences(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if sched["name"] == "static" or "scale" not in sched or sched["scale"] not in static:
             continue
         base = static[sched["scale"]]
-        row: dict[str, Any] = {"label": cell["label"], "schedule": sched, "against": base["label"], "metrics": {}}
-        for name, draws in cell["metrics"].get("draws", {}).items():
-            base_draws = base["metrics"].get("draws", {}).get(name)
-            if base_draws is None or len(base_draws) != len(draws) or not draws:
-                continue
-            diff = cell["metrics"][name]["value"] - base["metrics"][name]["value"]
-            lo, hi = centred_interval(np.asarray(draws) - np.asarray(base_draws), diff)
-            better = -1 if name in LOWER_IS_BETTER else 1
-            significant = lo > 0 or hi < 0
-            row["metrics"][name] = {
-                "diff": diff,
-                "ci95": [lo, hi],
-                "verdict": ("better" if np.sign(diff) == better else "worse") if significant else "no difference",
-            }
-        out.append(row)
+        row = {"label": cell["label"], "schedule": sched, "against": base["label"]}
+        out.append({**row, "metrics": metric_differences(cell["metrics"], base["metrics"])})
+    return out
+
+
+def metric_differences(metrics: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` minus ``base`` for every metric both resampled with the same draws: difference, 95%
+    paired interval (the draws' differences, centred) and verdict (better / worse / no difference)."""
+    out = {}
+    for name, draws in metrics.get("draws", {}).items():
+        base_draws = base.get("draws", {}).get(name)
+        if base_draws is None or len(base_draws) != len(draws) or not draws:
+            continue
+        diff = metrics[name]["value"] - base[name]["value"]
+        lo, hi = centred_interval(np.asarray(draws) - np.asarray(base_draws), diff)
+        better = -1 if name in LOWER_IS_BETTER else 1
+        significant = lo > 0 or hi < 0
+        out[name] = {
+            "diff": diff,
+            "ci95": [lo, hi],
+            "verdict": ("better" if np.sign(diff) == better else "worse") if significant else "no difference",
+        }
     return out
 
 

@@ -39,6 +39,8 @@ def _bench_config(args: argparse.Namespace) -> Any:
         labels=None if prompts else tuple(args.labels) if args.labels else defaults.labels,
         prompts=prompts,
         negative_prompt=args.negative_prompt,
+        negative_weight=args.negative_weight,
+        pair_negative=args.pair_negative,
         bootstrap=args.bootstrap,
         baseline=not args.no_baseline,
         options=options,
@@ -116,7 +118,19 @@ def add_parser(sub: Any) -> None:
     bench.add_argument(
         "--prompts", metavar="FILE", help="text prompts, one per line, cycled (text-to-image generators)"
     )
-    bench.add_argument("--negative-prompt", help="negative prompt for every image (text-to-image)")
+    bench.add_argument(
+        "--negative-prompt",
+        help="negative prompt for every image (text-to-image); by default it replaces the unconditional branch",
+    )
+    bench.add_argument(
+        "--negative-weight", type=finite, metavar="W_NEG",
+        help="use the three-branch form eps_c + w (eps_c - eps_u) - W_NEG (eps_neg - eps_u) instead",
+    )  # fmt: skip
+    bench.add_argument(
+        "--pair-negative", action="store_true",
+        help="also run every cell without the negative prompt (same seeds, in OUT/without-negative) and report "
+        "the paired differences",
+    )  # fmt: skip
     bench.add_argument(
         "--bootstrap", type=non_negative_int, default=100, help="resampling draws for the intervals (default 100)"
     )

@@ -21,7 +21,9 @@ DEFAULT_SCALES = (0.5, 1.0, 2.0, 4.0)
 BASELINE = {"name": "static", "scale": 0.0}
 CELL_LIST_FIELDS = ("schedules", "scales", "baseline")  # w = 0: plain conditional sampling, shared by every schedule
 # analyses of the cells' images that change no image and no metric: a finished run can gain them on --resume
-ANALYSIS_FIELDS = ("training", "memorization")
+ANALYSIS_FIELDS = ("training", "memorization", "pair_negative")
+# fields added after runs existed: left out of the fingerprint while unset, so those runs' cells stay valid
+LATER_FIELDS = ("negative_weight",)
 
 
 def parse_schedule(text: str) -> dict[str, Any]:
@@ -55,17 +57,23 @@ class BenchConfig:
     labels: tuple[int, ...] | None = tuple(range(10))
     prompts: tuple[str, ...] | None = None
     negative_prompt: str | None = None
+    negative_weight: float | None = None  # None: diffusers' form; a number: the three-branch form's w_neg
     bootstrap: int = 100
     baseline: bool = True  # add the unguided cell (w = 0), the common origin of every curve
     options: dict[str, Any] = field(default_factory=dict)  # adapter options (device, dtype, batch size)
     training: str | None = None  # training images to look for near-copies of (audit.bench.memorization)
     memorization: dict[str, Any] = field(default_factory=dict)  # criterion and thresholds (Criteria's fields)
+    pair_negative: bool = False  # every cell again without the negative prompt, same seeds, paired differences
 
     def __post_init__(self) -> None:
         if (self.labels is None) == (self.prompts is None):
             raise InputError("a benchmark needs exactly one of labels (class-conditional) or prompts (text)")
         if self.negative_prompt is not None and self.prompts is None:
             raise InputError("a negative prompt needs text prompts")
+        if (self.negative_weight is not None or self.pair_negative) and self.negative_prompt is None:
+            raise InputError("a negative weight or --pair-negative needs a negative prompt")
+        if self.negative_weight is not None and not math.isfinite(self.negative_weight):
+            raise InputError(f"the negative weight must be finite, got {self.negative_weight}")
         if not self.schedules:
             raise InputError("a benchmark needs at least one schedule")
         if not self.scales or any(not math.isfinite(s) or s < 0 for s in self.scales):
@@ -121,7 +129,11 @@ class BenchConfig:
     def shared(self) -> dict[str, Any]:
         """Everything that changes a cell's images or metrics: the config less its list of cells and the
         analyses that read the images without changing them (:data:`ANALYSIS_FIELDS`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in CELL_LIST_FIELDS + ANALYSIS_FIELDS}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in CELL_LIST_FIELDS + ANALYSIS_FIELDS and not (k in LATER_FIELDS and v is None)
+        }
 
     def fingerprint(self) -> str:
         """sha256 of :meth:`shared`: a folder's finished cells are reused only under the same one, and a

@@ -65,6 +65,7 @@ def build_results(
     reference_info: dict[str, Any],
     cells_root: Path,
     memorization: dict[str, Any] | None = None,
+    negative_pairs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cond = analysis.conditioning_metric(cells)
     fid = [c["metrics"]["fid"]["value"] for c in cells]
@@ -121,5 +122,6 @@ def build_results(
             "weight_curves": analysis.weight_curves(config),
             "grids": analysis.sample_grids(config, cells, cells_root),
             "memorization": memorization,
+            "negative_pairs": negative_pairs,
         },
     }

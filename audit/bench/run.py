@@ -27,6 +27,7 @@ CONFIG_FILE = "bench-config.json"
 IDENTITY_FILE = "bench.run.json"
 RESULTS_FILE = "bench-results.json"
 FEATURES_FILE = "features.npz"
+WITHOUT_NEGATIVE = "without-negative"  # --pair-negative: the same cells without the negative prompt
 
 
 def reference_chunks(spec: str, info: dict[str, Any]) -> Iterator[np.ndarray]:
@@ -136,6 +137,7 @@ def _request(config: BenchConfig, schedule: Any, part: list[int]) -> Any:
         labels=tuple(int(conditions[i]) for i in part) if key == "label" else None,
         prompts=tuple(conditions[i] for i in part) if key == "prompt" else None,
         negative_prompts=(config.negative_prompt,) * len(part) if config.negative_prompt else None,
+        negative_weight=config.negative_weight,
     )
 
 
@@ -168,6 +170,8 @@ def run_bench(
     one-process run's."""
 
     out = Path(out)
+    if config.pair_negative:
+        return _run_paired(config, out, resume=resume, progress=progress, shard=shard, executor=executor)
     if shard is not None:
         _join_folder(out, config)
         BenchShards(config, str(out), progress)()(shard)
@@ -183,8 +187,46 @@ def run_bench(
         return _finish(config, out, resume=resume, progress=progress, ray=(ray, plan(ray, executor)[0]))
 
 
+def _run_paired(config: BenchConfig, out: Path, *, resume: bool, **kwargs: Any) -> Path | None:
+    """``--pair-negative``: the run with the negative prompt in ``out``, the same cells without it (same
+    conditions, seeds and resampling draws) in ``out/without-negative``, then the results again with every
+    cell's paired differences (with minus without)."""
+    from dataclasses import replace
+
+    first = run_bench(replace(config, pair_negative=False), out, resume=resume, **kwargs)
+    without = replace(config, negative_prompt=None, negative_weight=None, pair_negative=False, training=None)
+    sub = out / WITHOUT_NEGATIVE
+    run_bench(without, sub, resume=resume or (sub / CONFIG_FILE).is_file(), **kwargs)
+    if first is None:  # a shard: the merge pairs the cells
+        return None
+    return _finish(config, out, resume=True, progress=kwargs.get("progress", True), without_negative=sub)
+
+
+def _negative_pairs(config: BenchConfig, out: Path, without: Path) -> dict[str, Any]:
+    """Each cell with the negative prompt minus the same cell without it, per metric (paired draws)."""
+    from audit.bench.analysis import metric_differences
+
+    rows = []
+    for schedule in config.cells():
+        with_it = CellStore(out / "cells", schedule).read_metrics()
+        without_it = CellStore(without / "cells", schedule).read_metrics()
+        if with_it is None or without_it is None:
+            continue
+        rows.append({"label": with_it["label"], "schedule": with_it["schedule"],
+                     "metrics": metric_differences(with_it["metrics"], without_it["metrics"])})  # fmt: skip
+    form = "replaces the unconditional branch" if config.negative_weight is None else "three-branch"
+    return {"negative_prompt": config.negative_prompt, "negative_weight": config.negative_weight, "form": form,
+            "without": str(without), "rows": rows}  # fmt: skip
+
+
 def _finish(
-    config: BenchConfig, out: Path, *, resume: bool, progress: bool, ray: tuple[Any, int] | None = None
+    config: BenchConfig,
+    out: Path,
+    *,
+    resume: bool,
+    progress: bool,
+    ray: tuple[Any, int] | None = None,
+    without_negative: Path | None = None,
 ) -> Path:
     """Take in the shards' features, generate what is missing, score every cell (here, or as Ray tasks when
     ``ray`` is (ray, workers)), write the results."""
@@ -259,7 +301,12 @@ def _finish(
                 conditions,
                 seeds,
                 key,
-                {"step_weights": weights, "steps": config.steps, "negative_prompt": config.negative_prompt},
+                {
+                    "step_weights": weights,
+                    "steps": config.steps,
+                    "negative_prompt": config.negative_prompt,
+                    **({"negative_weight": config.negative_weight} if config.negative_weight is not None else {}),
+                },
             )
         t1 = time.perf_counter()
         chunks = store.image_chunks(range(config.n))
@@ -286,6 +333,7 @@ def _finish(
         reference_info=reference_info,
         cells_root=out / "cells",
         memorization=memorization,
+        negative_pairs=None if without_negative is None else _negative_pairs(config, out, without_negative),
     )
     from audit.results import write_results
 

@@ -65,9 +65,12 @@ class CellStore:
             write_bytes_atomic(self.images_dir / self.image_name(i), _png_bytes(image), fsync=False)
 
     def write_manifest(self, conditions: list[Any], seeds: list[int], key: str, extra: dict[str, Any]) -> None:
-        """One row per image (path, condition, seed, negative prompt, schedule, step weights)."""
+        """One row per image (path, condition, seed, negative prompt, schedule, step weights; the negative
+        weight where the three-branch form was used)."""
         buf = io.StringIO()
         fields = ["path", key, "seed", "negative_prompt", "schedule", "steps", "step_weights"]
+        if "negative_weight" in extra:  # the three-branch form's w_neg, applied at every step
+            fields.append("negative_weight")
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         schedule = json.dumps(self.schedule.to_config(), sort_keys=True)
@@ -82,6 +85,7 @@ class CellStore:
                     "schedule": schedule,
                     "steps": extra["steps"],
                     "step_weights": weights,
+                    **({"negative_weight": extra["negative_weight"]} if "negative_weight" in extra else {}),
                 }
             )
         write_text_atomic(self.manifest, buf.getvalue())

@@ -27,6 +27,9 @@ class GenerationRequest:
     labels: tuple[int, ...] | None = None
     prompts: tuple[str, ...] | None = None
     negative_prompts: tuple[str, ...] | None = None
+    # None: the negative prompt replaces the unconditional branch (diffusers' form); a number w_neg: a third
+    # branch, eps_c + w (eps_c - eps_u) - w_neg (eps_neg - eps_u) (docs/negative-prompts.md)
+    negative_weight: float | None = None
 
     def __post_init__(self) -> None:
         if (self.labels is None) == (self.prompts is None):
@@ -40,6 +43,8 @@ class GenerationRequest:
             raise InputError("negative_prompts need prompts, one negative prompt per prompt")
         if self.steps < 1:
             raise InputError(f"steps must be >= 1, got {self.steps}")
+        if self.negative_weight is not None and self.negative_prompts is None:
+            raise InputError("a negative weight needs negative prompts (the three-branch form guides away from them)")
 
     def __len__(self) -> int:
         return len(self.seeds)

@@ -158,7 +158,7 @@ class DiffusersGenerator:
             raise InputError(f"{self.id} is a text-to-image model: give prompts, not labels")
         if self.conditioning == "class" and request.labels is None:
             raise InputError(f"{self.id} is class-conditional: give class labels, not prompts")
-        if self.conditioning == "class" and request.negative_prompts is not None:
+        if self.conditioning == "class" and request.negative_prompts is not None:  # (and so no negative weight)
             raise InputError(f"{self.id} has no text conditioning: negative prompts do not apply")
         images, weights = [], None
         for start in range(0, len(request), self.batch_size):
@@ -175,8 +175,10 @@ class DiffusersGenerator:
                 "device": str(self.device),
                 "dtype": str(self.dtype).split(".")[-1],
                 "scheduler": type(self.components["scheduler"]).__name__,
-                "branches_per_forward": 2,
-                "negative_prompt_as_unconditional": request.negative_prompts is not None,
+                "branches_per_forward": 3 if request.negative_weight is not None else 2,
+                "negative_prompt_as_unconditional": request.negative_prompts is not None
+                and request.negative_weight is None,
+                "negative_weight": request.negative_weight,
             },
         )
 
@@ -196,13 +198,13 @@ class DiffusersGenerator:
         seeds = list(request.seeds[start:stop])
         with torch.no_grad():
             if self.kind in ("sd", "sdxl"):
-                model, cond = self._text_conditioning(request, start, stop)
+                model = self._text_conditioning(request, start, stop)
                 shape = self._latent_shape()
             elif self.kind == "dit":
-                model, cond = self._class_conditioning(request, start, stop, "transformer")
+                model = self._class_conditioning(request, start, stop, "transformer")
                 shape = self._latent_shape()
             else:
-                model, cond = self._class_conditioning(request, start, stop, "unet")
+                model = self._class_conditioning(request, start, stop, "unet")
                 unet = self.components["unet"]
                 size = unet.config.sample_size
                 size = (size, size) if isinstance(size, int) else tuple(size)
@@ -212,25 +214,29 @@ class DiffusersGenerator:
             clips = getattr(scheduler.config, "clip_sample", False) or getattr(scheduler.config, "thresholding", False)
             if clips and "use_clipped_model_output" in inspect.signature(scheduler.step).parameters:
                 step_kwargs["use_clipped_model_output"] = True
+            w_neg = request.negative_weight
             for t, w in zip(timesteps, weights, strict=True):
-                eps = self._guided_eps(model, cond, scheduler.scale_model_input(x, t), t, w)
+                eps = self._guided_eps(model, scheduler.scale_model_input(x, t), t, w, w_neg)
                 x = scheduler.step(eps, t, x, **step_kwargs).prev_sample
             return self._to_uint8(self._decode(x)), weights
 
-    def _guided_eps(self, model: Any, cond: dict[str, Any], x: Any, t: Any, w: float) -> Any:
-        """eps_c + w (eps_c - eps_u), both branches in one forward (only the conditional one if w == 0)."""
+    def _guided_eps(self, model: Any, x: Any, t: Any, w: float, w_neg: float | None = None) -> Any:
+        """eps_c + w (eps_c - eps_u), the branches in one forward (only the conditional one if w == 0); with a
+        negative weight, the three-branch form eps_c + w (eps_c - eps_u) - w_neg (eps_neg - eps_u)."""
         import torch
 
         n = len(x)
-        both = w != 0.0
-        inputs = torch.cat([x, x]) if both else x
-        out = model(inputs, t, both)
+        branches = 1 if w == 0.0 and not w_neg else (3 if w_neg is not None else 2)
+        out = model(torch.cat([x] * branches) if branches > 1 else x, t, branches)
         if self.kind == "dit" and out.shape[1] == 2 * x.shape[1]:  # learned sigma: keep the eps half
             out = out[:, : x.shape[1]]
-        if not both:
+        if branches == 1:
             return out
-        eps_c, eps_u = out[:n], out[n:]
-        return eps_c + w * (eps_c - eps_u)
+        eps_c, eps_u = out[:n], out[n : 2 * n]
+        guided = eps_c + w * (eps_c - eps_u)
+        if branches == 3:
+            guided = guided - w_neg * (out[2 * n :] - eps_u)
+        return guided
 
     def _latent_shape(self) -> tuple[int, int, int]:
         vae = self.components["vae"]
@@ -246,7 +252,7 @@ class DiffusersGenerator:
             raise InputError(f"{self.id}: height and width must be multiples of {factor}")
         return (unet.config.in_channels, h // factor, w // factor)
 
-    def _text_conditioning(self, request: GenerationRequest, start: int, stop: int) -> tuple[Any, dict[str, Any]]:
+    def _text_conditioning(self, request: GenerationRequest, start: int, stop: int) -> Any:
         import torch
 
         pipe = self.components["_pipeline"]
@@ -255,21 +261,32 @@ class DiffusersGenerator:
         # SDXL: zero embeddings where its config says force_zeros_for_empty_prompt)
         negatives = list(request.negative_prompts[start:stop]) if request.negative_prompts else None
         unet = self.components["unet"]
+        separate = request.negative_weight is not None  # three branches: the negative prompt is its own
         if self.kind == "sd":
-            cond, uncond = pipe.encode_prompt(prompts, self.device, 1, True, negative_prompt=negatives)
+            replacing = None if separate else negatives
+            cond, uncond = pipe.encode_prompt(prompts, self.device, 1, True, negative_prompt=replacing)
+            embeddings = [cond, uncond]
+            if separate:
+                embeddings.append(pipe.encode_prompt(negatives, self.device, 1, False)[0])
 
-            def model(x: Any, t: Any, both: bool) -> Any:
-                emb = torch.cat([cond, uncond]) if both else cond
-                return unet(x, t, encoder_hidden_states=emb).sample
+            def model(x: Any, t: Any, branches: int) -> Any:
+                return unet(x, t, encoder_hidden_states=torch.cat(embeddings[:branches])).sample
 
-            return model, {}
+            return model
         cond, uncond, pooled, pooled_uncond = pipe.encode_prompt(
             prompts,
             device=self.device,
             num_images_per_prompt=1,
             do_classifier_free_guidance=True,
-            negative_prompt=negatives,
+            negative_prompt=None if separate else negatives,
         )
+        embeddings, pooled_all = [cond, uncond], [pooled, pooled_uncond]
+        if separate:
+            neg, _, pooled_neg, _ = pipe.encode_prompt(
+                negatives, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            )
+            embeddings.append(neg)
+            pooled_all.append(pooled_neg)
         h, w = (s * pipe.vae_scale_factor for s in self._latent_shape()[1:])
         time_ids = pipe._get_add_time_ids(
             (h, w),
@@ -280,19 +297,16 @@ class DiffusersGenerator:
         ).to(self.device)
         time_ids = time_ids.repeat(len(prompts), 1)
 
-        def model(x: Any, t: Any, both: bool) -> Any:
-            emb = torch.cat([cond, uncond]) if both else cond
-            text = torch.cat([pooled, pooled_uncond]) if both else pooled
-            ids = torch.cat([time_ids, time_ids]) if both else time_ids
+        def model(x: Any, t: Any, branches: int) -> Any:
+            emb, text = torch.cat(embeddings[:branches]), torch.cat(pooled_all[:branches])
+            ids = torch.cat([time_ids] * branches)
             return unet(
                 x, t, encoder_hidden_states=emb, added_cond_kwargs={"text_embeds": text, "time_ids": ids}
             ).sample
 
-        return model, {}
+        return model
 
-    def _class_conditioning(
-        self, request: GenerationRequest, start: int, stop: int, name: str
-    ) -> tuple[Any, dict[str, Any]]:
+    def _class_conditioning(self, request: GenerationRequest, start: int, stop: int, name: str) -> Any:
         import torch
 
         net = self.components[name]
@@ -308,14 +322,14 @@ class DiffusersGenerator:
         labels = labels.to(self.device)
         nulls = torch.full_like(labels, null)
 
-        def model(x: Any, t: Any, both: bool) -> Any:
-            lab = torch.cat([labels, nulls]) if both else labels
+        def model(x: Any, t: Any, branches: int) -> Any:
+            lab = torch.cat([labels, nulls]) if branches == 2 else labels
             if name == "transformer":
                 steps = torch.full((len(x),), float(t), device=self.device)
                 return net(x, timestep=steps, class_labels=lab).sample
             return net(x, t, class_labels=lab).sample
 
-        return model, {}
+        return model
 
     def _decode(self, x: Any) -> Any:
         vae = self.components.get("vae")
