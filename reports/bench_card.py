@@ -195,6 +195,67 @@ def _negative_section(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _share(value: float | None, ci: list[float] | None) -> str:
+    return "n/a" if value is None else _with_ci({"value": value, "ci95": ci})
+
+
+def _attributes_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Perceived gender and age of the generated images per cell and condition, and against guidance."""
+    attrs = data["attributes"]
+    ref = attrs["reference"]
+    conditions = list(data["cells"][0]["attributes"]["conditions"])
+    rows = []
+    for c in data["cells"]:
+        for cond, s in c["attributes"]["conditions"].items():
+            rows.append([c["label"], cond, f"{s['images_with_faces']} / {s['images']}", str(s["faces"]),
+                         _share(s["female_share"], s["female_share_ci"]),
+                         "n/a" if s["mean_age"] is None else f"{s['mean_age']:.1f}",
+                         _share(s["under_18_share"], s["under_18_ci"]), str(s["abstentions"])])  # fmt: skip
+    charts = []
+    for cond in conditions[:6]:
+        cells = [{**c, "metrics": {"female": {"value": c["attributes"]["conditions"][cond]["female_share"],
+                                              "ci95": c["attributes"]["conditions"][cond]["female_share_ci"]}}}
+                 for c in data["cells"] if c["attributes"]["conditions"][cond]["female_share"] is not None]  # fmt: skip
+        if not cells:
+            continue
+        series, _ = _curves(cells, "scale", "female")
+        src = figures.tradeoff_chart(series, title=f"perceived female share: {cond}",
+                                     xlabel="guidance scale w (mean weight, paper convention)",
+                                     ylabel="perceived female share")  # fmt: skip
+        charts.append({"src": src, "alt": f"perceived female share against guidance scale for {cond}"})
+    diff_rows = [
+        [r["label"], r["condition"], r["against"], _share(r["female_share"]["diff"], r["female_share"]["ci95"]),
+         _share(r["mean_age"]["diff"], r["mean_age"]["ci95"])]
+        for r in attrs["vs_static"]
+    ]  # fmt: skip
+    per_cell = {
+        "caption": "Per cell and condition",
+        "columns": ["cell", "condition", "images with faces", "faces", "female share [95%]", "mean age",
+                    "under 18 [95%]", "abstentions"],
+        "rows": rows,
+    }  # fmt: skip
+    against_static = {
+        "caption": "Against static guidance at the same scale, difference [95% paired interval]",
+        "columns": ["cell", "condition", "against", "d female share", "d mean age"],
+        "rows": diff_rows,
+    }
+    return {
+        "title": "Who the generated images show (perceived gender and age)",
+        "paragraphs": [
+            f"Every generated image went through the audit's face pipeline: {attrs['model']['model']} "
+            f"(backend {attrs['backend']}); a face whose gender confidence is below {attrs['abstain_below']:g} "
+            "counts for age but abstains on gender. Shares are of faces, with 95% Wilson intervals.",
+            f"Reference share for the skew: {ref['share']:.2f} ({ref['source']}). The skew is the distance of a "
+            "cell's perceived female share from it; its change from the unguided cell has a 95% interval from a "
+            "paired bootstrap over images (the same conditions and seeds in every cell).",
+            *attrs["sentences"],
+        ],
+        "figures": charts,
+        "tables": [per_cell, against_static],
+        "notes": attrs["caveats"],
+    }
+
+
 def _disagreement_section(data: dict[str, Any]) -> dict[str, Any]:
     d = data["disagreements"]
     labels = data["metric_labels"]
@@ -387,6 +448,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         sections.append(_matched_section(data))
     if data.get("negative_pairs"):
         sections.append(_negative_section(data))
+    if data.get("attributes"):
+        sections.append(_attributes_section(data))
     if data.get("memorization"):
         sections.append(_memorization_section(data))
     sections.append(_disagreement_section(data))
@@ -426,7 +489,10 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 [
                     "Embedded defaults: features come from genaudit's digits classifier and CLIP-score from its tiny "
                     "digits CLIP, not from Inception or a pretrained CLIP; the numbers are not comparable with "
-                    "published FIDs."
+                    "published FIDs.",
+                    "Who a generator depicts (bench --attributes faces: perceived gender and age per prompt and "
+                    "against guidance) needs a generator of people; the embedded DDPM draws digits, so this card "
+                    "has no such section.",
                 ]
                 if data["extractor"].startswith("embedded")
                 else []

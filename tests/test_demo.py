@@ -89,6 +89,7 @@ def test_demo_benchmark_looks_for_near_copies_of_the_training_digits(demo_site: 
         assert m["pairs_png"]
     html = (demo_site / "cards" / f"{BENCH}.html").read_text(encoding="utf-8")
     assert "Memorization: near-copies of training images" in html
+    assert "needs a generator of people" in html  # the attribute analysis is named, and why it is absent
 
 
 def test_demo_audits_the_builtin_faces(demo_site: Path) -> None:

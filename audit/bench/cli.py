@@ -45,6 +45,7 @@ def _bench_config(args: argparse.Namespace) -> Any:
         baseline=not args.no_baseline,
         options=options,
         training=args.training,
+        attributes=args.attributes,
         memorization={
             k: v
             for k, v in (
@@ -144,6 +145,11 @@ def add_parser(sub: Any) -> None:
         "--out", default="genaudit-bench", help="run folder: cells, cache, results, card (default ./genaudit-bench)"
     )
     bench.add_argument("--resume", action="store_true", help="continue the run in --out, recomputing nothing finished")
+    bench.add_argument(
+        "--attributes", metavar="faces[:BACKEND]",
+        help="perceived gender and age of every generated image through the audit's face pipeline (BACKEND as "
+        "genaudit audit --backend; default dlib-agegender); per cell and prompt, against guidance (docs/attributes.md)",
+    )  # fmt: skip
     copies = bench.add_argument_group("memorization (near-copies of training images; docs/memorization.md)")
     copies.add_argument(
         "--training", metavar="SOURCE",

@@ -21,7 +21,7 @@ DEFAULT_SCALES = (0.5, 1.0, 2.0, 4.0)
 BASELINE = {"name": "static", "scale": 0.0}
 CELL_LIST_FIELDS = ("schedules", "scales", "baseline")  # w = 0: plain conditional sampling, shared by every schedule
 # analyses of the cells' images that change no image and no metric: a finished run can gain them on --resume
-ANALYSIS_FIELDS = ("training", "memorization", "pair_negative")
+ANALYSIS_FIELDS = ("training", "memorization", "pair_negative", "attributes")
 # fields added after runs existed: left out of the fingerprint while unset, so those runs' cells stay valid
 LATER_FIELDS = ("negative_weight",)
 
@@ -64,6 +64,7 @@ class BenchConfig:
     training: str | None = None  # training images to look for near-copies of (audit.bench.memorization)
     memorization: dict[str, Any] = field(default_factory=dict)  # criterion and thresholds (Criteria's fields)
     pair_negative: bool = False  # every cell again without the negative prompt, same seeds, paired differences
+    attributes: str | None = None  # faces[:BACKEND]: perceived gender and age of every generated image
 
     def __post_init__(self) -> None:
         if (self.labels is None) == (self.prompts is None):
@@ -82,6 +83,10 @@ class BenchConfig:
             raise InputError(f"n must be at least 20 images per cell for the metrics, got {self.n}")
         if self.steps < 1 or self.bootstrap < 0:
             raise InputError("steps must be >= 1 and bootstrap >= 0")
+        if self.attributes is not None:
+            from audit.bench.attributes import backend_of
+
+            backend_of(self.attributes)  # an unknown backend is refused before any sampling
         if self.memorization:
             from audit.bench.memorization import Criteria
 

@@ -66,6 +66,7 @@ def build_results(
     cells_root: Path,
     memorization: dict[str, Any] | None = None,
     negative_pairs: dict[str, Any] | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cond = analysis.conditioning_metric(cells)
     fid = [c["metrics"]["fid"]["value"] for c in cells]
@@ -123,5 +124,6 @@ def build_results(
             "grids": analysis.sample_grids(config, cells, cells_root),
             "memorization": memorization,
             "negative_pairs": negative_pairs,
+            "attributes": attributes,
         },
     }

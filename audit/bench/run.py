@@ -318,6 +318,12 @@ def _finish(
         cell = _ScoredCell(config, schedule, store, generated, t1 - t0, extract_seconds, finished, slot)
         scoring.submit(fake, cell.done)
     scoring.drain()
+    attributes = None
+    if config.attributes:
+        from audit.bench.attributes import analyse_cells
+
+        done = [m for m in finished if m is not None]
+        attributes = analyse_cells(config, out, done, [CellStore(out / "cells", _schedule(c)) for c in done], progress)
     memorization = None
     if memo is not None:
         by_folder = memo.finish(progress)
@@ -333,6 +339,7 @@ def _finish(
         reference_info=reference_info,
         cells_root=out / "cells",
         memorization=memorization,
+        attributes=attributes,
         negative_pairs=None if without_negative is None else _negative_pairs(config, out, without_negative),
     )
     from audit.results import write_results
