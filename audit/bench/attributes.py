@@ -281,6 +281,10 @@ def analyse_cells(config: Any, out: Path, cells: list[dict[str, Any]], stores: l
     reference_faces = [cache.faces(image) for chunk in reference_chunks(config.reference, {}) for image in chunk]
     cache.save()
     reference = reference_share(reference_faces, DEFAULT_ABSTAIN_BELOW)
+    if reference_faces:  # the same figures on the reference images, beside the cells'
+        reference["summary"] = _summarize(
+            "reference", reference_faces, range(len(reference_faces)), DEFAULT_ABSTAIN_BELOW
+        )
     analyzer = cache.analyzer().describe()  # named (ids, licences, hashes) even when every image was cached
     return {
         "backend": cache.backend,

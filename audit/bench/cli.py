@@ -14,7 +14,8 @@ log = logging.getLogger("genaudit")
 
 
 def _bench_config(args: argparse.Namespace) -> Any:
-    from audit.bench import BenchConfig, parse_schedule
+    from audit.bench import BenchConfig
+    from audit.bench.config import parse_schedules
 
     defaults = BenchConfig()
     prompts = None
@@ -29,7 +30,9 @@ def _bench_config(args: argparse.Namespace) -> Any:
     options = {k: v for k, v in (("device", args.device), ("dtype", args.dtype), ("batch_size", args.batch_size)) if v}
     return BenchConfig(
         generator=args.generator,
-        schedules=tuple(parse_schedule(s) for s in args.schedules) if args.schedules else defaults.schedules,
+        schedules=tuple(s for text in args.schedules for s in parse_schedules(text))
+        if args.schedules
+        else defaults.schedules,
         scales=tuple(args.scales) if args.scales else defaults.scales,
         n=args.n,
         steps=args.steps,
@@ -46,6 +49,7 @@ def _bench_config(args: argparse.Namespace) -> Any:
         options=options,
         training=args.training,
         attributes=args.attributes,
+        tune=args.tune,
         memorization={
             k: v
             for k, v in (
@@ -87,7 +91,8 @@ def add_parser(sub: Any) -> None:
         "--schedules",
         nargs="+",
         metavar="S",
-        help="schedule names, with parameters as name:key=value (clamp-linear:c=2); default: all heuristic shapes",
+        help="schedule names, with parameters as name:key=value (clamp-linear:c=2) and grids as key=a|b|c "
+        "(clamp-linear:c=0.5|1|2); default: all heuristic shapes",
     )
     bench.add_argument(
         "--scales",
@@ -145,6 +150,11 @@ def add_parser(sub: Any) -> None:
         "--out", default="genaudit-bench", help="run folder: cells, cache, results, card (default ./genaudit-bench)"
     )
     bench.add_argument("--resume", action="store_true", help="continue the run in --out, recomputing nothing finished")
+    bench.add_argument(
+        "--tune", action="store_true",
+        help="choose each parametrized schedule's parameter from its grid on other seeds (and the other half of "
+        "the prompts) in OUT/tune, and report every candidate here on the held-out ones (docs/tuning.md)",
+    )  # fmt: skip
     bench.add_argument(
         "--attributes", metavar="faces[:BACKEND]",
         help="perceived gender and age of every generated image through the audit's face pipeline (BACKEND as "

@@ -9,6 +9,7 @@ Every cell uses the SAME conditions and seeds (image i: condition ``i mod len(co
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ DEFAULT_SCALES = (0.5, 1.0, 2.0, 4.0)
 BASELINE = {"name": "static", "scale": 0.0}
 CELL_LIST_FIELDS = ("schedules", "scales", "baseline")  # w = 0: plain conditional sampling, shared by every schedule
 # analyses of the cells' images that change no image and no metric: a finished run can gain them on --resume
-ANALYSIS_FIELDS = ("training", "memorization", "pair_negative", "attributes")
+ANALYSIS_FIELDS = ("training", "memorization", "pair_negative", "attributes", "tune")
 # fields added after runs existed: left out of the fingerprint while unset, so those runs' cells stay valid
 LATER_FIELDS = ("negative_weight",)
 
@@ -42,6 +43,17 @@ def parse_schedule(text: str) -> dict[str, Any]:
             raise InputError(f"schedule {text!r}: {key} must be a number, got {value!r}") from None
     get_schedule(name, scale=1.0, **{k: v for k, v in params.items() if k != "name"})  # validates now
     return params
+
+
+def parse_schedules(text: str) -> list[dict[str, Any]]:
+    """:func:`parse_schedule`, with a grid: ``"clamp-linear:c=0.5|1|2"`` is three schedules (every
+    combination when several parameters have several values), the candidates ``--tune`` chooses from."""
+    if text.startswith("python:") or "|" not in text:
+        return [parse_schedule(text)]
+    name, _, rest = text.partition(":")
+    items = [item.partition("=") for item in filter(None, rest.split(","))]
+    grids = [[f"{key}={value}" for value in values.split("|")] for key, _, values in items]
+    return [parse_schedule(f"{name}:{','.join(combo)}") for combo in itertools.product(*grids)]
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class BenchConfig:
     memorization: dict[str, Any] = field(default_factory=dict)  # criterion and thresholds (Criteria's fields)
     pair_negative: bool = False  # every cell again without the negative prompt, same seeds, paired differences
     attributes: str | None = None  # faces[:BACKEND]: perceived gender and age of every generated image
+    tune: bool = False  # choose parametrized schedules' parameters on other seeds (and prompts), report here
 
     def __post_init__(self) -> None:
         if (self.labels is None) == (self.prompts is None):

@@ -67,6 +67,7 @@ def build_results(
     memorization: dict[str, Any] | None = None,
     negative_pairs: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
+    tuning: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cond = analysis.conditioning_metric(cells)
     fid = [c["metrics"]["fid"]["value"] for c in cells]
@@ -125,5 +126,6 @@ def build_results(
             "memorization": memorization,
             "negative_pairs": negative_pairs,
             "attributes": attributes,
+            "tuning": tuning,
         },
     }

@@ -170,6 +170,8 @@ def run_bench(
     one-process run's."""
 
     out = Path(out)
+    if config.tune:
+        return _run_tuned(config, out, resume=resume, progress=progress, shard=shard, executor=executor)
     if config.pair_negative:
         return _run_paired(config, out, resume=resume, progress=progress, shard=shard, executor=executor)
     if shard is not None:
@@ -202,6 +204,31 @@ def _run_paired(config: BenchConfig, out: Path, *, resume: bool, **kwargs: Any) 
     return _finish(config, out, resume=True, progress=kwargs.get("progress", True), without_negative=sub)
 
 
+def _run_tuned(config: BenchConfig, out: Path, *, resume: bool, **kwargs: Any) -> Path | None:
+    """``--tune``: every candidate on the held-out split in ``out`` (what is reported) and on the tuning split
+    in ``out/tune``, then the results again with the tuning report (:mod:`audit.bench.tuning`)."""
+    from dataclasses import replace
+
+    from audit.bench.tuning import TUNE_DIR, splits
+
+    tune, held = splits(config)
+    sub = out / TUNE_DIR
+    first = run_bench(held, out, resume=resume or (out / CONFIG_FILE).is_file(), **kwargs)  # out first: empty
+    tuned = run_bench(tune, sub, resume=resume or (sub / CONFIG_FILE).is_file(), **kwargs)
+    if first is None or tuned is None:  # a shard: the merge reports
+        return None
+    marked = replace(held, tune=True)  # an analysis field: the cells are the held-out run's
+    pairs = out / WITHOUT_NEGATIVE if held.pair_negative else None
+    return _finish(marked, out, resume=True, progress=kwargs.get("progress", True), tuned=sub, without_negative=pairs)
+
+
+def _tuning(config: BenchConfig, tuned: Path, held_cells: list[dict[str, Any]]) -> dict[str, Any]:
+    from audit.bench.tuning import report
+
+    tune_cells = [m for s in config.cells() if (m := CellStore(tuned / "cells", s).read_metrics()) is not None]
+    return {**report(tune_cells, held_cells), "tuning_run": str(tuned)}
+
+
 def _negative_pairs(config: BenchConfig, out: Path, without: Path) -> dict[str, Any]:
     """Each cell with the negative prompt minus the same cell without it, per metric (paired draws)."""
     from audit.bench.analysis import metric_differences
@@ -227,6 +254,7 @@ def _finish(
     progress: bool,
     ray: tuple[Any, int] | None = None,
     without_negative: Path | None = None,
+    tuned: Path | None = None,
 ) -> Path:
     """Take in the shards' features, generate what is missing, score every cell (here, or as Ray tasks when
     ``ray`` is (ray, workers)), write the results."""
@@ -340,6 +368,7 @@ def _finish(
         cells_root=out / "cells",
         memorization=memorization,
         attributes=attributes,
+        tuning=None if tuned is None else _tuning(config, tuned, [m for m in finished if m is not None]),
         negative_pairs=None if without_negative is None else _negative_pairs(config, out, without_negative),
     )
     from audit.results import write_results
