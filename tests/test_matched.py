@@ -62,6 +62,10 @@ def test_draws_outside_static_range_are_dropped_and_too_many_give_no_interval() 
     linear = near_top[4]
     linear["metrics"]["clip_score"]["value"] = 0.49
     linear["metrics"]["draws"]["clip_score"] = [0.49, 0.55, 0.49, 0.49, 0.49, 0.49]  # one draw beyond 0.50
-    (row,) = matched_differences(near_top, "clip_score")["rows"]
+    found = matched_differences(near_top, "clip_score")
+    (row,) = found["rows"]
     assert row["draws_inside"] == pytest.approx(5 / 6)
     assert row["ci95"] is None and row["verdict"] == "no interval"  # 83% inside, under the 90% needed
+    readings = both_readings([], found)
+    assert readings["no_interval"] == ["linear @ 2"] and readings["compared"] == 0
+    assert "1 cell(s) have no interval (more than 10% of their resampling draws" in readings["sentence"]

@@ -118,8 +118,12 @@ def both_readings(
             sentence += f" The two readings disagree for {len(disagree)}: {listed}."
         else:
             sentence += " The two readings agree on every cell compared both ways."
+    unsure = [r["label"] for r in matched["rows"] if r["verdict"] == "no interval" and r["draws_inside"] is not None]
+    if unsure:
+        sentence += (f" {len(unsure)} cell(s) have no interval (more than {1 - MIN_DRAWS_INSIDE:.0%} of their "
+                     f"resampling draws fall beyond static's range of {what}): " + ", ".join(unsure) + ".")  # fmt: skip
     if matched["outside"]:
         sentence += (f" {len(matched['outside'])} cell(s) lie outside static's range of {what} and are not compared: "
                      + ", ".join(o["label"] for o in matched["outside"]) + ".")  # fmt: skip
     return {"adherence": matched["adherence"], "better": better, "worse": worse, "disagree": disagree,
-            "compared": len(rows), "sentence": sentence}  # fmt: skip
+            "compared": len(rows), "no_interval": unsure, "sentence": sentence}  # fmt: skip
