@@ -91,17 +91,20 @@ def attributes_section(data: dict[str, Any]) -> dict[str, Any]:
                          "n/a" if s["mean_age"] is None else f"{s['mean_age']:.1f}",
                          _share(s["under_18_share"], s["under_18_ci"]), str(s["abstentions"])])  # fmt: skip
     charts = []
-    for cond in conditions[:6]:
-        cells = [{**c, "metrics": {"female": {"value": c["attributes"]["conditions"][cond]["female_share"],
-                                              "ci95": c["attributes"]["conditions"][cond]["female_share_ci"]}}}
-                 for c in data["cells"] if c["attributes"]["conditions"][cond]["female_share"] is not None]  # fmt: skip
-        if not cells:
-            continue
-        series, _ = curves(cells, "scale", "female")
-        src = figures.tradeoff_chart(series, title=f"perceived female share: {cond}",
-                                     xlabel="guidance scale w (mean weight, paper convention)",
-                                     ylabel="perceived female share")  # fmt: skip
-        charts.append({"src": src, "alt": f"perceived female share against guidance scale for {cond}"})
+    plotted = (("female_share", "female_share_ci", "perceived female share"), ("mean_age", None, "mean perceived age"))
+    for cond in conditions[:6]:  # a chart per prompt and figure: share (with its interval) and age
+        for key, ci_key, what in plotted:
+            cells = [
+                {**c, "metrics": {key: {"value": stats[key], "ci95": stats[ci_key] if ci_key else None}}}
+                for c in data["cells"]
+                if (stats := c["attributes"]["conditions"][cond])[key] is not None
+            ]
+            if not cells:
+                continue
+            series, _ = curves(cells, "scale", key)
+            xlabel = "guidance scale w (mean weight, paper convention)"
+            src = figures.tradeoff_chart(series, title=f"{what}: {cond}", xlabel=xlabel, ylabel=what)
+            charts.append({"src": src, "alt": f"{what} against guidance scale for {cond}"})
     diff_rows = [
         [r["label"], r["condition"], r["against"], _share(r["female_share"]["diff"], r["female_share"]["ci95"]),
          _share(r["mean_age"]["diff"], r["mean_age"]["ci95"])]

@@ -203,3 +203,19 @@ def test_the_similarity_criterion_lists_the_exact_copies(planted_run, tmp_path) 
 
 def _tuples(config: BenchConfig) -> dict:
     return {"schedules": config.schedules, "scales": config.scales, "labels": config.labels}
+
+
+def test_the_embedded_generator_is_checked_against_its_training_digits_by_default() -> None:
+    from audit.bench.cli import _bench_config
+    from audit.cli import build_parser
+
+    def config(*extra: str) -> BenchConfig:
+        return _bench_config(build_parser().parse_args(["bench", *extra]))
+
+    assert config().training == "builtin:digits-train"
+    assert config("--training", "none").training is None
+    assert config("--generator", "folder:/data/gen").training is None
+    assert config("--generator", "folder:/data/gen", "--training", "/data/train").training == "/data/train"
+    assert config("--copy-criterion", "similarity", "--copy-ratio", "0.2").memorization == {
+        "criterion": "similarity", "ratio": 0.2,
+    }  # fmt: skip

@@ -47,7 +47,7 @@ def _bench_config(args: argparse.Namespace) -> Any:
         bootstrap=args.bootstrap,
         baseline=not args.no_baseline,
         options=options,
-        training=args.training,
+        training=_training(args),
         attributes=args.attributes,
         tune=args.tune,
         memorization={
@@ -60,6 +60,14 @@ def _bench_config(args: argparse.Namespace) -> Any:
             if v is not None
         },
     )
+
+
+def _training(args: argparse.Namespace) -> str | None:
+    """``--training``; by default the embedded DDPM is checked against its own 1,500 training digits, and
+    ``--training none`` turns the check off."""
+    if args.training is None:
+        return "builtin:digits-train" if args.generator == "embedded:digits-ddpm" else None
+    return None if args.training == "none" else args.training
 
 
 def _cmd_bench(args: argparse.Namespace) -> int | Path:
@@ -164,7 +172,8 @@ def add_parser(sub: Any) -> None:
     copies.add_argument(
         "--training", metavar="SOURCE",
         help="training images to look for near-copies of: builtin:digits-train (the embedded DDPM's), a folder, "
-        "a manifest, webdataset .tar shards or Parquet; a finished run gains it with --resume",
+        "a manifest, webdataset .tar shards or Parquet, or none; default for the embedded DDPM: builtin:digits-train; "
+        "a finished run gains it with --resume",
     )  # fmt: skip
     copies.add_argument(
         "--copy-criterion", choices=["ratio", "similarity"],
