@@ -37,6 +37,31 @@ def test_search_merged_block_by_block_equals_brute_force(monkeypatch) -> None:
     assert index[-2, 0] == 3 and index[-1, 0] == 50 and dist[-1, 0] == pytest.approx(0.0, abs=1e-3)
 
 
+def test_the_query_index_finds_every_exact_copy_and_most_neighbours(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 16))
+    base = memo._unit((centres[rng.integers(0, 40, 6000)] + 0.3 * rng.normal(size=(6000, 16))).astype(np.float32))
+    novel = memo._unit((centres[rng.integers(0, 40, 1800)] + 0.3 * rng.normal(size=(1800, 16))).astype(np.float32))
+    copies = rng.choice(6000, 200, replace=False)
+    queries = np.concatenate([novel, base[copies]])  # the last 200 are exact copies of training vectors
+    monkeypatch.setattr(memo, "TRAIN_BLOCK", 1000)
+    exact = memo.NearestStream(queries, 10)
+    indexed = memo.NearestStream(queries, 10, lists=45, probes=4)
+    assert indexed.index is not None and len(indexed.index.members) == 45
+    for start in range(0, 6000, 256):
+        chunk = slice(start, start + 256)
+        exact.update(base[chunk], np.arange(6000)[chunk])
+        indexed.update(base[chunk], np.arange(6000)[chunk])
+    (d_exact, i_exact), (d_index, i_index) = exact.result(), indexed.result()
+    np.testing.assert_array_equal(i_index[1800:, 0], copies)  # every exact copy meets its training vector
+    assert d_index[1800:, 0] == pytest.approx(np.zeros(200), abs=1e-3)
+    top1 = np.mean(i_index[:, 0] == i_exact[:, 0])
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i_index, i_exact, strict=True)])
+    assert top1 > 0.95 and recall > 0.9, (top1, recall)
+    assert np.all(d_index >= d_exact - 1e-5)  # an index can miss neighbours, never find closer ones
+    assert memo.index_lists(5_000, 100_000) == 0 and memo.index_lists(5_000, 1_000_000) == 70
+
+
 def test_pixel_vectors_are_centred_unit_and_blind_to_brightness_and_size() -> None:
     rng = np.random.default_rng(1)
     image = rng.integers(0, 200, size=(8, 8, 3)).astype(np.uint8)
@@ -162,7 +187,7 @@ def test_planted_copies_are_found_exactly_and_a_finished_run_gains_them_on_resum
     assert found["criteria"]["ratio"]["criterion"].startswith("ratio: pixel distance (8x8 grey")
     assert data["memorization"]["training"] == {
         "spec": "builtin:digits-train", "source": data["memorization"]["training"]["source"], "images": 1500,
-        "refused": 0,
+        "refused": 0, "search": "exact",
     }  # fmt: skip
     assert data["memorization"]["thresholds"]["ratio"] == 0.25
     assert found["pairs_png"] and "_closest_training" not in found

@@ -42,6 +42,10 @@ FORMAT = "genaudit.memorization/1"  # part of each cell file's key: a result of 
 COPIES_LISTED = 100  # near-copies listed per cell (the count and share cover all of them)
 PAIRS_SHOWN = 8  # closest (generated | training) pairs drawn per cell
 TRAIN_BLOCK = 16_384  # training vectors merged at a time
+EXACT_LIMIT = 2_000_000_000  # generated x training pairs searched exactly; above, an index over the queries
+PROBES = 8  # lists of the query index each training vector is compared with
+SMALL_PROBLEM = 200_000  # query x base pairs below which a merge is one numpy product
+INDEX_BLOCK = 131_072  # training vectors merged at a time through the index: each list's share stays large
 
 
 def pixel_vectors(images: np.ndarray, side: int = PIXEL_SIDE, normalise: bool = True) -> np.ndarray:
@@ -73,7 +77,7 @@ class NearestStream:
     chunks: memory is the queries, their ``k`` best and one block of distances, whatever the base's size.
     Base vectors carry ids (their position in the source), so names and images are looked up afterwards."""
 
-    def __init__(self, queries: np.ndarray, k: int) -> None:
+    def __init__(self, queries: np.ndarray, k: int, lists: int = 0, probes: int = PROBES) -> None:
         self.queries = np.asarray(queries, dtype=np.float32)
         self.k = k
         self.d2 = np.full((len(self.queries), k), np.inf)
@@ -81,6 +85,7 @@ class NearestStream:
         self.seen = 0
         self._buffer: list[tuple[np.ndarray, np.ndarray]] = []
         self._buffered = 0
+        self.index = QueryIndex(self.queries, lists, probes) if lists > 1 else None
 
     def update(self, base: np.ndarray, ids: np.ndarray) -> None:
         """Take in base vectors (a chunk as the source reads them) and their ids; they are buffered up to
@@ -89,26 +94,48 @@ class NearestStream:
         self._buffer.append((np.asarray(base, dtype=np.float32), np.asarray(ids, dtype=np.int64)))
         self._buffered += len(base)
         self.seen += len(base)
-        if self._buffered >= TRAIN_BLOCK:
+        if self._buffered >= (TRAIN_BLOCK if self.index is None else INDEX_BLOCK):
             self._flush()
 
     def _flush(self) -> None:
         """Merge the buffered block: its own ``k`` nearest per query (scikit-learn's brute-force search, a
-        compiled top-k over float32 distances), then the best ``k`` of those and the ones kept so far."""
+        compiled top-k over float32 distances), then the best ``k`` of those and the ones kept so far; with an
+        index, each base vector only against the queries of the lists it probes."""
         if not self._buffer:
             return
-        from sklearn.neighbors import NearestNeighbors
 
         base = np.concatenate([b for b, _ in self._buffer])
         ids = np.concatenate([i for _, i in self._buffer])
         self._buffer, self._buffered = [], 0
-        k = min(self.k, len(base))
-        dist, local = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(base).kneighbors(self.queries)
-        cand_d = np.concatenate([self.d2, dist.astype(np.float64) ** 2], axis=1)
-        cand_i = np.concatenate([self.ids, ids[local]], axis=1)
+        if self.index is None:
+            self._merge(np.arange(len(self.queries)), base, ids)
+            return
+        for rows, members in self.index.pairs(base):  # each list's queries against the base vectors probing it
+            self._merge(rows, base[members], ids[members])
+
+    def _merge(self, rows: np.ndarray, base: np.ndarray, ids: np.ndarray) -> None:
+        """Queries ``rows`` against ``base``: their k nearest there, merged with the k kept so far. A large
+        problem goes to scikit-learn's compiled brute-force top-k; a small one (an index list's share of a
+        block) is one numpy product, where scikit-learn's per-call overhead would cost more than the work."""
+        queries = self.queries[rows]
+        if len(rows) * len(base) >= SMALL_PROBLEM:
+            from sklearn.neighbors import NearestNeighbors
+
+            k = min(self.k, len(base))
+            dist, local = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(base).kneighbors(queries)
+            found_d2, found = dist.astype(np.float64) ** 2, ids[local]
+        else:
+            b64 = base.astype(np.float64)
+            found_d2 = np.maximum(
+                (queries.astype(np.float64) ** 2).sum(1)[:, None] + (b64**2).sum(1)[None, :]
+                - 2.0 * (queries.astype(np.float64) @ b64.T), 0.0,
+            )  # fmt: skip
+            found = np.broadcast_to(ids, found_d2.shape)
+        cand_d = np.concatenate([self.d2[rows], found_d2], axis=1)
+        cand_i = np.concatenate([self.ids[rows], found], axis=1)
         keep = np.argpartition(cand_d, self.k - 1, axis=1)[:, : self.k]
-        self.d2 = np.take_along_axis(cand_d, keep, axis=1)
-        self.ids = np.take_along_axis(cand_i, keep, axis=1)
+        self.d2[rows] = np.take_along_axis(cand_d, keep, axis=1)
+        self.ids[rows] = np.take_along_axis(cand_i, keep, axis=1)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(distances ascending, ids), each (queries, min(k, vectors seen))."""
@@ -118,6 +145,43 @@ class NearestStream:
         width = min(self.k, self.seen)
         order = np.lexsort((self.ids, self.d2), axis=1)[:, :width]  # by distance, ties by id: deterministic
         return np.sqrt(np.take_along_axis(self.d2, order, axis=1)), np.take_along_axis(self.ids, order, axis=1)
+
+
+class QueryIndex:
+    """An inverted file over the QUERIES (Jegou et al.'s IVF, turned around so that the training images can
+    still stream by once): k-means cuts the generated images' vectors into ``lists``; each training vector
+    is compared only with the queries of the ``probes`` lists whose centres are nearest to it, not with all
+    of them. A training image identical to a generated one always meets it (both are nearest to that
+    query's own centre), so exact copies are never missed; other neighbours can be (recall measured in
+    benchmarks/memorization_bench.py). Work per training vector: queries x probes / lists instead of all."""
+
+    def __init__(self, queries: np.ndarray, lists: int, probes: int) -> None:
+        from sklearn.cluster import MiniBatchKMeans
+
+        lists = min(lists, len(queries))
+        km = MiniBatchKMeans(n_clusters=lists, n_init=1, random_state=0, batch_size=4096).fit(queries)
+        self.centres = km.cluster_centers_.astype(np.float32)
+        self.members = [np.flatnonzero(km.labels_ == j) for j in range(lists)]
+        self.probes = min(probes, lists)
+
+    def pairs(self, base: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(query rows of a list, rows of ``base`` that probe it), for every list some base vector probes."""
+        d2 = (base**2).sum(1)[:, None] + (self.centres**2).sum(1)[None, :] - 2.0 * base @ self.centres.T
+        probe = np.argpartition(d2, self.probes - 1, axis=1)[:, : self.probes].ravel()
+        base_rows = np.repeat(np.arange(len(base)), self.probes)
+        order = np.argsort(probe, kind="stable")  # base rows grouped by the list they probe
+        lists, starts = np.unique(probe[order], return_index=True)
+        for j, start, stop in zip(lists, starts, [*starts[1:], len(order)], strict=True):
+            if len(self.members[j]):
+                yield self.members[j], base_rows[order[start:stop]]
+
+
+def index_lists(queries: int, training: int) -> int:
+    """How many lists to cut the queries into: none (exact) below :data:`EXACT_LIMIT` distance pairs, else
+    about sqrt(queries), at least 16, so that probing 8 lists does about sqrt(queries) / 8 times less work."""
+    if queries * training <= EXACT_LIMIT or queries < 1024:
+        return 0
+    return max(16, int(np.sqrt(queries)))
 
 
 def nearest(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -307,7 +371,8 @@ class MemorizationCheck:
         self.side = min(PIXEL_SIDE, *(min(im.shape[:2]) for im in first[1]))
         digest = hashlib.sha256(f"{FORMAT}\n{salt}\n{extractor.id}\n{self.side}".encode())
         digest.update(json.dumps(vars(self.criteria), sort_keys=True).encode())
-        digest.update(_listing_digest(spec).encode())
+        listing, self.listed = _listing_digest(spec)
+        digest.update(listing.encode())
         if self.feature_mean is not None:
             digest.update(self.feature_mean.tobytes())
         self.key = digest.hexdigest()
@@ -369,8 +434,15 @@ class MemorizationCheck:
         if self.pending:
             pixels = np.concatenate([p for _, p, _ in self.pending])
             with_features = all(f is not None for _, _, f in self.pending)
-            pix = NearestStream(pixels, self.criteria.neighbours)
-            feat = NearestStream(np.concatenate([f for _, _, f in self.pending]), 1) if with_features else None
+            lists = index_lists(len(pixels), self.listed)
+            self.info["search"] = (
+                f"inverted file over the generated images: {lists} lists, each training image against {PROBES}"
+                if lists
+                else "exact"
+            )
+            pix = NearestStream(pixels, self.criteria.neighbours, lists)
+            feats = np.concatenate([f for _, _, f in self.pending]) if with_features else None
+            feat = NearestStream(feats, 1, lists) if feats is not None else None
             for positions, images in tqdm(_training_chunks(self.spec, self.info), desc="training images",
                                           unit="chunk", disable=not progress):  # fmt: skip
                 batch = _same_size(images)
@@ -438,19 +510,23 @@ class MemorizationCheck:
         }
 
 
-def _listing_digest(spec: str) -> str:
-    """sha256 over the training source's listing (names; for files, size and modification time): a training
-    folder whose files changed gives another key, without decoding any image."""
+def _listing_digest(spec: str) -> tuple[str, int]:
+    """sha256 over the training source's listing (names; for files, size and modification time), and how
+    many items it lists: a training folder whose files changed gives another key, without decoding."""
     import hashlib
     import os
 
     digest = hashlib.sha256(spec.encode())
     if spec == "builtin:digits-train":
-        return digest.hexdigest()
+        from audit.zoo.digits import N_TRAIN
+
+        return digest.hexdigest(), N_TRAIN
     from audit.io import open_source
 
     seen_files: set[str] = set()
+    count = 0
     for record in open_source(spec):
+        count += 1
         digest.update(record.relpath.encode() + b"\0")
         path = str(record.path)
         if path not in seen_files:  # an archive's members share its file: stat it once
@@ -460,4 +536,4 @@ def _listing_digest(spec: str) -> str:
                 digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
             except OSError:
                 digest.update(b"missing")
-    return digest.hexdigest()
+    return digest.hexdigest(), count
