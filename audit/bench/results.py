@@ -30,6 +30,15 @@ def _models(obj: Any) -> list[dict[str, Any]]:
     return obj.models() if hasattr(obj, "models") else [{"id": obj.id, "sha256": None}]
 
 
+def _face_models(attributes: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The face detector and attribute model of ``--attributes``, with their file hashes."""
+    if not attributes:
+        return []
+    model = attributes["model"]
+    return [{"id": f"faces:{model.get('backend')}", "model": model.get("model"), "sha256": model.get("sha256") or None,
+             "licences": model.get("licences")}]  # fmt: skip
+
+
 def _strip_draws(cell: dict[str, Any]) -> dict[str, Any]:
     metrics = {k: v for k, v in cell["metrics"].items() if k != "draws"}
     return {**{k: v for k, v in cell.items() if k not in ("metrics", "fingerprint")}, "metrics": metrics}
@@ -100,7 +109,7 @@ def build_results(
             else "audit.bench.run_bench",
             config=config.to_dict(),
             seeds={"first_image_seed": config.seed, "resampling": config.seed},
-            models=_models(generator) + _models(extractor),
+            models=_models(generator) + _models(extractor) + _face_models(attributes),
             preprocessing={"extractor": extractor.id, "reference": reference_info},
         ),
         "data": {
