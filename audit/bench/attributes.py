@@ -112,13 +112,18 @@ def cell_faces(store: Any, n: int, cache: FaceCache, salt: str) -> list[list[lis
     return faces
 
 
-def summary(faces: list[list[list[float]]], conditions: list[Any], abstain_below: float) -> dict[str, Any]:
-    """The audit's statistics over all images of a cell and per condition, plus the under-18 share."""
+def _groups(conditions: list[Any]) -> dict[str, list[int]]:
+    """Image indices per condition (prompt or class), in first-seen order."""
     groups: dict[str, list[int]] = {}
     for i, cond in enumerate(conditions):
         groups.setdefault(str(cond), []).append(i)
+    return groups
+
+
+def summary(faces: list[list[list[float]]], conditions: list[Any], abstain_below: float) -> dict[str, Any]:
+    """The audit's statistics over all images of a cell and per condition, plus the under-18 share."""
     out = {"overall": _summarize("overall", faces, range(len(faces)), abstain_below)}
-    out["conditions"] = {c: _summarize(c, faces, idx, abstain_below) for c, idx in groups.items()}
+    out["conditions"] = {c: _summarize(c, faces, idx, abstain_below) for c, idx in _groups(conditions).items()}
     return out
 
 
@@ -136,14 +141,16 @@ def _summarize(label: str, faces: list[list[list[float]]], images: Any, abstain_
     images = list(images)
     with_faces = sum(1 for i in images if faces[i])
     stats = summarize(label, len(images), with_faces, _columns(faces, images), abstain_below)
-    aged = stats["faces"] - int(np.isnan(_columns(faces, images).age).sum())
+    aged = sum(stats["age_bands"].values())  # the bands cover every age: the faces with a perceived age
     stats["under_18_share"] = stats["children"] / aged if aged else None
     stats["under_18_ci"] = list(ci) if (ci := wilson_interval(stats["children"], aged)) else None
     return stats
 
 
 def _female_and_age(faces: list[list[list[float]]], images: np.ndarray, abstain_below: float) -> tuple[float, float]:
-    """(female share among gendered faces, mean perceived age) of the faces of ``images`` (NaN when none)."""
+    """(female share among gendered faces, mean perceived age) of the faces of ``images`` (NaN when none): the
+    decision rule of :func:`audit.dataset.demographics.summarize`, without its other statistics, for the
+    bootstrap's thousand draws."""
     cols = _columns(faces, images)
     decided = ~np.isnan(cols.p_male) & (cols.confidence >= abstain_below)
     share = float(np.mean(cols.p_male[decided] < 0.5)) if decided.any() else float("nan")
@@ -187,13 +194,12 @@ def _difference(point: float, draws: np.ndarray) -> dict[str, Any]:
     return {"diff": float(point), "ci95": [lo, hi], "draws_kept": len(kept), "significant": bool(lo > 0 or hi < 0)}
 
 
-def reference_share(faces: list[list[list[float]]], abstain_below: float, minimum: int = 20) -> dict[str, Any]:
-    """The reference images' perceived female share, or parity (0.5) when they have fewer than
-    ``minimum`` gendered faces (the embedded digits have none)."""
-    share, _ = _female_and_age(faces, np.arange(len(faces)), abstain_below) if faces else (float("nan"), 0)
-    gendered = int((~np.isnan(_columns(faces, range(len(faces))).p_male)).sum()) if faces else 0
-    if gendered >= minimum and not np.isnan(share):
-        return {"share": share, "source": "reference images", "gendered_faces": gendered}
+def reference_share(stats: dict[str, Any] | None, minimum: int = 20) -> dict[str, Any]:
+    """The reference images' perceived female share (their :func:`_summarize` statistics), or parity (0.5)
+    when they have fewer than ``minimum`` faces with a perceived gender (the embedded digits have none)."""
+    gendered = stats["gendered_faces"] if stats else 0
+    if stats and gendered >= minimum:
+        return {"share": stats["female_share"], "source": "reference images", "gendered_faces": gendered}
     return {"share": 0.5, "source": f"parity (the reference has {gendered} gendered faces, fewer than {minimum})",
             "gendered_faces": gendered}  # fmt: skip
 
@@ -204,9 +210,7 @@ def against_guidance(
 ) -> dict[str, Any]:  # fmt: skip
     """Per condition: each guided non-static cell minus static at the same scale (female share, mean age),
     and each guided cell's skew change from the unguided cell; one sentence per condition."""
-    groups: dict[str, list[int]] = {}
-    for i, cond in enumerate(conditions):
-        groups.setdefault(str(cond), []).append(i)
+    groups = _groups(conditions)
     static = {
         c["schedule"]["scale"]: c for c in cells if c["schedule"]["name"] == "static" and "scale" in c["schedule"]
     }
@@ -280,11 +284,10 @@ def analyse_cells(config: Any, out: Path, cells: list[dict[str, Any]], stores: l
         cell["attributes"] = summary(faces[cell["label"]], conditions, DEFAULT_ABSTAIN_BELOW)
     reference_faces = [cache.faces(image) for chunk in reference_chunks(config.reference, {}) for image in chunk]
     cache.save()
-    reference = reference_share(reference_faces, DEFAULT_ABSTAIN_BELOW)
-    if reference_faces:  # the same figures on the reference images, beside the cells'
-        reference["summary"] = _summarize(
-            "reference", reference_faces, range(len(reference_faces)), DEFAULT_ABSTAIN_BELOW
-        )
+    stats = None  # the same figures on the reference images, beside the cells'
+    if reference_faces:
+        stats = _summarize("reference", reference_faces, range(len(reference_faces)), DEFAULT_ABSTAIN_BELOW)
+    reference = {**reference_share(stats), **({"summary": stats} if stats else {})}
     analyzer = cache.analyzer().describe()  # named (ids, licences, hashes) even when every image was cached
     return {
         "backend": cache.backend,
