@@ -398,6 +398,9 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
                 ],
             }
         )
+    from reports.audit_depth import sections as depth_sections
+
+    sections[1:1] = depth_sections(data)  # after the per-class table, before the flags
     if data.get("comparison"):
         sections.append(_comparison_section(data))
     sheet = data.get("datasheet")

@@ -18,12 +18,14 @@ BUILDERS: dict[str, str] = {
     "zoo-model": "reports.zoo_card:build",
     "guidance-bench": "reports.bench_card:build",
     "dataset-audit": "reports.audit_card:build",
+    "audit-review": "reports.review_card:build",
     "deepfake-detection": "reports.detect_card:build",
 }
 KIND_LABELS: dict[str, str] = {
     "zoo-model": "embedded model card",
     "guidance-bench": "guidance benchmark",
     "dataset-audit": "dataset audit",
+    "audit-review": "dataset audit review sheet",
     "deepfake-detection": "deepfake check",
 }
 

@@ -236,13 +236,16 @@ def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, 
         Image.fromarray(b.load()).save(buf, format="PNG")
         pngs.append((buf.getvalue(), b.label))
     pngs.append((b"not an image", "junk"))
+    captions = [f"a photo of {label} number {i}" for i, (_, label) in enumerate(pngs)]  # scored on Ray as locally
     with tarfile.open(tmp_path / "people.tar", "w") as tar:
         for i, (data, label) in enumerate(pngs):
-            for name, payload in ((f"{i:03d}.png", data), (f"{i:03d}.cls", label.encode())):
+            members = ((f"{i:03d}.png", data), (f"{i:03d}.cls", label.encode()), (f"{i:03d}.txt", captions[i].encode()))
+            for name, payload in members:
                 info = tarfile.TarInfo(name)
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
-    rows = [{"image": data, "label": label} for data, label in pngs] + [{"image": b"", "label": "empty"}]
+    rows = [{"image": data, "label": label, "caption": c} for (data, label), c in zip(pngs, captions, strict=True)]
+    rows.append({"image": b"", "label": "empty", "caption": "nothing"})
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "people.parquet", row_group_size=7)
     for spec in ("people.tar", "people.parquet"):
         local, on_ray = tmp_path / f"local-{spec}", tmp_path / f"ray-{spec}"
@@ -252,6 +255,7 @@ def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, 
         expected = _outcome(local)
         assert len(expected["records"]) == len(pngs) + (spec == "people.parquet")
         assert expected["data"]["overall"]["faces"] > 0 and expected["data"]["unreadable"]["count"] >= 1
+        assert sum("caption_score" in r for r in expected["records"]) == len(pngs) - 1  # every readable image
         assert _outcome(on_ray) == expected, spec
 
 

@@ -35,6 +35,13 @@ def _cmd_audit(args: argparse.Namespace) -> int | Path:
         write_text_atomic(target, template_yaml())
         sys.stdout.write(f"{target}\n")
         return 0
+    if args.dataset in ("review", "export-blurred"):
+        return _cmd_review_or_export(args)
+    if args.target:
+        raise InputError(f"unexpected argument {args.target!r} (only review and export-blurred take an audit folder)")
+    for flag, given in (("--dest", args.dest), ("--leave-out", args.leave_out)):
+        if given:
+            raise InputError(f"{flag} belongs to genaudit audit export-blurred OUT")
     if args.dataset and args.face_records:
         raise InputError("give a dataset or --face-records, not both")
     if args.face_records and (args.shard is not None or args.executor != "local"):
@@ -56,8 +63,34 @@ def _cmd_audit(args: argparse.Namespace) -> int | Path:
         shard=args.shard,
         columns=columns_of(args),
         executor=executor_options(args),
+        caption_model=args.caption_model,
+        caption_threshold=args.caption_threshold,
+        offensive_terms=args.offensive_terms or (),
+        reviewed=args.reviewed,
     )
     return 0 if results is None else results
+
+
+def _cmd_review_or_export(args: argparse.Namespace) -> int | Path:
+    """``audit review OUT`` (the review sheet; its page is rendered by the CLI) and ``audit export-blurred
+    OUT --dest DIR``."""
+    if not args.target:
+        raise InputError(f"genaudit audit {args.dataset} needs the audit's folder: genaudit audit {args.dataset} OUT")
+    out = Path(args.target)
+    if args.dataset == "review":
+        from audit.dataset.review import write_review
+
+        if args.dest or args.leave_out:
+            raise InputError("--dest and --leave-out belong to export-blurred")
+        return write_review(out)
+    from audit.dataset.export import export_blurred
+
+    if not args.dest:
+        raise InputError("genaudit audit export-blurred OUT needs --dest DIR, the folder for the release")
+    summary = export_blurred(out, args.dest, leave_out=(args.leave_out or "").split(",") if args.leave_out else (),
+                             reviewed=args.reviewed, progress=not args.quiet)  # fmt: skip
+    sys.stdout.write(f"{summary}\n")
+    return 0
 
 
 def add_parser(sub: Any) -> None:
@@ -76,8 +109,11 @@ def add_parser(sub: Any) -> None:
         "dataset",
         nargs="?",
         help="dataset folder, manifest, webdataset .tar shards, Parquet, or builtin:faces-demo (default); "
-        "'init-datasheet' writes the datasheet answers template to --out (default ./datasheet-answers.yaml)",
+        "'init-datasheet' writes the datasheet answers template to --out (default ./datasheet-answers.yaml); "
+        "'review OUT' writes the review sheet of the audit in OUT; 'export-blurred OUT --dest DIR' writes its "
+        "dataset with every detected face blurred",
     )
+    audit.add_argument("target", nargs="?", metavar="OUT", help="the audit folder, for review and export-blurred")
     audit.add_argument("--datasheet-answers", metavar="YAML", help="the dataset owner's datasheet answers")
     audit.add_argument(
         "--face-records",
@@ -117,6 +153,38 @@ def add_parser(sub: Any) -> None:
         choices=("jsonl", "parquet"),
         default="jsonl",
         help="per-image records as records.jsonl (default) or a records.parquet folder (extra parquet)",
+    )
+    audit.add_argument(
+        "--caption-model",
+        default="embedded",
+        help="model of the image-caption CLIP-score for captioned datasets: embedded (the digits CLIP, default) "
+        "or clip:ARCH:PRETRAINED_OR_PATH (docs/captions.md)",
+    )
+    audit.add_argument(
+        "--caption-threshold",
+        type=float,
+        metavar="SCORE",
+        help="caption CLIP-score below which a caption counts as incoherent (default: 25 for embedded, 28 for clip)",
+    )
+    audit.add_argument(
+        "--offensive-terms",
+        action="append",
+        metavar="FILE",
+        help="more terms for the offensive-term check of class names and captions, one per line (repeatable); "
+        "the default list is better-profanity's (MIT)",
+    )
+    audit.add_argument(
+        "--reviewed",
+        metavar="CSV",
+        help="the review sheet with your decisions (genaudit audit review OUT): folded into the card and datasheet "
+        "as confirmed counts; with export-blurred, only confirmed items are left out",
+    )
+    audit.add_argument("--dest", metavar="DIR", help="export-blurred: the folder for the release")
+    audit.add_argument(
+        "--leave-out",
+        metavar="KINDS",
+        help="export-blurred: leave out images the review flags under these kinds, comma-separated (nsfw, minor, "
+        "skew, caption, term, class-term, gps, near-duplicate)",
     )
     add_scale_options(audit)
     add_column_options(audit)

@@ -9,7 +9,14 @@ statistics, the datasheet's measured composition and the card's thumbnails need 
 - per readable image, its position, sha256, difference hash and size: 58 bytes, for the exact and
   near duplicates and the size quantiles;
 - per class, the :data:`audit.dataset.thumbs.PER_CLASS` first images with faces and without (the
-  thumbnail candidates), and the refused files (they are listed in the results).
+  thumbnail candidates), and the refused files (they are listed in the results);
+- per captioned image, its position, class and caption score (20 bytes); per class, the offensive terms
+  its captions hold (counts); the :data:`LEAST_COHERENT_KEPT` lowest-scoring showable captions and the
+  :data:`TERM_EXAMPLES` first captions with terms (:mod:`audit.dataset.captions`, :mod:`audit.dataset.terms`);
+- the positions of the images the NSFW check flagged (for the cross-tables, :mod:`audit.dataset.crosstabs`).
+
+An image with a face perceived as under 18, or flagged NSFW, or whose caption holds an offensive term,
+is never a thumbnail candidate, blurred or not; nor is any image of a class whose name holds one.
 
 Records may arrive in any order (a store merged from shards holds them in the order the shards
 finished): every choice is made by source position, so the result is the same as over the records
@@ -30,13 +37,16 @@ from typing import Any
 import numpy as np
 
 NO_HASH = np.uint64(0)  # a record without a difference hash (``has_dhash`` says which)
+LEAST_COHERENT_KEPT = 64  # lowest-scoring showable captions kept (the card shows the first 16 still showable)
+TERM_EXAMPLES = 20  # captions with offensive terms named in the results (all are counted)
 
 
 class RecordDigest:
     """Feed records with :meth:`add` (any order, each once); then ask for :meth:`stats`,
     :meth:`composition`, :meth:`thumbnail_choice` and :attr:`known`."""
 
-    def __init__(self, known_images: Iterable[str] = ()) -> None:
+    def __init__(self, known_images: Iterable[str] = (), terms: Any = None) -> None:
+        """``terms``: an :class:`audit.dataset.terms.TermChecker` for captions (None: captions unchecked)."""
         from audit.dataset.thumbs import PER_CLASS
 
         self.per_class = PER_CLASS
@@ -60,12 +70,21 @@ class RecordDigest:
         self._candidates: dict[tuple[str, bool], list[tuple[int, int, dict[str, Any]]]] = {}
         self._known_images = set(known_images)
         self._known: list[tuple[int, dict[str, Any]]] = []
+        self.terms = terms
+        self.captioned: Counter[str] = Counter()
+        self.caption_position, self.caption_label, self.caption_score = array("q"), array("i"), array("d")
+        self.captions_with_terms: Counter[str] = Counter()
+        self.term_counts: dict[str, Counter[str]] = {}
+        self._term_examples: list[tuple[int, int, dict[str, Any]]] = []
+        self._least_coherent: list[tuple[float, int, dict[str, Any]]] = []
+        self.nsfw_positions = array("q")
 
     # ------------------------------------------------------------------------------------------- input
 
     def add(self, record: dict[str, Any], position: int) -> None:
         """Take in one record; ``position`` is its place in the source (its ``index``)."""
         self.instances += 1
+        caption_terms = self._add_caption(record, position)
         if record["status"] != "ok":
             self.refused.append((position, record["image"], record["status"], record.get("message")))
             return
@@ -96,25 +115,50 @@ class RecordDigest:
         self.formats[record.get("format") or "in memory"] += 1
         self.exif += bool(record.get("exif"))
         self.gps += bool(record.get("gps"))
-        self._add_nsfw(record, label)
-        self._add_candidate(record, label, position)
+        self._add_nsfw(record, label, position)
+        if not caption_terms:
+            self._add_candidate(record, label, position)
         if record["image"] in self._known_images:
             self._known.append((position, record))
 
-    def _add_nsfw(self, record: dict[str, Any], label: str) -> None:
+    def _add_caption(self, record: dict[str, Any], position: int) -> list[str]:
+        """Count a record's caption, its score and its offensive terms; return the terms."""
+        caption = record.get("caption")
+        if caption is None:
+            return []
+        label = record["class"]
+        self.captioned[label] += 1
+        score = record.get("caption_score")
+        if score is not None:
+            self.caption_position.append(position)
+            self.caption_label.append(self.labels.setdefault(label, len(self.labels)))
+            self.caption_score.append(float(score))
+        found = self.terms.find(caption) if self.terms is not None else []
+        if found:
+            self.captions_with_terms[label] += 1
+            self.term_counts.setdefault(label, Counter()).update(found)
+            example = {"index": position, "image": record["image"], "class": label, "terms": found}
+            _keep_smallest(self._term_examples, (position, self.instances, example), TERM_EXAMPLES)
+        elif score is not None and record["status"] == "ok" and _showable(record):
+            keep = {k: record[k] for k in ("index", "image", "class", "sha256", "faces", "caption", "caption_score")
+                    if k in record}  # fmt: skip
+            _keep_smallest(self._least_coherent, (float(score), position, keep), LEAST_COHERENT_KEPT)
+        return found
+
+    def _add_nsfw(self, record: dict[str, Any], label: str, position: int) -> None:
         if "nsfw" in record:
             self.nsfw_checked += 1
             explicit = record["nsfw"]["explicit"]
             if explicit:
+                self.nsfw_positions.append(position)
                 self.nsfw_flagged += 1
                 self.nsfw_by_class[label] += 1
                 self.nsfw_by_label.update(explicit)
 
     def _add_candidate(self, record: dict[str, Any], label: str, position: int) -> None:
-        """Count the record as showable and keep it if it is among its class's first (flagged: never)."""
-        from audit.dataset.nsfw import is_flagged
-
-        if is_flagged(record):
+        """Count the record as showable and keep it if it is among its class's first (flagged, or with a
+        face perceived under 18: never)."""
+        if not _showable(record):
             return
         self.shown[label] += 1
         heap = self._candidates.setdefault((label, bool(record.get("faces"))), [])
@@ -253,12 +297,15 @@ class RecordDigest:
             "model": "NudeNet 320n.onnx, " + LICENCE,
         }
 
-    def thumbnail_choice(self) -> dict[str, list[dict[str, Any]]]:
+    def thumbnail_choice(self, hidden_classes: Iterable[str] = ()) -> dict[str, list[dict[str, Any]]]:
         """Per class (the :data:`audit.dataset.thumbs.MAX_CLASSES` with the most showable images, ties by
-        name), up to ``PER_CLASS`` records: those with faces first, each kind in source order."""
+        name; never one of ``hidden_classes``), up to ``PER_CLASS`` records: those with faces first, each
+        kind in source order."""
         from audit.dataset.thumbs import MAX_CLASSES
 
-        largest = sorted(self.shown.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CLASSES]
+        hidden = set(hidden_classes)
+        shown = [(label, n) for label, n in self.shown.items() if label not in hidden]
+        largest = sorted(shown, key=lambda kv: (-kv[1], kv[0]))[:MAX_CLASSES]
         chosen = {}
         for label, _ in largest:
             ranked = [
@@ -268,6 +315,54 @@ class RecordDigest:
             ]
             chosen[label] = ranked[: self.per_class]
         return chosen
+
+    def least_coherent(self, hidden_classes: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """The lowest-scoring showable captioned records (lowest first, ties by position), outside
+        ``hidden_classes``."""
+        hidden = set(hidden_classes)
+        ranked = sorted(self._least_coherent, key=lambda t: (-t[0], -t[1]))  # heap entries hold negated keys
+        return [r for _, _, r in ranked if r["class"] not in hidden]
+
+    def term_examples(self) -> list[dict[str, Any]]:
+        """The first :data:`TERM_EXAMPLES` captions with offensive terms, in source order."""
+        return [e for _, _, e in sorted(self._term_examples, key=lambda t: (-t[0], -t[1]))]
+
+    def caption_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(class code, caption score) of every scored caption, in source order."""
+        order = np.argsort(np.frombuffer(self.caption_position, dtype=np.int64), kind="stable")
+        return (np.frombuffer(self.caption_label, dtype=np.int32)[order],
+                np.frombuffer(self.caption_score, dtype=np.float64)[order])  # fmt: skip
+
+    def crosstabs(self, abstain_below: float) -> dict[str, Any]:
+        """:func:`audit.dataset.crosstabs.crosstabs` of the faces taken in."""
+        from audit.dataset.crosstabs import crosstabs
+
+        positions = np.sort(np.frombuffer(self.face_position, dtype=np.int64), kind="stable")
+        flagged = np.frombuffer(self.nsfw_positions, dtype=np.int64)
+        return crosstabs(self.face_columns(), positions, self.label_names(), abstain_below, flagged, self.nsfw_checked)
+
+    def label_names(self) -> list[str]:
+        """Class names by code (``labels[code]``)."""
+        return sorted(self.labels, key=self.labels.__getitem__)
+
+
+def _showable(record: dict[str, Any]) -> bool:
+    """Whether an image may ever be a thumbnail: not flagged NSFW, no face perceived as under 18."""
+    from audit.dataset.demographics import CHILD_AGE
+    from audit.dataset.nsfw import is_flagged
+
+    if is_flagged(record):
+        return False
+    return not any(f.get("age") is not None and f["age"] < CHILD_AGE for f in record.get("faces") or [])
+
+
+def _keep_smallest(heap: list[Any], item: tuple[Any, ...], size: int) -> None:
+    """Keep the ``size`` smallest items (by their first two fields) in a max-heap of negated keys."""
+    neg = (-item[0], -item[1], item[2])
+    if len(heap) < size:
+        heapq.heappush(heap, neg)
+    elif neg[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, neg)
 
 
 def _sha_key(sha: str) -> bytes:
@@ -288,22 +383,24 @@ def _min_median_max(values: np.ndarray) -> list[int] | None:
     return [int(values.min()), int(np.median(values)), int(values.max())] if len(values) else None
 
 
-def digest_list(records: Iterable[dict[str, Any]], known_images: Iterable[str] = ()) -> tuple[RecordDigest, Any]:
+def digest_list(
+    records: Iterable[dict[str, Any]], known_images: Iterable[str] = (), terms: Any = None
+) -> tuple[RecordDigest, Any]:
     """A digest of records in memory (position = place in the list) and its name lookup."""
     records = list(records)
-    digest = RecordDigest(known_images)
+    digest = RecordDigest(known_images, terms)
     for i, record in enumerate(records):
         digest.add(record, record.get("index", i))
     by_position = {r.get("index", i): r["image"] for i, r in enumerate(records)}
     return digest, lambda wanted: {p: by_position[p] for p in wanted}
 
 
-def digest_store(path: Path, known_images: Iterable[str] = ()) -> tuple[RecordDigest, Any]:
+def digest_store(path: Path, known_images: Iterable[str] = (), terms: Any = None) -> tuple[RecordDigest, Any]:
     """A digest of the records stored at ``path`` (read once, a record at a time) and its name lookup
     (one more pass, asked only for the positions it names)."""
     from audit.dataset.record_store import iter_records
 
-    digest = RecordDigest(known_images)
+    digest = RecordDigest(known_images, terms)
     for i, record in enumerate(iter_records(path)):
         digest.add(record, record.get("index", i))
 

@@ -136,6 +136,8 @@ def _schema() -> Any:
             ("height", pa.int32()),
             ("faces", pa.list_(face)),
             ("nsfw", nsfw),
+            ("caption", pa.string()),
+            ("caption_score", pa.float64()),
         ]
     )
 

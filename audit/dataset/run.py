@@ -36,11 +36,12 @@ from audit.scale.shards import Shard
 log = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.jsonl"
-RECORDS_SCHEMA = 2  # 2: records carry their source position, "index"
+RECORDS_SCHEMA = 3  # 2: records carry their source position, "index"; 3: captions and their scores
 RECORDS_FORMATS = {"jsonl": RECORDS_FILE, "parquet": "records.parquet"}
 UNLABELLED = "(unlabelled)"
 _ANALYZER: Any = None
 _NSFW: Any = None
+_CAPTIONER: Any = None
 _INIT_ERROR: Exception | None = None
 
 
@@ -57,6 +58,7 @@ class Item:
     index: int = 0  # position in the source: the record's key
     span: tuple[int, int] | None = None  # the image's bytes within ``path`` (a tar member)
     data: bytes | None = None  # the image's bytes (a Parquet cell)
+    caption: str | None = None  # the source's caption (manifest column, webdataset txt, Parquet column)
 
     def load(self) -> Any:
         """The item's :class:`audit.io.LoadResult` through the one loader (not for in-memory pixels)."""
@@ -91,6 +93,7 @@ def dataset_items(spec: str, columns: Any = None, *, start: int = 0) -> Iterator
             index=i,
             span=record.span,
             data=record.data,
+            caption=record.caption,
         )
         for i, record in enumerate(records, start=start)
     )
@@ -104,17 +107,18 @@ def _builtin_items(start: int = 0) -> Iterator[Item]:
             yield Item(b.relpath, b.label, pixels=b.load(), index=i)
 
 
-def _init_worker(backend: str, nsfw: bool = False) -> None:
+def _init_worker(backend: str, nsfw: bool = False, caption_model: str | None = None) -> None:
     """Each worker builds its own models once, one thread each (torch is imported only by mtcnn). A failure
     (missing weights, a missing extra) is kept and raised by the worker's first task, so it reaches the user
     as the CLI's one line, not as a worker's traceback and a broken pool."""
-    global _ANALYZER, _NSFW, _INIT_ERROR
+    global _ANALYZER, _NSFW, _CAPTIONER, _INIT_ERROR
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # a torch-based detector (mtcnn): one thread per worker
     from audit.dataset.backends import get_analyzer
 
     try:
         _ANALYZER = get_analyzer(backend)
         _NSFW = _nsfw_checker(nsfw)
+        _CAPTIONER = _caption_scorer(caption_model)
     except Exception as exc:
         _INIT_ERROR = exc
 
@@ -127,14 +131,27 @@ def _nsfw_checker(nsfw: bool) -> Any:
     return NudeNetChecker()
 
 
-def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str, Any]:
-    """The record of one image: status, size, sha256, its faces (boxes, scores, perceived age/gender)
+def _caption_scorer(caption_model: str | None) -> Any:
+    if not caption_model:
+        return None
+    from audit.dataset.captions import CaptionScorer
+
+    return CaptionScorer(caption_model)  # the model loads on the first caption: none, none loaded
+
+
+def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None, captioner: Any = None) -> dict[str, Any]:
+    """The record of one image: status, size, sha256, its faces (boxes, scores, perceived age/gender),
+    its caption and, with a caption scorer, the caption's CLIP-score (``caption_score``, docs/captions.md)
     and, when an NSFW checker is given, its NudeNet labels."""
+    from audit.dataset.captions import MAX_CAPTION_CHARS
     from audit.io.images import BACKEND_ERROR, TOO_LARGE
 
     analyzer = analyzer or _ANALYZER
     nsfw = nsfw or _NSFW
+    captioner = captioner or _CAPTIONER
     record: dict[str, Any] = {"index": item.index, "image": item.relpath, "class": item.label}
+    if item.caption is not None:
+        record["caption"] = item.caption[:MAX_CAPTION_CHARS]
     if item.refusal:
         return {**record, "status": item.refusal, "message": item.refusal_message, "faces": []}
     from audit.dataset.datasheet import dhash
@@ -153,6 +170,8 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None) -> dict[str
         faces = analyzer.analyze(image)
         if nsfw is not None:
             record["nsfw"] = nsfw.check(image)
+        if captioner is not None and item.caption:
+            record["caption_score"] = captioner.score(image, record["caption"])
     except MemoryError:
         return {**record, "status": TOO_LARGE, "message": "out of memory in the face backend", "faces": []}
     except Exception as exc:  # one image a backend cannot handle is recorded; the run goes on
@@ -202,6 +221,7 @@ def run_records(
     progress: bool = True,
     shard: Shard | None = None,
     columns: Any = None,
+    caption_model: str | None = "embedded",
 ) -> Path:
     """Analyse every image of ``spec`` into ``out/records_name`` (see the module docstring).
 
@@ -217,11 +237,12 @@ def run_records(
         raise InputError(f"{out} holds an audit with {other[0].name}: resume it in that format, or use another --out")
     job = Path(records_name).stem
     identity_file = out / f"{job}.run.json"
-    identity = records_identity(spec, backend, nsfw, columns)
+    identity = records_identity(spec, backend, nsfw, columns, caption_model)
     items = dataset_items(spec, columns)  # a bad source is refused before the folder records a run
     if shard is not None:
         return record_shard(spec, out, shard, identity, backend=backend, workers=workers, chunk=chunk,
-                            job=job, nsfw=nsfw, progress=progress, columns=columns)  # fmt: skip
+                            job=job, nsfw=nsfw, progress=progress, columns=columns,
+                            caption_model=caption_model)  # fmt: skip
     store = record_store(path)
     parts = shard_parts(out, job)
     start_or_resume(identity_file, identity, resume=resume or bool(parts), started=store.exists() or bool(parts),
@@ -233,7 +254,7 @@ def run_records(
     todo = _not_yet_recorded(items, done)
     try:
         analyse(todo, store.append, backend=backend, nsfw=nsfw, workers=workers, chunk=chunk,
-                progress=progress, initial=len(done))  # fmt: skip
+                progress=progress, initial=len(done), caption_model=caption_model)  # fmt: skip
     finally:
         store.close()
     return path
@@ -254,6 +275,7 @@ def record_shard(
     columns: Any = None,
     analyzer: Any = None,
     checker: Any = None,
+    caption_model: str | None = "embedded",
 ) -> Path:
     """Shard ``shard``'s records into ``out/shards/<job>/<K>-of-<N>.jsonl``, then its marker. A finished
     shard is left as it is; a torn one continues from its complete lines. Returns the part file."""
@@ -273,7 +295,7 @@ def record_shard(
     try:
         analyse(todo, part.append, backend=backend, nsfw=nsfw, workers=workers, chunk=chunk, progress=progress,
                 initial=len(done), total=len(indices), what=f"audit shard {shard}", analyzer=analyzer,
-                checker=checker)  # fmt: skip
+                checker=checker, caption_model=caption_model)  # fmt: skip
     finally:
         part.close()
     written = len(RecordedNames(part.iter))
@@ -399,6 +421,7 @@ def analyse(
     what: str | None = None,
     analyzer: Any = None,
     checker: Any = None,
+    caption_model: str | None = None,
 ) -> None:
     """Analyse ``todo`` in order, calling ``write(record)`` for each, in ``workers`` processes (one: in this
     process, with ``analyzer`` and ``checker`` when given, already built)."""
@@ -416,15 +439,18 @@ def analyse(
 
             analyzer = analyzer or get_analyzer(backend)
             checker = checker if checker is not None else _nsfw_checker(nsfw)
+            captioner = _caption_scorer(caption_model)
             for item in todo:
-                write(analyze_item(item, analyzer, checker))
+                write(analyze_item(item, analyzer, checker, captioner))
                 bar.update(1)
             return
         import multiprocessing
 
         pending: deque[Future[list[dict[str, Any]]]] = deque()
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(backend, nsfw)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(backend, nsfw, caption_model)
+        ) as pool:
             while True:
                 while len(pending) < 2 * workers:
                     batch = list(itertools.islice(todo, chunk))
@@ -440,7 +466,9 @@ def analyse(
         bar.close()
 
 
-def records_identity(spec: str, backend: str, nsfw: bool, columns: Any = None) -> dict[str, Any]:
+def records_identity(
+    spec: str, backend: str, nsfw: bool, columns: Any = None, caption_model: str | None = "embedded"
+) -> dict[str, Any]:
     """Everything that changes a record (see :mod:`audit.run_identity`)."""
     from audit.dataset.backends import check_spec
     from audit.io.images import default_max_pixels
@@ -454,6 +482,7 @@ def records_identity(spec: str, backend: str, nsfw: bool, columns: Any = None) -
         "columns": None if columns is None else vars(columns),
         "backend": check_spec(backend),
         "nsfw": nsfw,
+        "caption_model": caption_model,
         "max_pixels": default_max_pixels(),
         "versions": package_versions(RECORD_PACKAGES),
     }

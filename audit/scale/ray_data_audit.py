@@ -78,15 +78,16 @@ class ShardLister:
 class RecordMaker:
     """Stage 3: one Ray Data actor; the face backend (and NSFW checker) built once, then batch after batch."""
 
-    def __init__(self, backend: str, nsfw: bool, cwd: str, paths: list[str]) -> None:
+    def __init__(self, backend: str, nsfw: bool, caption_model: str | None, cwd: str, paths: list[str]) -> None:
         from audit.dataset.backends import get_analyzer
-        from audit.dataset.run import _nsfw_checker
+        from audit.dataset.run import _caption_scorer, _nsfw_checker
 
         _enter(cwd, paths)
         self._builtin: list[Any] | None = None
         self._error: Exception | None = None
         try:
             self.analyzer, self.checker = get_analyzer(backend), _nsfw_checker(nsfw)
+            self.captioner = _caption_scorer(caption_model)
         except Exception as exc:  # missing weights, a missing extra: raised by the first batch, so that it
             self._error = exc  # reaches the user as the CLI's one line, not as an actor's death and traceback
 
@@ -97,7 +98,9 @@ class RecordMaker:
             raise self._error
 
         records = [
-            json.dumps(analyze_item(self._item(text, data), self.analyzer, self.checker), ensure_ascii=False)
+            json.dumps(
+                analyze_item(self._item(text, data), self.analyzer, self.checker, self.captioner), ensure_ascii=False
+            )
             for text, data in zip(batch["item"], batch["data"], strict=True)
         ]
         return {"k": list(batch["k"]), "record": records}
@@ -139,7 +142,7 @@ def _item_json(item: Any) -> str:
             "relpath": item.relpath, "label": item.label, "path": item.path, "refusal": item.refusal,
             "refusal_message": item.refusal_message, "index": item.index,
             "span": None if item.span is None else list(item.span), "builtin": item.pixels is not None,
-            "has_data": item.data is not None,
+            "has_data": item.data is not None, "caption": item.caption,
         },
         ensure_ascii=False,
     )  # fmt: skip
@@ -204,6 +207,7 @@ def record_with_ray_data(
     job: str,
     columns: Any,
     progress: bool = True,
+    caption_model: str | None = "embedded",
 ) -> list[Shard]:
     """Record every unfinished audit shard of ``spec`` in ``out`` through Ray Data; returns the shards done
     now (see the module docstring)."""
@@ -228,7 +232,8 @@ def record_with_ray_data(
         with warnings.catch_warnings():  # Ray 2.60 marks the one way to bound restarts as deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             records = listed.map_batches(
-                RecordMaker, fn_constructor_args=(backend, nsfw, *here), batch_size=options.batch_size or BATCH_SIZE,
+                RecordMaker, fn_constructor_args=(backend, nsfw, caption_model, *here),
+                batch_size=options.batch_size or BATCH_SIZE,
                 compute=data.ActorPoolStrategy(size=workers), num_cpus=resources["num_cpus"],
                 num_gpus=resources.get("num_gpus", 0), ray_remote_args_fn=_restarts,
             )  # fmt: skip

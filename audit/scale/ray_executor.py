@@ -283,6 +283,7 @@ def record_on_ray(
     records_name: str,
     columns: Any = None,
     progress: bool = True,
+    caption_model: str | None = "embedded",
 ) -> list[Shard]:
     """Record every audit shard of ``spec`` on Ray Data (:mod:`audit.scale.ray_data_audit`); the caller
     then merges with :func:`audit.dataset.run.run_records`."""
@@ -294,8 +295,8 @@ def record_on_ray(
 
     out = output_folder(out)
     dataset_items(spec, columns)  # a bad source is one error here, before Ray starts
-    identity = records_identity(spec, backend, nsfw, columns)
+    identity = records_identity(spec, backend, nsfw, columns, caption_model)
     job = Path(records_name).stem
     adopt_identity(out / f"{job}.run.json", identity, what="an audit")
     return record_with_ray_data(options, spec, out, backend=backend, nsfw=nsfw, job=job, columns=columns,
-                                progress=progress)  # fmt: skip
+                                progress=progress, caption_model=caption_model)  # fmt: skip
