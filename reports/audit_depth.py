@@ -163,6 +163,8 @@ def crosstabs_section(data: dict[str, Any]) -> dict[str, Any] | None:
             "rows": _band_rows(tabs["age_by_gender"]["overall"]),
         }
     ]
+    if not tables[0]["rows"]:  # no face with an age: the sentence above says 0, no empty table
+        tables = []
     per_class = [
         [c["class"], *row] for c in tabs["age_by_gender"]["classes"][:MAX_ROWS] for row in _band_rows(c["bands"])
     ]

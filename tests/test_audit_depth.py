@@ -377,6 +377,23 @@ def test_export_leaves_out_confirmed_items_and_resumes(captioned, tmp_path) -> N
         export_blurred(out, dest, progress=False)  # the same folder for a different export
 
 
+def test_export_in_shards_then_the_merge_equals_one_process(faces_audit, tmp_path) -> None:
+    from audit.dataset.export import export_blurred
+    from audit.scale.shards import Shard
+
+    whole = json.loads(export_blurred(faces_audit, tmp_path / "whole", progress=False).read_text())
+    shared = tmp_path / "shared"
+    for k in (0, 1):  # shard 2 of 3 never ran: the merge does it
+        part = export_blurred(faces_audit, shared, progress=False, shard=Shard(k, 3))
+        assert len(part.read_text().splitlines()) == len(Shard(k, 3).range(49))
+        assert not (shared / "manifest.csv").exists()
+    merged = json.loads(export_blurred(faces_audit, shared, progress=False).read_text())
+    assert (shared / "manifest.csv").read_bytes() == (tmp_path / "whole" / "manifest.csv").read_bytes()
+    assert {k: v for k, v in merged.items() if k != "provenance"} == {
+        k: v for k, v in whole.items() if k != "provenance"
+    }
+
+
 def test_export_refuses_unsafe_destinations_and_names(faces_audit, tmp_path) -> None:
     from audit.dataset.export import export_blurred, release_name
 

@@ -82,13 +82,25 @@ def _cmd_review_or_export(args: argparse.Namespace) -> int | Path:
 
         if args.dest or args.leave_out:
             raise InputError("--dest and --leave-out belong to export-blurred")
+        if args.shard is not None or args.executor != "local":
+            raise InputError("audit review reads the records once: it takes no --shard or --executor")
         return write_review(out)
     from audit.dataset.export import export_blurred
 
     if not args.dest:
         raise InputError("genaudit audit export-blurred OUT needs --dest DIR, the folder for the release")
-    summary = export_blurred(out, args.dest, leave_out=(args.leave_out or "").split(",") if args.leave_out else (),
-                             reviewed=args.reviewed, progress=not args.quiet)  # fmt: skip
+    if args.executor != "local":
+        raise InputError("export-blurred reads and writes files: split it with --shard K/N, not --executor")
+    summary = export_blurred(
+        out,
+        args.dest,
+        leave_out=(args.leave_out or "").split(",") if args.leave_out else (),
+        reviewed=args.reviewed,
+        progress=not args.quiet,
+        shard=args.shard,
+    )
+    if args.shard is not None:
+        log.info("export shard %s done (%s); run it without --shard to merge every shard", args.shard, summary)
     sys.stdout.write(f"{summary}\n")
     return 0
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ IMAGES = "images"
 MANIFEST = "manifest.csv"
 EXPORT_FILE = "export.json"
 PROGRESS = ".export-progress.jsonl"
+SHARDS = ".export-shards"  # one row file per --shard process
 IDENTITY = ".export.run.json"
 FORMATS = {
     ".jpg": "JPEG",
@@ -132,8 +134,13 @@ def export_blurred(
     leave_out: Iterable[str] = (),
     reviewed: str | Path | None = None,
     progress: bool = True,
+    shard: Any = None,
 ) -> Path:
-    """Write the release (see the module docstring); returns ``DIR/export.json``."""
+    """Write the release (see the module docstring); returns ``DIR/export.json``.
+
+    ``shard`` (:class:`audit.scale.shards.Shard`, K of N): write only that shard's images, its rows to
+    ``DIR/.export-shards/K-of-N.jsonl``, and return that file; N processes may share ``DIR``. The same call
+    without it takes in every shard's rows, does what is missing and writes the manifest."""
     from tqdm.auto import tqdm
 
     from audit.atomic import write_csv_atomic, write_json_atomic
@@ -170,11 +177,24 @@ def export_blurred(
         raise InputError("--reviewed with export-blurred says which flagged images to leave out: add --leave-out KINDS")
     _check_dest(dest, out, identity["dataset"].get("path"), export_identity)
     recorded = _recorded(iter_records(store))
-    journal = JsonlRecords(dest / PROGRESS)
+    stop = None
+    if shard is not None:
+        from audit.dataset.run import count_items
+
+        indices = shard.range(count_items(spec, columns))
+        journal = JsonlRecords(dest / SHARDS / f"{shard.name}.jsonl")
+        journal.path.parent.mkdir(parents=True, exist_ok=True)
+        start, stop, total = indices.start, indices.stop, len(indices)
+    else:
+        journal, start, total = JsonlRecords(dest / PROGRESS), 0, len(recorded)
     done = {int(r["index"]) for r in journal.iter()}
-    bar = tqdm(desc="export-blurred", unit="img", initial=len(done), total=len(recorded), disable=not progress)
+    if shard is None:
+        _merge_shard_rows(dest, journal, done)
+    bar = tqdm(desc="export-blurred", unit="img", initial=len(done), total=total, disable=not progress)
     try:
-        for item in dataset_items(spec, columns):
+        for item in dataset_items(spec, columns, start=start):
+            if stop is not None and item.index >= stop:
+                break
             if item.index in done:
                 continue
             journal.append(_export_one(item, recorded.get(item.index), positions, classes, dest, blur_faces))
@@ -182,10 +202,34 @@ def export_blurred(
     finally:
         journal.close()
         bar.close()
-    rows = sorted(journal.iter(), key=lambda r: r["index"])
-    written = [r for r in rows if r["status"] == "written"]
-    write_csv_atomic(dest / MANIFEST, MANIFEST_COLUMNS, written)
-    return write_json_atomic(dest / EXPORT_FILE, _summary(rows, written, data, kinds, reviewed, out))
+    if shard is not None:
+        return journal.path
+    write_csv_atomic(dest / MANIFEST, MANIFEST_COLUMNS, (r for r in _in_order(journal) if r["status"] == "written"))
+    return write_json_atomic(dest / EXPORT_FILE, _summary(_in_order(journal), data, kinds, reviewed, out))
+
+
+def _merge_shard_rows(dest: Path, journal: Any, done: set[int]) -> None:
+    """Append to ``journal`` every row the shard processes wrote that it lacks (a row at a time)."""
+    from audit.dataset.record_store import JsonlRecords
+
+    for part in sorted((dest / SHARDS).glob("*-of-*.jsonl")) if (dest / SHARDS).is_dir() else []:
+        for row in JsonlRecords(part).iter(repair=False):
+            if int(row["index"]) not in done:
+                journal.append(row)
+                done.add(int(row["index"]))
+    journal.close()
+
+
+def _in_order(journal: Any) -> Iterator[dict[str, Any]]:
+    """The journal's rows by source position: streamed when they are in order already (a run in one
+    process, or shards merged in order), else sorted in memory."""
+    last = -1
+    for row in journal.iter(repair=False):
+        if row["index"] < last:
+            yield from sorted(journal.iter(repair=False), key=lambda r: r["index"])
+            return
+        last = row["index"]
+    yield from journal.iter(repair=False)
 
 
 def _export_one(
@@ -227,15 +271,12 @@ def _export_one(
 
 
 def _summary(
-    rows: list[dict[str, Any]],
-    written: list[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
     data: dict[str, Any],
     kinds: list[str],
     reviewed: Any,
     out: Path,
 ) -> dict[str, Any]:
-    from collections import Counter
-
     from audit.provenance import provenance
 
     known = data.get("known_faces") or {}
@@ -244,18 +285,26 @@ def _summary(
         for r in known.get("images", [])
         if r["missed"]
     ]
-    unblurred = sum(1 for r in written if not r["faces_blurred"])
-    left = [r for r in rows if r["status"] != "written"]
+    written = faces = unblurred = 0
+    reasons: Counter[str] = Counter()
+    listed: list[dict[str, Any]] = []
+    for r in rows:  # a row at a time: a release of millions is never held
+        if r["status"] == "written":
+            written += 1
+            faces += r["faces_blurred"]
+            unblurred += not r["faces_blurred"]
+            continue
+        reasons[r["status"] + ": " + r["why"].split(":")[0]] += 1
+        if len(listed) < LEFT_OUT_LISTED:
+            listed.append({k: r[k] for k in ("index", "image", "class", "status", "why")})
     return {
         "dataset": data["dataset"],
         "audit": str(out),
-        "written": len(written),
-        "faces_blurred": sum(r["faces_blurred"] for r in written),
-        "images_with_faces_blurred": len(written) - unblurred,
-        "left_out": dict(Counter(r["status"] + ": " + r["why"].split(":")[0] for r in left)),
-        "left_out_images": [
-            {k: r[k] for k in ("index", "image", "class", "status", "why")} for r in left[:LEFT_OUT_LISTED]
-        ],
+        "written": written,
+        "faces_blurred": faces,
+        "images_with_faces_blurred": written - unblurred,
+        "left_out": dict(sorted(reasons.items())),
+        "left_out_images": listed,
         "leave_out": kinds,
         "reviewed": str(reviewed) if reviewed else None,
         "blur": "Gaussian, radius max(2, shorter box side / 4), over the detected box grown by 20% per side, at "
