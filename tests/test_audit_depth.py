@@ -280,6 +280,22 @@ def test_review_refuses_bad_decisions_and_sheets_of_another_audit(captioned, tmp
         fold_decisions(items, read_decisions(other), "other.csv")
 
 
+def test_hostile_captions_and_class_names_are_text_in_the_cards(captioned, tmp_path) -> None:
+    """Captions and class names reach the card and the review page as escaped text, never as markup."""
+    from reports.render import render_file
+
+    _, _, out = captioned
+    doc = json.loads((out / "audit-results.json").read_text(encoding="utf-8"))
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    doc["data"]["captions"]["least_coherent"][0]["caption"] = hostile
+    doc["data"]["captions"]["classes"][0]["class"] = hostile
+    doc["data"]["offensive_terms"]["classes_flagged"] = [{"class": hostile, "terms": ["slut"]}]
+    (tmp_path / "a.json").write_text(json.dumps(doc), encoding="utf-8")
+    html = render_file(tmp_path / "a.json").read_text(encoding="utf-8")
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert" in html
+
+
 def test_review_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path) -> None:
     from audit.dataset.review import read_decisions, write_sheet
 

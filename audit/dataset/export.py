@@ -13,7 +13,7 @@ records what was blurred, what was left out and why, and the limitations: a face
 not blurred.
 
 With ``--leave-out KIND,...`` the images the review flags under those kinds are not written (with
-``--reviewed FILE``, only the items confirmed there). The export resumes: ``DIR/.export-progress.jsonl``
+``--reviewed FILE``, only the items confirmed there). The export resumes: ``DIR/export-log.jsonl``
 holds a row per image done, written as each is; a rerun does the rest.
 """
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 IMAGES = "images"
 MANIFEST = "manifest.csv"
 EXPORT_FILE = "export.json"
-PROGRESS = ".export-progress.jsonl"
+PROGRESS = "export-log.jsonl"
 SHARDS = ".export-shards"  # one row file per --shard process
 IDENTITY = ".export.run.json"
 FORMATS = {
