@@ -167,8 +167,9 @@ def _face(age: float, p_male: float, box=(0, 0, 9, 9)) -> dict:
 
 
 def _record(i: int, label: str, faces: list[dict], nsfw: bool | None = None) -> dict:
+    spread = (i * 0x9E3779B97F4A7C15) % 2**64  # hashes far apart: no near duplicate unless a test plants one
     record = {"index": i, "image": f"{label}/{i}.png", "class": label, "status": "ok", "sha256": f"{i:064x}",
-              "dhash": f"{i * 7919:016x}", "width": 10, "height": 10, "faces": faces}  # fmt: skip
+              "dhash": f"{spread:016x}", "width": 10, "height": 10, "faces": faces}  # fmt: skip
     if nsfw is not None:
         record["nsfw"] = {"labels": {}, "explicit": ["BUTTOCKS_EXPOSED"] if nsfw else []}
     return record
@@ -260,6 +261,50 @@ def test_review_sheet_decisions_fold_into_the_card_and_survive_a_rewrite(caption
 
     html = render_file(out / "audit-results.json").read_text()
     assert "Human review" in html and "Cross-tables" in html and "Offensive terms" in html
+
+
+def test_review_items_of_every_kind_worked_by_hand() -> None:
+    """Synthetic records: each kind of item from the records alone, ids, order, and the per-class fold."""
+    from audit.dataset.review import KINDS, fold_decisions, left_out, review_items
+    from audit.dataset.terms import term_checker
+
+    records = [
+        _record(0, "a", [_face(12, 0.9), _face(40, 0.2)], nsfw=True),  # NSFW and a perceived minor
+        _record(1, "a", [_face(30, 0.8)], nsfw=False),
+        _record(2, "b", [], nsfw=False) | {"gps": True, "caption": "a dog", "caption_score": 3.0},
+        _record(3, "b", [], nsfw=False) | {"caption": "a $hit dog", "caption_score": 40.0},
+        _record(4, "b", [], nsfw=False) | {"dhash": "00000000000000ff"},
+        _record(5, "b", [], nsfw=False) | {"dhash": "00000000000000fe"},  # 1 bit from 4: one cluster
+        _record(6, "b", [], nsfw=False) | {"dhash": "00000000000000ff"},  # the same hash as 4
+        {"index": 7, "image": "b/7.png", "class": "b", "status": "truncated", "faces": [], "gps": True},  # unread
+    ]
+    data = {
+        "classes": [
+            {"class": "a", "gender_skewness": -2.5, "gendered_faces": 30, "female_share": 0.13},
+            {"class": "b", "gender_skewness": -2.5, "gendered_faces": 19, "female_share": 0.13},  # too few faces
+        ],
+        "captions": {"threshold": 25.0},
+        "offensive_terms": {"classes_flagged": [{"class": "b", "terms": ["x"]}]},
+    }
+    items = review_items(lambda: iter([dict(r) for r in records]), data, term_checker())
+    ids = [it["id"] for it in items]
+    assert ids == ["nsfw:0", "minor:0", "skew:class=a", "caption:2", "term:3", "class-term:class=b", "gps:2",
+                   "near-duplicate:4"]  # fmt: skip
+    assert [it["kind"] for it in items] == sorted((it["kind"] for it in items), key=KINDS.index)
+    near = items[-1]
+    assert near["members"] == [4, 5, 6] and near["detail"].startswith("3 images: b/4.png, b/5.png, b/6.png")
+    assert "ages 12" in items[1]["detail"] and "$hit" not in items[4]["detail"] and "shit" in items[4]["detail"]
+    decisions = {"nsfw:0": {"decision": "confirmed"}, "minor:0": {"decision": "rejected"}}
+    fold = fold_decisions(items, decisions, "sheet.csv")
+    assert fold["kinds"]["nsfw"] == {"flagged": 1, "confirmed": 1, "rejected": 0, "unreviewed": 0}
+    assert fold["kinds"]["minor"] == {"flagged": 1, "confirmed": 0, "rejected": 1, "unreviewed": 0}
+    assert fold["classes"]["a"]["nsfw"]["confirmed"] == 1 and fold["classes"]["b"]["gps"]["unreviewed"] == 1
+    positions, classes = left_out(items, ["nsfw", "minor", "near-duplicate", "class-term"], decisions)
+    assert positions == {0: "nsfw:0 (confirmed)"} and classes == {}  # only what was confirmed
+    positions, classes = left_out(items, ["near-duplicate", "class-term"], None)
+    assert set(positions) == {5, 6} and classes == {"b": "class-term:class=b (flagged)"}
+    with pytest.raises(InputError, match="unknown review kind"):
+        left_out(items, ["nsfw", "nudity"], None)
 
 
 def test_review_refuses_bad_decisions_and_sheets_of_another_audit(captioned, tmp_path) -> None:
