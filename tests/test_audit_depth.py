@@ -130,6 +130,46 @@ def test_a_dataset_without_captions_says_so_and_loads_no_caption_model(tmp_path)
     assert "caption" not in record and "caption_score" not in record
 
 
+def test_open_clip_caption_model_through_its_loader_and_missing_weights_stop_the_run(tmp_path) -> None:
+    """clip:ViT-B-32:FILE (random weights, open_clip's own loader): the record's score is the CLIP-score of
+    open_clip's own embeddings; weights that are not there stop the audit with one error, never a run of
+    per-image failures."""
+    import open_clip
+    import torch
+    from PIL import Image
+
+    from audit.dataset.job import run_audit
+    from audit.metrics import clip_score
+    from tests.feature_fixtures import save_random_open_clip
+
+    weights = save_random_open_clip(tmp_path / "vit.safetensors")
+    root = tmp_path / "data"
+    (root / "x").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = ["path,label,caption"]
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(root / "x" / f"{i}.png")
+        lines.append(f"x/{i}.png,x,a photo of thing {i}")
+    (root / "m.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_audit(str(root / "m.csv"), out, backend=BACKEND, workers=1, progress=False,
+              caption_model=f"clip:ViT-B-32:{weights}")  # fmt: skip
+    model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=str(weights))
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    for record in _records(out):
+        image = Image.open(root / record["image"]).convert("RGB")
+        with torch.no_grad():
+            img = model.encode_image(preprocess(image)[None]).double().numpy()
+            txt = model.encode_text(tokenizer([record["caption"]])).double().numpy()
+        assert record["caption_score"] == pytest.approx(clip_score(img, txt), abs=1e-3)
+    assert _data(out)["captions"]["threshold"] == 28.0
+    from audit.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="weights not found"):
+        run_audit(str(root / "m.csv"), tmp_path / "out2", backend=BACKEND, workers=2, progress=False,
+                  caption_model=f"clip:ViT-B-32:{tmp_path / 'missing.safetensors'}")  # fmt: skip
+
+
 def test_unknown_caption_model_is_one_clear_error(tmp_path) -> None:
     from audit.dataset.job import run_audit
 

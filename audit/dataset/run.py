@@ -170,14 +170,14 @@ def analyze_item(item: Item, analyzer: Any = None, nsfw: Any = None, captioner: 
         faces = analyzer.analyze(image)
         if nsfw is not None:
             record["nsfw"] = nsfw.check(image)
-        if captioner is not None and item.caption:
-            record["caption_score"] = captioner.score(image, record["caption"])
     except MemoryError:
         return {**record, "status": TOO_LARGE, "message": "out of memory in the face backend", "faces": []}
     except Exception as exc:  # one image a backend cannot handle is recorded; the run goes on
         message = f"face backend failed: {type(exc).__name__}: {exc}"
         log.debug("%s: %s", item.relpath, message, exc_info=True)
         return {**record, "status": BACKEND_ERROR, "message": message[:500], "faces": []}
+    if captioner is not None and item.caption:  # outside the try: caption weights that cannot load stop
+        record["caption_score"] = captioner.score(image, record["caption"])  # the run with one line
     return {
         **record,
         "status": "ok",
