@@ -38,8 +38,9 @@ def run_demo(out: Path) -> Path:
             log.info("results %s", results_dir / f"{doc['id']}.json")
         bench = _run_bench(Path(out) / "bench")
         audit = _run_audit(Path(out) / "audit")
+        review = _review_audit(Path(out) / "audit")
         detect = _run_detect(Path(out) / "detect", bench=Path(out) / "bench")
-    return publish([results_dir, bench, audit, detect], out, title="genaudit demo: embedded defaults")
+    return publish([results_dir, bench, audit, review, detect], out, title="genaudit demo: embedded defaults")
 
 
 def _run_detect(folder: Path, bench: Path) -> Path:
@@ -58,6 +59,13 @@ def _run_audit(folder: Path) -> Path:
 
     log.info("dataset audit: %s", folder)
     return run_audit("builtin:faces-demo", folder, resume=(folder / RECORDS_FILE).is_file())
+
+
+def _review_audit(folder: Path) -> Path:
+    """The audit's review sheet (``genaudit audit review``; docs/review.md): what a person should check."""
+    from audit.dataset.review import write_review
+
+    return write_review(folder)
 
 
 def _run_bench(folder: Path) -> Path:

@@ -19,12 +19,13 @@ pytestmark = pytest.mark.slow
 
 BENCH = "guidance-bench-embedded-digits-ddpm"
 AUDIT = "dataset-audit-builtin-faces-demo"
+REVIEW = "audit-review-builtin-faces-demo"
 DETECT = "detect-builtin-digits-mixed"
 
 
 def test_demo_publishes_one_card_per_zoo_model_and_the_benchmark(demo_site: Path) -> None:
     cards = sorted(p.name for p in (demo_site / "cards").iterdir())
-    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH, AUDIT, DETECT]
+    ids = [f"zoo-{name}" for name in registry.ENTRIES] + [BENCH, AUDIT, REVIEW, DETECT]
     assert cards == sorted(f"{i}.{ext}" for i in ids for ext in ("html", "json"))
     index = (demo_site / "index.html").read_text(encoding="utf-8")
     for card_id in ids:
@@ -96,3 +97,11 @@ def test_demo_benchmark_looks_for_near_copies_of_the_training_digits(demo_site: 
 def test_demo_audits_the_builtin_faces(demo_site: Path) -> None:
     data = json.loads((demo_site / "cards" / f"{AUDIT}.json").read_text(encoding="utf-8"))["data"]
     assert data["overall"]["images"] == 49 and data["known_faces"]["misgendered"] == 2
+    tabs = data["crosstabs"]
+    assert tabs["classes_with_children"]["count"] == 0
+    bands = tabs["age_by_gender"]["overall"]
+    assert sum(b["faces"] for b in bands.values()) == data["overall"]["faces"] == 35
+    assert sum(b["female"] for b in bands.values()) == 8  # the audit's own female count, band by band
+    review = json.loads((demo_site / "cards" / f"{REVIEW}.json").read_text(encoding="utf-8"))["data"]
+    assert review["counts"]["skew"] == 1 and review["by_kind"]["skew"][0]["class"] == "lfw"  # the flagged class
+    assert review["items"] == sum(review["counts"].values())
