@@ -74,14 +74,17 @@ def _cmd_audit(args: argparse.Namespace) -> int | Path:
 def _cmd_review_or_export(args: argparse.Namespace) -> int | Path:
     """``audit review OUT`` (the review sheet; its page is rendered by the CLI) and ``audit export-blurred
     OUT --dest DIR``."""
-    if not args.target:
+    given_out = args.out if args.out != "genaudit-audit" else None  # --out names the audit folder too
+    if args.target and given_out and Path(args.target) != Path(given_out):
+        raise InputError(f"two audit folders given ({args.target} and --out {given_out}): give one")
+    if not (args.target or given_out):
         raise InputError(f"genaudit audit {args.dataset} needs the audit's folder: genaudit audit {args.dataset} OUT")
-    out = Path(args.target)
+    out = Path(args.target or given_out)
     if args.dataset == "review":
         from audit.dataset.review import write_review
 
-        if args.dest or args.leave_out:
-            raise InputError("--dest and --leave-out belong to export-blurred")
+        if args.dest or args.leave_out or args.reviewed:
+            raise InputError("--dest, --leave-out and --reviewed belong to export-blurred (or to the audit itself)")
         if args.shard is not None or args.executor != "local":
             raise InputError("audit review reads the records once: it takes no --shard or --executor")
         return write_review(out)
