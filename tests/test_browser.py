@@ -51,4 +51,4 @@ def test_site_with_hostile_strings_renders(chromium: str, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_demo_site_renders(chromium: str, demo_site: Path) -> None:
     pages = assert_renders(chromium, demo_site)
-    assert len(pages) == 8  # index + one card per zoo model (4) + the guidance benchmark + the audit + detection
+    assert len(pages) == 9  # index, a card per zoo model (4), the benchmark, the audit, its review, detection
