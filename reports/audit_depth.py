@@ -9,12 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from reports import figures
+from reports.audit_card import _pct
 
 MAX_ROWS = 40
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
 def _ci(ci: list[float] | None) -> str:
