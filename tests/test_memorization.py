@@ -200,13 +200,13 @@ def test_a_resumed_run_reads_no_training_image_again(planted_run, monkeypatch) -
     again = BenchConfig(**{**config.to_dict(), "training": "builtin:digits-train"} | _tuples(config))
     first = json.loads(Path(run_bench(again, out, resume=True, progress=False)).read_text())["data"]
 
-    def only_the_size_probe(spec, info, chunk=256):
+    def only_the_size_probe(spec, info, chunk=256, part=None):
         """The first 64 training images set the pixel side; any other read of the training set fails."""
         if chunk != 64:
             raise AssertionError("the training set was read again")
         yield np.arange(1), [np.zeros((8, 8, 3), np.uint8)]
 
-    monkeypatch.setattr(memo, "_training_chunks", only_the_size_probe)
+    monkeypatch.setattr(memo, "training_chunks", only_the_size_probe)
     second = json.loads(Path(run_bench(again, out, resume=True, progress=False)).read_text())["data"]
     assert second["cells"][0]["memorization"] == first["cells"][0]["memorization"]
     assert second["memorization"]["training"]["images"] == 1500

@@ -326,7 +326,7 @@ def bench_config():
 
     return BenchConfig(
         generator="embedded:digits-ddpm", schedules=({"name": "static"}, {"name": "linear"}), scales=(2.0,),
-        n=140, steps=4, bootstrap=10,
+        n=140, steps=4, bootstrap=10, training="builtin:digits-train",
     )  # fmt: skip
 
 
@@ -351,6 +351,9 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
     parts = sorted((out / "shards" / "bench").glob("*.features.npz"))
     # 3 cells (baseline too) and every third of the 297 held-out reference digits
     assert [len(FeatureCache(p)._rows) for p in parts] == [46 * 3 + 99, 47 * 3 + 99, 47 * 3 + 99]
+    # and every third of the 1,500 training digits, kept apart for the memorization check
+    training = sorted((out / "shards" / "bench").glob("*.training.npz"))
+    assert [len(FeatureCache(p)._rows) for p in training] == [500, 500, 500]
     extracted = []
     original = FeatureCache.extract
 
@@ -367,8 +370,10 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
     monkeypatch.setattr(EmbeddedDigitsGenerator, "generate", not_here)
     results = run_bench(bench_config, out, progress=False)  # the merge: no --resume needed after shards
     monkeypatch.undo()
-    assert sum(extracted) == 0  # every generated image and every reference image came from a shard
+    assert sum(extracted) == 0  # every generated, reference and training image came from a shard
     assert _bench_numbers(results) == bench_one_process
+    assert bench_one_process["memorization"]["training"]["images"] == 1500
+    assert len(FeatureCache(out / "features.npz")._rows) == 3 * 140 + 297  # no training features in the cache
     weights = [json.loads((d / "step-weights.json").read_text()) for d in sorted((out / "cells").glob("*/*"))]
     assert len(weights) == 3 and all(len(w) == bench_config.steps for w in weights)
 

@@ -321,13 +321,18 @@ def training_records(spec: str, info: dict[str, Any]) -> Iterator[tuple[int, str
         yield position, record.relpath, lambda record=record: load(record)
 
 
-def _training_chunks(spec: str, info: dict[str, Any], chunk: int = 256) -> Iterator[tuple[np.ndarray, list]]:
+def training_chunks(
+    spec: str, info: dict[str, Any], chunk: int = 256, part: Any = None
+) -> Iterator[tuple[np.ndarray, list]]:
     """(positions, images) chunks of the readable training images; ``info`` gets their count and the
-    unreadable ones' count."""
+    unreadable ones' count. ``part`` (:class:`audit.scale.shards.Shard` K of N): only positions p with
+    p % N == K, the others skipped before they are decoded (a bench shard's share, docs/scale-out.md)."""
     positions: list[int] = []
     images: list[np.ndarray] = []
     readable = refused = 0
     for position, _, load in training_records(spec, info):
+        if part is not None and position % part.n != part.k:
+            continue
         image = load()
         if image is None:
             refused += 1
@@ -343,7 +348,7 @@ def _training_chunks(spec: str, info: dict[str, Any], chunk: int = 256) -> Itera
     info.update(images=readable, refused=refused)
 
 
-def _same_size(images: list[np.ndarray]) -> np.ndarray:
+def same_size(images: list[np.ndarray]) -> np.ndarray:
     """One array for the extractor: images of another size than the first are resized to it (the pixel
     space resizes every image anyway; a training set is normally one size)."""
     from PIL import Image
@@ -363,13 +368,24 @@ class MemorizationCheck:
 
     FILE = "memorization.json"
 
-    def __init__(self, spec: str, options: dict[str, Any] | None, extractor: Any, feature_mean: Any, salt: str):
+    def __init__(
+        self,
+        spec: str,
+        options: dict[str, Any] | None,
+        extractor: Any,
+        feature_mean: Any,
+        salt: str,
+        cache: Any = None,
+    ) -> None:
+        """``cache`` (a :class:`audit.metrics.evaluator.FeatureCache`): training features already extracted
+        (by the bench's shards); the training pass sends only the images it lacks through ``extractor``."""
         import hashlib
         import json
 
         self.spec, self.criteria, self.extractor, self.info = spec, Criteria.from_options(options), extractor, {}
+        self.cache = cache
         self.feature_mean = None if feature_mean is None else np.asarray(feature_mean, dtype=np.float32)
-        first = next(_training_chunks(spec, {}, chunk=64), None)
+        first = next(training_chunks(spec, {}, chunk=64), None)
         if first is None:
             raise InputError(f"training set {spec}: no readable images")
         self.side = min(PIXEL_SIDE, *(min(im.shape[:2]) for im in first[1]))
@@ -447,12 +463,13 @@ class MemorizationCheck:
             pix = NearestStream(pixels, self.criteria.neighbours, lists)
             feats = np.concatenate([f for _, _, f in self.pending]) if with_features else None
             feat = NearestStream(feats, 1, lists) if feats is not None else None
-            for positions, images in tqdm(_training_chunks(self.spec, self.info), desc="training images",
+            for positions, images in tqdm(training_chunks(self.spec, self.info), desc="training images",
                                           unit="chunk", disable=not progress):  # fmt: skip
-                batch = _same_size(images)
+                batch = same_size(images)
                 pix.update(self.pixel_vectors(batch), positions)
                 if feat is not None:
-                    feat.update(self.feature_vectors(self.extractor(batch)["features"]), positions)
+                    raw = self.cache.extract(self.extractor, batch) if self.cache is not None else self.extractor(batch)
+                    feat.update(self.feature_vectors(raw["features"]), positions)
             pd, pi = pix.result()
             fd, fi = feat.result() if feat is not None else (None, None)
             start = 0

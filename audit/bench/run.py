@@ -27,6 +27,7 @@ CONFIG_FILE = "bench-config.json"
 IDENTITY_FILE = "bench.run.json"
 RESULTS_FILE = "bench-results.json"
 FEATURES_FILE = "features.npz"
+TRAINING_PART = "training.npz"  # a shard's training-set features (the memorization check), beside its features.npz
 WITHOUT_NEGATIVE = "without-negative"  # --pair-negative: the same cells without the negative prompt
 
 
@@ -305,7 +306,8 @@ def _finish(
         from audit.bench.memorization import MemorizationCheck
 
         mean = reference["features"].mean(axis=0)
-        memo = MemorizationCheck(config.training, config.memorization, extractor, mean, salt=config.fingerprint())
+        memo = MemorizationCheck(config.training, config.memorization, extractor, mean, salt=config.fingerprint(),
+                                 cache=_training_cache(shards))  # fmt: skip
     if ray is None:  # the captions are encoded once, where the cells are scored
         scoring: Any = LocalScoring(reference, extractor, options, captions)
     else:
@@ -445,7 +447,8 @@ def _join_folder(out: Path, config: BenchConfig) -> None:
 class BenchShards:
     """Shard K of N of a benchmark: images ``Shard.range(n)`` of every cell, generated (those not on disk)
     and sent through the extractor once, with the shard's share of the reference images (positions
-    p % N == K), their features kept in ``OUT/shards/bench/<K>-of-<N>.features.npz``, then the shard's
+    p % N == K), their features kept in ``OUT/shards/bench/<K>-of-<N>.features.npz`` (and with
+    ``training``, its share of the training images' in ``<K>-of-<N>.training.npz``), then the shard's
     marker. Each cell's step weights are kept beside its images, so the merge never needs the generator
     when the shards made every image. Calling it builds the generator and extractor (once per process or
     Ray actor) and returns the :class:`BenchWorker` that runs a shard (and, on Ray, scores cells)."""
@@ -482,6 +485,8 @@ class BenchShards:
             for chunk in reference_chunks(config.reference, {}, part=shard):
                 cache.extract(extractor, chunk)
             cache.save()
+            if config.training:  # and the training set's share, for the memorization check's pass
+                _extract_training_share(config.training, extractor, shard, shard_folder(out, "bench"))
         for store in tqdm(unscored, desc=f"bench shard {shard}", unit="cell", disable=not self.progress):
             if not indices:
                 continue
@@ -493,6 +498,30 @@ class BenchShards:
             extract_all(cache, extractor, store.image_chunks(indices))
             cache.save()  # after every cell: a killed shard keeps the features of the cells it finished
         return str(marker.write(cells=len(config.cells()), range=[span.start, span.stop], generated=generated))
+
+
+def _extract_training_share(spec: str, extractor: Any, shard: Shard, folder: Path) -> None:
+    """Shard K of N's share of the training images (positions p % N == K) through the extractor, kept in
+    ``<folder>/<K>-of-<N>.training.npz`` apart from the run's feature cache: the merge reads them into the
+    memorization check's pass (:func:`_training_cache`) and never writes them into ``features.npz``."""
+    from audit.bench.memorization import same_size, training_chunks
+    from audit.metrics.evaluator import FeatureCache
+
+    cache = FeatureCache(folder / f"{shard.name}.{TRAINING_PART}")
+    for _, images in training_chunks(spec, {}, part=shard):
+        cache.extract(extractor, same_size(images))
+    cache.save()
+
+
+def _training_cache(shards: Path) -> Any:
+    """The training features every shard kept (:func:`_extract_training_share`), in memory only: for a
+    training set of T images in a d-d space that is T x d floats (100,000 Inception features: 800 MB)."""
+    from audit.metrics.evaluator import FeatureCache
+
+    cache = FeatureCache()
+    for part in sorted(shards.glob(f"*.{TRAINING_PART}")) if shards.is_dir() else []:
+        cache.take(FeatureCache(part))
+    return cache
 
 
 class BenchWorker:
