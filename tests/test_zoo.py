@@ -30,6 +30,26 @@ def test_split_is_the_documented_one() -> None:
     assert set(np.unique(x_train)) <= set(digits.levels_to_uint8(np.arange(17)))
 
 
+def test_the_digits_file_read_directly_equals_load_digits_and_a_changed_file_falls_back(monkeypatch) -> None:
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    levels, target = digits._digits_table()  # the file read without importing scikit-learn
+    np.testing.assert_array_equal(levels, raw.images)
+    np.testing.assert_array_equal(target, raw.target)
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return load_digits()
+
+    monkeypatch.setattr(digits, "DIGITS_CSV_SHA256", "0" * 64)  # as if scikit-learn shipped another file
+    monkeypatch.setattr("sklearn.datasets.load_digits", counted)
+    levels, target = digits._digits_table()
+    assert calls == [1]
+    np.testing.assert_array_equal(levels, raw.images)
+
+
 def test_level_mapping_round_trips() -> None:
     levels = np.arange(17)
     grey = digits.levels_to_uint8(levels)
