@@ -77,6 +77,25 @@ def test_a_killed_run_resumes_without_recomputing_finished_work(straight_run, tm
     assert generator_fixtures.GENERATED == []  # finished: nothing recomputed
 
 
+def test_a_cell_image_counts_only_when_whole(tmp_path) -> None:
+    """The merge's check (PIL's verify, no decoding) still refuses a cut file, a flipped byte and a stranger."""
+    from audit.bench.store import CellStore
+    from audit.guidance import get_schedule
+
+    store = CellStore(tmp_path, get_schedule("static", 1.0))
+    store.images_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    store.write_images([0, 1, 2, 3], rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8))
+    whole = (store.images_dir / store.image_name(1)).read_bytes()
+    (store.images_dir / store.image_name(1)).write_bytes(whole[: len(whole) // 2])  # cut
+    flipped = bytearray(whole)
+    flipped[whole.index(b"IDAT") + 8] ^= 0xFF  # a byte of the pixel data: its chunk's CRC no longer matches
+    (store.images_dir / store.image_name(2)).write_bytes(bytes(flipped))
+    (store.images_dir / store.image_name(3)).write_text("<html>not an image</html>")
+    assert [store.has_image(i) for i in range(5)] == [True, False, False, False, False]
+    assert store.missing(5) == [1, 2, 3, 4]
+
+
 def test_resume_refuses_a_folder_made_with_another_config(straight_run) -> None:
     with pytest.raises(InputError, match=r"n: 140 -> 150"):
         run_bench(BenchConfig(**{**SMALL, "n": 150}), straight_run.parent, resume=True, progress=False)

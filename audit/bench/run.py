@@ -359,6 +359,7 @@ def _finish(
         extract_seconds = time.perf_counter() - t1
         cell = _ScoredCell(config, schedule, store, generated, t1 - t0, extract_seconds, finished, slot)
         scoring.submit(fake, cell.done)
+    by_folder = memo.finish(progress) if memo is not None else {}  # on Ray, while the workers score the last cells
     scoring.drain()
     attributes = None
     if config.attributes:
@@ -368,7 +369,6 @@ def _finish(
         attributes = analyse_cells(config, out, done, [CellStore(out / "cells", _schedule(c)) for c in done], progress)
     memorization = None
     if memo is not None:
-        by_folder = memo.finish(progress)
         for cell in finished:
             if cell is not None:
                 cell["memorization"] = by_folder[str(CellStore(out / "cells", _schedule(cell)).dir)]

@@ -57,9 +57,21 @@ class CellStore:
         return [i for i in range(n) if not self.has_image(i)]
 
     def has_image(self, index: int) -> bool:
-        """Image ``index`` is on disk and decodes (a damaged one is regenerated)."""
+        """Image ``index`` is on disk and whole (a damaged one is regenerated): PIL's ``verify`` checks every
+        PNG chunk's CRC and the end marker without decoding the pixels, a quarter of a full load's time, which
+        the merge would otherwise pay for every image before reading it again. Our PNGs are written
+        atomically, so what it has to catch is a file cut or overwritten after the fact."""
+        from PIL import Image
+
         path = self.images_dir / self.image_name(index)
-        return path.is_file() and load_image(path).ok
+        if not path.is_file():
+            return False
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return False
+        return True
 
     def write_images(self, indices: list[int], images: np.ndarray) -> None:
         for i, image in zip(indices, images, strict=True):
