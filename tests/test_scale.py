@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from audit.errors import InputError
@@ -376,6 +377,20 @@ def test_bench_shards_then_the_merge_equal_one_process_and_extract_each_image_on
     assert len(FeatureCache(out / "features.npz")._rows) == 3 * 140 + 297  # no training features in the cache
     weights = [json.loads((d / "step-weights.json").read_text()) for d in sorted((out / "cells").glob("*/*"))]
     assert len(weights) == 3 and all(len(w) == bench_config.steps for w in weights)
+
+
+def test_a_damaged_training_part_is_skipped_not_fatal(tmp_path, caplog) -> None:
+    from audit.bench.run import _training_cache
+    from audit.metrics.evaluator import FeatureCache
+
+    good = FeatureCache(tmp_path / "0-of-2.training.npz")
+    good._rows = {"a": {"features": np.ones(3, np.float32)}, "b": {"features": np.zeros(3, np.float32)}}
+    good.save()
+    (tmp_path / "1-of-2.training.npz").write_bytes(b"PK\x03\x04 cut short")
+    cache = _training_cache(tmp_path)
+    assert sorted(cache._rows) == ["a", "b"]
+    np.testing.assert_array_equal(cache._rows["a"]["features"], np.ones(3))
+    assert "1-of-2.training.npz is unreadable" in caplog.text
 
 
 @pytest.mark.ray
