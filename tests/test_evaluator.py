@@ -176,6 +176,25 @@ def test_cache_reuses_features_across_calls_and_files(sets, tmp_path: Path) -> N
     assert other != FeatureCache.key(ext.id, fake[0])  # the extractor id (with preprocessing) is in the key
 
 
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut short", b"<html>not a cache</html>", "truncated"])
+def test_a_damaged_cache_file_is_ignored_then_replaced(sets, tmp_path: Path, caplog, damage) -> None:
+    real, fake, _ = sets
+    path = tmp_path / "features.npz"
+    ext = CountingExtractor()
+    cache = FeatureCache(path)
+    first = evaluate(real, fake, ext, cache=cache, bootstrap=0)
+    cache.save()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else damage)
+    damaged = FeatureCache(path)  # a warning, not an error: the cache is derived data
+    assert damaged._rows == {} and "is unreadable" in caplog.text
+    again = evaluate(real, fake, ext, cache=damaged, bootstrap=0)
+    assert damaged.extracted == len(real) + len(fake)  # everything computed again
+    assert again["fid"]["value"] == first["fid"]["value"]
+    damaged.save()
+    assert len(FeatureCache(path)._rows) == len(real) + len(fake)  # and the file whole again
+
+
 def test_mismatched_labels_and_too_few_samples(sets) -> None:
     real, fake, labels = sets
     ext = get_extractor("embedded")

@@ -390,7 +390,7 @@ def test_a_damaged_training_part_is_skipped_not_fatal(tmp_path, caplog) -> None:
     cache = _training_cache(tmp_path)
     assert sorted(cache._rows) == ["a", "b"]
     np.testing.assert_array_equal(cache._rows["a"]["features"], np.ones(3))
-    assert "1-of-2.training.npz is unreadable" in caplog.text
+    assert "1-of-2.training.npz is unreadable" in caplog.text  # FeatureCache's warning, never fatal
 
 
 @pytest.mark.ray

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,21 +54,39 @@ from audit.metrics.kid import kid
 from audit.metrics.manifold import DENSITY_K, PRECISION_K
 from audit.metrics.resampling import Resampler
 
+log = logging.getLogger(__name__)
+
 
 class FeatureCache:
-    """Extractor outputs per image, keyed by extractor id and pixel content."""
+    """Extractor outputs per image, keyed by extractor id and pixel content. A cache file that cannot be
+    read (damaged after it was written: writes are atomic) is ignored with a warning, never fatal: what it
+    held is computed again and the next :meth:`save` replaces it."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
         self._rows: dict[str, dict[str, np.ndarray]] = {}
         self.extracted = 0  # images actually sent through an extractor (for tests and progress)
         if self.path and self.path.is_file():
-            with np.load(self.path, allow_pickle=False) as data:
-                keys = data["keys"]
-                # each data[name] reads and inflates the whole array: once per output, never once per row
-                arrays = {name: data[name] for name in data.files if name != "keys"}
-                for i, key in enumerate(keys):
-                    self._rows[str(key)] = {name: array[i] for name, array in arrays.items()}
+            try:
+                self._rows = self._read(self.path)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                why = type(exc).__name__
+                log.warning(
+                    "feature cache %s is unreadable (%s): ignored, its features are computed again", self.path, why
+                )
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, dict[str, np.ndarray]]:
+        rows: dict[str, dict[str, np.ndarray]] = {}
+        with np.load(path, allow_pickle=False) as data:
+            keys = data["keys"]
+            # each data[name] reads and inflates the whole array: once per output, never once per row
+            arrays = {name: data[name] for name in data.files if name != "keys"}
+            if any(len(array) != len(keys) for array in arrays.values()):
+                raise ValueError("outputs and keys differ in length")
+            for i, key in enumerate(keys):
+                rows[str(key)] = {name: array[i] for name, array in arrays.items()}
+        return rows
 
     @staticmethod
     def key(extractor_id: str, image: np.ndarray) -> str:
