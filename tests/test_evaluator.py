@@ -158,13 +158,20 @@ def test_precomputed_draws_equal_the_metric_functions(sets) -> None:
     assert draw["kid"] == pytest.approx(kid_fn(r["features"], fh, subsets=400, subset_size=150, seed=0)[0], abs=2e-3)
 
 
-def test_cache_reuses_features_across_calls_and_files(sets, tmp_path: Path) -> None:
+def _evaluated_and_saved(sets, path: Path) -> tuple[CountingExtractor, FeatureCache, dict]:
+    """One evaluation through a cache at ``path``, saved: (the extractor, the cache, the result)."""
     real, fake, _ = sets
-    path = tmp_path / "features.npz"
     ext = CountingExtractor()
     cache = FeatureCache(path)
     first = evaluate(real, fake, ext, cache=cache, bootstrap=0)
     cache.save()
+    return ext, cache, first
+
+
+def test_cache_reuses_features_across_calls_and_files(sets, tmp_path: Path) -> None:
+    real, fake, _ = sets
+    path = tmp_path / "features.npz"
+    ext, cache, first = _evaluated_and_saved(sets, path)
     assert ext.seen == cache.extracted == len(real) + len(fake)
     evaluate(real, fake[:200], ext, cache=cache, bootstrap=0)  # another cell, same reference
     assert ext.seen == len(real) + len(fake)
@@ -180,10 +187,7 @@ def test_cache_reuses_features_across_calls_and_files(sets, tmp_path: Path) -> N
 def test_a_damaged_cache_file_is_ignored_then_replaced(sets, tmp_path: Path, caplog, damage) -> None:
     real, fake, _ = sets
     path = tmp_path / "features.npz"
-    ext = CountingExtractor()
-    cache = FeatureCache(path)
-    first = evaluate(real, fake, ext, cache=cache, bootstrap=0)
-    cache.save()
+    ext, _, first = _evaluated_and_saved(sets, path)
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else damage)
     damaged = FeatureCache(path)  # a warning, not an error: the cache is derived data
