@@ -44,7 +44,7 @@ def quantize_to_levels(unit: np.ndarray) -> np.ndarray:
     return levels_to_uint8(np.rint(unit * (N_LEVELS - 1)))
 
 
-DIGITS_CSV_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"  # scikit-learn 1.3-1.9
+DIGITS_CSV_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"  # scikit-learn 1.9.1
 
 
 def _digits_table() -> tuple[np.ndarray, np.ndarray]:
