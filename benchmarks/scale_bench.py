@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -141,81 +142,65 @@ def bench_runs(n: int, workers: int, shards: int) -> dict[str, float]:
     return times
 
 
-def cli_runs(n: int, workers: int, repeats: int = 2) -> dict[str, float]:
-    """Fresh ``genaudit bench`` processes: one process, then on a Ray started before the timing."""
+def _timed_cli(
+    command: list[str], runs: dict[str, list[str]], workers: int, numbers: Any, repeats: int = 2
+) -> dict[str, float]:
+    """Each of ``runs`` (name -> extra arguments) as fresh ``genaudit`` processes, ``repeats`` times, each
+    with its own ``--out``; a run given ``--executor`` goes against a Ray started with ``ray start --head``
+    before its timing and stopped after it. ``numbers(out)`` of every run must equal the first's.
+    Returns each run's best time."""
     import subprocess
 
-    bench = ["genaudit", "bench", "--schedules", "static", "linear", "--scales", "2", "--n", str(n), "--steps", "10",
-             "--bootstrap", "20"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     bin_dir = Path(sys.executable).parent
-    times: dict[str, list[float]] = {"one process": [], f"ray:auto, {workers} workers, Ray already up": []}
+    times: dict[str, list[float]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        runs = []
-        for i in range(repeats):
-            t = time.perf_counter()
-            subprocess.run([str(bin_dir / bench[0]), *bench[1:], "--out", str(root / f"one{i}")], env=env, check=True,
-                           capture_output=True)  # fmt: skip
-            times["one process"].append(time.perf_counter() - t)
-            runs.append(root / f"one{i}")
-        subprocess.run([str(bin_dir / "ray"), "start", "--head", f"--num-cpus={workers}", "--include-dashboard=false"],
-                       env=env, check=True, capture_output=True)  # fmt: skip
-        try:
-            for i in range(repeats):
-                t = time.perf_counter()
-                ray_args = ["--executor", "ray:auto", "--ray-workers", str(workers)]
-                subprocess.run([str(bin_dir / bench[0]), *bench[1:], "--out", str(root / f"ray{i}"), *ray_args],
-                               env=env, check=True, capture_output=True)  # fmt: skip
-                times[f"ray:auto, {workers} workers, Ray already up"].append(time.perf_counter() - t)
-                runs.append(root / f"ray{i}")
-        finally:
-            subprocess.run([str(bin_dir / "ray"), "stop"], env=env, capture_output=True)
-        base = _bench_numbers(runs[0] / "bench-results.json")
-        for run in runs[1:]:
-            assert _bench_numbers(run / "bench-results.json") == base, f"{run.name}: numbers differ"
+        outs = []
+        for i, (name, extra) in enumerate(runs.items()):
+            on_ray = "--executor" in extra
+            if on_ray:
+                subprocess.run([str(bin_dir / "ray"), "start", "--head", f"--num-cpus={workers}",
+                                "--include-dashboard=false"], env=env, check=True, capture_output=True)  # fmt: skip
+            try:
+                for r in range(repeats):
+                    out = Path(tmp) / f"run{i}-{r}"
+                    t = time.perf_counter()
+                    argv = [str(bin_dir / command[0]), *command[1:], "--out", str(out), *extra]
+                    subprocess.run(argv, env=env, check=True, capture_output=True)
+                    times[name].append(time.perf_counter() - t)
+                    outs.append(out)
+            finally:
+                if on_ray:
+                    subprocess.run([str(bin_dir / "ray"), "stop"], env=env, capture_output=True)
+        base = numbers(outs[0])
+        for out in outs[1:]:
+            assert numbers(out) == base, f"{out.name}: numbers differ"
     for name, values in times.items():
         print(f"{name}: {', '.join(f'{v:.1f} s' for v in values)}")
     return {name: min(values) for name, values in times.items()}
+
+
+def _ray_run(workers: int) -> dict[str, list[str]]:
+    return {f"ray:auto, {workers} workers, Ray already up": ["--executor", "ray:auto", "--ray-workers", str(workers)]}
+
+
+def cli_runs(n: int, workers: int, repeats: int = 2) -> dict[str, float]:
+    """Fresh ``genaudit bench`` processes: one process, then on a Ray started before the timing."""
+    bench = ["genaudit", "bench", "--schedules", "static", "linear", "--scales", "2", "--n", str(n), "--steps", "10",
+             "--bootstrap", "20"]  # fmt: skip
+    runs = {"one process": [], **_ray_run(workers)}
+    return _timed_cli(bench, runs, workers, lambda out: _bench_numbers(out / "bench-results.json"), repeats)
 
 
 def cli_audit_runs(folder: Path, workers: int, repeats: int = 2) -> dict[str, float]:
     """Fresh ``genaudit audit`` processes: one worker, the local default (a pool of ``workers`` processes),
     then ``--executor ray:auto`` on a Ray started before the timing (a running cluster's case)."""
-    import subprocess
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    bin_dir = Path(sys.executable).parent
     runs = {
         "one process": ["--workers", "1"],
         f"local default ({workers} worker processes)": ["--workers", str(workers)],
-        f"ray:auto, {workers} workers, Ray already up": ["--executor", "ray:auto", "--ray-workers", str(workers)],
+        **_ray_run(workers),
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        outs = []
-        for i, (name, extra) in enumerate(runs.items()):
-            if extra[0] == "--executor":
-                subprocess.run([str(bin_dir / "ray"), "start", "--head", f"--num-cpus={workers}",
-                                "--include-dashboard=false"], env=env, check=True, capture_output=True)  # fmt: skip
-            try:
-                for r in range(repeats):
-                    out = root / f"run{i}-{r}"
-                    t = time.perf_counter()
-                    command = [str(bin_dir / "genaudit"), "audit", str(folder), "--out", str(out), *extra]
-                    subprocess.run(command, env=env, check=True, capture_output=True)
-                    times[name].append(time.perf_counter() - t)
-                    outs.append(out)
-            finally:
-                if extra[0] == "--executor":
-                    subprocess.run([str(bin_dir / "ray"), "stop"], env=env, capture_output=True)
-        base = _audit_data(outs[0])
-        for out in outs[1:]:
-            assert _audit_data(out) == base, f"{out.name}: results differ"
-    for name, values in times.items():
-        print(f"{name}: {', '.join(f'{v:.1f} s' for v in values)}")
-    return {name: min(values) for name, values in times.items()}
+    return _timed_cli(["genaudit", "audit", str(folder)], runs, workers, _audit_data, repeats)
 
 
 def report(title: str, times: dict[str, float]) -> None:
