@@ -9,7 +9,10 @@ the zoo's conditional GAN (``digits-gan``) and a per-class Gaussian mixture on p
 (:mod:`audit.zoo.mixture`, fitted on the fly). All are 8x8 grey digits quantised to the same 17 levels
 and held as uint8 RGB in memory, so format and size cannot give the answer away. Each image carries its
 source (a schedule, ``gan``, ``mixture``) and its generator family, the unit the held-out-generator
-figures leave out.
+figures leave out. The DDPM's image i under one schedule and image i under another start from the same
+seed and look alike: they are *siblings* (:attr:`LabelledImages.siblings`), kept in one fold whenever the
+images are cross-fitted, or a fold detector would be scored on near-copies of images it was calibrated on
+(docs/detect.md, "Siblings").
 
 :func:`training_digits` is a seeded sample of the digits the embedded models *were* trained on: not part
 of the evaluation, but scored to show how the detector treats its generator's own training images.
@@ -46,11 +49,13 @@ class LabelledImages:
     y: np.ndarray  # 1 = generated, 0 = real
     source: list[str]  # "real (held-out digits)", the schedule (e.g. "cosine w=2"), "gan" or "mixture"
     names: list[str]
+    siblings: np.ndarray | None = None  # images from one seed share a number (None: every image its own)
 
     def subset(self, idx: np.ndarray) -> LabelledImages:
         pick = [int(i) for i in idx]
         names = [self.names[i] for i in pick]
-        return LabelledImages(self.images[idx], self.y[idx], [self.source[i] for i in pick], names)
+        siblings = None if self.siblings is None else self.siblings[idx]
+        return LabelledImages(self.images[idx], self.y[idx], [self.source[i] for i in pick], names, siblings)
 
     @property
     def family(self) -> np.ndarray:
@@ -88,7 +93,11 @@ def digits_mixed(per_schedule: int = PER_SCHEDULE, bench: str | Path | None = No
         source += [tag] * per_schedule
         names += [f"generated/{tag}-{i:03d}.png" for i in range(per_schedule)]
     y = np.array([0] * len(real) + [1] * (len(source) - len(real)))
-    return LabelledImages(np.concatenate(images), y, source, names)
+    siblings = np.arange(len(source))  # the DDPM's image i under every schedule: one seed, one number
+    siblings[len(real) : len(real) + len(SCHEDULES) * per_schedule] = len(source) + np.tile(
+        np.arange(per_schedule), len(SCHEDULES)
+    )
+    return LabelledImages(np.concatenate(images), y, source, names, siblings)
 
 
 def bench_cell_images(bench: str | Path, schedule: Any, labels: tuple[int, ...]) -> np.ndarray | None:

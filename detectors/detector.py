@@ -9,6 +9,13 @@ false-positive rate. With ``blocks`` B (a scorer's B independent noise sets, sid
 logistic model per block and averages their decisions: on the digits DDPM an ensemble over noise sets
 beats one model on all of them together (which gained nothing) and averaging the features.
 
+One model per generator ("experts", docs/detect.md, "One model per generator"): given each image's source
+(``groups``), every generator gets its own logistic model against the real images, and an image's two-class
+decision is the largest of the models' decisions, each standardised on the real images' cross-fitted
+decisions. Generators can err in opposite directions (the digits GAN is reconstructed worse than real
+digits, the DDPM's own samples better): one pooled linear model must put both on one side and serves
+neither, while the largest standardised expert flags whatever any one of them would.
+
 With ``reference="combined"`` (the default) the two-class decision is joined by the real-reference score
 (:mod:`detectors.reference`: how atypical an image's features are among the real images, in every
 direction), which needs no generated image and so does not share the two-class model's blind spot for a
@@ -42,8 +49,9 @@ REFERENCE_MODES = ("off", "combined")
 C_GRID = (0.01, 0.1, 1.0, 10.0)
 LAMBDA_GRID = tuple(np.arange(13) * 0.25)  # the reference's weight in the combination: 0, 0.25, ..., 3
 LOG_FLOOR = 1e-12
-# 2: a sha256 over the whole JSON (parameters, threshold, meta); 3: the real reference and the mode
-FORMAT = "genaudit.detector/3"
+# 2: a sha256 over the whole JSON (parameters, threshold, meta); 3: the real reference and the mode;
+# 4: one model per generator (the arrays gain a leading generator axis)
+FORMAT = "genaudit.detector/4"
 MODES = ("two-class", "combined", "reference")
 
 
@@ -101,6 +109,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         log_features: bool = True,
         random_state: int = 0,
         blocks: int = 1,  # equal column blocks (a scorer's noise sets): one logistic model each, averaged
+        experts: bool = True,  # one model per generator source (groups), the largest standardised decision
         reference: str = "combined",  # "off": the two-class detector alone
         reference_columns: int | None = None,  # the first columns of each block the reference uses (None: all)
         reference_neighbours: int = 5,
@@ -113,6 +122,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.log_features = log_features
         self.random_state = random_state
         self.blocks = blocks
+        self.experts = experts
         self.reference = reference
         self.reference_columns = reference_columns
         self.reference_neighbours = reference_neighbours
@@ -127,9 +137,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             raise InputError("features contain NaN or infinity")
         return _log_features(X) if self.log_features else X
 
-    def _linear(
-        self, Z: np.ndarray, y: np.ndarray, C: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    def _linear(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Standardise, then one logistic model per column block; the mean of the blocks' decisions is
         itself linear in all the features (coefficients side by side over ``blocks``, intercepts averaged),
         so a block ensemble is stored, applied and explained like one model."""
@@ -139,7 +147,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         std = np.where(std > 0, std, 1.0)
         coefs, intercepts = [], []
         for block in np.split((Z - mean) / std, self.blocks, axis=1):
-            model = LogisticRegression(C=C or self.C_, max_iter=5000).fit(block, y)
+            model = LogisticRegression(C=C, max_iter=5000).fit(block, y)
             coefs.append(model.coef_[0].astype(np.float64) / self.blocks)
             intercepts.append(float(model.intercept_[0]))
         return mean, std, np.concatenate(coefs), float(np.mean(intercepts))
@@ -188,14 +196,13 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
                 f"need at least 2 real and 2 generated images to calibrate, got {counts[0]} and {counts[1]}"
                 + ("" if self.reference == "off" else " (or only real images, at least 2, for the real reference)")
             )
-        for name in (*self.ARRAYS, "intercept_", "C_", "reference_"):  # a refit in another mode keeps none
+        for name in (*self.ARRAYS, "intercept_", "C_", "experts_", "reference_"):  # a refit keeps none
             self.__dict__.pop(name, None)
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = Z.shape[1]
         self.mode_ = "reference" if real_only else ("two-class" if self.reference == "off" else "combined")
         if self.mode_ != "reference":
-            self.C_, oof = self._choose_c(Z, y, self._splits(y, parents, max(2, min(int(self.cv), int(counts.min())))))
-            self.mean_, self.scale_, self.coef_, self.intercept_ = self._linear(Z, y)
+            oof = self._fit_experts(Z, y, groups, parents)
         if self.mode_ != "two-class":
             oof = self._fit_reference(Z, y, None if real_only else oof, groups, parents)
         if self.mode_ == "reference":
@@ -209,6 +216,46 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.cv_decisions_ = oof
         self.cv_labels_ = y
         return self
+
+    def _fit_experts(self, Z: np.ndarray, y: np.ndarray, groups: Any, parents: np.ndarray) -> np.ndarray:
+        """One logistic model per generator source against all the real images (one for all generated images
+        with ``experts=False`` or no ``groups``), each standardised by the mean and spread of its decisions on
+        its own real rows; returns every row's cross-fitted two-class decision: the largest standardised
+        expert. A row an expert
+        was calibrated on gets that expert's out-of-fold decision; any other row, which it never saw, its
+        decision as fitted."""
+        sources = np.full(len(y), "generated", dtype=object)
+        if groups is not None and self.experts:
+            sources = np.asarray(groups, dtype=object)
+            if len(sources) != len(y):
+                raise InputError("groups must give one source per image")
+        original = parents == np.arange(len(y))
+        names = list(dict.fromkeys(sources[(y == 1) & original]))
+        local = np.full(len(y), -1)
+        fitted, standard, chosen, decisions = [], [], [], []
+        for name in names:
+            rows = np.flatnonzero((y == 0) | (sources == name))
+            local[rows] = np.arange(len(rows))
+            sub_y, sub_parents = y[rows], local[parents[rows]]
+            counts = np.bincount(sub_y[sub_parents == np.arange(len(rows))], minlength=2)
+            if counts[1] < 2:
+                raise InputError(f"generator {name!r} has {counts[1]} image; each generator needs at least 2")
+            splits = self._splits(sub_y, sub_parents, max(2, min(int(self.cv), int(counts.min()))))
+            C, sub_oof = self._choose_c(Z[rows], sub_y, splits)
+            mean, std, coef, intercept = self._linear(Z[rows], sub_y, C)
+            d = ((Z - mean) / std) @ coef + intercept
+            standard.append(_centre_scale(d[rows][sub_y == 0]))  # on its own real rows, as the folds' are
+            d = (d - standard[-1][0]) / standard[-1][1]
+            d[rows] = sub_oof
+            decisions.append(d)
+            fitted.append((mean, std, coef, intercept))
+            chosen.append(C)
+        self.experts_ = [str(n) for n in names]
+        self.C_ = np.array(chosen, dtype=np.float64)
+        self.mean_, self.scale_, self.coef_ = (np.stack([f[i] for f in fitted]) for i in range(3))
+        self.intercept_ = np.array([f[3] for f in fitted], dtype=np.float64)
+        self.expert_standard_ = np.array(standard, dtype=np.float64)
+        return np.max(decisions, axis=0)
 
     def _reference_view(self, Z: np.ndarray) -> np.ndarray:
         from detectors.reference import reference_view
@@ -263,10 +310,16 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         return out
 
     def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, splits: list[Any], C: float) -> np.ndarray:
+        """Every row's decision by a model fitted without it (its fold's), standardised as the fitted model
+        is (:meth:`_fit_experts`): by the mean and spread of that model's decisions on its own real rows,
+        so that fold models and the final one, whose coefficients shrink differently with the number of
+        rows under strong regularisation, give decisions on one scale."""
         oof = np.empty(len(y))
         for train, test in splits:
             mean, std, coef, intercept = self._linear(Z[train], y[train], C)
-            oof[test] = ((Z[test] - mean) / std) @ coef + intercept
+            real = train[y[train] == 0]
+            centre, spread = _centre_scale(((Z[real] - mean) / std) @ coef + intercept)
+            oof[test] = (((Z[test] - mean) / std) @ coef + intercept - centre) / spread
         return oof
 
     def _calibrate(self, decisions: np.ndarray, y: np.ndarray) -> None:
@@ -302,7 +355,10 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         return z_a if self.mode_ == "reference" else (self._two_class(Z) - m_d) / s_d + lam * z_a
 
     def _two_class(self, Z: np.ndarray) -> np.ndarray:
-        return ((Z - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        """The largest of the generators' standardised decisions."""
+        raw = np.einsum("gnd,gd->gn", (Z[None] - self.mean_[:, None]) / self.scale_[:, None], self.coef_)
+        centre, spread = self.expert_standard_[:, 0], self.expert_standard_[:, 1]
+        return np.max((raw + self.intercept_[:, None] - centre[:, None]) / spread[:, None], axis=0)
 
     def probability(self, decisions: np.ndarray) -> np.ndarray:
         """Calibrated P(generated) for decision values; reference-only: one minus the conformal p-value
@@ -327,19 +383,27 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         return (self.decision_function(X) >= self.threshold_).astype(int)
 
     def direction(self, feature_names: list[str] | None = None) -> list[dict[str, Any]]:
-        """Per feature: its weight in the two-class model and which way it points ("higher means generated"
-        or "... real"); empty for a reference-only detector, which has no direction."""
+        """Per feature (and per generator, when there are several): its weight in the two-class model and which
+        way it points ("higher means generated" or "... real"); empty for a reference-only detector, which has
+        no direction."""
         self._check_fitted()
         if self.mode_ == "reference":
             return []
         names = feature_names or [f"feature {i}" for i in range(self.n_features_in_)]
         return [
-            {"feature": n, "weight": float(w), "higher_means": "generated" if w > 0 else "real"}
-            for n, w in zip(names, self.coef_, strict=True)
-        ]
+            {
+                **({"generator": generator} if len(self.experts_) > 1 else {}),
+                "feature": n, "weight": float(w), "higher_means": "generated" if w > 0 else "real",
+            }
+            for generator, coef in zip(self.experts_, self.coef_, strict=True)
+            for n, w in zip(names, coef, strict=True)
+        ]  # fmt: skip
 
     # -- saving -------------------------------------------------------------------------------------
-    ARRAYS = ("mean_", "scale_", "coef_", "platt_", "isotonic_x_", "isotonic_y_", "combination_", "real_decisions_")
+    ARRAYS = (
+        "mean_", "scale_", "coef_", "intercept_", "expert_standard_", "platt_", "isotonic_x_", "isotonic_y_",
+        "combination_", "real_decisions_",
+    )  # fmt: skip
     REFERENCE_ARRAYS: ClassVar[dict[str, str]] = {
         "reference_mean_": "mean_", "reference_scale_": "scale_", "reference_rows_": "rows_"
     }  # fmt: skip
@@ -355,8 +419,6 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         path = Path(path)
         arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in self.ARRAYS if hasattr(self, name)}
-        if hasattr(self, "intercept_"):
-            arrays["intercept_"] = np.array([self.intercept_])
         if hasattr(self, "reference_"):
             for saved, attr in self.REFERENCE_ARRAYS.items():
                 arrays[saved] = np.ascontiguousarray(getattr(self.reference_, attr))
@@ -367,7 +429,8 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             "format": FORMAT,
             "params": self.get_params(),
             "mode": self.mode_,
-            "C_chosen": getattr(self, "C_", None),
+            "C_chosen": self.C_.tolist() if hasattr(self, "C_") else None,
+            "experts": getattr(self, "experts_", None),
             "n_features_in": int(self.n_features_in_),
             "threshold": self.threshold_,
             "arrays": {"file": tensors.name, "sha256": sha256_bytes(blob)},
@@ -394,7 +457,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         if doc.get("format") != FORMAT:
             raise OutdatedDetectorError(
                 f"{path} was saved by another genaudit (format {doc.get('format')!r}; this one reads {FORMAT!r}, "
-                "with the real reference): recalibrate it with `genaudit detect calibrate`"
+                "one model per generator): recalibrate it with `genaudit detect calibrate`"
             )
         try:
             intact = doc.get("sha256") == _document_sha256(doc)
@@ -434,8 +497,8 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         for name, value in arrays.items():
             setattr(detector, name, value)
         if detector.mode_ != "reference":
-            detector.intercept_ = float(detector.intercept_[0])
-            detector.C_ = float(doc["C_chosen"])
+            detector.C_ = np.asarray(doc["C_chosen"], dtype=np.float64)
+            detector.experts_ = [str(n) for n in doc["experts"]]
         if detector.mode_ != "two-class":
             detector.reference_ = RealReference.from_arrays(
                 reference["reference_mean_"],
@@ -449,9 +512,12 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         detector.n_features_in_ = int(doc["n_features_in"])
         detector.classes_ = np.array([0, 1])
         n = detector.n_features_in_
-        for name in ("mean_", "scale_") if detector.mode_ != "reference" else ():
-            if np.shape(getattr(detector, name)) != (n,):
-                raise ValueError(f"{name} has shape {np.shape(getattr(detector, name))}, expected ({n},)")
+        g = len(getattr(detector, "experts_", []))
+        shapes = {"mean_": (g, n), "scale_": (g, n), "coef_": (g, n), "intercept_": (g,), "expert_standard_": (g, 2),
+                  "C_": (g,)}  # fmt: skip
+        for name, shape in shapes.items() if detector.mode_ != "reference" else ():
+            if g < 1 or np.shape(getattr(detector, name)) != shape:
+                raise ValueError(f"{name} has shape {np.shape(getattr(detector, name))}, expected {shape}")
         probe = detector.decision_function(np.ones((1, n)))
         if not (np.all(np.isfinite(probe)) and np.isfinite(detector.threshold_)):
             raise ValueError("its decision or threshold is not finite")

@@ -45,6 +45,7 @@ def fake_sources(values: list[str]) -> list[tuple[str, str]]:
 def held_out_generators(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, *, target_fpr: float, folds: int,
     draws: int, seen: np.ndarray | None = None, seen_two_class: np.ndarray | None = None, copies: Any = None,
+    siblings: np.ndarray | None = None, **params: Any,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """For each generator: a detector calibrated on the real images and every *other* generator, cross-fitted
     over the real images (each real image scored by a fold detector that never saw it, stratified by source),
@@ -55,7 +56,9 @@ def held_out_generators(
     which sees no generated image at all. ``seen`` / ``seen_two_class``: every image's decision by a detector
     (combined / two-class alone) calibrated with every generator (cross-fitted), to set beside it (the
     generator against the same real images). ``copies``: perturbed copies of the images
-    (:class:`detectors.job.Copies`), each calibrating with its original. Empty with fewer than 2 generators."""
+    (:class:`detectors.job.Copies`), each calibrating with its original. ``siblings``: images from one seed
+    share a number and a fold (:func:`detectors.job.cross_fit`). ``params``: for every detector but the
+    reference-only one (e.g. ``experts=False``). Empty with fewer than 2 generators."""
     from detectors.evaluation import evaluate_scores
 
     sources = np.asarray(sources)
@@ -65,7 +68,8 @@ def held_out_generators(
     reference = reference_only(scorer, feats, y, target_fpr=target_fpr, folds=folds, copies=copies)
     out = []
     for held in generators:
-        left_out = {"target_fpr": target_fpr, "folds": folds, "draws": draws, "copies": copies}
+        left_out = {"target_fpr": target_fpr, "folds": folds, "draws": draws, "copies": copies, "siblings": siblings,
+                    **params}  # fmt: skip
         row = {
             "source": str(held),
             "calibrated_on": [str(g) for g in generators if g != held],
@@ -87,7 +91,7 @@ def held_out_generators(
 
 def _left_out(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, held: str, *, target_fpr: float,
-    folds: int, draws: int, copies: Any = None, **params: Any,
+    folds: int, draws: int, copies: Any = None, siblings: np.ndarray | None = None, **params: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """The figures of :func:`held_out_generators` for one left-out generator and one kind of detector."""
     from detectors.evaluation import evaluate_scores
@@ -95,7 +99,8 @@ def _left_out(
 
     pool = sources != held
     crossed = cross_fit(scorer, feats[pool], y[pool], target_fpr=target_fpr, folds=folds, strata=sources[pool],
-                        copies=copies.of(pool) if copies is not None else None, **params)  # fmt: skip
+                        copies=copies.of(pool) if copies is not None else None,
+                        siblings=None if siblings is None else np.asarray(siblings)[pool], **params)  # fmt: skip
     held_scores, held_flags = crossed.share_out(feats[sources == held])
     real = y[pool] == 0
     scores = np.concatenate([crossed.decisions[real], held_scores])

@@ -250,21 +250,26 @@ def _augment_record(copies: int) -> dict[str, Any] | None:
 
 def cross_fit(
     scorer: Any, feats: np.ndarray, y: np.ndarray, *, target_fpr: float, folds: int = FOLDS,
-    strata: list[str] | np.ndarray | None = None, seed: int = 0, copies: Copies | None = None, **params: Any,
+    strata: list[str] | np.ndarray | None = None, seed: int = 0, copies: Copies | None = None,
+    siblings: np.ndarray | None = None, **params: Any,
 ) -> CrossFitted:  # fmt: skip
     """Out-of-fold decisions, probabilities and flags over ``folds`` stratified folds (by ``strata``, e.g. the
     source of every image, else by the label), each fold's detector made by :func:`new_detector` (with
     ``params``, e.g. ``reference="off"``) and given the strata as its images' sources. ``copies``: perturbed
     copies of the images, each calibrating with its original (augmented calibration); only the originals
-    are scored."""
-    from sklearn.model_selection import StratifiedKFold
+    are scored. ``siblings``: images that share a number (made from one seed) share a fold."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     groups = np.asarray(y if strata is None else strata)
     k = min(folds, int(np.unique(groups, return_counts=True)[1].min()), int(np.bincount(y).min()))
     decisions, probs, flags = np.empty(len(y)), np.empty(len(y)), np.empty(len(y), dtype=int)
     copies = copies or Copies.none(feats.shape[1])
     fold_models = []
-    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(feats, groups):
+    if siblings is None:
+        splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(feats, groups)
+    else:
+        splits = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(feats, groups, np.asarray(siblings))
+    for train, test in splits:
         fold = new_detector(scorer, target_fpr=target_fpr, **params)
         fold.fit(*copies.of(train).joined(feats[train], y[train], groups[train]))
         decisions[test] = fold.decision_function(feats[test])
@@ -465,7 +470,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         scorer = build_scorer(cfg, model)
         feats, seconds = features(model, scorer, part.images)
         costs.append(_cost(scorer, model, len(part.images), seconds))
-        crossed = cross_fit(scorer, feats, part.y, target_fpr=target_fpr, folds=folds, strata=part.source)
+        crossed = cross_fit(scorer, feats, part.y, target_fpr=target_fpr, folds=folds, strata=part.source,
+                            siblings=part.siblings)  # fmt: skip
         fitted[role] = (scorer, feats, crossed)
         results[role] = {
             "scorer": scorer.config(),
@@ -476,7 +482,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         f"{DEFAULT_MODEL} works in pixel space: it has no autoencoder, so the autoencoder scorer does not apply"
     )
     scorer, feats, crossed = fitted["main"]
-    main = new_detector(scorer, target_fpr=target_fpr).fit(feats, data.y)  # the one detect uses
+    main = new_detector(scorer, target_fpr=target_fpr).fit(feats, data.y, data.source)  # the one detect uses
     scores, probs, flags = crossed.decisions, crossed.probs, crossed.flags
     rows = _detections_rows(data.names, scores, probs, flags, [])
     for row, truth, tag in zip(rows, data.y, data.source, strict=True):
@@ -486,7 +492,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     log.info("scoring one perturbed copy of every image (augmented calibration, for the robustness table)")
     copies = augmented_features(model, scorer, data.images, AUGMENT_COPIES)
     augmented = cross_fit(scorer, feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
-                          copies=copies)  # fmt: skip
+                          copies=copies, siblings=data.siblings)  # fmt: skip
     # each swept image scored by the fold detectors (plain and augmented) that did not see it
     sweep = _perturbation_sweep(
         model, scorer, data.images[swept], data.y[swept], lambda f: crossed.score(f, swept), draws, progress,
@@ -495,9 +501,10 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     from detectors.generators import held_out_generators
 
     two_class = cross_fit(scorer, feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
-                          reference="off")  # fmt: skip
+                          reference="off", siblings=data.siblings)  # fmt: skip
     held_out = held_out_generators(scorer, feats, data.y, data.family, target_fpr=target_fpr, folds=folds,
-                                   draws=draws, seen=crossed.decisions, seen_two_class=two_class.decisions)  # fmt: skip
+                                   draws=draws, seen=crossed.decisions, seen_two_class=two_class.decisions,
+                                   siblings=data.siblings)  # fmt: skip
     log.info("scoring %d of the embedded model's training digits (the membership check)", TRAINING_SAMPLE)
     train_feats, _ = features(model, scorer, training_digits())
     train_scores, train_flags = crossed.share_out(train_feats)

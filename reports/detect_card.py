@@ -240,18 +240,25 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
     if data.get("direction"):
         strongest = sorted(data["direction"], key=lambda d: -abs(d["weight"]))[:DIRECTION_ROWS]
         shown = "all" if len(strongest) == len(data["direction"]) else f"the {len(strongest)} largest"
+        per_generator = any("generator" in d for d in strongest)
+        lead = (
+            "One logistic model per generator, each against the real images; an image's decision is the "
+            "largest of them, each standardised on the real images. Weights of the standardised log features"
+            if per_generator
+            else "Weights of the standardised log features in the logistic model"
+        )
         sections.append(
             {
                 "title": "What the detector learned",
                 "paragraphs": [
-                    "Weights of the standardised log features in the logistic model; the sign says which "
-                    "way each feature points. The direction is learned at calibration, not assumed. "
-                    f"Shown: {shown} of {len(data['direction'])} weights (all in the JSON)."
+                    f"{lead}; the sign says which way each feature points. The direction is learned at "
+                    f"calibration, not assumed. Shown: {shown} of {len(data['direction'])} weights (all in "
+                    "the JSON)."
                 ],
                 "tables": [
                     {
-                        "columns": ["feature", "weight", "higher means"],
-                        "rows": [[d["feature"], round(d["weight"], 3), d["higher_means"]] for d in strongest],
+                        "columns": [*(["generator"] if per_generator else []), "feature", "weight", "higher means"],
+                        "rows": [_direction_row(d, per_generator) for d in strongest],
                     }
                 ],
             }
@@ -302,3 +309,9 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         sections.append({"title": "Images (highest and lowest scores)", "tables": [{"columns": columns, "rows": rows}]})
     sections.append({"title": "Limitations", "notes": data["limitations"]})
     return base_context(doc, summary=summary, sections=sections)
+
+
+def _direction_row(entry: dict[str, Any], per_generator: bool) -> list[Any]:
+    """One row of "What the detector learned": the generator first when there is one model per generator."""
+    row = [entry["feature"], round(entry["weight"], 3), entry["higher_means"]]
+    return [entry.get("generator", ""), *row] if per_generator else row

@@ -325,9 +325,10 @@ def test_dit_model_predicts_noise_with_its_null_class(tmp_path) -> None:
 @pytest.mark.slow
 def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site) -> None:
     """The demo's deepfake check (builtin:digits-mixed: the DDPM's five schedules, the GAN and the Gaussian
-    mixture), cross-fitted over 5 folds stratified by source, default scorer (2 noise sets of K = 16, 32
-    network evaluations) with the real reference: measured 0.884 [0.864, 0.903] (two-class alone 0.874),
-    inversion 0.603 on the sweep's quarter (2026-12-04)."""
+    mixture), cross-fitted over 5 folds stratified by source with the DDPM's siblings in one fold, default
+    scorer (2 noise sets of K = 16, 32 network evaluations), one model per source, with the real reference:
+    measured 0.875 [0.854, 0.894] (two-class alone 0.876), inversion 0.589 on the sweep's quarter
+    (2026-12-06)."""
     doc = json.loads((demo_site / "detect" / "detect-results.json").read_text())
     ev, data = doc["data"]["evaluation"], doc["data"]
     assert (ev["n_real"], ev["n_fake"]) == (297, 1050) and ev["protocol"].startswith("cross-fitted: 5 folds")
@@ -341,7 +342,8 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     assert len(real_flags) == 297 and sum(real_flags) <= 0.1 * 297
     assert [c["nfe_per_image"] for c in data["costs"]] == [32, 40]  # at most the DIRE-style baseline's cost
     assert data["scorer"]["classes"] is False and data["scorer"]["noise_sets"] == 2
-    assert len(data["direction"]) == 2 * (16 + 16) and data["mode"] == "combined"
+    assert len(data["direction"]) == 7 * 2 * (16 + 16) and data["mode"] == "combined"  # 7 sources, one model each
+    assert {d["generator"] for d in data["direction"]} == {s["source"] for s in ev["per_source"]}
     assert [s["source"] for s in ev["per_source"]][-2:] == ["gan", "mixture"] and len(ev["per_source"]) == 7
     assert len(ev["perturbations"]) == 5
     assert all((p["n_real"], p["n_fake"]) == (74, 259) for p in ev["perturbations"])  # a quarter of every source
@@ -349,21 +351,22 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     jpeg = {p["perturbation"]: p for p in ev["perturbations"]}
     for q in ("jpeg q75", "jpeg q50"):
         assert jpeg[q]["compare"]["auroc"] > jpeg[q]["auroc"] + 0.05
-    # each family left out of calibration in turn: the real reference lifts the GAN left out (0.618 for the
-    # two-class detector alone, 0.822 combined) and costs no family it was calibrated on more than 0.01
+    # each family left out of calibration in turn: one model per generator catches the GAN left out (0.900
+    # two-class alone, 0.917 combined; a pooled model gave 0.622 and 0.820), and the real reference costs no
+    # family it was calibrated on more than 0.01
     held = {h["source"].split(" ")[0]: h for h in ev["held_out_generators"]}
     assert sorted(held) == ["adversarial", "diffusion", "statistical"]
     assert all(len(h["calibrated_on"]) == 2 and h["real_flagged"] <= 0.1 for h in held.values())
     assert all(h["auroc_ci"][0] <= h["auroc"] <= h["auroc_ci"][1] for h in held.values())
     assert all(h["seen"]["auroc"] >= h["seen_two_class"]["auroc"] - 0.01 for h in held.values())
-    assert held["adversarial"]["auroc"] > held["adversarial"]["two_class"]["auroc"] + 0.1
+    assert held["adversarial"]["two_class"]["auroc"] >= 0.85 and held["adversarial"]["auroc"] >= 0.88
     assert held["statistical"]["auroc"] >= 0.9 and held["statistical"]["seen"]["auroc"] >= 0.9
     assert held["adversarial"]["seen"]["n_fake"] == 150 and held["diffusion"]["n_fake"] == 750
     card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
     html = card.read_text(encoding="utf-8")
     assert "AUROC left out" in html and "real reference alone" in html and "augmented calibration" in html
-    # the generator's own training digits look generated: 47 of 300 flagged (16%) against 16 of 297
-    # (5.4%) held-out reals
+    # the generator's own training digits look generated: 34 of 300 flagged (11%) against 13 of 297
+    # (4.4%) held-out reals
     member = ev["membership"]
     assert (member["training"]["n"], member["real"]["n"]) == (300, 297)
     assert member["real"]["flagged"] == sum(real_flags)

@@ -526,7 +526,8 @@ def test_an_edited_threshold_in_a_saved_detector_is_refused(saved_detector: Path
     copy = _copy_detector(saved_detector, tmp_path)
     doc = json.loads(copy.read_text())
     edits = (("threshold", doc["threshold"] + 1.0), ("params", {**doc["params"], "target_fpr": 0.5}),
-             ("C_chosen", doc["C_chosen"] * 10 + 1), ("meta", {"model": "diffusers:/elsewhere"}))  # fmt: skip
+             ("C_chosen", [c * 10 + 1 for c in doc["C_chosen"]]),
+             ("meta", {"model": "diffusers:/elsewhere"}))  # fmt: skip
     for edit in edits:
         copy.write_text(json.dumps({**doc, edit[0]: edit[1]}), encoding="utf-8")
         with pytest.raises(WeightsError, match=r"^corrupt detector: .*do not match the sha256"):
@@ -552,7 +553,7 @@ def test_a_structurally_damaged_detector_is_one_line(saved_detector: Path, tmp_p
         doc["sha256"] = _document_sha256(doc)  # forged consistently: the structure check must still catch it
     elif damage == "wrong shapes":
         tensors = load_file(arrays)
-        tensors["mean_"] = tensors["mean_"][:3]
+        tensors["mean_"] = tensors["mean_"][:, :3]
         save_file(tensors, arrays)
         doc["arrays"]["sha256"] = sha256_file(arrays)
         doc["sha256"] = _document_sha256(doc)
