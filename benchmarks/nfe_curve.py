@@ -9,11 +9,12 @@ family (the DDPM's five schedules, the GAN, the Gaussian mixture):
 - **left out**: each family left out of calibration in turn (:func:`detectors.generators.held_out_generators`:
   combined, two-class alone, and the real reference alone, which never sees a generated image);
 
-with the wall time of the feature pass on this machine. The front is the set of configurations no other
+with the wall time of the feature pass on this machine. Every cross-fitting keeps the DDPM's siblings
+(image i under every schedule, one seed) in one fold. The front is the set of configurations no other
 beats on both cost and the worst left-out family. Writes ``nfe_curve.json`` and ``nfe_curve.svg`` to
 ``--out`` (default ``benchmarks/``) and prints the table for RESULTS.md.
 
-Usage: python benchmarks/nfe_curve.py [--out DIR] [--cache DIR] [--only NAME ...] [--replot]
+Usage: python benchmarks/nfe_curve.py [--out DIR] [--cache DIR] [--only NAME ...] [--replot] [--pooled]
 (``--cache``: features saved per configuration, reused by a rerun; about 15 minutes on 2 cores without it.)
 """
 
@@ -46,7 +47,7 @@ CONFIGS = {
 SHORT = {"diffusion": "DDPM", "adversarial": "GAN", "statistical": "mixture"}
 
 
-def measure(name: str, cfg: dict, data, model, cache: Path | None) -> dict:
+def measure(name: str, cfg: dict, data, model, cache: Path | None, **params) -> dict:
     from detectors.evaluation import evaluate_scores
     from detectors.generators import held_out_generators
     from detectors.job import build_scorer, cross_fit, features
@@ -62,10 +63,13 @@ def measure(name: str, cfg: dict, data, model, cache: Path | None) -> dict:
         if path is not None:
             np.save(path, feats)
             path.with_suffix(".json").write_text(json.dumps({"seconds": seconds}))
-    combined = cross_fit(scorer, feats, data.y, target_fpr=0.05, strata=data.source)
-    alone = cross_fit(scorer, feats, data.y, target_fpr=0.05, strata=data.source, reference="off")
+    combined = cross_fit(scorer, feats, data.y, target_fpr=0.05, strata=data.source, siblings=data.siblings,
+                         **params)  # fmt: skip
+    alone = cross_fit(scorer, feats, data.y, target_fpr=0.05, strata=data.source, reference="off",
+                      siblings=data.siblings, **params)  # fmt: skip
     held = held_out_generators(scorer, feats, data.y, data.family, target_fpr=0.05, folds=5, draws=200,
-                               seen=combined.decisions, seen_two_class=alone.decisions)  # fmt: skip
+                               seen=combined.decisions, seen_two_class=alone.decisions, siblings=data.siblings,
+                               **params)  # fmt: skip
     families = {}
     for h in held:
         families[SHORT[h["source"].split(" ")[0]]] = {
@@ -139,6 +143,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS))
     parser.add_argument("--replot", action="store_true", help="redraw nfe_curve.svg from --out's nfe_curve.json")
+    parser.add_argument("--pooled", action="store_true",
+                        help="one pooled two-class model, not one per generator (experts=False)")  # fmt: skip
     args = parser.parse_args()
     if args.replot:
         plot(json.loads((args.out / "nfe_curve.json").read_text())["rows"], args.out / "nfe_curve.svg")
@@ -149,7 +155,8 @@ def main() -> None:
     model = load_noise_model("embedded:digits-ddpm")
     rows = {}
     for name in args.only or CONFIGS:
-        rows[name] = measure(name, CONFIGS[name], data, model, args.cache)
+        params = {"experts": False} if args.pooled else {}
+        rows[name] = measure(name, CONFIGS[name], data, model, args.cache, **params)
         r = rows[name]
         cells = "  ".join(
             f"{fam} seen {f['seen']:.3f} out {f['left_out']:.3f} (2c {f['left_out_two_class']:.3f}, ref "
