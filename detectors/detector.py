@@ -219,18 +219,19 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
 
     def _fit_experts(self, Z: np.ndarray, y: np.ndarray, groups: Any, parents: np.ndarray) -> np.ndarray:
         """One logistic model per generator source against all the real images (one for all generated images
-        with ``experts=False`` or no ``groups``), each standardised by the mean and spread of its decisions on
-        its own real rows; returns every row's cross-fitted two-class decision: the largest standardised
-        expert. A row an expert
-        was calibrated on gets that expert's out-of-fold decision; any other row, which it never saw, its
-        decision as fitted."""
+        with ``experts=False``, no ``groups``, or a source of fewer than 2 images), each standardised by the
+        mean and spread of its decisions on its own real rows; returns every row's cross-fitted two-class
+        decision: the largest standardised expert. A row an expert was calibrated on gets that expert's
+        out-of-fold decision; any other row, which it never saw, its decision as fitted."""
         sources = np.full(len(y), "generated", dtype=object)
         if groups is not None and self.experts:
-            sources = np.asarray(groups, dtype=object)
+            sources = np.array(groups, dtype=object)  # a copy: it may be rewritten below
             if len(sources) != len(y):
                 raise InputError("groups must give one source per image")
         original = parents == np.arange(len(y))
         names = list(dict.fromkeys(sources[(y == 1) & original]))
+        if min(int(np.sum((sources == n) & original)) for n in names) < 2:  # e.g. a fold of a 2-image source
+            sources[:], names = "generated", ["generated"]  # too few to fit a model on: one pooled model
         local = np.full(len(y), -1)
         fitted, standard, chosen, decisions = [], [], [], []
         for name in names:
@@ -238,8 +239,6 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             local[rows] = np.arange(len(rows))
             sub_y, sub_parents = y[rows], local[parents[rows]]
             counts = np.bincount(sub_y[sub_parents == np.arange(len(rows))], minlength=2)
-            if counts[1] < 2:
-                raise InputError(f"generator {name!r} has {counts[1]} image; each generator needs at least 2")
             splits = self._splits(sub_y, sub_parents, max(2, min(int(self.cv), int(counts.min()))))
             C, sub_oof = self._choose_c(Z[rows], sub_y, splits)
             mean, std, coef, intercept = self._linear(Z[rows], sub_y, C)

@@ -497,3 +497,22 @@ def test_cross_fitting_keeps_siblings_in_one_fold() -> None:
     folds = {int(s): k for k, (test, _) in enumerate(crossed.fold_models) for s in siblings[test]}
     assert all(folds[int(s)] == k for k, (test, _) in enumerate(crossed.fold_models) for s in siblings[test])
     assert sum(len(test) for test, _ in crossed.fold_models) == 150 and len(crossed.fold_models) == 5
+
+
+def test_a_generator_with_too_few_images_for_its_own_model_pools_them_all() -> None:
+    """A fold of a 2-image generator holds 1 of its images: no model can be fitted on it alone, so that fit
+    uses one pooled model (and leaves the caller's groups as they were); cross-fitting then still runs."""
+    from detectors.job import cross_fit
+
+    class Scorer:
+        noise_sets = 1
+
+    rng = np.random.default_rng(4)
+    y = np.r_[np.zeros(40, dtype=int), np.ones(22, dtype=int)]
+    groups = np.array(["real"] * 40 + ["big"] * 20 + ["tiny"] * 2, dtype=object)
+    X = np.exp(rng.normal(0, 1, (62, 2)) + 0.8 * y[:, None])
+    det = ReconstructionDetector(reference="off").fit(X[:61], y[:61], groups[:61])
+    assert det.experts_ == ["generated"] and list(groups[59:]) == ["big", "tiny", "tiny"]
+    assert ReconstructionDetector(reference="off").fit(X, y, groups).experts_ == ["big", "tiny"]
+    crossed = cross_fit(Scorer(), X, y, target_fpr=0.1, folds=5, strata=groups)
+    assert len(crossed.fold_models) == 2 and np.all(np.isfinite(crossed.decisions))
