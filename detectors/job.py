@@ -512,11 +512,12 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     membership = membership_check(train_scores, train_flags, scores[is_real], flags[is_real], draws=draws)
     protocol = (
         f"cross-fitted: {folds} folds stratified by source (the real digits, each schedule, the GAN, the "
-        "mixture), each image scored and flagged by a detector calibrated without it; the detector saved for "
-        "genaudit detect is "
-        f"calibrated on all of them. The robustness sweep re-encodes a seeded quarter of every source "
-        f"({len(swept)} images), each scored by its own fold's detector. Each generator family (the DDPM's "
-        "schedules together, the GAN, the Gaussian mixture) is also left out of calibration in turn"
+        "mixture), the DDPM's image i under every schedule (one seed, near copies) in one fold, each image "
+        "scored and flagged by a detector calibrated without it, one logistic model per source; the detector "
+        "saved for genaudit detect is calibrated on all of them. The robustness sweep re-encodes a seeded "
+        f"quarter of every source ({len(swept)} images), each scored by its own fold's detector. Each generator "
+        "family (the DDPM's schedules together, the GAN, the Gaussian mixture) is also left out of calibration "
+        "in turn"
     )
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)"}  # fmt: skip
@@ -563,6 +564,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         notes=[protocol, autoencoder_note],
         fairness=None,
         config={"k": k, "noise_sets": noise_sets, "target_fpr": target_fpr, "folds": folds, "fold_seed": 0,
+                "fold_groups": "the DDPM's image i under every schedule (seed i) in one fold",
+                "two_class_models": "one logistic model per source, the largest standardised decision",
                 "per_schedule": per_schedule or PER_SCHEDULE, "schedules": [f"{n} w={w:g}" for n, w in SCHEDULES],
                 "ddpm_samples": "seeds 0..n-1, labels i mod 10, 25 steps" + (
                     f"; read from the benchmark cells under {bench} where they match" if bench else ""),
