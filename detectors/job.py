@@ -758,7 +758,8 @@ def evaluate(
             return _saved(detector_file)
         model = load_noise_model(model_spec)
         scorer = build_scorer(scorer_config or DEFAULT_SCORER, model)
-        return None, {"model": model_spec, "scorer": scorer.config()}, model, scorer
+        names = scorer.feature_names(model) if hasattr(scorer, "feature_names") else None  # the card's direction
+        return None, {"model": model_spec, "scorer": scorer.config(), "feature_names": names}, model, scorer
 
     loaded_parts = None
     if shard is not None or executor is not None:

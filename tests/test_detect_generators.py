@@ -107,6 +107,10 @@ def test_evaluate_reports_each_generator_seen_and_left_out(sources, tmp_path) ->
         assert held[name]["flagged"] == pytest.approx(left_flags.mean(), abs=1e-12)
     html = (out / "detect-results.html").read_text(encoding="utf-8")
     assert "AUROC left out" in html and "&lt;i&gt;inv&lt;/i&gt;" in html and "<i>inv</i>" not in html
+    # the detector learned one model per generator, and the card's direction table names them
+    direction = json.loads((out / "detect-results.json").read_text())["data"]["direction"]
+    assert [d["generator"] for d in direction] == ["noise"] * 4 + ["<i>inv</i>"] * 4  # K = 2: 2 errors, 2 norms
+    assert "What the detector learned" in html
 
 
 def test_calibrate_records_each_generator(sources, tmp_path) -> None:
