@@ -12,9 +12,9 @@ beats one model on all of them together (which gained nothing) and averaging the
 One model per generator ("experts", docs/detect.md, "One model per generator"): given each image's source
 (``groups``), every generator gets its own logistic model against the real images, and an image's two-class
 decision is the largest of the models' decisions, each standardised by the mean and spread of its
-decisions on its real calibration images. Generators can err in opposite directions (the digits GAN is reconstructed worse than real
-digits, the DDPM's own samples better): one pooled linear model must put both on one side and serves
-neither, while the largest standardised expert flags whatever any one of them would.
+decisions on its real calibration images. Generators can err in opposite directions (the digits GAN is
+reconstructed worse than real digits, the DDPM's own samples better): one pooled linear model must put both
+on one side and serves neither, while the largest standardised expert flags whatever any one of them would.
 
 With ``reference="combined"`` (the default) the two-class decision is joined by the real-reference score
 (:mod:`detectors.reference`: how atypical an image's features are among the real images, in every
