@@ -93,6 +93,11 @@ def _centre_scale(values: np.ndarray) -> tuple[float, float]:
     return float(np.mean(values)), scale if scale > 0 else 1.0
 
 
+def _decide(Z: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+    """A linear model's decisions on log features ``Z`` (standardised by its ``mean`` and ``std``)."""
+    return ((Z - mean) / std) @ coef + intercept
+
+
 def _log_features(X: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(X, dtype=np.float64), LOG_FLOOR))
 
@@ -151,6 +156,13 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             coefs.append(model.coef_[0].astype(np.float64) / self.blocks)
             intercepts.append(float(model.intercept_[0]))
         return mean, std, np.concatenate(coefs), float(np.mean(intercepts))
+
+    def _standardised(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[tuple[Any, ...], float, float]:
+        """:meth:`_linear`, with the mean and spread of its decisions on its own real rows: every model, a
+        fold's or the final one, is standardised this one way, so that their decisions share a scale even
+        where strong regularisation shrinks their coefficients differently with the number of rows."""
+        model = self._linear(Z, y, C)
+        return (model, *_centre_scale(_decide(Z[y == 0], *model)))
 
     def _choose_c(self, Z: np.ndarray, y: np.ndarray, splits: list[Any]) -> tuple[float, np.ndarray]:
         """``C`` itself, or with ``"auto"`` the grid value whose cross-fitted AUROC on the calibration data
@@ -241,13 +253,12 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             counts = np.bincount(sub_y[sub_parents == np.arange(len(rows))], minlength=2)
             splits = self._splits(sub_y, sub_parents, max(2, min(int(self.cv), int(counts.min()))))
             C, sub_oof = self._choose_c(Z[rows], sub_y, splits)
-            mean, std, coef, intercept = self._linear(Z[rows], sub_y, C)
-            d = ((Z - mean) / std) @ coef + intercept
-            standard.append(_centre_scale(d[rows][sub_y == 0]))  # on its own real rows, as the folds' are
-            d = (d - standard[-1][0]) / standard[-1][1]
+            model, centre, spread = self._standardised(Z[rows], sub_y, C)
+            d = (_decide(Z, *model) - centre) / spread
             d[rows] = sub_oof
             decisions.append(d)
-            fitted.append((mean, std, coef, intercept))
+            fitted.append(model)
+            standard.append((centre, spread))
             chosen.append(C)
         self.experts_ = [str(n) for n in names]
         self.C_ = np.array(chosen, dtype=np.float64)
@@ -309,16 +320,12 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         return out
 
     def _cross_fitted(self, Z: np.ndarray, y: np.ndarray, splits: list[Any], C: float) -> np.ndarray:
-        """Every row's decision by a model fitted without it (its fold's), standardised as the fitted model
-        is (:meth:`_fit_experts`): by the mean and spread of that model's decisions on its own real rows,
-        so that fold models and the final one, whose coefficients shrink differently with the number of
-        rows under strong regularisation, give decisions on one scale."""
+        """Every row's decision by a model fitted without it (its fold's), standardised as the final model
+        is (:meth:`_standardised`)."""
         oof = np.empty(len(y))
         for train, test in splits:
-            mean, std, coef, intercept = self._linear(Z[train], y[train], C)
-            real = train[y[train] == 0]
-            centre, spread = _centre_scale(((Z[real] - mean) / std) @ coef + intercept)
-            oof[test] = (((Z[test] - mean) / std) @ coef + intercept - centre) / spread
+            model, centre, spread = self._standardised(Z[train], y[train], C)
+            oof[test] = (_decide(Z[test], *model) - centre) / spread
         return oof
 
     def _calibrate(self, decisions: np.ndarray, y: np.ndarray) -> None:
