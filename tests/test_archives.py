@@ -53,6 +53,17 @@ def test_brace_patterns_expand_like_the_shell() -> None:
     assert expand_braces("plain.tar") == ["plain.tar"]
 
 
+def test_a_brace_pattern_naming_billions_of_files_is_refused_before_any_is_made() -> None:
+    """Two ranges multiply: 10^10 names would hang the run building the list; refused at once, counted."""
+    from audit.errors import InputError
+    from audit.io.archives import _brace_count, expand_braces
+
+    for pattern in ("d/s-{0000..0002}.tar", "{a,b}-{1..2}-{x,y,z}.tar", "{{,}a,b}{1..3}.tar", "x-{3..-1}.tar"):
+        assert _brace_count(pattern) == len(expand_braces(pattern))
+    with pytest.raises(InputError, match="10,000,000,000 files"):
+        expand_braces("x-{0..99999}-{0..99999}.tar")
+
+
 def test_webdataset_shards_give_every_sample_with_its_label_caption_and_json(tmp_path) -> None:
     from audit.io import archives
     from audit.io.sources import load_record, open_source
