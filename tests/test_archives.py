@@ -54,14 +54,20 @@ def test_brace_patterns_expand_like_the_shell() -> None:
 
 
 def test_a_brace_pattern_naming_billions_of_files_is_refused_before_any_is_made() -> None:
-    """Two ranges multiply: 10^10 names would hang the run building the list; refused at once, counted."""
+    """Groups multiply: 10^10 names would hang the run building the list (and 40 groups of two, counted one
+    name at a time, the count itself); refused at once, counted as a product. Nesting is refused too."""
     from audit.errors import InputError
-    from audit.io.archives import _brace_count, expand_braces
+    from audit.io.archives import brace_count, expand_braces
 
-    for pattern in ("d/s-{0000..0002}.tar", "{a,b}-{1..2}-{x,y,z}.tar", "{{,}a,b}{1..3}.tar", "x-{3..-1}.tar"):
-        assert _brace_count(pattern) == len(expand_braces(pattern))
+    for pattern in ("d/s-{0000..0002}.tar", "{a,b}-{1..2}-{x,y,z}.tar", "x-{3..-1}.tar", "a{b-{1,2}.tar", "p.tar"):
+        assert brace_count(pattern) == len(expand_braces(pattern))
     with pytest.raises(InputError, match="10,000,000,000 files"):
         expand_braces("x-{0..99999}-{0..99999}.tar")
+    with pytest.raises(InputError, match="1,099,511,627,776 files"):
+        expand_braces("{a,b}" * 40 + ".tar")
+    for nested in ("{a,{b,c}}.tar", "{{,}a,b}.tar"):
+        with pytest.raises(InputError, match="nested or unbalanced braces"):
+            expand_braces(nested)
 
 
 def test_webdataset_shards_give_every_sample_with_its_label_caption_and_json(tmp_path) -> None:

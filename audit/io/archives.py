@@ -73,49 +73,49 @@ MAX_SHARD_NAMES = 10_000_000  # names one brace pattern may give: counted before
 
 def expand_braces(pattern: str) -> list[str]:
     """Bash-style brace expansion, as webdataset shard lists are written: ``a-{0000..0002}.tar`` gives
-    three names (zero padding kept), ``{train,val}`` two; several groups multiply, left to right. A pattern
-    naming more than :data:`MAX_SHARD_NAMES` is refused before any name is made (groups multiply: two
-    ranges of 100,000 would be 10 billion names)."""
-    count = _brace_count(pattern)
+    three names (zero padding kept), ``{train,val}`` two; several groups multiply, left to right. Checked
+    before any name is made: nested groups (``{a,{b,c}}``) are refused, since one level is what shard
+    lists use and bash's nesting rules are not reproduced here; so is a pattern naming more than
+    :data:`MAX_SHARD_NAMES` (groups multiply: two ranges of 100,000 would be 10 billion names)."""
+    count = brace_count(pattern)
     if count > MAX_SHARD_NAMES:
         raise InputError(f"{pattern!r} names {count:,} files, more than {MAX_SHARD_NAMES:,}: split the run")
     return _expand(pattern)
 
 
-def _brace_group(pattern: str) -> tuple[str, list[str] | range, int, str] | None:
-    """The first brace group: (head, its options, the width numbers are padded to, tail); None if none.
-    A range's options stay a ``range`` (never a list of millions)."""
-    match = _BRACE.search(pattern)
-    if match is None:
-        return None
-    body, head, tail = match.group(1), pattern[: match.start()], pattern[match.end() :]
+def brace_count(pattern: str) -> int:
+    """How many names ``pattern`` expands to, without making them: the product of its groups' sizes (one
+    level of groups: an option has no brace, so no substitution can open a new group)."""
+    count = 1
+    for match in _BRACE.finditer(pattern):
+        count *= len(_options(match.group(1)))
+    rest = _BRACE.sub("", pattern)
+    opening = rest.find("{")
+    if opening >= 0 and "}" in rest[opening:]:
+        raise InputError(f"{pattern!r}: nested or unbalanced braces; give one level of {{a,b}} or {{0..9}} groups")
+    return count
+
+
+def _options(body: str) -> list[str] | range:
+    """A group's options: a range stays a ``range`` (never a list of millions), a comma list its items."""
     rng = _RANGE.match(body)
     if rng is None:
-        return head, body.split(","), 0, tail
+        return body.split(",")
     a, b = int(rng.group(1)), int(rng.group(2))
-    width = len(rng.group(1)) if rng.group(1).lstrip("-").startswith("0") else 0
-    return head, range(a, b + 1) if b >= a else range(a, b - 1, -1), width, tail
-
-
-def _brace_count(pattern: str) -> int:
-    """How many names ``pattern`` expands to, without making them: a range's options are digits, which
-    cannot open a new group, so each of them expands alike; a comma list's options are counted one by one."""
-    group = _brace_group(pattern)
-    if group is None:
-        return 1
-    head, options, width, tail = group
-    if isinstance(options, range):
-        return len(options) * _brace_count(f"{head}{options[0]:0{width}d}{tail}")
-    return sum(_brace_count(head + option + tail) for option in options)
+    return range(a, b + 1) if b >= a else range(a, b - 1, -1)
 
 
 def _expand(pattern: str) -> list[str]:
-    group = _brace_group(pattern)
-    if group is None:
+    match = _BRACE.search(pattern)
+    if match is None:
         return [pattern]
-    head, options, width, tail = group
-    texts = [f"{v:0{width}d}" for v in options] if isinstance(options, range) else options
-    return [name for text in texts for name in _expand(head + text + tail)]
+    body, head, tail = match.group(1), pattern[: match.start()], pattern[match.end() :]
+    options = _options(body)
+    if isinstance(options, range):
+        first = _RANGE.match(body).group(1)  # type: ignore[union-attr]
+        width = len(first) if first.lstrip("-").startswith("0") else 0  # zero padding kept, as bash does
+        options = [f"{v:0{width}d}" for v in options]
+    return [name for option in options for name in _expand(head + option + tail)]
 
 
 def is_webdataset(spec: str) -> bool:
