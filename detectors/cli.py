@@ -124,7 +124,8 @@ def add_parser(sub: Any) -> None:
     detect.add_argument(
         "--fake", nargs="+", action="extend", metavar="[NAME=]DIR",
         help="generated images (calibrate, evaluate; may repeat), NAME=DIR naming the generator that made them "
-        "(--fake gan=DIR --fake sd=DIR): evaluate then reports each generator, and each left out of calibration",
+        "(--fake gan=DIR --fake sd=DIR; one NAME given twice pools both folders as one generator): evaluate then "
+        "reports each generator, and each left out of calibration",
     )  # fmt: skip
     detect.add_argument(
         "--training", nargs="+", action="extend", metavar="DIR",
