@@ -98,6 +98,12 @@ def _decide(Z: np.ndarray, mean: np.ndarray, std: np.ndarray, coef: np.ndarray, 
     return ((Z - mean) / std) @ coef + intercept
 
 
+def _expert_decision(Z: np.ndarray, model: tuple[Any, ...], centre: float, spread: float) -> np.ndarray:
+    """An expert's decisions, standardised by the ``centre`` and ``spread`` of its decisions on its real
+    rows (docs/detect.md, "One model per generator"): the scale every expert is compared on."""
+    return (_decide(Z, *model) - centre) / spread
+
+
 def _log_features(X: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(X, dtype=np.float64), LOG_FLOOR))
 
@@ -254,7 +260,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             splits = self._splits(sub_y, sub_parents, max(2, min(int(self.cv), int(counts.min()))))
             C, sub_oof = self._choose_c(Z[rows], sub_y, splits)
             model, centre, spread = self._standardised(Z[rows], sub_y, C)
-            d = (_decide(Z, *model) - centre) / spread
+            d = _expert_decision(Z, model, centre, spread)
             d[rows] = sub_oof
             decisions.append(d)
             fitted.append(model)
@@ -325,7 +331,7 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         oof = np.empty(len(y))
         for train, test in splits:
             model, centre, spread = self._standardised(Z[train], y[train], C)
-            oof[test] = (_decide(Z[test], *model) - centre) / spread
+            oof[test] = _expert_decision(Z[test], model, centre, spread)
         return oof
 
     def _calibrate(self, decisions: np.ndarray, y: np.ndarray) -> None:
@@ -362,9 +368,9 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
 
     def _two_class(self, Z: np.ndarray) -> np.ndarray:
         """The largest of the generators' standardised decisions."""
-        raw = np.einsum("gnd,gd->gn", (Z[None] - self.mean_[:, None]) / self.scale_[:, None], self.coef_)
-        centre, spread = self.expert_standard_[:, 0], self.expert_standard_[:, 1]
-        return np.max((raw + self.intercept_[:, None] - centre[:, None]) / spread[:, None], axis=0)
+        models = zip(self.mean_, self.scale_, self.coef_, self.intercept_, strict=True)
+        standards = self.expert_standard_
+        return np.max([_expert_decision(Z, m, c, s) for m, (c, s) in zip(models, standards, strict=True)], axis=0)
 
     def probability(self, decisions: np.ndarray) -> np.ndarray:
         """Calibrated P(generated) for decision values; reference-only: one minus the conformal p-value
