@@ -88,7 +88,7 @@ def brace_count(pattern: str) -> int:
     level of groups: an option has no brace, so no substitution can open a new group)."""
     count = 1
     for match in _BRACE.finditer(pattern):
-        count *= len(_options(match.group(1)))
+        count *= len(_options(match.group(1))[0])
     rest = _BRACE.sub("", pattern)
     opening = rest.find("{")
     if opening >= 0 and "}" in rest[opening:]:
@@ -96,26 +96,25 @@ def brace_count(pattern: str) -> int:
     return count
 
 
-def _options(body: str) -> list[str] | range:
-    """A group's options: a range stays a ``range`` (never a list of millions), a comma list its items."""
+def _options(body: str) -> tuple[list[str] | range, int]:
+    """A group's options and the width its numbers are zero-padded to (0: none): a range stays a
+    ``range`` (never a list of millions), a comma list is its items."""
     rng = _RANGE.match(body)
     if rng is None:
-        return body.split(",")
+        return body.split(","), 0
     a, b = int(rng.group(1)), int(rng.group(2))
-    return range(a, b + 1) if b >= a else range(a, b - 1, -1)
+    width = len(rng.group(1)) if rng.group(1).lstrip("-").startswith("0") else 0  # padding kept, as bash does
+    return (range(a, b + 1) if b >= a else range(a, b - 1, -1)), width
 
 
 def _expand(pattern: str) -> list[str]:
     match = _BRACE.search(pattern)
     if match is None:
         return [pattern]
-    body, head, tail = match.group(1), pattern[: match.start()], pattern[match.end() :]
-    options = _options(body)
-    if isinstance(options, range):
-        first = _RANGE.match(body).group(1)  # type: ignore[union-attr]
-        width = len(first) if first.lstrip("-").startswith("0") else 0  # zero padding kept, as bash does
-        options = [f"{v:0{width}d}" for v in options]
-    return [name for option in options for name in _expand(head + option + tail)]
+    head, tail = pattern[: match.start()], pattern[match.end() :]
+    options, width = _options(match.group(1))
+    texts = [f"{v:0{width}d}" for v in options] if isinstance(options, range) else options
+    return [name for text in texts for name in _expand(head + text + tail)]
 
 
 def is_webdataset(spec: str) -> bool:
