@@ -36,6 +36,27 @@ K, NOISE_SETS = 16, 2
 COSINES = ("error cosine", "prediction cosine")  # in [-1, 1]: used as they are, not log-transformed
 
 
+def noised_batches(model, scorer, images: np.ndarray, batch: int = 64):
+    """Per batch of 64 images: (x0, eps, a, xt, t), with xt (n, K, ...) the images noised at the scorer's K
+    timesteps with its fixed draws eps (one seed per timestep), a the alphabar at each timestep (broadcast
+    to xt) and t the timesteps repeated for ``model.eps`` on xt reshaped to (n K, ...)."""
+    import torch
+
+    ts = scorer.timesteps(model)
+    ab = torch.tensor(model.alphas_cumprod[ts])
+    noise = None
+    for start in range(0, len(images), batch):
+        with torch.no_grad():
+            x0 = model.encode(images[start : start + batch])
+            n, shape = len(x0), x0.shape[1:]
+            if noise is None:
+                gens = [torch.Generator().manual_seed(scorer.seed + i) for i in range(len(ts))]
+                noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
+            eps = noise[None].expand(n, *noise.shape).to(x0.dtype)
+            a = ab.to(x0.dtype).view(1, len(ts), *([1] * len(shape)))
+        yield x0, eps, a, a.sqrt() * x0[:, None] + (1 - a).sqrt() * eps, torch.tensor(ts).repeat(n)
+
+
 def noise_set_features(model, scorer, images: np.ndarray) -> dict[str, np.ndarray]:
     """Every candidate feature of one noise set, (N, K) or (N, K - 1) each, from one forward per batch."""
     import torch
@@ -43,22 +64,12 @@ def noise_set_features(model, scorer, images: np.ndarray) -> dict[str, np.ndarra
 
     from detectors.scorers import elbo_weights
 
-    ts = scorer.timesteps(model)
-    weights = elbo_weights(model.alphas_cumprod, ts)
-    ab = torch.tensor(model.alphas_cumprod[ts])
+    weights = elbo_weights(model.alphas_cumprod, scorer.timesteps(model))
     parts: list[dict[str, np.ndarray]] = []
-    noise = None
-    for start in range(0, len(images), 64):
+    for x0, eps, a, xt, t in noised_batches(model, scorer, images):
         with torch.no_grad():
-            x0 = model.encode(images[start : start + 64])
             n, shape = len(x0), x0.shape[1:]
-            if noise is None:  # the scorer's draws: one seed per timestep
-                gens = [torch.Generator().manual_seed(scorer.seed + i) for i in range(K)]
-                noise = torch.stack([torch.randn(shape, generator=g) for g in gens])
-            eps = noise[None].expand(n, *noise.shape).to(x0.dtype)
-            a = ab.to(x0.dtype).view(1, K, *([1] * len(shape)))
-            xt = a.sqrt() * x0[:, None] + (1 - a).sqrt() * eps
-            pred = model.eps(xt.reshape(n * K, *shape), torch.tensor(ts).repeat(n)).reshape(n, K, *shape).float()
+            pred = model.eps(xt.reshape(n * K, *shape), t).reshape(n, K, *shape).float()
             diff = (pred - eps.float()).flatten(2)  # (n, K, pixels)
             err = diff**2
             ink = (x0.flatten(1) > 0).float()[:, None, :]
