@@ -97,7 +97,11 @@ def add_parser(sub: Any) -> None:
         help="Parquet inputs: the column of image bytes or {bytes, path} structs (default image)",
     )  # fmt: skip
     detect.add_argument("--model", default="embedded:digits-ddpm", help="embedded:digits-ddpm or diffusers:PATH")
-    detect.add_argument("--detector", metavar="FILE", help="a detector saved by 'detect calibrate'")
+    detect.add_argument(
+        "--detector",
+        metavar="PATH",
+        help="a detector saved by 'detect calibrate': its .json file or the folder it was saved in",
+    )
     detect.add_argument(
         "--scorer", choices=("diffusion-loss", "inversion", "autoencoder"), default="diffusion-loss",
         help="diffusion-loss (K timesteps, K network evaluations per image), inversion (DIRE-style, 2 x steps), "

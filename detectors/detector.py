@@ -52,6 +52,7 @@ LOG_FLOOR = 1e-12
 # 2: a sha256 over the whole JSON (parameters, threshold, meta); 3: the real reference and the mode;
 # 4: one model per generator (the arrays gain a leading generator axis)
 FORMAT = "genaudit.detector/4"
+DETECTOR_FILE = "detector.json"  # what a detector folder holds (`detect calibrate --out FOLDER`)
 MODES = ("two-class", "combined", "reference")
 
 
@@ -454,12 +455,15 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[ReconstructionDetector, dict[str, Any]]:
-        """A saved detector and its ``meta``; the arrays must match the recorded sha256."""
+        """A saved detector and its ``meta``; the arrays must match the recorded sha256. ``path`` is its JSON
+        file or the folder ``detect calibrate --out FOLDER`` saved it in (:data:`DETECTOR_FILE` there)."""
         from safetensors.numpy import load as load_arrays
 
         from audit.hashing import sha256_bytes
 
         path = Path(path)
+        if path.is_dir():
+            path = path / DETECTOR_FILE
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as exc:

@@ -28,7 +28,7 @@ import numpy as np
 
 from audit.atomic import output_folder
 from audit.errors import InputError
-from detectors.detector import OutdatedDetectorError, ReconstructionDetector, is_detector_document
+from detectors.detector import DETECTOR_FILE, OutdatedDetectorError, ReconstructionDetector, is_detector_document
 from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
@@ -48,7 +48,6 @@ BASELINE_SCORER = {"name": "inversion", "steps": 20}
 DETECTIONS_FILE = "detections.csv"
 EVALUATION_FILE = "evaluation.json"
 RESULTS_FILE = "detect-results.json"
-DETECTOR_FILE = "detector.json"
 AUGMENT_COPIES = 1  # perturbed copies per image in the demo's augmented calibration
 FOLDS = 5  # cross-fitting folds of the evaluations (run_default, evaluate without --detector)
 

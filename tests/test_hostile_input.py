@@ -534,6 +534,21 @@ def test_an_edited_threshold_in_a_saved_detector_is_refused(saved_detector: Path
             ReconstructionDetector.load(copy)
 
 
+def test_a_detector_loads_from_the_folder_it_was_saved_in(saved_detector: Path, tmp_path: Path) -> None:
+    """``detect calibrate --out FOLDER`` writes FOLDER/detector.json: ``--detector FOLDER`` must read it back
+    (the folder was once read as a file: IsADirectoryError)."""
+    from audit.errors import WeightsError
+    from detectors.detector import ReconstructionDetector
+
+    rows = np.random.default_rng(1).lognormal(size=(5, 6))
+    by_file, meta = ReconstructionDetector.load(saved_detector)
+    by_folder, folder_meta = ReconstructionDetector.load(saved_detector.parent)
+    assert folder_meta == meta and by_folder.threshold_ == by_file.threshold_
+    np.testing.assert_array_equal(by_folder.decision_function(rows), by_file.decision_function(rows))
+    with pytest.raises(WeightsError, match=r"^cannot read detector .*detector\.json: FileNotFoundError"):
+        ReconstructionDetector.load(tmp_path)  # a folder without one: named, one line
+
+
 @pytest.mark.parametrize(
     "damage",
     ["missing keys", "wrong shapes", "garbage arrays", "not json", "nan"],
