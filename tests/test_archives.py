@@ -142,6 +142,51 @@ def test_a_truncated_shard_is_one_record_and_the_next_shard_is_read(tmp_path) ->
     assert reasons["t-1.tar/s0004.png"] == "ok" and reasons["t-1.tar/s0005.png"] == "ok"
 
 
+@pytest.mark.parametrize("cut", ["at a member boundary", "inside a text member", "not at all"])
+def test_a_shard_cut_where_tarfile_sees_a_clean_end_still_gets_a_truncated_record(tmp_path, cut: str) -> None:
+    """tarfile reads a tar cut between members, or inside a last member that is not an image, as complete:
+    without the end-of-archive check the samples after the cut vanish with no reason."""
+    from audit.io.sources import load_record, open_source
+
+    shard = tmp_path / "t.tar"
+    _shard(shard, 0, 4)
+    with tarfile.open(shard) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    data = shard.read_bytes()
+    ends = {
+        "at a member boundary": members["s0002.png"].offset,  # s0002's header: samples 2 and 3 lost
+        "inside a text member": members["s0001.json"].offset_data + 3,  # a json cut: samples 2 and 3 lost
+        "not at all": len(data),
+    }
+    shard.write_bytes(data[: ends[cut]])
+    outcome = [(r.relpath, load_record(r).reason or "ok") for r in open_source(str(shard))]
+    kept = [("t.tar/s0000.png", "ok"), ("t.tar/s0001.png", "ok")]
+    if cut == "not at all":
+        assert outcome == [*kept, ("t.tar/s0002.png", "ok"), ("t.tar/s0003.png", "ok")]
+    else:
+        assert outcome == [*kept, ("t.tar/(end)", "truncated")]
+
+
+def test_a_compressed_shard_cut_inside_a_member_is_a_record_not_a_crash(tmp_path) -> None:
+    """A streamed (.tar.gz) shard is read member by member as it passes; a member cut short raised
+    tarfile.ReadError out of the whole run."""
+    import gzip
+
+    from audit.io.sources import load_record, open_source
+
+    _shard(tmp_path / "t.tar", 0, 4)
+    packed = gzip.compress((tmp_path / "t.tar").read_bytes())
+    (tmp_path / "t.tar").unlink()
+    (tmp_path / "t-0.tar.gz").write_bytes(packed[: len(packed) * 3 // 4])
+    _shard(tmp_path / "t-1.tar", 4, 1)
+    (tmp_path / "t-1.tar.gz").write_bytes(gzip.compress((tmp_path / "t-1.tar").read_bytes()))
+    (tmp_path / "t-1.tar").unlink()
+    outcome = [(r.relpath, load_record(r).reason or "ok") for r in open_source(str(tmp_path / "t-{0..1}.tar.gz"))]
+    assert outcome[0] == ("t-0.tar.gz/s0000.png", "ok")
+    assert outcome[-2:] == [("t-0.tar.gz/(end)", "truncated"), ("t-1.tar.gz/s0004.png", "ok")]
+    assert all(reason == "ok" for _, reason in outcome[:-2])
+
+
 def test_a_missing_shard_in_a_pattern_is_one_error_before_any_work(tmp_path) -> None:
     from audit.io.sources import open_source
 

@@ -178,15 +178,17 @@ def _tar_records(path: Path) -> Iterator[ImageRecord]:
     with tar:
         group: list[tuple[tarfile.TarInfo, bytes | None]] = []
         members = iter(tar)
+        cut: str | None = None  # why the archive ended early, if it did
         while True:
             try:
                 member = next(members)
             except StopIteration:
+                if not streamed and not _ends_cleanly(path, tar.offset):
+                    cut = "the archive is cut short: it ends without its end-of-archive blocks, so members after this "
+                    cut += "point are lost"
                 break
             except (tarfile.TarError, OSError, EOFError) as exc:
-                yield from _sample(path, group, streamed, tar)
-                group = []
-                yield _refused(path, f"{path.name}/(end)", TRUNCATED, f"the archive is cut short or damaged: {exc}")
+                cut = f"the archive is cut short or damaged: {exc}"
                 break
             if member.isdir():
                 continue
@@ -194,11 +196,27 @@ def _tar_records(path: Path) -> Iterator[ImageRecord]:
                 yield from _sample(path, group, streamed, tar)
                 group = []
             # a streamed archive cannot be read back later: keep the bytes of its members as they pass
-            data = _read_member(tar, member, DEFAULT_MAX_BYTES) if streamed and member.isfile() else None
+            try:
+                data = _read_member(tar, member, DEFAULT_MAX_BYTES) if streamed and member.isfile() else None
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                cut = f"the archive is cut short or damaged: {exc}"
+                break
             group.append((member, data))
             if not streamed:
                 tar.members = []  # headers are not kept: memory stays flat over a shard of any length
         yield from _sample(path, group, streamed, tar)
+        if cut is not None:
+            yield _refused(path, f"{path.name}/(end)", TRUNCATED, cut)
+
+
+def _ends_cleanly(path: Path, offset: int) -> bool:
+    """Whether the archive has a zero block where its next header would be (``offset``, after the last
+    member's data). tarfile reads an archive cut at a member boundary, or inside its last member's data,
+    as a complete one: only the missing end-of-archive blocks tell."""
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        block = fh.read(tarfile.BLOCKSIZE)
+    return len(block) == tarfile.BLOCKSIZE and not block.strip(b"\0")
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes | None:
@@ -237,13 +255,17 @@ def _sample(
             return None
         m, raw = by_ext[ext]
         if raw is None and not streamed:
-            raw = _read_member(tar, m, MAX_TEXT_BYTES) if m.size <= MAX_TEXT_BYTES else None
+            try:
+                raw = _read_member(tar, m, MAX_TEXT_BYTES) if m.size <= MAX_TEXT_BYTES else None
+            except (tarfile.TarError, OSError, EOFError):  # cut short: the archive's "(end)" record says so
+                extra[f"{ext}_error"] = f"the sample's {ext} member is cut short or damaged"
+                return None
         if raw is None or len(raw) > MAX_TEXT_BYTES:
             return None
         return raw.decode("utf-8", errors="surrogateescape").strip()
 
-    label, caption, meta = text("cls"), text("txt"), text("json")
     extra: dict[str, Any] = {"member": escape_name(member.name)}
+    label, caption, meta = text("cls"), text("txt"), text("json")
     if meta is not None:
         try:
             parsed = json.loads(meta)
