@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from audit.errors import InputError
-from detectors.image_files import CHUNK_IMAGES, ImageFile, LazyImages
+from detectors import image_files
+from detectors.image_files import ImageFile, LazyImages
 
 DETECTION_COLUMNS = ["path", "score", "p_synthetic", "flagged", "reason"]
 
@@ -134,16 +135,17 @@ def _blocks(
     files: list[ImageFile] = []
     block = None
     position = -1  # among the listed files, unreadable ones included: the blocks every detect path makes
+    per_block = image_files.CHUNK_IMAGES  # read at call time, as chunks() and the shards read it
     for file, name, span, refusal in iter_inputs(inputs, image_column):
         if refusal is not None:
             refused.writerow([name, refusal])
             found.unreadable += 1
             continue
         position += 1
-        if block is not None and position // CHUNK_IMAGES != block[1] and files:
+        if block is not None and position // per_block != block[1] and files:
             yield names, files
             names, files = [], []
-        block = (0, position // CHUNK_IMAGES)
+        block = (0, position // per_block)
         result = load_at(file, span)
         if not result.ok:
             refused.writerow([name, result.reason or "unreadable"])
