@@ -172,7 +172,7 @@ def _tar_records(path: Path) -> Iterator[ImageRecord]:
     try:
         tar = tarfile.open(path, "r|*" if streamed else "r:")  # noqa: SIM115 (closed by the with below)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        yield _refused(path, f"{path.name}", TRUNCATED if isinstance(exc, EOFError) else NOT_AN_IMAGE,
+        yield _refused(path, escape_name(path.name), TRUNCATED if isinstance(exc, EOFError) else NOT_AN_IMAGE,
                        f"not a readable tar archive: {exc}")  # fmt: skip
         return
     with tar:
@@ -206,7 +206,7 @@ def _tar_records(path: Path) -> Iterator[ImageRecord]:
                 tar.members = []  # headers are not kept: memory stays flat over a shard of any length
         yield from _sample(path, group, streamed, tar)
         if cut is not None:
-            yield _refused(path, f"{path.name}/(end)", TRUNCATED, cut)
+            yield _refused(path, f"{escape_name(path.name)}/(end)", TRUNCATED, cut)
 
 
 def _ends_cleanly(path: Path, offset: int) -> bool:
