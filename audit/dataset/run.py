@@ -114,6 +114,9 @@ def _init_worker(backend: str, nsfw: bool = False, caption_model: str | None = N
     global _ANALYZER, _NSFW, _CAPTIONER, _INIT_ERROR
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # a torch-based detector (mtcnn): one thread per worker
     from audit.dataset.backends import get_analyzer
+    from audit.io.worker_exit import exit_with_parent
+
+    exit_with_parent()  # a killed audit leaves no orphaned workers behind
 
     try:
         _ANALYZER = get_analyzer(backend)

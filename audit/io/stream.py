@@ -20,6 +20,7 @@ from typing import Any
 
 from audit.io.images import LoadResult
 from audit.io.sources import ImageRecord, load_record
+from audit.io.worker_exit import exit_with_parent
 
 
 @dataclass
@@ -47,7 +48,9 @@ def _executor(kind: str, workers: int) -> Executor:
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genaudit-decode")
     if kind == "process":
         # spawn, not fork: the parent may hold torch/OpenMP threads, and forking those is unsafe
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+        )
     raise ValueError(f"executor must be 'thread' or 'process', got {kind!r}")
 
 
