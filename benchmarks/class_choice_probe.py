@@ -20,7 +20,6 @@ Usage: python benchmarks/class_choice_probe.py   (about 2.5 minutes on 2 cores)
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -58,23 +57,26 @@ def noise_set_features(model, scorer, images: np.ndarray, labels: np.ndarray) ->
 
     weights = elbo_weights(model.alphas_cumprod, scorer.timesteps(model))
     parts: dict[str, list[np.ndarray]] = {name: [] for name in CONDITIONAL}
-    for start, (x0, eps, _, xt, t) in zip(itertools.count(0, 64), noised_batches(model, scorer, images)):
+    start = 0  # the batch's first image
+    for x0, eps, _, xt, t in noised_batches(model, scorer, images):
         with torch.no_grad():
             n, shape = len(x0), x0.shape[1:]
             xt = xt.reshape(n * K, *shape)
             null = model.eps(xt, t).reshape(n, K, *shape).float()
             label = torch.as_tensor(labels[start : start + n]).repeat_interleave(K)
             cond = model.eps(xt, t, label).reshape(n, K, *shape).float()
-
-            def mean(v):
-                return v.flatten(2).mean(-1).double().numpy()
-
-            parts["error"].append(mean((null - eps.float()) ** 2) * weights)
-            parts["norm"].append(mean(null**2))
-            parts["class error"].append(mean((cond - eps.float()) ** 2) * weights)
-            parts["class norm"].append(mean(cond**2))
-            parts["guidance"].append(mean((cond - null) ** 2))
+            parts["error"].append(_mean((null - eps.float()) ** 2) * weights)
+            parts["norm"].append(_mean(null**2))
+            parts["class error"].append(_mean((cond - eps.float()) ** 2) * weights)
+            parts["class norm"].append(_mean(cond**2))
+            parts["guidance"].append(_mean((cond - null) ** 2))
+        start += n
     return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def _mean(values):
+    """(n, K, ...) -> (n, K) float64: the mean over each image's pixels at each timestep."""
+    return values.flatten(2).mean(-1).double().numpy()
 
 
 def logs(features: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:

@@ -37,7 +37,7 @@ COSINES = ("error cosine", "prediction cosine")  # in [-1, 1]: used as they are,
 
 
 def noised_batches(model, scorer, images: np.ndarray, batch: int = 64):
-    """Per batch of 64 images: (x0, eps, a, xt, t), with xt (n, K, ...) the images noised at the scorer's K
+    """Per ``batch`` images, in order: (x0, eps, a, xt, t), with xt (n, K, ...) the images noised at the scorer's K
     timesteps with its fixed draws eps (one seed per timestep), a the alphabar at each timestep (broadcast
     to xt) and t the timesteps repeated for ``model.eps`` on xt reshaped to (n K, ...)."""
     import torch
