@@ -40,19 +40,28 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _killed(script: Path, args: list[str], *, kill: bool) -> tuple[int, list[int], list[int]]:
+    """Run ``script`` (it prints its pool workers' pids on one line), SIGKILL it after that line when
+    ``kill`` (else it kills itself); (its return code, the workers' pids, those still alive 10 s after it
+    died)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    parent = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True, env=env)
+    workers = [int(p) for p in parent.stdout.readline().split()]  # type: ignore[union-attr]
+    if kill:
+        parent.send_signal(signal.SIGKILL)
+    returncode = parent.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    return returncode, workers, [p for p in workers if _alive(p)]
+
+
 def _workers_after_killing_their_parent(tmp_path: Path, mode: str) -> tuple[list[int], list[int]]:
     """(the workers' pids, those still alive 10 s after the parent got SIGKILL)."""
     script = tmp_path / "parent.py"
     script.write_text(PARENT, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    parent = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, text=True, env=env)
-    workers = [int(p) for p in parent.stdout.readline().split()]  # type: ignore[union-attr]
-    parent.send_signal(signal.SIGKILL)
-    parent.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
-    return workers, [p for p in workers if _alive(p)]
+    _, workers, alive = _killed(script, [mode], kill=True)
+    return workers, alive
 
 
 def test_watched_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
@@ -102,13 +111,7 @@ def test_a_killed_audit_leaves_no_pool_worker_behind(tmp_path: Path) -> None:
         Image.fromarray(data.astronaut()[::4, ::4]).save(folder / f"{i:03d}.png")
     script = tmp_path / "killed_run.py"  # not audit.py: it would shadow the package
     script.write_text(AUDIT, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    parent = subprocess.Popen([sys.executable, str(script), str(folder), str(tmp_path / "out")],
-                              stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
-    workers = [int(p) for p in parent.stdout.readline().split()]  # type: ignore[union-attr]
-    assert parent.wait(timeout=60) == -signal.SIGKILL
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
+    returncode, workers, alive = _killed(script, [str(folder), str(tmp_path / "out")], kill=False)
+    assert returncode == -signal.SIGKILL  # it killed itself mid-run
     lines = (tmp_path / "out" / "records.jsonl").read_text().count("\n")
-    assert len(workers) == 2 and [p for p in workers if _alive(p)] == [] and 0 < lines < 300
+    assert len(workers) == 2 and alive == [] and 0 < lines < 300

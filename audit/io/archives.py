@@ -167,11 +167,14 @@ def _unsafe(name: str) -> bool:
     return name.startswith("/") or ".." in name.split("/")
 
 
+_TAR_ERRORS = (tarfile.TarError, OSError, EOFError)  # what a damaged or cut archive raises while read
+
+
 def _tar_records(path: Path) -> Iterator[ImageRecord]:
     streamed = not path.name.lower().endswith(".tar")
     try:
         tar = tarfile.open(path, "r|*" if streamed else "r:")  # noqa: SIM115 (closed by the with below)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except _TAR_ERRORS as exc:
         yield _refused(path, escape_name(path.name), TRUNCATED if isinstance(exc, EOFError) else NOT_AN_IMAGE,
                        f"not a readable tar archive: {exc}")  # fmt: skip
         return
@@ -187,7 +190,7 @@ def _tar_records(path: Path) -> Iterator[ImageRecord]:
                     cut = "the archive is cut short: it ends without its end-of-archive blocks, so members after this "
                     cut += "point are lost"
                 break
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except _TAR_ERRORS as exc:
                 cut = f"the archive is cut short or damaged: {exc}"
                 break
             if member.isdir():
@@ -198,7 +201,7 @@ def _tar_records(path: Path) -> Iterator[ImageRecord]:
             # a streamed archive cannot be read back later: keep the bytes of its members as they pass
             try:
                 data = _read_member(tar, member, DEFAULT_MAX_BYTES) if streamed and member.isfile() else None
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except _TAR_ERRORS as exc:
                 cut = f"the archive is cut short or damaged: {exc}"
                 break
             group.append((member, data))
@@ -257,7 +260,7 @@ def _sample(
         if raw is None and not streamed:
             try:
                 raw = _read_member(tar, m, MAX_TEXT_BYTES) if m.size <= MAX_TEXT_BYTES else None
-            except (tarfile.TarError, OSError, EOFError):  # cut short: the archive's "(end)" record says so
+            except _TAR_ERRORS:  # cut short: the archive's "(end)" record says so
                 extra[f"{ext}_error"] = f"the sample's {ext} member is cut short or damaged"
                 return None
         if raw is None or len(raw) > MAX_TEXT_BYTES:
