@@ -102,7 +102,7 @@ def iter_inputs(specs: list[str], image_column: str = "image") -> Iterator[tuple
         path = Path(spec)
         if is_parquet(spec):
             for r in parquet_listing(spec, Columns(image=image_column)):
-                yield str(r.path), r.relpath, r.span, None
+                yield str(r.path), r.relpath, r.span, r.refusal or None
         elif is_webdataset(spec):
             for r in open_source(spec):
                 yield str(r.path), r.relpath, r.span, r.refusal or None

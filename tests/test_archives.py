@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from audit.errors import InputError
+from audit.io import decode_image
 
 
 def _png(seed: int, size: int = 24) -> bytes:
@@ -245,6 +246,89 @@ def test_parquet_of_urls_or_without_the_image_column_is_one_clear_line(tmp_path)
     _parquet(tmp_path / "ok.parquet", [{"image": _png(0)}])
     with pytest.raises(InputError, match="no column 'cls'"):
         open_source(str(tmp_path / "ok.parquet"), columns=Columns(label="cls"))
+
+
+def _damage_row_group(path: Path, group: int) -> None:
+    """Overwrite the first bytes of one row group's image page (its header): the footer stays readable."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata.row_group(group).column(1)  # columns: key, image, label
+    data = bytearray(path.read_bytes())
+    data[meta.data_page_offset : meta.data_page_offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+def _damaged_parquet_folder(root: Path, outside: Path) -> list[bytes]:
+    """A folder of Parquet files as a crashed export leaves it: a good file (rows 0-7), one with its second
+    row group damaged (rows 8-15), one cut in half, an empty one and a link leaving the folder."""
+    pngs = [_png(i) for i in range(16)]
+    root.mkdir()
+    for name, part in (("a.parquet", pngs[:8]), ("b.parquet", pngs[8:])):
+        _parquet(root / name, [{"key": f"{name[0]}{i}", "image": p, "label": f"L{i % 2}"} for i, p in enumerate(part)])
+    _damage_row_group(root / "b.parquet", 1)  # rows 3-5 of b
+    whole = (root / "a.parquet").read_bytes()
+    (root / "c.parquet").write_bytes(whole[: len(whole) // 2])
+    (root / "d.parquet").write_bytes(b"")
+    _parquet(outside, [{"image": pngs[0]}])
+    (root / "e.parquet").symlink_to(outside)
+    return pngs
+
+
+def test_damaged_parquet_files_get_reasons_and_the_rest_is_read(tmp_path) -> None:
+    """One torn file in a folder of shards costs its own rows, each with a reason, never the run; every
+    record keeps its index whatever fails around it (the shards and the merge count on that)."""
+    from audit.io.archives import load_at, parquet_listing, parquet_rows, parquet_source
+    from audit.io.sources import load_record
+
+    pngs = _damaged_parquet_folder(tmp_path / "data", tmp_path / "elsewhere.parquet")
+    spec = str(tmp_path / "data")
+    records = list(parquet_source(spec))
+    names = [r.relpath for r in records]
+    assert names == [f"a.parquet/a{i}" for i in range(8)] + [f"b.parquet/b{i}" for i in range(8)] + [
+        "c.parquet/(file)", "d.parquet/(file)", "e.parquet/(file)"]  # fmt: skip
+    assert parquet_rows(spec) == len(records) == 19
+    reasons = {r.relpath: r.refusal for r in records if r.refusal}
+    assert reasons == {"b.parquet/b3": "unreadable", "b.parquet/b4": "unreadable", "b.parquet/b5": "unreadable",
+                       "c.parquet/(file)": "unreadable", "d.parquet/(file)": "empty",
+                       "e.parquet/(file)": "outside_root"}  # fmt: skip
+    assert [r.label for r in records[11:14]] == ["L1", "L0", "L1"]  # the damaged group's labels survive
+    assert "row group (1) could not be read" in records[11].refusal_message
+    assert "\n" not in records[11].refusal_message
+    readable = [r for r in records if not r.refusal]
+    expected = [decode_image(p).sha256 for i, p in enumerate(pngs) if i not in (11, 12, 13)]
+    assert [load_record(r).sha256 for r in readable] == expected
+    for start in (0, 4, 11, 13, 16, 17, 19):  # a shard's start, inside or past every kind of damage
+        assert [r.relpath for r in parquet_source(spec, start=start)] == names[start:]
+    listed = list(parquet_listing(spec))  # the deepfake check's listing: the same names, damage found on read
+    assert [r.relpath for r in listed] == names
+    assert [r.refusal for r in listed[16:]] == ["unreadable", "empty", "outside_root"]
+    assert load_at(listed[11].path, listed[11].span).reason == "unreadable"
+    assert load_at(listed[10].path, listed[10].span).sha256 == decode_image(pngs[10]).sha256
+    from detectors.job import list_inputs
+
+    files, refused = list_inputs([spec])
+    assert [name for _, name, _ in files] == names[:16]
+    assert refused == list(zip(names[16:], ["unreadable", "empty", "outside_root"], strict=True))
+
+
+def test_an_audit_of_damaged_parquet_completes_and_shards_merge_to_the_same_records(tmp_path) -> None:
+    from audit.dataset.job import run_audit
+    from audit.scale.shards import Shard
+
+    _damaged_parquet_folder(tmp_path / "data", tmp_path / "elsewhere.parquet")
+    spec = str(tmp_path / "data")
+    run_audit(spec, tmp_path / "one", backend="opencv-haar", workers=1, progress=False)
+    for k in range(3):
+        run_audit(spec, tmp_path / "sharded", backend="opencv-haar", workers=1, progress=False, shard=Shard(k, 3))
+    run_audit(spec, tmp_path / "sharded", backend="opencv-haar", workers=1, progress=False)
+
+    def rows(out: str) -> list[tuple]:
+        lines = (tmp_path / out / "records.jsonl").read_text().splitlines()
+        return sorted((r["index"], r["image"], r["status"], r.get("sha256")) for r in map(json.loads, lines))
+
+    one = rows("one")
+    assert len(one) == 19 and [r[2] for r in one].count("ok") == 13
+    assert rows("sharded") == one
 
 
 def test_audit_of_tar_and_parquet_equals_the_audit_of_the_same_images_in_a_folder(tmp_path) -> None:

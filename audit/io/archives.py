@@ -15,7 +15,8 @@ next shard.
 
 **Parquet** (a ``.parquet`` file or a folder of them, e.g. img2dataset's output or a HuggingFace dataset
 export): the image column holds bytes, either as a binary column or as HuggingFace's ``{bytes, path}``
-struct. A column of URLs is refused with one line: genaudit never fetches images. Jobs that come back to
+struct. A column of URLs is refused with one line: genaudit never fetches images. A file that cannot be
+opened is one refused record and a damaged row group one per row (see :func:`parquet_source`). Jobs that come back to
 an image later (the deepfake check decodes a chunk at a time, and a shard only its range) list rows
 without reading their bytes (:func:`parquet_listing`: each record's ``span`` is a :class:`TableRow`) and
 read them back by row with :func:`load_at`, one row group held at a time.
@@ -322,15 +323,62 @@ def _pyarrow() -> Any:
     return pq
 
 
-def _parquet_plan(file: Path, columns: Columns) -> tuple[str, str | None, str | None, str | None]:
-    """(image, label, caption, key) column names of ``file``, checked against its schema."""
+@dataclass(frozen=True)
+class ParquetPlan:
+    """How one Parquet file of a source is read: its image, label, caption and key columns, checked against
+    its schema, and its row count from the footer; or, for a file that cannot be read at all, the reason
+    (``problem``) that its one record carries instead of rows."""
+
+    file: Path
+    image: str = "image"
+    label: str | None = None
+    caption: str | None = None
+    key: str | None = None
+    rows: int = 0
+    problem: tuple[str, str] | None = None  # (reason, message): the file is one refused record
+
+    @property
+    def records(self) -> int:
+        """Records the file gives: one per row, or one for the whole file when it cannot be read."""
+        return 1 if self.problem else self.rows
+
+    def refused(self) -> ImageRecord:
+        """The one record of a file that cannot be read, named ``FILE/(file)``."""
+        assert self.problem is not None
+        return _refused(self.file, f"{escape_name(self.file.name)}/(file)", *self.problem)
+
+    def row_name(self, row: int, key: Any = None, inner_path: Any = None) -> str:
+        name = key if key not in (None, "") else inner_path if inner_path else f"{row:06d}"
+        return f"{escape_name(self.file.name)}/{escape_name(str(name))}"
+
+
+def _parquet_plans(spec: str, columns: Columns) -> list[ParquetPlan]:
+    """Every file's plan, in order. A file that cannot be opened (cut short, not Parquet, empty, no read
+    permission) or, in a folder, a link that leaves the folder, is planned as one refused record and the
+    others are read (a folder of a thousand shards is not lost to one torn file); a schema that does not
+    fit ``columns`` (no image column, URLs instead of bytes) is a usage error, raised now."""
+    root = Path(spec)
+    plans = []
+    for file in parquet_files(spec):
+        if root.is_dir() and not file.resolve().is_relative_to(root.resolve()):
+            plans.append(ParquetPlan(file, problem=(OUTSIDE_ROOT, "symlink resolves outside the dataset folder")))
+        else:
+            plans.append(_parquet_plan(file, columns))
+    return plans
+
+
+def _parquet_plan(file: Path, columns: Columns) -> ParquetPlan:
+    """``file``'s plan: its columns checked against its schema (see :func:`_parquet_plans`)."""
     import pyarrow as pa
 
     pq = _pyarrow()
     try:
-        schema = pq.read_schema(file)
+        metadata = pq.ParquetFile(file, pre_buffer=False).metadata
+        schema = metadata.schema.to_arrow_schema()
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{file}: not a readable Parquet file ({exc})") from None
+        reason = EMPTY if _is_empty(file) else UNREADABLE
+        message = f"not a readable Parquet file ({_one_line(exc)}); its rows are not read"
+        return ParquetPlan(file, problem=(reason, message))
     names = schema.names
     if columns.image not in names:
         raise InputError(f"{file}: no image column {columns.image!r} (columns: {names[:12]}); set --image-column")
@@ -355,7 +403,15 @@ def _parquet_plan(file: Path, columns: Columns) -> tuple[str, str | None, str | 
         return asked or (default if default in names else None)
 
     key = "key" if "key" in names else None
-    return columns.image, optional(columns.label, "label"), optional(columns.caption, "caption"), key
+    label, caption = optional(columns.label, "label"), optional(columns.caption, "caption")
+    return ParquetPlan(file, columns.image, label, caption, key, rows=metadata.num_rows)
+
+
+def _is_empty(file: Path) -> bool:
+    try:
+        return file.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _is_image_struct(kind: Any) -> bool:
@@ -365,63 +421,107 @@ def _is_image_struct(kind: Any) -> bool:
 
 
 def parquet_rows(spec: str, columns: Columns | None = None) -> int:
-    """How many rows (images) the Parquet spec holds, from the files' footers (no data read)."""
-    pq = _pyarrow()
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(spec))
+    """How many records the Parquet spec gives (one per row, one per unreadable file), from the files'
+    footers (no data read)."""
+    return sum(plan.records for plan in _parquet_plans(spec, columns or Columns()))
 
 
 def parquet_source(spec: str, columns: Columns | None = None, *, start: int = 0) -> Iterator[ImageRecord]:
     """One record per row of every file (sorted), in row order, read a batch at a time. Every file's schema
-    is checked now; ``start`` skips that many rows, whole row groups without reading them."""
-    columns = columns or Columns()
-    files = parquet_files(spec)
-    plans = [_parquet_plan(f, columns) for f in files]
-    return _parquet_records(files, plans, start)
+    is checked now; ``start`` skips that many records, whole row groups without reading them. A file that
+    cannot be opened is one refused record; a row group that cannot be read gives each of its rows a
+    refused record, so record i is the same row whatever fails around it."""
+    plans = _parquet_plans(spec, columns or Columns())
+    return _parquet_records(plans, start)
 
 
-def _parquet_records(files: list[Path], plans: list[Any], start: int) -> Iterator[ImageRecord]:
+def _parquet_records(plans: list[ParquetPlan], start: int) -> Iterator[ImageRecord]:
+    import pyarrow as pa
+
     pq = _pyarrow()
     skip = start
-    for file, (image_col, label_col, caption_col, key_col) in zip(files, plans, strict=True):
+    for plan in plans:
+        if plan.problem:
+            if skip:
+                skip -= 1
+            else:
+                yield plan.refused()
+            continue
         # one row group at a time, not pre-buffered: pyarrow reads a binary column chunk whole, so memory holds
         # about one row group (measured in docs/scale-out.md), whatever the number of files or rows
-        reader = pq.ParquetFile(file, pre_buffer=False)
-        wanted = [c for c in (image_col, label_col, caption_col, key_col) if c]
+        reader = pq.ParquetFile(plan.file, pre_buffer=False)
+        wanted = [c for c in (plan.image, plan.label, plan.caption, plan.key) if c]
         row = 0
         for group in range(reader.metadata.num_row_groups):
             rows = reader.metadata.row_group(group).num_rows
+            first, end = row, row + rows
             if skip >= rows:  # a whole row group before the start: skipped unread
                 skip -= rows
-                row += rows
+                row = end
                 continue
-            for batch in reader.iter_batches(batch_size=PARQUET_BATCH, row_groups=[group], columns=wanted):
-                for values in batch.to_pylist():
+            try:
+                for batch in reader.iter_batches(batch_size=PARQUET_BATCH, row_groups=[group], columns=wanted):
+                    for values in batch.to_pylist():
+                        if skip:
+                            skip -= 1
+                        else:
+                            yield _parquet_record(plan, row, values)
+                        row += 1
+            except (OSError, pa.ArrowException) as exc:  # a damaged row group: its unread rows get a reason
+                keys = _group_column(reader, group, plan.key, rows)
+                labels = _group_column(reader, group, plan.label, rows)
+                for r in range(row, end):
                     if skip:
                         skip -= 1
-                        row += 1
                         continue
-                    yield _parquet_record(file, row, values, image_col, label_col, caption_col, key_col)
-                    row += 1
+                    record = _refused(
+                        plan.file,
+                        plan.row_name(r, keys[r - first]),
+                        UNREADABLE,
+                        f"row {r}: its row group ({group}) could not be read ({_one_line(exc)})",
+                    )
+                    record.label = _text(labels[r - first])
+                    yield record
+                row = end
 
 
-def _parquet_record(
-    file: Path, row: int, values: dict[str, Any], image_col: str, label_col: str | None,
-    caption_col: str | None, key_col: str | None,
-) -> ImageRecord:  # fmt: skip
-    cell = values.get(image_col)
+def _group_column(reader: Any, group: int, column: str | None, rows: int) -> list[Any]:
+    """One column of one row group when it can be read (a damaged image column can leave the key and label
+    columns intact), else None for every row (rows are then named by number and unlabelled)."""
+    import pyarrow as pa
+
+    if column:
+        try:
+            values = reader.read_row_group(group, columns=[column]).column(0).to_pylist()
+            if len(values) == rows:
+                return values
+        except (OSError, pa.ArrowException):
+            pass
+    return [None] * rows
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line, without control characters (pyarrow's messages can hold raw bytes)."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(exc)).strip()
+
+
+def _text(value: Any) -> str | None:
+    """A label or caption cell as text (None when missing or empty)."""
+    return None if value in (None, "") else clean_text(str(value))
+
+
+def _parquet_record(plan: ParquetPlan, row: int, values: dict[str, Any]) -> ImageRecord:
+    cell = values.get(plan.image)
     inner_path = None
     if isinstance(cell, dict):
         inner_path = cell.get("path")
         cell = cell.get("bytes")
-    key = values.get(key_col) if key_col else None
-    name = key if key not in (None, "") else inner_path if inner_path else f"{row:06d}"
-    label = values.get(label_col) if label_col else None
-    caption = values.get(caption_col) if caption_col else None
+    key = values.get(plan.key) if plan.key else None
     record = ImageRecord(
-        path=file,
-        relpath=f"{escape_name(file.name)}/{escape_name(str(name))}",
-        label=None if label in (None, "") else clean_text(str(label)),
-        caption=None if caption in (None, "") else clean_text(str(caption)),
+        path=plan.file,
+        relpath=plan.row_name(row, key, inner_path),
+        label=_text(values.get(plan.label) if plan.label else None),
+        caption=_text(values.get(plan.caption) if plan.caption else None),
         extra={"row": row},
     )
     refusal = _cell_refusal(cell, row)
@@ -443,22 +543,22 @@ class TableRow:
 def parquet_listing(spec: str, columns: Columns | None = None) -> Iterator[ImageRecord]:
     """One record per row of every file (sorted), in row order, WITHOUT its image bytes: the record's
     ``span`` is a :class:`TableRow` for :func:`load_at`. Only the ``key`` column (when present) is read;
-    rows are named ``file/key`` or ``file/row``. Every file's schema is checked now, as for reading."""
-    columns = columns or Columns()
+    rows are named ``file/key`` or ``file/row``. Every file's schema is checked now, as for reading; a file
+    that cannot be opened is one refused record, and a damaged row group is found when its rows are read."""
     pq = _pyarrow()
-    for file in parquet_files(spec):
-        image_col, _label, _caption, key_col = _parquet_plan(file, columns)
-        reader = pq.ParquetFile(file, pre_buffer=False)
-        if key_col:
-            keys = (v for b in reader.iter_batches(batch_size=4096, columns=[key_col]) for v in b.column(0).to_pylist())
-        else:
-            keys = itertools.repeat(None, reader.metadata.num_rows)
-        for row, key in enumerate(keys):
-            name = key if key not in (None, "") else f"{row:06d}"
-            yield ImageRecord(
-                path=file, relpath=f"{escape_name(file.name)}/{escape_name(str(name))}",
-                span=TableRow(row, image_col), extra={"row": row},
-            )  # fmt: skip
+    for plan in _parquet_plans(spec, columns or Columns()):
+        if plan.problem:
+            yield plan.refused()
+            continue
+        reader = pq.ParquetFile(plan.file, pre_buffer=False)
+        row = 0
+        for group in range(reader.metadata.num_row_groups):
+            for key in _group_column(reader, group, plan.key, reader.metadata.row_group(group).num_rows):
+                yield ImageRecord(
+                    path=plan.file, relpath=plan.row_name(row, key),
+                    span=TableRow(row, plan.image), extra={"row": row},
+                )  # fmt: skip
+                row += 1
 
 
 _last_row_group: list[Any] = [None]  # (path, mtime, column, first row, end row, values): replaced whole, never edited
