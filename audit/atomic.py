@@ -87,10 +87,18 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, text + "\n")
 
 
-def write_csv_atomic(path: str | Path, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """A CSV with a header row (``csv`` module quoting, so commas, quotes and newlines in names survive)."""
+def write_csv_atomic(
+    path: str | Path, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]], *, text_columns: Sequence[str] = ()
+) -> Path:
+    """A CSV with a header row (``csv`` module quoting, so commas, quotes and newlines in names survive).
+    ``text_columns``: columns of user text (labels, file names) in a file meant for a spreadsheet, each cell
+    through :func:`audit.io.names.spreadsheet_text` so that none runs as a formula; leave it empty for a
+    file genaudit reads back (a manifest), whose names must stay exactly as they are."""
+    from audit.io.names import spreadsheet_text
+
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(fieldnames), extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow({**row, **{c: spreadsheet_text(row.get(c)) for c in text_columns}} if text_columns else row)
     return write_text_atomic(path, buf.getvalue())

@@ -395,9 +395,11 @@ def _detections_rows(
 
 
 def write_detections(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """``detections.csv``: one row per image; a file name a spreadsheet would run as a formula gets a quote."""
     from audit.atomic import write_csv_atomic
+    from detectors.scan import DETECTION_COLUMNS
 
-    return write_csv_atomic(path, ["path", "score", "p_synthetic", "flagged", "reason"], rows)
+    return write_csv_atomic(path, DETECTION_COLUMNS, rows, text_columns=("path",))
 
 
 def _thumbs(images: Sequence[np.ndarray], rows: list[dict[str, Any]], limit: int = 24) -> list[dict[str, Any]]:

@@ -96,6 +96,8 @@ def _write_rows(
 ) -> None:  # fmt: skip
     from tqdm.auto import tqdm
 
+    from audit.io.names import spreadsheet_text
+
     out.writerow(DETECTION_COLUMNS)
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as unreadable:
         refused = csv.writer(unreadable)
@@ -110,7 +112,7 @@ def _write_rows(
             flags = decisions >= detector.threshold_
             for name, file, d, p, f in zip(names, files, decisions, probs, flags, strict=True):
                 row = [name, round(float(d), 6), round(float(p), 6), bool(f), ""]
-                out.writerow(row)
+                out.writerow([spreadsheet_text(name), *row[1:]])  # the card shows the name as it is
                 found.extremes.add(row[1], found.scored, (row, file))  # the rounded score, as the CSV says
                 found.scored += 1
                 found.flagged += int(f)
@@ -120,7 +122,7 @@ def _write_rows(
             raise InputError(f"no images found in {', '.join(inputs)}")
         unreadable.seek(0)
         for name, reason in csv.reader(unreadable):
-            out.writerow([name, "", "", "", reason])
+            out.writerow([spreadsheet_text(name), "", "", "", reason])
 
 
 def _blocks(

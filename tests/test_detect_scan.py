@@ -132,3 +132,22 @@ def test_extremes_pick_what_sorting_everything_picks() -> None:
         order = sorted(range(n), key=lambda i: -scores[i])
         expected = order[:12] + [i for i in order[-12:] if i not in order[:12]]
         assert extremes.picks() == expected, n
+
+
+def test_file_names_cannot_run_as_spreadsheet_formulas_in_detections_csv(detector, tmp_path, monkeypatch) -> None:
+    """``detect .`` names files as they are; one named like a formula gets a quote in the CSV (OWASP's CSV
+    injection advice), and the results (the card's thumbnails) keep its name as it is."""
+    from detectors import job
+
+    folder = _digits(tmp_path / "in", 3, 0)
+    hostile = ['=HYPERLINK("x.example","y").png', "@SUM(A1).png", "-2+3.png"]
+    for src, name in zip(sorted(folder.iterdir()), hostile, strict=True):
+        src.rename(folder / name)
+    (folder / "+1.png").write_bytes(b"not an image")  # an unreadable one: its row comes last, quoted too
+    monkeypatch.chdir(folder)
+    job.detect(["."], tmp_path / "out", detector_file=detector, progress=False)
+    with (tmp_path / "out" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        names = [r[0] for r in csv.reader(fh)][1:]
+    assert sorted(names[:3]) == sorted("'" + n for n in hostile) and names[3] == "'+1.png"
+    doc = json.loads((tmp_path / "out" / job.RESULTS_FILE).read_text())
+    assert sorted(d["path"] for d in doc["data"]["detections"]) == sorted(hostile)  # what the card shows

@@ -693,6 +693,31 @@ def test_a_thousand_classes_of_face_records_audit_and_render_within_budget(tmp_p
     assert int(table[6]["faces"]) == 7 and table[6]["class"] == "class-0006"
 
 
+def test_labels_cannot_run_as_spreadsheet_formulas_and_numbers_stay_numbers(tmp_path: Path) -> None:
+    """classes.csv is opened in spreadsheets: a class named like a formula gets a quote in front (OWASP's CSV
+    injection advice); a class that is a plain number is left as it is, and the JSON twin keeps every name."""
+    import csv
+
+    from audit.io.names import spreadsheet_text
+
+    assert [spreadsheet_text(v) for v in ("=1+2", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx")] == [
+        "'=1+2", "'+cmd|' /C calc'!A0", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx"]  # fmt: skip
+    assert [spreadsheet_text(v) for v in ("-1", "+2.5e3", "-.5", "a=b", "", None, 7)] == [
+        "-1", "+2.5e3", "-.5", "a=b", "", "", "7"]  # fmt: skip
+    classes = ['=HYPERLINK("http://x.example","y")', "-1", "@SUM(A1)", "plain"]
+    rows = ["image,class,age,gender"] + [f'i{i}.jpg,"{c.replace(chr(34), chr(34) * 2)}",30,female'
+                                         for i, c in enumerate(classes)]  # fmt: skip
+    faces = tmp_path / "faces.csv"
+    faces.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["-q", "audit", "--face-records", str(faces), "--out", str(out)]) == 0
+    with (out / "classes.csv").open(encoding="utf-8", newline="") as fh:
+        written = sorted(r["class"] for r in csv.DictReader(fh))
+    assert written == sorted(["'" + classes[0], "-1", "'@SUM(A1)", "plain", "overall"])
+    doc = json.loads((out / "audit-results.json").read_text())
+    assert sorted(c["class"] for c in doc["data"]["classes"]) == sorted(classes)
+
+
 # ---- 4. memory that does not grow with the data ------------------------------------------------------------
 
 

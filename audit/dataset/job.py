@@ -301,11 +301,12 @@ def _slug(backend: str) -> str:
 
 
 def write_classes_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Every class's statistics (and the overall row last) as CSV: the full table a card may summarise."""
+    """Every class's statistics (and the overall row last) as CSV: the full table a card may summarise. A
+    class name that a spreadsheet would run as a formula gets a quote in front (audit/io/names.py)."""
     from audit.atomic import write_csv_atomic
 
     def flat(c: dict[str, Any]) -> dict[str, Any]:
         ci = c.get("female_share_ci") or [None, None]
         return {**c, "female_share_ci_low": ci[0], "female_share_ci_high": ci[1]}
 
-    return write_csv_atomic(path, CLASS_COLUMNS, (flat(c) for c in rows))
+    return write_csv_atomic(path, CLASS_COLUMNS, (flat(c) for c in rows), text_columns=("class",))

@@ -166,13 +166,6 @@ def review_items(records: Any, data: dict[str, Any], terms: Any = None) -> list[
     return out
 
 
-def _cell(text: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: a leading ``= + - @`` (a formula) gets a quote in front
-    (OWASP's CSV-injection advice); ids never start with one, so decisions still match."""
-    text = "" if text is None else str(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def read_decisions(path: str | Path) -> dict[str, dict[str, str]]:
     """``id`` -> {decision, note} of a review sheet the owner filled in (only rows with a decision).
     Columns other than ``id``, ``decision`` and ``note`` are ignored, so a spreadsheet's extra columns do
@@ -212,11 +205,17 @@ def write_sheet(out: Path, items: list[dict[str, Any]]) -> tuple[Path, int, int]
     """Write ``out/review.csv``, keeping the decisions of the sheet already there; a decision for an item
     no longer flagged goes to ``out/review-stale.csv``. Returns (path, decisions kept, decisions moved)."""
     from audit.atomic import write_csv_atomic
+    from audit.io.names import spreadsheet_text
 
     path = out / REVIEW_CSV
     previous = read_decisions(path) if path.is_file() else {}
     ids = {it["id"] for it in items}
-    rows = [{**{k: _cell(it.get(k)) for k in COLUMNS}, "id": it["id"], **previous.get(it["id"], {})} for it in items]
+    # every cell a spreadsheet could run as a formula gets a quote (audit/io/names.py); ids never start
+    # with one, so the owner's decisions still match
+    rows = [
+        {**{k: spreadsheet_text(it.get(k)) for k in COLUMNS}, "id": it["id"], **previous.get(it["id"], {})}
+        for it in items
+    ]
     stale = [{"id": i, **d} for i, d in previous.items() if i not in ids]
     if stale:
         old = read_decisions(out / STALE_CSV) if (out / STALE_CSV).is_file() else {}

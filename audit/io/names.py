@@ -12,6 +12,10 @@ through :func:`escape_name` once, where it is read:
 The path that is opened stays the original (``os`` takes surrogate escapes); only the recorded name is
 escaped. Labels and captions from manifests are text, not names: :func:`clean_text` escapes their lone
 surrogates only.
+
+CSV files meant for a spreadsheet (the audit's ``classes.csv``, the deepfake check's ``detections.csv``,
+the review sheet) pass their text cells through :func:`spreadsheet_text`: a label or file name such as
+``=HYPERLINK(...)`` would otherwise run as a formula when the file is opened (OWASP, "CSV Injection").
 """
 
 from __future__ import annotations
@@ -53,3 +57,17 @@ def unescape_name(text: str) -> str:
 def clean_text(text: str) -> str:
     """User text (a label, a caption) with any lone surrogate escaped, so that it encodes as UTF-8."""
     return _SURROGATES.sub(lambda m: _escape_surrogate(m.group()), text) if _SURROGATES.search(text) else text
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_text(value: object) -> str:
+    """A CSV text cell that a spreadsheet shows as text: a cell starting with ``= + - @``, a tab or a carriage
+    return gets a single quote in front (OWASP's CSV-injection advice), unless it is a plain number
+    (``-1``, ``+2.5e3``), which a spreadsheet reads as that number and never as a formula. None is empty."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
