@@ -218,8 +218,9 @@ def test_ray_with_a_worker_killed_mid_run_equals_one_process(dataset, one_proces
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, tmp_path) -> None:
-    """The audit on Ray Data over a tar of image + cls members and a Parquet file of image bytes (with an
-    empty cell and a member that is not an image): every record and statistic equals the local run's."""
+    """The audit on Ray Data over a tar of image + cls members and a folder of Parquet files of image bytes
+    (with an empty cell, a member that is not an image and a file cut in half): every record and statistic
+    equals the local run's."""
     import io
     import tarfile
 
@@ -247,14 +248,17 @@ def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, 
                 tar.addfile(info, io.BytesIO(payload))
     rows = [{"image": data, "label": label, "caption": c} for (data, label), c in zip(pngs, captions, strict=True)]
     rows.append({"image": b"", "label": "empty", "caption": "nothing"})
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "people.parquet", row_group_size=7)
-    for spec in ("people.tar", "people.parquet"):
+    (tmp_path / "tables").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "tables" / "people.parquet", row_group_size=7)
+    whole = (tmp_path / "tables" / "people.parquet").read_bytes()
+    (tmp_path / "tables" / "torn.parquet").write_bytes(whole[: len(whole) // 2])  # one record, not the run's end
+    for spec in ("people.tar", "tables"):
         local, on_ray = tmp_path / f"local-{spec}", tmp_path / f"ray-{spec}"
         run_audit(str(tmp_path / spec), local, backend="opencv-haar", workers=1, progress=False)
         run_audit(str(tmp_path / spec), on_ray, backend="opencv-haar", workers=1, progress=False,
                   executor=RayOptions(workers=2, shards=3, batch_size=4))  # fmt: skip
         expected = _outcome(local)
-        assert len(expected["records"]) == len(pngs) + (spec == "people.parquet")
+        assert len(expected["records"]) == len(pngs) + 2 * (spec == "tables")
         assert expected["data"]["overall"]["faces"] > 0 and expected["data"]["unreadable"]["count"] >= 1
         assert sum("caption_score" in r for r in expected["records"]) == len(pngs) - 1  # every readable image
         assert _outcome(on_ray) == expected, spec
