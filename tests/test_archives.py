@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from audit.errors import InputError
 from audit.io import decode_image
+from tests.conftest import deadline
 
 
 def _png(seed: int, size: int = 24) -> bytes:
@@ -259,8 +261,9 @@ def _damage_row_group(path: Path, group: int) -> None:
 
 
 def _damaged_parquet_folder(root: Path, outside: Path) -> list[bytes]:
-    """A folder of Parquet files as a crashed export leaves it: a good file (rows 0-7), one with its second
-    row group damaged (rows 8-15), one cut in half, an empty one and a link leaving the folder."""
+    """A folder of Parquet files as a crashed export (or a hostile user) leaves it: a good file (rows 0-7),
+    one with its second row group damaged (rows 8-15), one cut in half, an empty one, a link leaving the
+    folder, a FIFO (opening it would block for ever), a link loop and a dangling link."""
     pngs = [_png(i) for i in range(16)]
     root.mkdir()
     for name, part in (("a.parquet", pngs[:8]), ("b.parquet", pngs[8:])):
@@ -271,7 +274,14 @@ def _damaged_parquet_folder(root: Path, outside: Path) -> list[bytes]:
     (root / "d.parquet").write_bytes(b"")
     _parquet(outside, [{"image": pngs[0]}])
     (root / "e.parquet").symlink_to(outside)
+    os.mkfifo(root / "f.parquet")
+    (root / "g.parquet").symlink_to("g.parquet")
+    (root / "h.parquet").symlink_to("nowhere.parquet")
     return pngs
+
+
+FILE_REASONS = {"c": "unreadable", "d": "empty", "e": "outside_root", "f": "not_a_file", "g": "unreadable",
+                "h": "missing"}  # fmt: skip
 
 
 def test_damaged_parquet_files_get_reasons_and_the_rest_is_read(tmp_path) -> None:
@@ -282,33 +292,33 @@ def test_damaged_parquet_files_get_reasons_and_the_rest_is_read(tmp_path) -> Non
 
     pngs = _damaged_parquet_folder(tmp_path / "data", tmp_path / "elsewhere.parquet")
     spec = str(tmp_path / "data")
-    records = list(parquet_source(spec))
+    with deadline(30):
+        records = list(parquet_source(spec))
     names = [r.relpath for r in records]
-    assert names == [f"a.parquet/a{i}" for i in range(8)] + [f"b.parquet/b{i}" for i in range(8)] + [
-        "c.parquet/(file)", "d.parquet/(file)", "e.parquet/(file)"]  # fmt: skip
-    assert parquet_rows(spec) == len(records) == 19
+    whole_files = [f"{f}.parquet/(file)" for f in FILE_REASONS]
+    assert names == [f"a.parquet/a{i}" for i in range(8)] + [f"b.parquet/b{i}" for i in range(8)] + whole_files
+    assert parquet_rows(spec) == len(records) == 22
     reasons = {r.relpath: r.refusal for r in records if r.refusal}
     assert reasons == {"b.parquet/b3": "unreadable", "b.parquet/b4": "unreadable", "b.parquet/b5": "unreadable",
-                       "c.parquet/(file)": "unreadable", "d.parquet/(file)": "empty",
-                       "e.parquet/(file)": "outside_root"}  # fmt: skip
+                       **{f"{f}.parquet/(file)": reason for f, reason in FILE_REASONS.items()}}  # fmt: skip
     assert [r.label for r in records[11:14]] == ["L1", "L0", "L1"]  # the damaged group's labels survive
     assert "row group (1) could not be read" in records[11].refusal_message
     assert "\n" not in records[11].refusal_message
     readable = [r for r in records if not r.refusal]
     expected = [decode_image(p).sha256 for i, p in enumerate(pngs) if i not in (11, 12, 13)]
     assert [load_record(r).sha256 for r in readable] == expected
-    for start in (0, 4, 11, 13, 16, 17, 19):  # a shard's start, inside or past every kind of damage
+    for start in (0, 4, 11, 13, 16, 17, 19, 22):  # a shard's start, inside or past every kind of damage
         assert [r.relpath for r in parquet_source(spec, start=start)] == names[start:]
     listed = list(parquet_listing(spec))  # the deepfake check's listing: the same names, damage found on read
     assert [r.relpath for r in listed] == names
-    assert [r.refusal for r in listed[16:]] == ["unreadable", "empty", "outside_root"]
+    assert [r.refusal for r in listed[16:]] == list(FILE_REASONS.values())
     assert load_at(listed[11].path, listed[11].span).reason == "unreadable"
     assert load_at(listed[10].path, listed[10].span).sha256 == decode_image(pngs[10]).sha256
     from detectors.job import list_inputs
 
     files, refused = list_inputs([spec])
     assert [name for _, name, _ in files] == names[:16]
-    assert refused == list(zip(names[16:], ["unreadable", "empty", "outside_root"], strict=True))
+    assert refused == list(zip(names[16:], FILE_REASONS.values(), strict=True))
 
 
 def test_an_audit_of_damaged_parquet_completes_and_shards_merge_to_the_same_records(tmp_path) -> None:
@@ -327,7 +337,7 @@ def test_an_audit_of_damaged_parquet_completes_and_shards_merge_to_the_same_reco
         return sorted((r["index"], r["image"], r["status"], r.get("sha256")) for r in map(json.loads, lines))
 
     one = rows("one")
-    assert len(one) == 19 and [r[2] for r in one].count("ok") == 13
+    assert len(one) == 22 and [r[2] for r in one].count("ok") == 13
     assert rows("sharded") == one
 
 

@@ -7,13 +7,10 @@ hostile input and checks the exact outcome (a reason, an error line, a round tri
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +18,7 @@ import pytest
 
 from audit.cli import main
 from audit.errors import InputError
-from tests.conftest import png_bytes, write
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail (instead of hanging CI) if the block runs longer than ``seconds``."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"blocked for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+from tests.conftest import deadline, png_bytes, write
 
 
 def _image(side: int = 24, value: int = 90) -> bytes:

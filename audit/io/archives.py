@@ -16,10 +16,10 @@ next shard.
 **Parquet** (a ``.parquet`` file or a folder of them, e.g. img2dataset's output or a HuggingFace dataset
 export): the image column holds bytes, either as a binary column or as HuggingFace's ``{bytes, path}``
 struct. A column of URLs is refused with one line: genaudit never fetches images. A file that cannot be
-opened is one refused record and a damaged row group one per row (see :func:`parquet_source`). Jobs that come back to
-an image later (the deepfake check decodes a chunk at a time, and a shard only its range) list rows
-without reading their bytes (:func:`parquet_listing`: each record's ``span`` is a :class:`TableRow`) and
-read them back by row with :func:`load_at`, one row group held at a time.
+opened is one refused record and a damaged row group one per row (see :func:`parquet_source`). Jobs that
+come back to an image later (the deepfake check decodes a chunk at a time, and a shard only its range)
+list rows without reading their bytes (:func:`parquet_listing`: each record's ``span`` is a
+:class:`TableRow`) and read them back by row with :func:`load_at`, one row group held at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from audit.io.images import (
     UNREADABLE,
     LoadResult,
     decode_image,
+    file_problem,
     load_image,
     refuse,
 )
@@ -354,14 +355,18 @@ class ParquetPlan:
 
 def _parquet_plans(spec: str, columns: Columns) -> list[ParquetPlan]:
     """Every file's plan, in order. A file that cannot be opened (cut short, not Parquet, empty, no read
-    permission) or, in a folder, a link that leaves the folder, is planned as one refused record and the
-    others are read (a folder of a thousand shards is not lost to one torn file); a schema that does not
-    fit ``columns`` (no image column, URLs instead of bytes) is a usage error, raised now."""
-    root = Path(spec)
+    permission, not a regular file) or, in a folder, a link that leaves the folder, is planned as one
+    refused record and the others are read (a folder of a thousand shards is not lost to one torn file);
+    a schema that does not fit ``columns`` (no image column, URLs instead of bytes) is a usage error,
+    raised now."""
+    root = Path(os.path.realpath(spec)) if Path(spec).is_dir() else None
     plans = []
     for file in parquet_files(spec):
-        if root.is_dir() and not file.resolve().is_relative_to(root.resolve()):
+        # realpath, not resolve(): it never raises (a link loop stays inside and is refused below)
+        if root is not None and not Path(os.path.realpath(file)).is_relative_to(root):
             plans.append(ParquetPlan(file, problem=(OUTSIDE_ROOT, "symlink resolves outside the dataset folder")))
+        elif (problem := file_problem(file)) is not None:  # a FIFO, device or loop: never opened, never a hang
+            plans.append(ParquetPlan(file, problem=(problem.reason or UNREADABLE, problem.message or "")))
         else:
             plans.append(_parquet_plan(file, columns))
     return plans
