@@ -18,6 +18,8 @@ import hashlib
 import io
 import json
 import logging
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,12 @@ def feature_job(model: Any, scorer: Any) -> str:
 
 
 def load_cache(out: Path, model: Any, scorer: Any) -> dict[str, np.ndarray]:
-    """Every feature row the shards of this model and scorer wrote in ``out``, by image sha256."""
-    folder = shard_folder(out, feature_job(model, scorer))
+    """Every feature row the shards of this model and scorer wrote in ``out`` (and a one-process run's
+    journal, :class:`FeatureJournal`), by image sha256."""
+    return _read_parts(shard_folder(out, feature_job(model, scorer)))
+
+
+def _read_parts(folder: Path) -> dict[str, np.ndarray]:
     rows: dict[str, np.ndarray] = {}
     for part in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
         try:
@@ -48,6 +54,53 @@ def load_cache(out: Path, model: Any, scorer: Any) -> dict[str, np.ndarray]:
         except (OSError, ValueError, KeyError) as exc:  # a damaged part is rescored, never trusted
             log.warning("ignoring %s (%s): its images are scored again", part, exc)
     return rows
+
+
+JOURNAL_ROWS = 4096  # a one-process run's journal writes a part at least every this many images
+JOURNAL_SECONDS = 30.0  # or every this many seconds of scoring: a kill loses about this much work
+
+
+class FeatureJournal:
+    """The features one pass of a one-process run has computed (the images as they are, or after one of the
+    robustness sweep's perturbations), kept in ``folder`` as the run goes: whole scoring chunks, a part
+    every :data:`JOURNAL_SECONDS` or :data:`JOURNAL_ROWS` images, each part written atomically and named by
+    its images. The same command run again after a kill reads them back and scores only the rest, in the
+    same chunks, so its numbers equal an uninterrupted run's (docs/scale-out.md)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._shas: list[str] = []
+        self._feats: list[np.ndarray] = []
+        self._since = time.monotonic()
+
+    def rows(self) -> dict[str, np.ndarray]:
+        """Every row kept so far in this journal's folder, by image sha256."""
+        return _read_parts(self.folder)
+
+    def keep(self, shas: list[str], feats: np.ndarray) -> None:
+        """One scored chunk's rows; written with others once enough work has piled up."""
+        self._shas.extend(shas)
+        self._feats.append(np.asarray(feats))
+        if len(self._shas) >= JOURNAL_ROWS or time.monotonic() - self._since >= JOURNAL_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows kept since the last part as one part (nothing when there are none)."""
+        if self._shas:
+            name = hashlib.sha256("\n".join(self._shas).encode()).hexdigest()[:16]
+            buf = io.BytesIO()
+            np.savez_compressed(buf, sha256=np.array(self._shas, dtype="U64"), features=np.concatenate(self._feats))
+            write_bytes_atomic(self.folder / f"run-{name}.npz", buf.getvalue())
+        self._shas, self._feats, self._since = [], [], time.monotonic()
+
+
+def feature_journal(out: Path, model: Any, scorer: Any, perturbation: str | None = None) -> FeatureJournal:
+    """The journal of one pass in ``out``: the images as they are share the shards' folder (the same rows by
+    sha256); each perturbation of the robustness sweep has a folder of its own beside it."""
+    job = feature_job(model, scorer)
+    if perturbation is not None:
+        job += "-" + re.sub(r"[^a-z0-9.]+", "-", perturbation.lower()).strip("-")
+    return FeatureJournal(shard_folder(out, job))
 
 
 @dataclass(frozen=True)

@@ -286,21 +286,38 @@ def scored_by(det: ReconstructionDetector, feats: np.ndarray) -> CrossFitted:
 
 
 def features(
-    model: Any, scorer: Any, images: Sequence[np.ndarray] | np.ndarray, cache: dict[str, np.ndarray] | None = None
+    model: Any,
+    scorer: Any,
+    images: Sequence[np.ndarray] | np.ndarray,
+    cache: dict[str, np.ndarray] | None = None,
+    journal: Any = None,
 ) -> tuple[np.ndarray, float]:
     """The scorer's features for images of any sizes (grouped by size), and the seconds it took. Images
     kept as files (:class:`LazyImages`, :class:`MappedImages`) are decoded and scored a chunk at a time
     (:func:`detectors.image_files.chunks`), so memory holds one chunk of pixels whatever their number;
     an array or a list is already in memory and is scored as it is. ``cache`` (sha256 -> features, from
-    :func:`detectors.feature_shards.load_cache`): files found there are not scored again."""
+    :func:`detectors.feature_shards.load_cache`): files found there are not scored again. ``journal``
+    (:class:`detectors.feature_shards.FeatureJournal`): every chunk scored is kept there as it is done
+    (the caller flushes it at the end), and its rows are the cache when ``cache`` is None, so a killed run
+    scores only what it had not kept; the chunks are those of an uninterrupted run, so are the numbers."""
     start = time.perf_counter()
-    if cache and isinstance(images, LazyImages):
-        todo = [i for i, f in enumerate(images.files) if f.sha256 not in cache]
-        if len(todo) < len(images):
-            fresh, _ = features(model, scorer, LazyImages([images.files[i] for i in todo]))
-            rows = dict(zip(todo, fresh, strict=True))
-            stacked = np.stack([rows[i] if i in rows else cache[f.sha256] for i, f in enumerate(images.files)])
-            return stacked, time.perf_counter() - start
+    files = _files_of(images)
+    if files is not None and (cache or journal is not None):
+        known = cache if cache is not None else journal.rows()
+        todo = [i for i, f in enumerate(files) if f.sha256 not in known]
+        rows: dict[int, np.ndarray] = {}
+        position = 0
+        for chunk in chunks(_subset(images, files, todo)) if todo else ():
+            fresh = _features_by_size(model, scorer, chunk)
+            done = todo[position : position + len(chunk)]
+            position += len(chunk)
+            if journal is not None:
+                journal.keep([files[i].sha256 for i in done], fresh)
+            rows.update(zip(done, fresh, strict=True))
+        if not files:
+            return np.zeros((0, 0)), time.perf_counter() - start
+        stacked = np.stack([rows[i] if i in rows else known[f.sha256] for i, f in enumerate(files)])
+        return stacked, time.perf_counter() - start
     if isinstance(images, np.ndarray):
         return scorer.features(model, images), time.perf_counter() - start
     if isinstance(images, list):
@@ -308,6 +325,21 @@ def features(
         return out, time.perf_counter() - start
     parts = [_features_by_size(model, scorer, chunk) for chunk in chunks(images)]
     return (np.concatenate(parts) if parts else np.zeros((0, 0))), time.perf_counter() - start
+
+
+def _files_of(images: Any) -> list[ImageFile] | None:
+    """The files behind images kept as files (also through a perturbation), else None."""
+    if isinstance(images, LazyImages):
+        return images.files
+    if isinstance(images, MappedImages) and isinstance(images.images, LazyImages):
+        return images.images.files
+    return None
+
+
+def _subset(images: Any, files: list[ImageFile], rows: list[int]) -> LazyImages | MappedImages:
+    """Images ``rows`` of images kept as ``files``, through the same perturbation if any."""
+    chosen = LazyImages([files[i] for i in rows])
+    return MappedImages(chosen, images.fn) if isinstance(images, MappedImages) else chosen
 
 
 def _features_by_size(model: Any, scorer: Any, images: list[np.ndarray]) -> np.ndarray:
@@ -364,19 +396,25 @@ def _per_source(sources: list[str], y: np.ndarray, scores: np.ndarray, real: str
 
 def _perturbation_sweep(
     model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray, y: np.ndarray, score_fn: Any, draws: int,
-    progress: bool = True, compare_fn: Any = None,
+    progress: bool = True, compare_fn: Any = None, out: Path | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The metrics after re-encoding every image (both classes) the same way; with ``compare_fn`` (a second
     detector's, e.g. calibrated with or without augmentation) also its metrics on the same features, under
-    ``compare``."""
+    ``compare``. ``out``: images kept as files keep each perturbation's features in a journal there, so a
+    killed run does not score them again."""
     from tqdm.auto import tqdm
+
+    from detectors.feature_shards import feature_journal
 
     rows = []
     for name in tqdm(PERTURBATIONS, desc="robustness sweep", unit="perturbation", disable=not progress):
         if isinstance(images, (np.ndarray, list)):
             feats, _ = features(model, scorer, perturbed(images, name))
         else:  # files: re-encoded as each chunk is scored, never all at once
-            feats, _ = features(model, scorer, MappedImages(images, PERTURBATIONS[name]))
+            journal = feature_journal(out, model, scorer, name) if out is not None else None
+            feats, _ = features(model, scorer, MappedImages(images, PERTURBATIONS[name]), journal=journal)
+            if journal is not None:
+                journal.flush()
         rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
         if compare_fn is not None:
             rows[-1]["compare"] = evaluate_scores(y, compare_fn(feats), draws=draws)
@@ -748,7 +786,7 @@ def evaluate(
     ``shard``/``executor``: the feature pass of real, generated and training images in shards (see
     :func:`detect`); the evaluation itself runs once, here, without them."""
     from audit.atomic import write_json_atomic
-    from detectors.feature_shards import load_cache, score_shards
+    from detectors.feature_shards import feature_journal, score_shards
     from detectors.noise_model import load_noise_model
 
     out = Path(out)
@@ -783,8 +821,10 @@ def evaluate(
     det, meta, model, scorer = loaded_parts or parts()
     if detector_file is not None:
         protocol = f"scored by the saved detector {Path(detector_file).name}"
-    cache = load_cache(out, model, scorer)
-    feats, seconds = features(model, scorer, images, cache)
+    # the shards' features and what a killed run of this command kept are read back, not scored again
+    journal = feature_journal(out, model, scorer)
+    feats, seconds = features(model, scorer, images, journal=journal)
+    journal.flush()
     plain = two_class = None  # with augment: the detector without the copies; two_class: without the reference
     if detector_file is not None:
         crossed = scored_by(det, feats)
@@ -806,7 +846,7 @@ def evaluate(
         )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
     sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws, progress,
-                                compare_fn=plain.score if plain is not None else None)  # fmt: skip
+                                compare_fn=plain.score if plain is not None else None, out=out)  # fmt: skip
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
@@ -837,7 +877,8 @@ def evaluate(
                 seen_two_class=two_class.decisions, copies=copies,
             )  # fmt: skip
     if training and training_set is not None:
-        evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws, cache)
+        evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws,
+                                                        journal)  # fmt: skip
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
     write_detections(out / DETECTIONS_FILE, rows)
@@ -874,14 +915,16 @@ def _training_membership(
     crossed: CrossFitted,
     y: np.ndarray,
     draws: int,
-    cache: dict[str, np.ndarray] | None = None,
+    journal: Any = None,
 ) -> dict[str, Any]:
     """The membership check of :func:`evaluate`: the training images are shared out in turn among the
     detectors that scored the real images (every fold's, or the one saved), none of which saw them, and
     flagged at that detector's threshold, just as each real image was."""
     from detectors.membership import membership_check
 
-    feats, _ = features(model, scorer, loaded.images, cache)
+    feats, _ = features(model, scorer, loaded.images, journal=journal)
+    if journal is not None:
+        journal.flush()
     scores, train_flags = crossed.share_out(feats)
     real = y == 0
     return {
@@ -899,7 +942,7 @@ def detect(
     """Score images with a saved detector (default: calibrate the embedded one on ``builtin:digits-mixed``).
     ``shard``: score only that shard's images (:mod:`detectors.feature_shards`) and return None; ``executor``:
     every shard on Ray first. Without either, the images the shards scored are not scored again."""
-    from detectors.feature_shards import load_cache, score_shards
+    from detectors.feature_shards import feature_journal, score_shards
 
     out = Path(out)
     output_folder(out)
@@ -935,8 +978,10 @@ def detect(
                      image_column=image_column, progress=progress)  # fmt: skip
     from detectors.scan import scan, thumbnails
 
-    found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer,
-                 cache=load_cache(out, model, scorer), image_column=image_column, progress=progress)  # fmt: skip
+    # the shards' features and what a killed run of this command kept (its journal) are not scored again
+    journal = feature_journal(out, model, scorer)
+    found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer, cache=journal.rows(),
+                 journal=journal, image_column=image_column, progress=progress)  # fmt: skip
     from audit.results import write_results
     from detectors.results import build_results
 

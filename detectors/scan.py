@@ -67,11 +67,14 @@ class Scan:
 
 def scan(
     inputs: list[str], csv_path: Path, *, detector: Any, model: Any, scorer: Any,
-    cache: dict[str, np.ndarray] | None = None, image_column: str = "image", progress: bool = True,
+    cache: dict[str, np.ndarray] | None = None, journal: Any = None, image_column: str = "image",
+    progress: bool = True,
 ) -> Scan:  # fmt: skip
     """Score every image of ``inputs`` with ``detector`` and write ``csv_path`` (atomically, at the end),
-    one block at a time. ``cache``: features the shards already computed, by sha256 (not scored again).
-    No image at all (readable or not) is an :class:`InputError`, and no CSV is written."""
+    one block at a time. ``cache``: features the shards (or a killed run) already computed, by sha256 (not
+    scored again). ``journal``: where each block's new features are kept as they are scored
+    (:class:`detectors.feature_shards.FeatureJournal`), so that a killed scan resumes. No image at all
+    (readable or not) is an :class:`InputError`, and no CSV is written."""
     from audit.atomic import write_atomic
 
     found = Scan()
@@ -81,18 +84,23 @@ def scan(
 
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
         try:
-            _write_rows(csv.writer(text), inputs, found, detector, model, scorer, cache, image_column, progress)
+            _write_rows(csv.writer(text), inputs, found, detector, model, scorer, cache, journal, image_column,
+                        progress)  # fmt: skip
             text.flush()
         finally:
             text.detach()
 
-    write_atomic(csv_path, write)
+    try:
+        write_atomic(csv_path, write)
+    finally:  # also after an error: the blocks scored so far are not scored again
+        if journal is not None:
+            journal.flush()
     return found
 
 
 def _write_rows(
     out: Any, inputs: list[str], found: Scan, detector: Any, model: Any, scorer: Any,
-    cache: dict[str, np.ndarray] | None, image_column: str, progress: bool,
+    cache: dict[str, np.ndarray] | None, journal: Any, image_column: str, progress: bool,
 ) -> None:  # fmt: skip
     from tqdm.auto import tqdm
 
@@ -105,7 +113,7 @@ def _write_rows(
         for names, files in _blocks(inputs, image_column, refused, found):
             from detectors.job import features
 
-            feats, seconds = features(model, scorer, LazyImages(files), cache)
+            feats, seconds = features(model, scorer, LazyImages(files), cache, journal)
             found.seconds += seconds
             decisions = detector.decision_function(feats)
             probs = detector.probability(decisions)

@@ -96,9 +96,9 @@ def test_the_stream_holds_one_block_of_listing_at_a_time(detector, tmp_path, mon
             listed[0] += 1
             yield item
 
-    def recording(model, scorer, images, cache=None):
+    def recording(model, scorer, images, cache=None, journal=None):
         at_scoring.append((listed[0], len(images)))
-        return real_features(model, scorer, images, cache)
+        return real_features(model, scorer, images, cache, journal)
 
     monkeypatch.setattr(job, "iter_inputs", counting)
     monkeypatch.setattr(job, "features", recording)
@@ -151,3 +151,65 @@ def test_file_names_cannot_run_as_spreadsheet_formulas_in_detections_csv(detecto
     assert sorted(names[:3]) == sorted("'" + n for n in hostile) and names[3] == "'+1.png"
     doc = json.loads((tmp_path / "out" / job.RESULTS_FILE).read_text())
     assert sorted(d["path"] for d in doc["data"]["detections"]) == sorted(hostile)  # what the card shows
+
+
+class _Killed(BaseException):
+    """Stands in for a kill: not an Exception, so nothing on the way catches it."""
+
+
+def _killed_at_chunk(n: int, monkeypatch) -> list[int]:
+    """Scoring dies (once) at its ``n``-th chunk; returns the list every chunk's size is appended to."""
+    from detectors import job
+
+    real_chunks = job._features_by_size
+    calls: list[int] = []
+
+    def dies(model, scorer, images):
+        calls.append(len(images))
+        if len(calls) == n and not getattr(dies, "done", False):
+            dies.done = True
+            raise _Killed
+        return real_chunks(model, scorer, images)
+
+    monkeypatch.setattr(job, "_features_by_size", dies)
+    return calls
+
+
+def test_an_evaluation_killed_mid_run_resumes_and_equals_an_uninterrupted_one(tmp_path, monkeypatch) -> None:
+    """``detect evaluate`` keeps each pass's features as it goes (main pass, then each perturbation); the
+    same command after a kill scores only what was not kept, in the same chunks, and writes the same
+    numbers as a run never interrupted."""
+    from detectors import feature_shards, job
+
+    real, fake = _digits(tmp_path / "real", 40, 0), _noise(tmp_path / "fake", 40)
+    args = ([str(real)], [str(fake)])
+    settings = {"scorer_config": SCORER, "draws": 50, "progress": False}
+    job.evaluate(*args, tmp_path / "whole", **settings)
+    monkeypatch.setattr(feature_shards, "JOURNAL_ROWS", 1)  # every chunk kept at once, as a long run's parts
+    # 3 chunks a pass: the main pass and JPEG q95 kept, q75 killed at its last chunk
+    calls = _killed_at_chunk(9, monkeypatch)
+    with pytest.raises(_Killed):
+        job.evaluate(*args, tmp_path / "resumed", **settings)
+    assert len(calls) == 9 and calls[:3] == [32, 32, 16]
+    calls.clear()
+    job.evaluate(*args, tmp_path / "resumed", **settings)
+    assert calls == [16] + [32, 32, 16] * 3  # q75's last chunk, then the three perturbations never begun
+    for name in (job.EVALUATION_FILE, job.DETECTIONS_FILE):
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "whole" / name).read_text(), name
+
+
+def test_a_scan_killed_mid_run_scores_only_the_blocks_it_had_not_kept(detector, tmp_path, monkeypatch) -> None:
+    from detectors import feature_shards, job
+
+    _digits(tmp_path / "in", 2 * 32 + 9, 150)  # three blocks: 32, 32 and 9 images
+    job.detect([str(tmp_path / "in")], tmp_path / "whole", detector_file=detector, progress=False)
+    monkeypatch.setattr(feature_shards, "JOURNAL_ROWS", 1)
+    calls = _killed_at_chunk(2, monkeypatch)
+    with pytest.raises(_Killed):
+        job.detect([str(tmp_path / "in")], tmp_path / "resumed", detector_file=detector, progress=False)
+    assert not (tmp_path / "resumed" / job.DETECTIONS_FILE).exists()  # written at the end only, atomically
+    calls.clear()
+    job.detect([str(tmp_path / "in")], tmp_path / "resumed", detector_file=detector, progress=False)
+    assert calls == [32, 9]  # the first block was kept
+    whole = (tmp_path / "whole" / job.DETECTIONS_FILE).read_text()
+    assert (tmp_path / "resumed" / job.DETECTIONS_FILE).read_text() == whole
