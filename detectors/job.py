@@ -684,15 +684,22 @@ def calibrate(
     """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`).
     With no ``fake``, a reference-only detector: the real images' model alone, its threshold at the target
     FPR on them (:class:`ReconstructionDetector`). ``augment``: perturbed copies of every image calibrate
-    with it (:mod:`detectors.augment`)."""
+    with it (:mod:`detectors.augment`). Saved into a folder, the features are kept in its ``shards/`` as they
+    are scored, so a killed calibration resumes (:class:`detectors.feature_shards.FeatureJournal`); a
+    ``.json`` target leaves nothing beside it."""
+    from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
+    into_folder = target.name == DETECTOR_FILE and target.parent == Path(out)
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y, sources = _labelled(real, fake, image_column, real_only=not fake)
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
-    feats, _ = features(model, scorer, images)
+    journal = feature_journal(target.parent, model, scorer) if into_folder else None
+    feats, _ = features(model, scorer, images, journal=journal)
+    if journal is not None:
+        journal.flush()
     copies = augmented_features(model, scorer, images, augment) or Copies.none(feats.shape[1])
     det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(*copies.joined(feats, y, sources))
     from sklearn.metrics import roc_auc_score

@@ -213,3 +213,22 @@ def test_a_scan_killed_mid_run_scores_only_the_blocks_it_had_not_kept(detector, 
     assert calls == [32, 9]  # the first block was kept
     whole = (tmp_path / "whole" / job.DETECTIONS_FILE).read_text()
     assert (tmp_path / "resumed" / job.DETECTIONS_FILE).read_text() == whole
+
+
+def test_a_calibration_into_a_folder_killed_mid_run_resumes_to_the_same_detector(tmp_path, monkeypatch) -> None:
+    from detectors import feature_shards, job
+
+    real, fake = _digits(tmp_path / "real", 40, 0), _noise(tmp_path / "fake", 40)
+    job.calibrate([str(real)], [str(fake)], f"{tmp_path / 'whole'}/", scorer_config=SCORER)
+    monkeypatch.setattr(feature_shards, "JOURNAL_ROWS", 1)
+    calls = _killed_at_chunk(3, monkeypatch)
+    with pytest.raises(_Killed):
+        job.calibrate([str(real)], [str(fake)], f"{tmp_path / 'resumed'}/", scorer_config=SCORER)
+    calls.clear()
+    job.calibrate([str(real)], [str(fake)], f"{tmp_path / 'resumed'}/", scorer_config=SCORER)
+    assert calls == [16]  # the two blocks kept before the kill are read back
+    for name in ("detector.json", "detector.safetensors"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert (tmp_path / "resumed" / "shards").is_dir()
+    job.calibrate([str(real)], [str(fake)], tmp_path / "file.json", scorer_config=SCORER)
+    assert (tmp_path / "file.safetensors").is_file() and not (tmp_path / "shards").exists()  # nothing else
