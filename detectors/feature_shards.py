@@ -45,6 +45,13 @@ def load_cache(out: Path, model: Any, scorer: Any) -> dict[str, np.ndarray]:
     return _read_parts(shard_folder(out, feature_job(model, scorer)))
 
 
+def _write_part(path: Path, shas: list[str], feats: np.ndarray) -> None:
+    """One part of feature rows (a shard's or a journal's), atomically: what :func:`_read_parts` reads."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, sha256=np.array(shas, dtype="U64"), features=feats)
+    write_bytes_atomic(path, buf.getvalue())
+
+
 def _read_parts(folder: Path) -> dict[str, np.ndarray]:
     rows: dict[str, np.ndarray] = {}
     for part in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
@@ -88,9 +95,7 @@ class FeatureJournal:
         """Write the rows kept since the last part as one part (nothing when there are none)."""
         if self._shas:
             name = hashlib.sha256("\n".join(self._shas).encode()).hexdigest()[:16]
-            buf = io.BytesIO()
-            np.savez_compressed(buf, sha256=np.array(self._shas, dtype="U64"), features=np.concatenate(self._feats))
-            write_bytes_atomic(self.folder / f"run-{name}.npz", buf.getvalue())
+            _write_part(self.folder / f"run-{name}.npz", self._shas, np.concatenate(self._feats))
         self._shas, self._feats, self._since = [], [], time.monotonic()
 
 
@@ -150,10 +155,8 @@ class FeatureShards:
                 if refusal is None and block in mine and (result := load_at(file, file_span)).ok:
                     chosen.append(ImageFile(file, result.sha256 or "", "", block, file_span))
         feats, _ = features(model, scorer, LazyImages(chosen))
-        buf = io.BytesIO()
-        np.savez(buf, sha256=np.array([f.sha256 for f in chosen], dtype="U64"),
-                 features=feats if len(chosen) else np.zeros((0, 0)))  # fmt: skip
-        write_bytes_atomic(shard_folder(out, job) / f"{shard.name}.npz", buf.getvalue())
+        _write_part(shard_folder(out, job) / f"{shard.name}.npz", [f.sha256 for f in chosen],
+                    feats if len(chosen) else np.zeros((0, 0)))  # fmt: skip
         return str(marker.write(blocks=[span.start, span.stop], scored=len(chosen)))
 
 

@@ -327,6 +327,15 @@ def features(
     return (np.concatenate(parts) if parts else np.zeros((0, 0))), time.perf_counter() - start
 
 
+def kept_features(model: Any, scorer: Any, images: Sequence[np.ndarray], journal: Any) -> tuple[np.ndarray, float]:
+    """The features of one whole pass and its seconds (:func:`features`), kept in ``journal`` as it goes and
+    flushed at its end (no journal: scored as they are)."""
+    out = features(model, scorer, images, journal=journal)
+    if journal is not None:
+        journal.flush()
+    return out
+
+
 def _files_of(images: Any) -> list[ImageFile] | None:
     """The files behind images kept as files (also through a perturbation), else None."""
     if isinstance(images, LazyImages):
@@ -412,9 +421,7 @@ def _perturbation_sweep(
             feats, _ = features(model, scorer, perturbed(images, name))
         else:  # files: re-encoded as each chunk is scored, never all at once
             journal = feature_journal(out, model, scorer, name) if out is not None else None
-            feats, _ = features(model, scorer, MappedImages(images, PERTURBATIONS[name]), journal=journal)
-            if journal is not None:
-                journal.flush()
+            feats, _ = kept_features(model, scorer, MappedImages(images, PERTURBATIONS[name]), journal)
         rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
         if compare_fn is not None:
             rows[-1]["compare"] = evaluate_scores(y, compare_fn(feats), draws=draws)
@@ -691,15 +698,13 @@ def calibrate(
     from detectors.noise_model import load_noise_model
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
-    into_folder = target.name == DETECTOR_FILE and target.parent == Path(out)
+    into_folder = target != Path(out)  # FOLDER/detector.json, not the .json file named
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y, sources = _labelled(real, fake, image_column, real_only=not fake)
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
     journal = feature_journal(target.parent, model, scorer) if into_folder else None
-    feats, _ = features(model, scorer, images, journal=journal)
-    if journal is not None:
-        journal.flush()
+    feats, _ = kept_features(model, scorer, images, journal)
     copies = augmented_features(model, scorer, images, augment) or Copies.none(feats.shape[1])
     det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(*copies.joined(feats, y, sources))
     from sklearn.metrics import roc_auc_score
@@ -830,8 +835,7 @@ def evaluate(
         protocol = f"scored by the saved detector {Path(detector_file).name}"
     # the shards' features and what a killed run of this command kept are read back, not scored again
     journal = feature_journal(out, model, scorer)
-    feats, seconds = features(model, scorer, images, journal=journal)
-    journal.flush()
+    feats, seconds = kept_features(model, scorer, images, journal)
     plain = two_class = None  # with augment: the detector without the copies; two_class: without the reference
     if detector_file is not None:
         crossed = scored_by(det, feats)
@@ -929,9 +933,7 @@ def _training_membership(
     flagged at that detector's threshold, just as each real image was."""
     from detectors.membership import membership_check
 
-    feats, _ = features(model, scorer, loaded.images, journal=journal)
-    if journal is not None:
-        journal.flush()
+    feats, _ = kept_features(model, scorer, loaded.images, journal)
     scores, train_flags = crossed.share_out(feats)
     real = y == 0
     return {

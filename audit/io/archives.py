@@ -51,7 +51,7 @@ from audit.io.images import (
     refuse,
 )
 from audit.io.names import clean_text, escape_name
-from audit.io.sources import IMAGE_SUFFIXES, ImageRecord
+from audit.io.sources import IMAGE_SUFFIXES, ImageRecord, resolves_inside
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 WEBDATASET_IMAGE_EXTS = frozenset(s.lstrip(".") for s in IMAGE_SUFFIXES)
@@ -362,8 +362,7 @@ def _parquet_plans(spec: str, columns: Columns) -> list[ParquetPlan]:
     root = Path(os.path.realpath(spec)) if Path(spec).is_dir() else None
     plans = []
     for file in parquet_files(spec):
-        # realpath, not resolve(): it never raises (a link loop stays inside and is refused below)
-        if root is not None and not Path(os.path.realpath(file)).is_relative_to(root):
+        if root is not None and not resolves_inside(file, root):  # a link loop stays inside: refused below
             plans.append(ParquetPlan(file, problem=(OUTSIDE_ROOT, "symlink resolves outside the dataset folder")))
         elif (problem := file_problem(file)) is not None:  # a FIFO, device or loop: never opened, never a hang
             plans.append(ParquetPlan(file, problem=(problem.reason or UNREADABLE, problem.message or "")))

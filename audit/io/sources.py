@@ -91,7 +91,9 @@ def load_record(record: ImageRecord, *, max_pixels: int | None = None) -> LoadRe
     return load_at(record.path, record.span, max_pixels=max_pixels)
 
 
-def _inside(path: Path, root: Path) -> bool:
+def resolves_inside(path: str | Path, root: Path) -> bool:
+    """Whether ``path``, links followed, lies under ``root`` (already a real path). Never raises: a link
+    loop stays where it is and is refused later as unreadable."""
     try:
         Path(os.path.realpath(path)).relative_to(root)
     except ValueError:
@@ -116,7 +118,7 @@ def folder_source(root: str | Path, *, allow_outside_root: bool = False) -> Iter
         record = ImageRecord(path=path, relpath=escape_name(rel.as_posix()), label=label)
         if error is not None:
             record.refusal, record.refusal_message = UNREADABLE, error
-        elif not allow_outside_root and not _inside(path, real_root):
+        elif not allow_outside_root and not resolves_inside(path, real_root):
             record.refusal, record.refusal_message = OUTSIDE_ROOT, "symlink resolves outside the dataset folder"
         yield record
 
@@ -188,7 +190,7 @@ def _manifest_records(
             caption=None if caption in (None, "") else clean_text(str(caption)),
             extra=row,
         )
-        if not allow_outside_root and not _inside(path, real_root):
+        if not allow_outside_root and not resolves_inside(path, real_root):
             record.refusal, record.refusal_message = OUTSIDE_ROOT, "path resolves outside the manifest's folder"
         elif not os.path.lexists(path):
             record.refusal, record.refusal_message = MISSING, "file listed in the manifest does not exist"
