@@ -378,7 +378,7 @@ def test_audit_of_tar_and_parquet_equals_the_audit_of_the_same_images_in_a_folde
 def test_a_bench_reference_from_tar_or_parquet_equals_the_folder(tmp_path) -> None:
     from audit.bench.run import load_reference
 
-    pngs = [_png(i, size=16) for i in (0, 5, 10)]  # all 16 x 16: a reference has one size
+    pngs = [_png(i, size=16) for i in (0, 5, 10)]  # one size: load_reference stacks them into one array
     (tmp_path / "ref").mkdir()
     with tarfile.open(tmp_path / "ref.tar", "w") as tar:
         for i, png in enumerate(pngs):

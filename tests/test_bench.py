@@ -234,6 +234,18 @@ def test_cli_refuses_too_few_images_for_the_feature_space_before_sampling(tmp_pa
     assert code == 2
     assert "use --n 129 or more" in capsys.readouterr().err
     assert generator_fixtures.GENERATED == []
+    # a reference with too few readable images: refused before any sampling too, naming what was skipped
+    from PIL import Image
+
+    (tmp_path / "ref").mkdir()
+    for i in range(20):
+        Image.new("RGB", (8 + i % 3, 8), (i * 10, 0, 0)).save(tmp_path / "ref" / f"{i:02d}.png")
+    (tmp_path / "ref" / "broken.png").write_bytes(b"not a png")
+    args = ["bench", "--generator", "python:tests.generator_fixtures:counting_digits", "--n", "130"]
+    code = main([*args, "--reference", str(tmp_path / "ref"), "--out", str(tmp_path / "c")])
+    assert code == 2
+    assert "20 readable images (1 skipped) cannot give a FID" in capsys.readouterr().err
+    assert generator_fixtures.GENERATED == []
 
 
 def test_readme_python_example_runs(capsys) -> None:
@@ -382,3 +394,37 @@ def test_cli_pairs_every_cell_with_and_without_a_three_branch_negative_prompt(tm
     assert (out / first_image).read_bytes() != (tmp_path / "plain" / first_image).read_bytes()  # guided away
     html = (out / "bench-results.html").read_text(encoding="utf-8")
     assert "With and without the negative prompt" in html and "<i>blurry</i>" not in html
+
+
+def test_a_reference_of_many_sizes_scores_as_the_images_at_one_size(tmp_path) -> None:
+    """The held-out digits kept at 8, 16 and 24 px (each pixel a block) are the held-out digits to an extractor
+    that resizes each image from its own size: every cell's metrics equal those against the built-in reference."""
+    from PIL import Image
+
+    from audit.zoo import digits
+
+    held, _ = digits.load_split("heldout")
+    (tmp_path / "ref").mkdir()
+    for i, image in enumerate(held):
+        k = 1 + i % 3
+        Image.fromarray(np.kron(image, np.ones((k, k), dtype=np.uint8))).save(tmp_path / "ref" / f"{i:03d}.png")
+    common = {
+        "schedules": ({"name": "static"},),
+        "scales": (1.0,),
+        "n": 130,
+        "steps": 4,
+        "bootstrap": 0,
+        "baseline": False,
+    }
+    metrics = []
+    for name, reference in (("builtin", "embedded:digits-heldout"), ("mixed", str(tmp_path / "ref"))):
+        path = run_bench(BenchConfig(**common, reference=reference), tmp_path / name, progress=False)
+        data = json.loads(Path(path).read_text())["data"]
+        metrics.append(data["cells"][0]["metrics"])
+    assert data["reference"]["sizes"] == 3 and data["reference"]["n"] == len(held)
+    assert metrics[1]["fid"]["value"] == pytest.approx(metrics[0]["fid"]["value"], rel=1e-6)
+    for name, value in metrics[0].items():
+        if isinstance(value, dict):
+            assert metrics[1][name]["value"] == pytest.approx(value["value"], rel=1e-6, abs=1e-9), name
+        else:
+            assert metrics[1][name] == value, name  # n_real, n_fake, extractor, seed

@@ -10,7 +10,7 @@ import pytest
 from audit.errors import InputError
 from audit.features import FeatureExtractor, get_extractor
 from audit.metrics import density_coverage, fid, inception_score, precision_recall, vendi_score
-from audit.metrics.evaluator import FeatureCache, evaluate
+from audit.metrics.evaluator import FeatureCache, evaluate, extract_all
 from audit.zoo import ddpm, digits, registry
 
 
@@ -215,7 +215,7 @@ def test_mismatched_labels_and_too_few_samples(sets) -> None:
 def test_streamed_chunks_give_the_features_and_metrics_of_one_call(sets) -> None:
     """extract_all over chunks (the bench streams references and cells 256 images at a time) gives
     bit-identical features, hence identical metrics, to one extraction call over every image."""
-    from audit.metrics.evaluator import evaluate_features, extract_all
+    from audit.metrics.evaluator import evaluate_features
 
     real, fake, labels = sets
     ext = get_extractor("embedded")
@@ -230,7 +230,7 @@ def test_streamed_chunks_give_the_features_and_metrics_of_one_call(sets) -> None
         extract_all(FeatureCache(), ext, iter(()))
 
 
-def test_a_streamed_reference_comes_in_chunks_and_names_an_odd_size(tmp_path, monkeypatch) -> None:
+def test_a_streamed_reference_comes_in_chunks_and_names_what_it_skipped(tmp_path, monkeypatch) -> None:
     from PIL import Image
 
     from audit.bench.run import reference_chunks
@@ -242,8 +242,39 @@ def test_a_streamed_reference_comes_in_chunks_and_names_an_odd_size(tmp_path, mo
     (tmp_path / "03.png").write_bytes(b"broken")
     info: dict = {}
     chunks = list(reference_chunks(str(tmp_path), info))
-    assert [len(c) for c in chunks] == [4, 4, 1] and info["n"] == 9
+    assert [len(c) for c in chunks] == [4, 4, 1] and info["n"] == 9 and info["sizes"] == 1
+    assert all(isinstance(c, np.ndarray) and c.shape[1:] == (8, 8, 3) for c in chunks)
     assert info["refused"] == [{"path": "03.png", "reason": "not_an_image"}]
-    Image.new("RGB", (9, 8)).save(tmp_path / "10.png")
-    with pytest.raises(InputError, match=r"images differ in size \(10\.png is \(8, 9, 3\)"):
-        list(reference_chunks(str(tmp_path), {}))
+
+
+def test_a_reference_of_many_sizes_gives_each_image_the_features_it_has_alone(tmp_path, monkeypatch) -> None:
+    """A reference folder whose images differ in size (a COCO-like set) is extracted as clean-fid does: each
+    image resized once from its own size, so a mixed chunk gives every image exactly its features alone."""
+    from PIL import Image
+
+    from audit.bench.run import reference_chunks
+    from audit.metrics import evaluator
+
+    monkeypatch.setattr(evaluator, "STREAM_CHUNK", 4)
+    rng = np.random.default_rng(0)
+    sizes = [(8, 8), (9, 8), (16, 12), (8, 8), (31, 17), (8, 8)]
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+    info: dict = {}
+    chunks = list(reference_chunks(str(tmp_path), info))
+    assert [len(c) for c in chunks] == [4, 2] and isinstance(chunks[0], list) and info["sizes"] == 4
+    assert [im.shape[:2] for c in chunks for im in c] == [(h, w) for w, h in sizes]
+    ext = get_extractor("embedded")
+    cache = FeatureCache()
+    streamed = extract_all(cache, ext, iter(chunks))
+    images = [im for c in chunks for im in c]
+    # the pixels the models see are each image's own preprocessing, bit for bit; the features agree up to
+    # the float sums of another batch size
+    np.testing.assert_array_equal(
+        digits.to_unit_grey(images), np.concatenate([digits.to_unit_grey(im[None]) for im in images])
+    )
+    alone = [ext(im[None]) for im in images]
+    for name in ext.outputs:
+        np.testing.assert_allclose(streamed[name], np.concatenate([a[name] for a in alone]), rtol=1e-5, atol=1e-6)
+    assert cache.extracted == len(sizes)
+    assert cache.extract(ext, chunks[0])["features"].shape == (4, 128) and cache.extracted == len(sizes)  # cached

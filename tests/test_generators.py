@@ -93,6 +93,12 @@ def test_python_callable_adapter() -> None:
         get_generator("python:tests.generator_fixtures:float_images").generate(request())
     with pytest.raises(InputError, match="cannot load generator"):
         get_generator("python:tests.generator_fixtures:nope")
+    from audit.generators.base import to_rgb_batch
+
+    mixed = [np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8)]
+    with pytest.raises(InputError, match=r"gen: images differ in size: \[\(4, 4, 3\), \(5, 4, 3\)\]"):
+        to_rgb_batch(mixed, "gen")
+    assert to_rgb_batch([], "gen").shape[0] == 0  # an empty list is an empty batch: its count is checked later
 
 
 def _write_cell(root: Path, schedule, rows: list[tuple[str, int, int]], weights: list[float] | None = None) -> Path:

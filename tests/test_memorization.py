@@ -226,6 +226,38 @@ def test_the_similarity_criterion_lists_the_exact_copies(planted_run, tmp_path) 
     assert found["criterion"].startswith("similarity:")
 
 
+def test_a_training_set_of_many_sizes_finds_a_copy_kept_at_another_size(planted_run, tmp_path) -> None:
+    """Training images of several sizes each go to the pixel space and the extractor from their own size, so
+    a training image kept at 3x the generated size (each pixel a 3 x 3 block) is the generated image exactly:
+    distance 0, similarity 1 (resizing it to the first training image's size first would blur it)."""
+    out, config = planted_run
+    train, _ = digits.load_split("train")
+    folder = tmp_path / "training"
+    folder.mkdir()
+    for j in range(20):  # the first training images are 8 x 8: other sizes are not brought to theirs
+        Image.fromarray(train[1000 + j]).save(folder / f"a-{j:02d}.png")
+    for i, j in EXACT.items():
+        Image.fromarray(np.kron(train[j], np.ones((3, 3), dtype=np.uint8))).save(folder / f"b-copy-{i:03d}.png")
+    assert pixel_vectors_equal(np.kron(train[11], np.ones((3, 3), dtype=np.uint8)), train[11])
+    options = {"criterion": "similarity", "similarity": 0.99999}
+    for memorization in (None, options):
+        extra = {"training": str(folder)} | ({"memorization": memorization} if memorization else {})
+        path = run_bench(
+            BenchConfig(**{**config.to_dict(), **extra} | _tuples(config)), out, resume=True, progress=False
+        )
+        found = json.loads(Path(path).read_text())["data"]["cells"][0]["memorization"]
+        copies = {c["index"]: c for c in found["copies"] if c["index"] in EXACT}
+        assert {i: c["training"] for i, c in copies.items()} == {i: f"b-copy-{i:03d}.png" for i in EXACT}
+        assert all(c["distance"] == pytest.approx(0.0, abs=1e-5) for c in copies.values())
+        if memorization:
+            assert all(c["similarity"] == pytest.approx(1.0, abs=1e-6) for c in copies.values())
+
+
+def pixel_vectors_equal(big: np.ndarray, small: np.ndarray) -> bool:
+    """Whether two images, each brought from its own size, are one vector in the pixel space."""
+    return bool(np.allclose(*memo.pixel_vectors([big, small]), atol=1e-6))
+
+
 def _tuples(config: BenchConfig) -> dict:
     return {"schedules": config.schedules, "scales": config.scales, "labels": config.labels}
 

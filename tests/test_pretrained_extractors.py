@@ -60,6 +60,31 @@ def test_inception_features_match_clean_fid(inception, tmp_path) -> None:
     np.testing.assert_array_equal(inception(loaded)["features"], inception(fake)["features"])
 
 
+def test_a_reference_folder_of_many_sizes_gets_clean_fids_features(inception, tmp_path) -> None:
+    """clean-fid reads a folder of mixed sizes (COCO-like) and resizes each image from its own size to 299;
+    the bench's streamed reference gives the same features, in the folder's order."""
+    import torch
+    from cleanfid import fid as cleanfid
+    from PIL import Image
+
+    from audit.bench.run import reference_chunks
+    from audit.metrics.evaluator import FeatureCache, extract_all
+
+    (tmp_path / "ref").mkdir()
+    rng = np.random.default_rng(2)
+    for i, (w, h) in enumerate([(48, 40), (40, 48), (64, 64), (48, 40), (33, 71)]):
+        blocks = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+        Image.fromarray(blocks).resize((w, h), Image.Resampling.BILINEAR).save(tmp_path / "ref" / f"{i:03d}.png")
+    info: dict = {}
+    ours = extract_all(FeatureCache(), inception, reference_chunks(str(tmp_path / "ref"), info))["features"]
+    theirs = cleanfid.get_folder_features(
+        str(tmp_path / "ref"), model=inception.net, num_workers=0, batch_size=2, device=torch.device("cpu"),
+        mode="clean", verbose=False,
+    )  # fmt: skip
+    assert info["n"] == 5 and info["sizes"] == 4 and ours.shape == (5, 2048)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4 * np.abs(theirs).max())
+
+
 def test_missing_inception_weights_offline_is_a_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsError, match=r"inception-2015-12-05\.pt"):

@@ -48,15 +48,16 @@ SMALL_PROBLEM = 200_000  # query x base pairs below which a merge is one numpy p
 INDEX_BLOCK = 131_072  # training vectors merged at a time through the index: each list's share stays large
 
 
-def pixel_vectors(images: np.ndarray, side: int = PIXEL_SIDE, normalise: bool = True) -> np.ndarray:
-    """(N, H, W[, C]) images -> (N, side * side) float32: grey, box-resized, then (``normalise``)
-    mean-centred and of unit length (a flat image stays the zero vector)."""
+def pixel_vectors(images: np.ndarray | list[np.ndarray], side: int = PIXEL_SIDE, normalise: bool = True) -> np.ndarray:
+    """(N, H, W[, C]) images, or a list of them in several sizes -> (N, side * side) float32: grey,
+    box-resized from each image's own size, then (``normalise``) mean-centred and of unit length (a flat
+    image stays the zero vector)."""
     from PIL import Image
 
-    images = np.asarray(images)
-    grey = images.astype(np.float32).mean(axis=-1) if images.ndim == 4 else images.astype(np.float32)
-    out = np.empty((len(grey), side * side), dtype=np.float32)
-    for i, g in enumerate(grey):
+    out = np.empty((len(images), side * side), dtype=np.float32)
+    for i, image in enumerate(images):
+        g = np.asarray(image, dtype=np.float32)
+        g = g.mean(axis=-1) if g.ndim == 3 else g
         if g.shape != (side, side):
             g = np.asarray(Image.fromarray(g, mode="F").resize((side, side), Image.Resampling.BOX))
         out[i] = g.ravel()
@@ -348,16 +349,6 @@ def training_chunks(
     info.update(images=readable, refused=refused)
 
 
-def same_size(images: list[np.ndarray]) -> np.ndarray:
-    """One array for the extractor: images of another size than the first are resized to it (the pixel
-    space resizes every image anyway; a training set is normally one size)."""
-    from PIL import Image
-
-    shape = images[0].shape
-    h, w = shape[:2]
-    return np.stack([im if im.shape == shape else np.asarray(Image.fromarray(im).resize((w, h))) for im in images])
-
-
 class MemorizationCheck:
     """``bench --training``: each cell's images are turned into query vectors as the run scores them
     (:meth:`tap`, :meth:`add`); :meth:`finish` then makes ONE streamed pass over the training images for
@@ -400,7 +391,7 @@ class MemorizationCheck:
         self.pending: list[tuple[Any, np.ndarray, np.ndarray | None]] = []  # (folder, pixels, features)
         self.done: dict[str, dict[str, Any]] = {}
 
-    def pixel_vectors(self, images: np.ndarray) -> np.ndarray:
+    def pixel_vectors(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """Images in the pixel space: grey at 16 x 16, then (for smaller training images) at ``side``."""
         grey = pixel_vectors(images, PIXEL_SIDE, normalise=False)
         if self.side < PIXEL_SIDE:  # a box-resize of the 16 x 16 grey: the same as resizing the image
@@ -450,6 +441,7 @@ class MemorizationCheck:
         from tqdm.auto import tqdm
 
         from audit.atomic import write_json_atomic
+        from audit.io.images import image_batch
 
         if self.pending:
             pixels = np.concatenate([p for _, p, _ in self.pending])
@@ -465,7 +457,7 @@ class MemorizationCheck:
             feat = NearestStream(feats, 1, lists) if feats is not None else None
             for positions, images in tqdm(training_chunks(self.spec, self.info), desc="training images",
                                           unit="chunk", disable=not progress):  # fmt: skip
-                batch = same_size(images)
+                batch = image_batch(images)  # several sizes: each image resized once, from its own size
                 pix.update(self.pixel_vectors(batch), positions)
                 if feat is not None:
                     raw = self.cache.extract(self.extractor, batch) if self.cache is not None else self.extractor(batch)

@@ -31,11 +31,15 @@ TRAINING_PART = "training.npz"  # a shard's training-set features (the memorizat
 WITHOUT_NEGATIVE = "without-negative"  # --pair-negative: the same cells without the negative prompt
 
 
-def reference_chunks(spec: str, info: dict[str, Any], part: Shard | None = None) -> Iterator[np.ndarray]:
-    """The reference images (each chunk (k, H, W, 3) uint8, :data:`STREAM_CHUNK` at a time, so only one
-    chunk of pixels is ever held): ``embedded:digits-heldout`` or any source genaudit reads (folder,
-    manifest, webdataset tar, Parquet). Unreadable files are skipped, counted and named; ``info`` gets the
-    description ("spec", "n", "refused" or "source") once the stream is exhausted.
+def reference_chunks(
+    spec: str, info: dict[str, Any], part: Shard | None = None
+) -> Iterator[np.ndarray | list[np.ndarray]]:
+    """The reference images, :data:`STREAM_CHUNK` at a time so only one chunk of pixels is ever held: each
+    chunk (k, H, W, 3) uint8, or a list of (H, W, 3) arrays when its images differ in size (every extractor
+    resizes each image from its own size, as clean-fid does; :func:`audit.io.images.image_batch`).
+    ``embedded:digits-heldout`` or any source genaudit reads (folder, manifest, webdataset tar, Parquet).
+    Unreadable files are skipped, counted and named; ``info`` gets the description ("spec", "n", "refused",
+    "sizes" (how many distinct sizes) or "source") once the stream is exhausted.
 
     ``part`` (shard K of N): only the images at positions p with p % N == K, the others skipped before
     they are decoded (a bench shard extracts its share of the reference without counting the source
@@ -54,11 +58,13 @@ def reference_chunks(spec: str, info: dict[str, Any], part: Shard | None = None)
             yield np.repeat(grey[..., None], 3, axis=-1)
         return
     from audit.io import open_source
+    from audit.io.images import image_batch
     from audit.io.sources import load_record
 
     chunk: list[np.ndarray] = []
     refused: list[dict[str, Any]] = []
-    n, size = 0, None
+    sizes: set[tuple[int, ...]] = set()
+    n = 0
     for position, record in enumerate(open_source(spec)):
         if part is not None and position % part.n != part.k:
             continue
@@ -66,31 +72,28 @@ def reference_chunks(spec: str, info: dict[str, Any], part: Shard | None = None)
         if not result.ok:
             refused.append({"path": record.relpath, "reason": result.reason})
             continue
-        if size is None:
-            size = result.image.shape
-        elif result.image.shape != size:
-            raise InputError(
-                f"reference {spec}: images differ in size ({record.relpath} is {result.image.shape}, the first "
-                f"{size}); resize them to one size first"
-            )
         chunk.append(result.image)
+        sizes.add(result.image.shape[:2])
         n += 1
         if len(chunk) == STREAM_CHUNK:
-            yield np.stack(chunk)
+            yield image_batch(chunk)  # images of several sizes: each resized by the extractor from its own
             chunk = []
     if refused:
         log.warning("reference %s: skipped %d unreadable file(s), e.g. %s", spec, len(refused), refused[0])
     if not n and part is None:
         raise InputError(f"reference {spec}: no readable images")
-    info.update(n=n, refused=refused)
+    info.update(n=n, refused=refused, sizes=len(sizes))
     if chunk:
-        yield np.stack(chunk)
+        yield image_batch(chunk)
 
 
-def load_reference(spec: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """The whole reference (N, H, W, 3) in memory and its description (:func:`reference_chunks`)."""
+def load_reference(spec: str) -> tuple[np.ndarray | list[np.ndarray], dict[str, Any]]:
+    """The whole reference in memory, (N, H, W, 3) or a list when its images differ in size, and its
+    description (:func:`reference_chunks`)."""
+    from audit.io.images import image_batch
+
     info: dict[str, Any] = {}
-    return np.concatenate(list(reference_chunks(spec, info))), info
+    return image_batch([image for chunk in reference_chunks(spec, info) for image in chunk]), info
 
 
 def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
@@ -285,11 +288,17 @@ def _finish(
         cache.take(FeatureCache(part))  # every shard's features: no image goes through an extractor twice
     reference_info: dict[str, Any] = {}
     reference = extract_all(cache, extractor, reference_chunks(config.reference, reference_info))  # streamed
-    dim = reference["features"].shape[1]
+    count, dim = reference["features"].shape
     if config.n <= dim:  # refuse before any sampling, not after the first cell
         raise InputError(
             f"n = {config.n} images per cell cannot give a FID in {extractor.id}'s {dim}-d feature space "
             f"(the covariance would be singular): use --n {dim + 1} or more"
+        )
+    if count <= dim:  # the same for the reference, whose unreadable files were skipped
+        skipped = len(reference_info.get("refused", []))
+        raise InputError(
+            f"reference {config.reference}: {count} readable images ({skipped} skipped) cannot give a FID in "
+            f"{extractor.id}'s {dim}-d feature space (the covariance would be singular): it needs {dim + 1} or more"
         )
     conditions, seeds = config.conditions(), config.seeds()
     key = "label" if config.labels is not None else "prompt"
@@ -504,12 +513,13 @@ def _extract_training_share(spec: str, extractor: Any, shard: Shard, folder: Pat
     """Shard K of N's share of the training images (positions p % N == K) through the extractor, kept in
     ``<folder>/<K>-of-<N>.training.npz`` apart from the run's feature cache: the merge reads them into the
     memorization check's pass (:func:`_training_cache`) and never writes them into ``features.npz``."""
-    from audit.bench.memorization import same_size, training_chunks
+    from audit.bench.memorization import training_chunks
+    from audit.io.images import image_batch
     from audit.metrics.evaluator import FeatureCache
 
     cache = FeatureCache(folder / f"{shard.name}.{TRAINING_PART}")
     for _, images in training_chunks(spec, {}, part=shard):
-        cache.extract(extractor, same_size(images))
+        cache.extract(extractor, image_batch(images))
     cache.save()
 
 

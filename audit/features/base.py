@@ -13,12 +13,14 @@ from audit.errors import InputError
 class FeatureExtractor(Protocol):
     """``id`` names model and preprocessing; ``outputs`` lists the arrays ``__call__`` returns:
     ``features`` (for FID, KID, precision/recall, density/coverage, Vendi), optionally ``probs`` (class
-    probabilities, for IS and class adherence) and ``clip`` (image embeddings, for CLIP-score)."""
+    probabilities, for IS and class adherence) and ``clip`` (image embeddings, for CLIP-score).
+    ``__call__`` takes uint8 images as one (N, H, W, 3) array or as a list of (H, W, 3) arrays of several
+    sizes, and resizes each image from its own size to its input (clean-fid's convention)."""
 
     id: str
     outputs: tuple[str, ...]
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]: ...
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
 

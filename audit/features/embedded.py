@@ -19,10 +19,12 @@ class EmbeddedDigitsExtractor:
 
         return [registry.model_ref("digits-classifier"), registry.model_ref("digits-clip")]
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs for an (N, H, W, 3) array or a list of images of several sizes (each box-resized from
+        its own size)."""
         from audit.zoo import classifier, clip, registry
 
-        images = np.asarray(images)
+        images = images if isinstance(images, list) else np.asarray(images)
         clf = registry.load("digits-classifier")
         logits = classifier.predict_logits(clf, images)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -60,7 +60,7 @@ class InceptionExtractor:
     def models(self) -> list[dict[str, Any]]:
         return [{"id": "clean-fid:inception-2015-12-05", "sha256": self._sha256}]
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         feats, probs = [], []

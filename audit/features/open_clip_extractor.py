@@ -72,7 +72,7 @@ class OpenClipExtractor:
     def models(self) -> list[dict[str, Any]]:
         return [{"id": f"open_clip:{self.arch}:{self.pretrained}", "sha256": self._sha256}]
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
         import torch
         from PIL import Image
 

@@ -105,10 +105,11 @@ def to_rgb_batch(images: Any, source: str) -> np.ndarray:
     if isinstance(images, list | tuple):
         if images and hasattr(images[0], "convert"):
             images = [np.asarray(im.convert("RGB")) for im in images]
-        try:
-            images = np.stack([np.asarray(im) for im in images])
-        except ValueError as exc:
-            raise InputError(f"{source}: images differ in size ({exc})") from None
+        images = [np.asarray(im) for im in images]
+        sizes = sorted({im.shape for im in images})
+        if len(sizes) > 1:  # a cell is one size (its PNGs, the card's grids); a reference may be many
+            raise InputError(f"{source}: images differ in size: {sizes[:4]}{' ...' if len(sizes) > 4 else ''}")
+        images = np.stack(images) if images else np.zeros((0, 0, 0, 3), dtype=np.uint8)
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         raise InputError(f"{source}: images must be uint8 (0..255), got {arr.dtype}")

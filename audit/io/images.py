@@ -315,3 +315,13 @@ def _apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
     }
     op = ops.get(orientation)
     return np.ascontiguousarray(op(rgb)) if op else rgb
+
+
+def image_batch(images: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """Decoded images as one batch for an extractor: a (N, H, W, 3) array when they share a size, else the
+    list itself (a *ragged* batch). Every extractor resizes each image from its own size to its input (as
+    clean-fid does: one resize per image, never a resize to a common size first), so a reference set of
+    many sizes needs no pass of its own (docs/large-samples.md, "Images of many sizes")."""
+    if images and all(im.shape == images[0].shape for im in images):
+        return np.stack(images)
+    return list(images)

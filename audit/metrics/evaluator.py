@@ -95,8 +95,9 @@ class FeatureCache:
         h.update(np.ascontiguousarray(image).tobytes())
         return h.hexdigest()
 
-    def extract(self, extractor: Any, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs for every image, running the extractor only on images not seen before."""
+    def extract(self, extractor: Any, images: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs for every image, running the extractor only on images not seen before. ``images``: one
+        (N, H, W, 3) array, or a list of images of several sizes (:func:`audit.io.images.image_batch`)."""
         if len(images) == 0:
             raise InputError(f"no images to extract features from (extractor {extractor.id})")
         keys = [self.key(extractor.id, im) for im in images]
@@ -106,7 +107,7 @@ class FeatureCache:
                 unique.setdefault(k, i)
         if unique:
             idx = list(unique.values())
-            out = extractor(np.asarray(images)[idx])
+            out = extractor(images[idx] if isinstance(images, np.ndarray) else [images[i] for i in idx])
             self.extracted += len(idx)
             for j, key in enumerate(unique):
                 self._rows[key] = {name: arr[j] for name, arr in out.items()}

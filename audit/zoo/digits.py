@@ -91,12 +91,16 @@ def load_split(split: Split = "all") -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown split {split!r}: expected 'train', 'heldout' or 'all'")
 
 
-def to_unit_grey(images: np.ndarray) -> np.ndarray:
+def to_unit_grey(images: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """Bring uint8 images (N, H, W) or (N, H, W, C) to float32 grey in [0, 1] at 8x8.
 
     This is the embedded models' one preprocessing step: RGB is averaged to grey (the channels are
-    equal for digit PNGs), and any other size is resized to 8x8 with PIL's antialiasing box filter.
+    equal for digit PNGs), and any other size is resized to 8x8 with PIL's antialiasing box filter. A list
+    of images of several sizes (:func:`audit.io.images.image_batch`) is brought over one image at a time,
+    each from its own size, with the same result as each alone.
     """
+    if isinstance(images, list | tuple) and len({np.shape(im) for im in images}) > 1:
+        return np.concatenate([to_unit_grey(np.asarray(im)[None]) for im in images])
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         raise TypeError(f"expected uint8 images, got {arr.dtype}")
