@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ["GENAUDIT_CACHE_DIR"] = "off"  # no test reads or writes ~/.cache; the store's tests set their own
 
 import contextlib
 import io

@@ -117,7 +117,9 @@ def add_parser(sub: Any) -> None:
     bench.add_argument(
         "--reference",
         default="embedded:digits-heldout",
-        help="reference images: embedded:digits-heldout, a folder, a manifest, webdataset .tar shards or Parquet",
+        help="reference images: embedded:digits-heldout, a folder, a manifest, webdataset .tar shards or Parquet "
+        "(any sizes). Its features are kept for the next run in $GENAUDIT_CACHE_DIR (default ~/.cache/genaudit; "
+        "off keeps nothing), keyed by its files' names, sizes and times and the extractor",
     )
     bench.add_argument(
         "--extractor", default="embedded", help="embedded, inception[:PATH], clip:ARCH:PRETRAINED_OR_PATH"

@@ -373,6 +373,8 @@ class MemorizationCheck:
         import hashlib
         import json
 
+        from audit.io.sources import listing_digest
+
         self.spec, self.criteria, self.extractor, self.info = spec, Criteria.from_options(options), extractor, {}
         self.cache = cache
         self.feature_mean = None if feature_mean is None else np.asarray(feature_mean, dtype=np.float32)
@@ -382,7 +384,12 @@ class MemorizationCheck:
         self.side = min(PIXEL_SIDE, *(min(im.shape[:2]) for im in first[1]))
         digest = hashlib.sha256(f"{FORMAT}\n{salt}\n{extractor.id}\n{self.side}".encode())
         digest.update(json.dumps(vars(self.criteria), sort_keys=True).encode())
-        listing, self.listed = _listing_digest(spec)
+        if spec == "builtin:digits-train":
+            from audit.zoo.digits import N_TRAIN
+
+            listing, self.listed = hashlib.sha256(spec.encode()).hexdigest(), N_TRAIN
+        else:
+            listing, self.listed = listing_digest(spec)
         digest.update(listing.encode())
         if self.feature_mean is not None:
             digest.update(self.feature_mean.tobytes())
@@ -521,32 +528,3 @@ class MemorizationCheck:
             "pixel_side": self.side,
             "feature_space": self.feature_mean is not None,
         }
-
-
-def _listing_digest(spec: str) -> tuple[str, int]:
-    """sha256 over the training source's listing (names; for files, size and modification time), and how
-    many items it lists: a training folder whose files changed gives another key, without decoding."""
-    import hashlib
-    import os
-
-    digest = hashlib.sha256(spec.encode())
-    if spec == "builtin:digits-train":
-        from audit.zoo.digits import N_TRAIN
-
-        return digest.hexdigest(), N_TRAIN
-    from audit.io import open_source
-
-    seen_files: set[str] = set()
-    count = 0
-    for record in open_source(spec):
-        count += 1
-        digest.update(record.relpath.encode() + b"\0")
-        path = str(record.path)
-        if path not in seen_files:  # an archive's members share its file: stat it once
-            seen_files.add(path)
-            try:
-                st = os.stat(path)
-                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-            except OSError:
-                digest.update(b"missing")
-    return digest.hexdigest(), count

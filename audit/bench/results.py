@@ -73,6 +73,7 @@ def build_results(
     extractor: Any,
     reference_info: dict[str, Any],
     cells_root: Path,
+    reference_kept: str | None = None,
     memorization: dict[str, Any] | None = None,
     negative_pairs: dict[str, Any] | None = None,
     attributes: dict[str, Any] | None = None,
@@ -110,7 +111,11 @@ def build_results(
             config=config.to_dict(),
             seeds={"first_image_seed": config.seed, "resampling": config.seed},
             models=_models(generator) + _models(extractor) + _face_models(attributes),
-            preprocessing={"extractor": extractor.id, "reference": reference_info},
+            preprocessing={
+                "extractor": extractor.id,
+                "reference": reference_info,
+                "reference_features": reference_kept,
+            },
         ),
         "data": {
             "generator": generator.id,

@@ -87,6 +87,33 @@ def reference_chunks(
         yield image_batch(chunk)
 
 
+def _reference_outputs(spec: str, extractor: Any, cache: Any) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+    """The reference's extractor outputs, its description and where the outputs came from: read from the
+    reference features kept by an earlier run (:mod:`audit.bench.reference_store`), else streamed through
+    ``cache`` and kept for the next run."""
+    from audit.bench.reference_store import ReferenceStore
+    from audit.metrics.evaluator import extract_all
+
+    store = ReferenceStore(spec, extractor)
+    kept = store.load()
+    if kept is not None:
+        log.info("reference %s: features read from %s (kept by an earlier run)", spec, store.path)
+        return kept[0], {**kept[1], "spec": spec}, f"read from {store.path}"  # the spec as given this time
+    info: dict[str, Any] = {}
+    outputs = extract_all(cache, extractor, reference_chunks(spec, info))  # streamed
+    store.save(outputs, info)
+    return outputs, info, "extracted now" + (f", kept in {store.path}" if store.path is not None else "")
+
+
+def _reference_kept(spec: str, extractor: Any) -> bool:
+    """Whether an earlier run kept this reference's features under this extractor (a shard then skips its
+    share of the reference: the merge reads them all)."""
+    from audit.bench.reference_store import ReferenceStore
+
+    path = ReferenceStore(spec, extractor).path
+    return path is not None and path.is_file()
+
+
 def load_reference(spec: str) -> tuple[np.ndarray | list[np.ndarray], dict[str, Any]]:
     """The whole reference in memory, (N, H, W, 3) or a list when its images differ in size, and its
     description (:func:`reference_chunks`)."""
@@ -286,8 +313,7 @@ def _finish(
     cache = FeatureCache(out / FEATURES_FILE)
     for part in sorted(shards.glob("*.features.npz")) if shards.is_dir() else []:
         cache.take(FeatureCache(part))  # every shard's features: no image goes through an extractor twice
-    reference_info: dict[str, Any] = {}
-    reference = extract_all(cache, extractor, reference_chunks(config.reference, reference_info))  # streamed
+    reference, reference_info, reference_kept = _reference_outputs(config.reference, extractor, cache)
     count, dim = reference["features"].shape
     if config.n <= dim:  # refuse before any sampling, not after the first cell
         raise InputError(
@@ -388,6 +414,7 @@ def _finish(
         generator=generator,
         extractor=extractor,
         reference_info=reference_info,
+        reference_kept=reference_kept,
         cells_root=out / "cells",
         memorization=memorization,
         attributes=attributes,
@@ -491,9 +518,10 @@ class BenchShards:
         fingerprint = config.fingerprint()
         unscored = [s for s in stores if (m := s.read_metrics()) is None or m.get("fingerprint") != fingerprint]
         if unscored:  # the reference's share: the merge then finds every reference image's features cached
-            for chunk in reference_chunks(config.reference, {}, part=shard):
-                cache.extract(extractor, chunk)
-            cache.save()
+            if not _reference_kept(config.reference, extractor):  # (or reads them all from an earlier run's)
+                for chunk in reference_chunks(config.reference, {}, part=shard):
+                    cache.extract(extractor, chunk)
+                cache.save()
             if config.training:  # and the training set's share, for the memorization check's pass
                 _extract_training_share(config.training, extractor, shard, shard_folder(out, "bench"))
         for store in tqdm(unscored, desc=f"bench shard {shard}", unit="cell", disable=not self.progress):

@@ -264,3 +264,33 @@ def open_source(spec: str | Path, *, allow_outside_root: bool = False, columns: 
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         return manifest_source(path, allow_outside_root=allow_outside_root)
     raise InputError(f"not a dataset folder, a .csv/.jsonl manifest, webdataset .tar shards or Parquet: {spec}")
+
+
+def listing_digest(spec: str | Path, **options: Any) -> tuple[str, int]:
+    """sha256 over a source's listing (each item's name; for each file behind them, its size and modification
+    time) and how many items it lists, without decoding any image: a folder, manifest or archive whose files
+    changed gets another digest. It keys what is kept across runs about a source (the bench's reference
+    features, the near-copy search's results). ``options`` go to :func:`open_source`."""
+    import hashlib
+
+    from audit.io import archives
+
+    digest = hashlib.sha256(str(spec).encode())
+    seen_files: set[str] = set()
+    count = 0
+    if archives.is_parquet(str(spec)):  # its rows without their image bytes: the key column only
+        records = archives.parquet_listing(str(spec), options.get("columns"))
+    else:
+        records = open_source(spec, **options)
+    for record in records:
+        count += 1
+        digest.update(record.relpath.encode() + b"\0")
+        path = str(record.path)
+        if path not in seen_files:  # an archive's members share its file: stat it once
+            seen_files.add(path)
+            try:
+                st = os.stat(path)
+                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(b"missing")
+    return digest.hexdigest(), count
