@@ -28,7 +28,7 @@ import numpy as np
 
 from audit.atomic import output_folder
 from audit.errors import InputError
-from detectors.detector import DETECTOR_FILE, OutdatedDetectorError, ReconstructionDetector, is_detector_document
+from detectors.detector import DETECTOR_FILE, ReconstructionDetector, is_detector_document
 from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
@@ -968,17 +968,11 @@ def detect(
         score_shards([inputs], out, meta["model"], meta["scorer"], shard=shard, built=built,
                      image_column=image_column, progress=progress)  # fmt: skip
         return None
-    if detector_file is None:  # the embedded default, calibrated once into OUT/embedded-default
+    if detector_file is None:  # the embedded default in OUT/embedded-default, calibrated once per machine
+        from detectors.kept_default import embedded_default
+
         detector_file = out / "embedded-default" / DETECTOR_FILE
-        if not detector_file.is_file():
-            log.info("no --detector: calibrating the embedded default on builtin:digits-mixed first")
-            run_default(out / "embedded-default")
-        try:
-            det, meta, model, scorer = _saved(detector_file)
-        except (StaleDetectorError, OutdatedDetectorError):  # left by an older version in OUT: remade here
-            log.info("the embedded default in %s predates this version's features: calibrating it again", out)
-            run_default(out / "embedded-default")
-            det, meta, model, scorer = _saved(detector_file)
+        det, meta, model, scorer = embedded_default(detector_file.parent, run_default, _saved)
     else:
         det, meta, model, scorer = _saved(detector_file)
     if executor is not None:

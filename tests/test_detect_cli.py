@@ -211,6 +211,60 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
         assert len(list(csv.DictReader(fh))) == 3  # two images scored, the broken one with its reason
 
 
+def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, monkeypatch, caplog) -> None:
+    """Without ``--detector`` a second output folder copies in the embedded default the first one made (kept in
+    $GENAUDIT_CACHE_DIR) instead of calibrating it again, and scores the same; a kept copy that fails its
+    checks is calibrated again and replaced."""
+    import logging
+
+    from detectors import job
+    from detectors.detector import ReconstructionDetector
+    from detectors.kept_default import kept_folder
+    from detectors.noise_model import load_noise_model
+
+    monkeypatch.setenv("GENAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    model = load_noise_model(job.DEFAULT_MODEL)
+    scorer = job.build_scorer(job.DEFAULT_SCORER, model)
+    names = scorer.feature_names(model)
+    calls: list[Path] = []
+
+    def calibrate(out: Path) -> None:  # a stand-in for run_default: a saved detector and a card beside it
+        calls.append(Path(out))
+        rng = np.random.default_rng(len(calls))
+        det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(names))), np.repeat([0, 1], 20))
+        det.save(Path(out) / job.DETECTOR_FILE, {"model": job.DEFAULT_MODEL, "scorer": scorer.config(),
+                                                 "feature_names": names})  # fmt: skip
+        (Path(out) / "detect-results.json").write_text("{}")
+
+    monkeypatch.setattr(job, "run_default", calibrate)
+
+    def rows(out: Path) -> list[dict]:
+        with (out / job.DETECTIONS_FILE).open(encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    job.detect([str(folders["mixed"])], tmp_path / "a")
+    assert calls == [tmp_path / "a" / "embedded-default"]
+    kept = kept_folder()
+    assert kept is not None and sorted(p.name for p in kept.iterdir()) == sorted(
+        p.name for p in (tmp_path / "a" / "embedded-default").iterdir()
+    )
+    job.detect([str(folders["mixed"])], tmp_path / "b")
+    assert len(calls) == 1  # copied in, not calibrated
+    made = tmp_path / "a" / "embedded-default" / job.DETECTOR_FILE
+    assert (tmp_path / "b" / "embedded-default" / job.DETECTOR_FILE).read_bytes() == made.read_bytes()
+    assert (tmp_path / "b" / "embedded-default" / "detect-results.json").is_file()  # its card came along
+    assert rows(tmp_path / "b") == rows(tmp_path / "a") and len(rows(tmp_path / "a")) == 3
+    (kept / job.DETECTOR_FILE).write_text((kept / job.DETECTOR_FILE).read_text().replace('"C_chosen"', '"C"', 1))
+    with caplog.at_level(logging.WARNING, logger="detectors.kept_default"):
+        job.detect([str(folders["mixed"])], tmp_path / "c")
+    assert "is unusable" in caplog.text and calls[1:] == [tmp_path / "c" / "embedded-default"]
+    assert (kept / job.DETECTOR_FILE).read_bytes() == (
+        tmp_path / "c" / "embedded-default" / job.DETECTOR_FILE
+    ).read_bytes()
+    monkeypatch.setenv("GENAUDIT_CACHE_DIR", "off")
+    assert kept_folder() is None
+
+
 def test_detect_subcommands_refuse_missing_inputs(tmp_path) -> None:
     from audit.cli import build_parser
 

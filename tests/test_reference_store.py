@@ -15,7 +15,8 @@ from PIL import Image
 
 from audit.bench import BenchConfig, run_bench
 from audit.bench import run as bench_run
-from audit.bench.reference_store import ReferenceStore, cache_root
+from audit.bench.reference_store import ReferenceStore
+from audit.cache_dir import cache_root
 from audit.features import get_extractor
 from audit.scale.shards import Shard
 from audit.zoo import digits

@@ -7,8 +7,8 @@ pass over every file on any machine. clean-fid keeps a reference's statistics un
 output of the extractor for the reference (features, probabilities, CLIP embeddings), because its metrics
 need more than a mean and a covariance.
 
-The file is ``<cache>/reference-features/<key>.npz`` (:func:`cache_root`: ``$GENAUDIT_CACHE_DIR``, else
-``$XDG_CACHE_HOME/genaudit``, else ``~/.cache/genaudit``; ``GENAUDIT_CACHE_DIR=off`` keeps nothing). The key
+The file is ``<cache>/reference-features/<key>.npz`` (:func:`audit.cache_dir.cache_root`: ``$GENAUDIT_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/genaudit``, else ``~/.cache/genaudit``; ``GENAUDIT_CACHE_DIR=off`` keeps nothing). The key
 is a sha256 over the reference's listing (every item's name; every file's size and modification time:
 :func:`audit.io.sources.listing_digest`), the extractor's id and weights, the pixel limit and the versions
 of the packages that change numbers, so a reference whose files changed, another extractor or another
@@ -33,17 +33,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FORMAT = "genaudit.reference-features/1"
-CACHE_ENV = "GENAUDIT_CACHE_DIR"
-OFF = ("off", "none", "0", "")
-
-
-def cache_root() -> Path | None:
-    """Where genaudit keeps what it reuses across runs, or None when ``GENAUDIT_CACHE_DIR=off``."""
-    value = os.environ.get(CACHE_ENV)
-    if value is not None:
-        return None if value.strip().lower() in OFF else Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "genaudit"
 
 
 class ReferenceStore:
@@ -51,6 +40,8 @@ class ReferenceStore:
     pass. ``path`` is None when nothing is kept (a built-in reference, or the cache turned off)."""
 
     def __init__(self, spec: str, extractor: Any, root: Path | None = None) -> None:
+        from audit.cache_dir import cache_root
+
         root = cache_root() if root is None else root
         builtin = not os.path.lexists(spec) and ":" in spec and not _is_archive(spec)
         self.path = (
