@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audit.bench import BenchConfig, run_bench
+from audit.bench import BenchConfig, reference_store, run_bench
 from audit.bench import run as bench_run
 from audit.bench.reference_store import ReferenceStore
 from audit.cache_dir import cache_root
@@ -117,6 +117,23 @@ def test_nothing_is_kept_when_off_unwritable_or_built_in(reference, tmp_path, mo
     with caplog.at_level(logging.WARNING, logger="audit.bench.reference_store"):
         doc = _bench(reference, tmp_path / "b")
     assert "could not keep the reference features" in caplog.text and doc["data"]["cells"][0]["metrics"]
+    (tmp_path / "cache").unlink()
+    caplog.clear()
+
+    class DiskFull:  # numpy, whose savez fills the cache's disk halfway through the file
+        def __getattr__(self, name: str):
+            return getattr(np, name)
+
+        @staticmethod
+        def savez(fh, **arrays) -> None:
+            fh.write(b"PK\x03\x04 half a file")
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reference_store, "np", DiskFull())
+    with caplog.at_level(logging.WARNING, logger="audit.bench.reference_store"):
+        doc = _bench(reference, tmp_path / "c")
+    assert "No space left on device" in caplog.text and doc["data"]["cells"][0]["metrics"]
+    assert not list((tmp_path / "cache" / "reference-features").iterdir())  # no half-written file left
     monkeypatch.delenv("GENAUDIT_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_root() == tmp_path / "xdg" / "genaudit"

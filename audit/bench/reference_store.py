@@ -20,7 +20,6 @@ extract in under a second: they are not kept. docs/large-samples.md, "Reference 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from audit.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +90,17 @@ class ReferenceStore:
         """Keep the outputs of a complete pass; a full disk or a read-only cache is a warning, not an error."""
         if self.path is None:
             return
-        from audit.atomic import write_bytes_atomic
+        from audit.atomic import write_atomic
 
-        buf = io.BytesIO()
-        np.savez(buf, info=np.array(json.dumps({"format": FORMAT, **info})), **outputs)
+        header = np.array(json.dumps({"format": FORMAT, **info}))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(self.path, buf.getvalue())
-        except OSError as exc:
+            # straight into the temporary file: 50,000 Inception rows are 1.2 GB, not to be held twice
+            write_atomic(self.path, lambda fh: np.savez(fh, info=header, **outputs))
+        except (OSError, InputError) as exc:  # InputError: write_atomic's own one-line account of an OSError
+            why = getattr(exc, "strerror", None) or str(exc)
             log.warning("could not keep the reference features in %s (%s): the next run extracts them again",
-                        self.path, exc.strerror or type(exc).__name__)  # fmt: skip
+                        self.path, why)  # fmt: skip
 
 
 def _is_archive(spec: str) -> bool:
