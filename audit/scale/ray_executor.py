@@ -82,7 +82,7 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         yield ray
         return
     env = {"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}}
-    if "GENAUDIT_CACHE_DIR" in os.environ:  # the workers keep and find reference features where the driver does
+    if "GENAUDIT_CACHE_DIR" in os.environ:  # bench shards look for kept reference features where the driver keeps them
         env["env_vars"]["GENAUDIT_CACHE_DIR"] = os.environ["GENAUDIT_CACHE_DIR"]
     if options.address not in (None, "auto"):
         _check_reachable(options.address)
