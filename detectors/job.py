@@ -134,7 +134,8 @@ def load_images(specs: list[str], *, group: int = 0, offset: int = 0, image_colu
         out.images.files.append(ImageFile(file, result.sha256 or "", pixel_key(result.image), block, span))
         out.names.append(name)
         h, w = result.image.shape[:2]
-        out.meta.append({"format": result.meta.get("format"), "width": w, "height": h})
+        out.meta.append({"format": result.meta.get("format"), "width": w, "height": h,
+                         "jpeg_quality": result.meta.get("jpeg_quality")})  # fmt: skip
     return out
 
 
@@ -566,7 +567,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "in turn"
     )
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
-            "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)"}  # fmt: skip
+            "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)",
+            "recompressed_share": 0.0}  # fmt: skip  # in-memory digits, never JPEG-encoded
     main.save(out / DETECTOR_FILE, meta)
     columns = ("path", "score", "p_synthetic", "flagged", "reason")
     write_detections(out / DETECTIONS_FILE, [{key: r[key] for key in columns} for r in rows])
@@ -696,6 +698,7 @@ def calibrate(
     ``.json`` target leaves nothing beside it."""
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
+    from detectors.recompression import recompressed_share
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     into_folder = target != Path(out)  # FOLDER/detector.json, not the .json file named
@@ -723,6 +726,7 @@ def calibrate(
         },
         "mode": det.mode_,
         "augment": _augment_record(augment),
+        "recompressed_share": recompressed_share(real_set.meta + fake_set.meta),  # JPEGs below q90 among them
         "reference_weight": float(det.combination_[4]) if det.mode_ == "combined" else None,
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_[: len(y)])) if fake else None,
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
@@ -986,13 +990,16 @@ def detect(
     found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer, cache=journal.rows(),
                  journal=journal, image_column=image_column, progress=progress)  # fmt: skip
     from audit.results import write_results
+    from detectors.recompression import recompression_warning
     from detectors.results import build_results
 
+    warning = recompression_warning(found.recompressed, found.scored, meta)
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
         meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, found.scored, found.seconds)],
         detections=thumbnails(found.extremes.picks()), n_flagged=found.flagged, n_scored=found.scored,
-        warnings=[], notes=[f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"],
+        warnings=[warning] if warning else [],
+        notes=[f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"],
         fairness=None, config={"detector": str(detector_file)},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)

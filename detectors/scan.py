@@ -60,6 +60,7 @@ class Scan:
 
     scored: int = 0
     flagged: int = 0
+    recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT
     unreadable: int = 0
     seconds: float = 0.0
     extremes: Extremes = field(default_factory=lambda: Extremes(12))
@@ -140,6 +141,7 @@ def _blocks(
     listing or unreadable goes to ``refused`` (name, reason) and is counted in ``found``."""
     from audit.io.archives import load_at
     from detectors.job import iter_inputs
+    from detectors.recompression import recompressed
 
     names: list[str] = []
     files: list[ImageFile] = []
@@ -163,6 +165,7 @@ def _blocks(
             continue
         names.append(name)
         files.append(ImageFile(file, result.sha256 or "", "", block, span))
+        found.recompressed += int(recompressed(result.meta))
     if files:
         yield names, files
 

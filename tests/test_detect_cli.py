@@ -265,6 +265,45 @@ def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, 
     assert kept_folder() is None
 
 
+def test_a_scan_of_recompressed_jpegs_warns_when_the_detector_met_none(folders, tmp_path) -> None:
+    """JPEGs below quality 90 (read from their quantisation tables) scored by a detector calibrated on none
+    get a warning with their count; a detector that met such images (or was augmented) gets none, and neither
+    do PNGs or q95 JPEGs."""
+    from PIL import Image
+
+    from detectors import job
+    from detectors.detector import ReconstructionDetector
+    from detectors.noise_model import load_noise_model
+    from detectors.recompression import recompressed_share, recompression_warning
+
+    model = load_noise_model(job.DEFAULT_MODEL)
+    scorer = job.build_scorer(job.DEFAULT_SCORER, model)
+    names = scorer.feature_names(model)
+    rng = np.random.default_rng(0)
+    det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(names))), np.repeat([0, 1], 20))
+    saved = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": names}
+    det.save(tmp_path / "plain" / job.DETECTOR_FILE, {**saved, "recompressed_share": 0.0, "augment": None})
+    det.save(tmp_path / "met" / job.DETECTOR_FILE, {**saved, "recompressed_share": 0.25, "augment": None})
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    pngs = sorted((folders["fake"]).glob("*.png"))[:5]
+    for i, png in enumerate(pngs):
+        Image.open(png).save(inputs / f"{i}.jpg", quality=(70, 40, 89, 95, 100)[i])  # three below 90
+    Image.open(pngs[0]).save(inputs / "5.png")
+
+    def warnings(detector: str, source: Path) -> list[str]:
+        out = tmp_path / f"out-{detector}-{source.name}"
+        path = job.detect([str(source)], out, detector_file=tmp_path / detector / job.DETECTOR_FILE, progress=False)
+        return json.loads(Path(path).read_text())["data"]["warnings"]
+
+    (warning,) = warnings("plain", inputs)
+    assert warning.startswith("3 of 6 scanned images are JPEGs re-encoded below quality 90")
+    assert warnings("met", inputs) == [] and warnings("plain", folders["fake_jpeg"]) == []  # q95 only
+    assert recompression_warning(3, 6, {"augment": {"copies": 1}}) is None
+    assert recompression_warning(3, 6, {}) is not None  # saved before the share was recorded: none met
+    assert recompressed_share([{"jpeg_quality": 75}, {"jpeg_quality": 95}, {"format": "PNG"}, {}]) == 0.25
+
+
 def test_detect_subcommands_refuse_missing_inputs(tmp_path) -> None:
     from audit.cli import build_parser
 

@@ -182,3 +182,28 @@ def test_workers_give_the_same_results_in_the_same_order(tmp_path: Path, bad_fol
                 np.testing.assert_array_equal(a.result.image, b.result.image)
     with pytest.raises(ValueError, match="executor must be"):
         list(iter_images(folder_source(tmp_path), workers=2, executor="gpu"))
+
+
+def test_jpeg_quality_is_read_from_the_quantisation_table() -> None:
+    """Pillow (libjpeg) files give back the quality they were written at, grey or colour, baseline or
+    progressive; a hand-made table gives the nearest IJG quality; a PNG has none."""
+    from audit.io.images import _IJG_LUMINANCE, jpeg_quality
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
+
+    def encoded(im: Image.Image, **options) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, **options)
+        return buf.getvalue()
+
+    for quality in (5, 30, 49, 50, 51, 75, 89, 90, 95, 100):
+        assert decode_image(encoded(image, format="JPEG", quality=quality)).meta["jpeg_quality"] == quality
+    grey = encoded(image.convert("L"), format="JPEG", quality=60, progressive=True)
+    assert decode_image(grey).meta["jpeg_quality"] == 60
+    # a table not made by IJG scaling: the standard table times 0.48 is nearest to quality 76 (scale 48 %)
+    custom = np.clip(np.round(_IJG_LUMINANCE * 0.48), 1, 255).astype(int).tolist()
+    assert jpeg_quality({0: custom}) == 76
+    assert decode_image(encoded(image, format="JPEG", qtables=[custom])).meta["jpeg_quality"] == 76
+    assert "jpeg_quality" not in decode_image(encoded(image, format="PNG")).meta
+    assert jpeg_quality(None) is None and jpeg_quality({0: [1, 2, 3]}) is None

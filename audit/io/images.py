@@ -232,6 +232,8 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> LoadResult:
             return _decode_failure(exc, digest)
         width, height = im.size
         meta: dict[str, Any] = {"format": im.format, "mode": im.mode, "width": width, "height": height}
+        if im.format == "JPEG":
+            meta["jpeg_quality"] = jpeg_quality(getattr(im, "quantization", None))
         if width * height > limit:
             return refuse(
                 TOO_LARGE, f"{width}x{height} = {width * height} pixels, over the limit of {limit}", digest, **meta
@@ -325,3 +327,27 @@ def image_batch(images: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     if images and all(im.shape == images[0].shape for im in images):
         return np.stack(images)
     return list(images)
+
+
+# The IJG (libjpeg) luminance quantisation table at quality 50, in natural (row-major) order: Annex K of the
+# JPEG standard (ITU-T T.81), the table every IJG-based encoder (Pillow, ImageMagick, browsers) scales.
+_IJG_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+])  # fmt: skip
+
+
+def jpeg_quality(quantization: dict[int, Any] | None) -> int | None:
+    """The IJG quality (1-100) whose scaled luminance table is nearest to a JPEG's first quantisation table
+    (Pillow's ``Image.quantization``, natural order): exact for files written by IJG-based encoders, the
+    nearest such quality for others (as ImageMagick's ``identify -format %Q`` estimates it). None when the
+    file has no 64-entry table. docs/detect.md, "Recompressed inputs"."""
+    table = (quantization or {}).get(0)
+    if table is None or len(table) != 64:
+        return None
+    actual = np.asarray(list(table), dtype=np.int64)
+    qualities = np.arange(1, 101)
+    scales = np.where(qualities < 50, 5000 // qualities, 200 - 2 * qualities)
+    tables = np.clip((_IJG_LUMINANCE[None, :] * scales[:, None] + 50) // 100, 1, 255)
+    return int(qualities[np.abs(tables - actual[None, :]).sum(axis=1).argmin()])
