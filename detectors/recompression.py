@@ -1,4 +1,4 @@
-"""Recompressed inputs: JPEGs re-encoded below the quality a detector was calibrated on.
+"""Recompressed inputs: JPEGs below quality 90 scored by a detector that met none in calibration.
 
 The diffusion-loss detector reads traces that one JPEG pass at quality 75 mostly erases: on the embedded
 world its AUROC fell from 0.875 to 0.640 at q75 and to 0.582 at q50 when calibrated on images that were
@@ -6,8 +6,9 @@ never re-encoded, against 0.745 / 0.700 for a detector calibrated on JPEG copies
 ``size_aware_probe.py``). Images in the wild arrive as JPEGs. So a scan counts its inputs that are JPEGs
 below :data:`QUALITY_LIMIT` (the quality estimated from each file's quantisation table,
 :func:`audit.io.images.jpeg_quality`), a detector records the share of such images among its calibration
-images, and the scan's results warn when it scored many of them with a detector that met none, neither in
-its images nor through ``--augment`` (docs/detect.md, "Recompressed inputs").
+images, and the scan's results warn when it scored any of them with a detector that met none, neither in
+its images nor through ``--augment`` (docs/detect.md, "Recompressed inputs"). It names the failure; it does
+not mend it (a detector per input condition would; not built).
 """
 
 from __future__ import annotations

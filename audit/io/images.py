@@ -341,8 +341,8 @@ _IJG_LUMINANCE = np.array([
 def jpeg_quality(quantization: dict[int, Any] | None) -> int | None:
     """The IJG quality (1-100) whose scaled luminance table is nearest to a JPEG's first quantisation table
     (Pillow's ``Image.quantization``, natural order): exact for files written by IJG-based encoders, the
-    nearest such quality for others (as ImageMagick's ``identify -format %Q`` estimates it). None when the
-    file has no 64-entry table. docs/detect.md, "Recompressed inputs"."""
+    nearest such quality for others (the question ImageMagick's ``identify -format %Q`` answers). None when
+    the file has no 64-entry table. docs/detect.md, "Recompressed inputs"."""
     table = (quantization or {}).get(0)
     if table is None or len(table) != 64:
         return None
