@@ -39,12 +39,6 @@ def feature_job(model: Any, scorer: Any) -> str:
     return f"detect-{digest[:16]}"
 
 
-def load_cache(out: Path, model: Any, scorer: Any) -> dict[str, np.ndarray]:
-    """Every feature row the shards of this model and scorer wrote in ``out`` (and a one-process run's
-    journal, :class:`FeatureJournal`), by image sha256."""
-    return _read_parts(shard_folder(out, feature_job(model, scorer)))
-
-
 def _write_part(path: Path, shas: list[str], feats: np.ndarray) -> None:
     """One part of feature rows (a shard's or a journal's), atomically: what :func:`_read_parts` reads."""
     buf = io.BytesIO()

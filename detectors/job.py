@@ -297,10 +297,11 @@ def features(
     kept as files (:class:`LazyImages`, :class:`MappedImages`) are decoded and scored a chunk at a time
     (:func:`detectors.image_files.chunks`), so memory holds one chunk of pixels whatever their number;
     an array or a list is already in memory and is scored as it is. ``cache`` (sha256 -> features, from
-    :func:`detectors.feature_shards.load_cache`): files found there are not scored again. ``journal``
-    (:class:`detectors.feature_shards.FeatureJournal`): every chunk scored is kept there as it is done
-    (the caller flushes it at the end), and its rows are the cache when ``cache`` is None, so a killed run
-    scores only what it had not kept; the chunks are those of an uninterrupted run, so are the numbers."""
+    :meth:`detectors.feature_shards.FeatureJournal.rows`: the shards' rows and a killed run's): files found
+    there are not scored again. ``journal`` (:class:`detectors.feature_shards.FeatureJournal`): every chunk
+    scored is kept there as it is done (the caller flushes it at the end), and its rows are the cache when
+    ``cache`` is None, so a killed run scores only what it had not kept; the chunks are those of an
+    uninterrupted run, so are the numbers."""
     start = time.perf_counter()
     files = _files_of(images)
     if files is not None and (cache or journal is not None):

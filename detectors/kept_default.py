@@ -30,7 +30,7 @@ from detectors.detector import DETECTOR_FILE
 log = logging.getLogger(__name__)
 
 FORMAT = "genaudit.embedded-default/1"
-MODELS = ("digits-ddpm", "digits-gan", "digits-classifier")  # the DDPM scored and sampled, the GAN sampled
+MODELS = ("digits-ddpm", "digits-gan")  # the DDPM scores and is sampled, the GAN is sampled (run_default)
 
 
 def kept_folder() -> Path | None:

@@ -451,7 +451,7 @@ def _evaluation(out: Path) -> dict:
 
 def test_detect_evaluate_shards_then_the_merge_equal_one_process(digit_folders, tmp_path, monkeypatch) -> None:
     from detectors import job
-    from detectors.feature_shards import feature_job, load_cache
+    from detectors.feature_shards import feature_job, feature_journal
 
     kw = dict(scorer_config=SCORER, draws=50)
     real, fake = [str(digit_folders["real"])], [str(digit_folders["fake"])]
@@ -463,7 +463,7 @@ def test_detect_evaluate_shards_then_the_merge_equal_one_process(digit_folders, 
 
     model = load_noise_model(job.DEFAULT_MODEL)
     scorer = job.build_scorer(SCORER, model)
-    assert len(load_cache(out, model, scorer)) == 48  # every readable image, once (the broken one has no row)
+    assert len(feature_journal(out, model, scorer).rows()) == 48  # every readable image, once (the broken one: none)
     assert all(ShardMarker(out, feature_job(model, scorer), Shard(k, 3)).done() for k in range(3))
     scored = []
     original = job._features_by_size
