@@ -125,7 +125,7 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     group.add_argument(
         "--ray-batch-size", type=positive_int, metavar="N",
-        help="images per Ray Data batch, one actor call each (audit; default 8)",
+        help="records an audit actor yields at a time (audit; default 8)",
     )  # fmt: skip
 
 

@@ -173,7 +173,7 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _worker_pids(title: str = r"ray::MapWorker\(MapBatches\(RecordMaker\)\)") -> list[int]:
+def _worker_pids(title: str = r"ray::MapWorker\(MapBatches\(ShardRecorder\)\)") -> list[int]:
     """Ray worker processes by title (a regular expression): the audit's Ray Data actors by default."""
     found = subprocess.run(["pgrep", "-f", title], capture_output=True, text=True).stdout
     return [int(p) for p in found.split()]
@@ -181,12 +181,19 @@ def _worker_pids(title: str = r"ray::MapWorker\(MapBatches\(RecordMaker\)\)") ->
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_with_a_worker_killed_mid_run_equals_one_process(dataset, one_process, ray_cluster, tmp_path) -> None:
+def test_ray_with_a_worker_killed_mid_run_equals_one_process(
+    dataset, one_process, ray_cluster, tmp_path, monkeypatch
+) -> None:
+    """Records leave the actors two at a time (blocks of one batch), so the kill lands in a shard part of whose
+    records the driver already holds: Ray retries it on the restarted actor, which must yield the same
+    blocks again (it lists against the part as it was planned), and every index is written once."""
     from audit.dataset.job import run_audit
     from audit.scale.ray_executor import RayOptions
 
+    monkeypatch.setattr("audit.scale.ray_data_audit.RECORD_BLOCK_BYTES", 1)
     out = tmp_path / "ray"
-    options = RayOptions(workers=2, shards=6)
+    options = RayOptions(workers=2, shards=6, batch_size=2)
+    sizes = [len(Shard(k, 6).range(147)) for k in range(6)]
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -199,20 +206,28 @@ def test_ray_with_a_worker_killed_mid_run_equals_one_process(dataset, one_proces
     thread.start()
     parts = out / "shards" / "records"
     deadline = time.monotonic() + 120
-    killed = None
+    killed, at_kill = None, []
     while time.monotonic() < deadline and killed is None:
-        written = sum(p.read_text().count("\n") for p in parts.glob("*.jsonl")) if parts.is_dir() else 0
+        at_kill = [_lines(parts / f"{Shard(k, 6).name}.jsonl") for k in range(6)]
         pids = _worker_pids()
-        if written >= 5 and pids:
+        if sum(at_kill) >= 5 and pids:
             killed = pids[0]
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.02)
     thread.join(timeout=600)
     assert killed is not None and not errors, errors
+    assert any(0 < n < size for n, size in zip(at_kill, sizes, strict=True)), at_kill  # records came mid-shard
     assert all(ShardMarker(out, "records", Shard(k, 6)).done() for k in range(6))
     lines = [json.loads(x)["index"] for p in parts.glob("*.jsonl") for x in p.read_text().splitlines()]
     assert sorted(lines) == list(range(147))  # no row lost or written twice across the restart
     assert _outcome(out) == one_process
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_text().count("\n")
+    except OSError:
+        return 0
 
 
 @pytest.mark.ray
@@ -275,6 +290,33 @@ def test_ray_data_missing_weights_are_the_local_one_line(dataset, ray_cluster, t
     with pytest.raises(WeightsError, match=r"^mtcnn weights folder \S+ has no pnet\.pt \(needs pnet, rnet, onet\)$"):
         run_audit(str(dataset), tmp_path / "out", backend=f"mtcnn:{tmp_path / 'none'}", workers=1, progress=False,
                   executor=RayOptions(workers=1, shards=2))  # fmt: skip
+
+
+def test_a_job_error_comes_out_of_rays_wrappers_as_its_own_one_line() -> None:
+    """Ray raises a remote error as a class that subclasses both its own wrapper and the error's class, its
+    text the whole remote traceback, the original in ``cause``; Ray Data appends its retry note to the
+    message. What reaches the user is the error's class and its own line."""
+    from audit.errors import WeightsError
+    from audit.scale.ray_executor import job_error
+
+    own = WeightsError("mtcnn weights folder /w has no pnet.pt (needs pnet, rnet, onet)")
+    own.args = (
+        f"{own.args[0]}\nFailed to apply UDF transform after 1/1 attempts (total backoff 0.0s).\nTo change retry "
+        "attempts, configure `ray.data.DataContext.get_current()` if you believe this to be transient.",
+    )
+
+    class RemoteWeightsError(RuntimeError, WeightsError):  # the shape of ray.exceptions.RayTaskError(WeightsError)
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__(f'ray::MapWorker.submit() (pid=1)\n  File "x.py", line 1\n{type(cause).__name__}')
+            self.cause = cause
+
+    found = job_error(RemoteWeightsError(own))
+    assert type(found) is WeightsError
+    assert str(found) == "mtcnn weights folder /w has no pnet.pt (needs pnet, rnet, onet)"
+    # Ray Data's traceback text alone: the error's line in it
+    text = RuntimeError("Traceback ...\naudit.errors.InputError: shard 0-of-2: item 3 was 'a' and is now 'b'\nmore")
+    assert (type(job_error(text)), str(job_error(text))) == (InputError, "shard 0-of-2: item 3 was 'a' and is now 'b'")
+    assert job_error(RuntimeError("a Ray error of its own")) is None
 
 
 @pytest.mark.ray

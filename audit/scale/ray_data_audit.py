@@ -1,22 +1,26 @@
-"""The audit on Ray Data (extra ``ray``): listing tasks feed an actor pool of face backends (docs/scale-out.md).
+"""The audit on Ray Data (extra ``ray``): an actor pool of face backends, each listing and analysing its
+shards (docs/scale-out.md).
 
 The pipeline, streamed end to end (Ray Data's backpressure bounds what is in flight):
 
 1. ``from_items``: one row per unfinished shard (:mod:`audit.scale.shards`, the same cut as ``--shard``).
-2. ``map_batches`` over the shards, a generator (tasks, no CPU reserved, one at a time per 8 workers:
-   they only list): each shard's items not yet in its part file, 256 rows at a time, through the same
-   source code as a local run (folders, manifests, webdataset tars, Parquet; a Parquet cell's bytes
-   travel with its row, a file is read where it is analysed).
-3. ``map_batches`` on an actor pool (one per worker, each with the backend built once, ``num_gpus`` as
-   asked): every image through the one loader (sha256, EXIF, pixel limit, reasons) and the backend,
-   exactly :func:`audit.dataset.run.analyze_item`.
-4. The driver appends each record to its shard's part file as it arrives and writes the shard's marker
+2. ``map_batches`` on an actor pool (one per worker, each with the backend built once, ``num_gpus`` as
+   asked), a generator over one shard at a time: the shard's items not yet in its part file, listed in
+   the actor through the same source code as a local run (folders, manifests, webdataset tars, Parquet),
+   every image through the one loader (sha256, EXIF, pixel limit, reasons) and the backend, exactly
+   :func:`audit.dataset.run.analyze_item`; records leave the actor in blocks of about
+   :data:`RECORD_BLOCK_BYTES`, not at the shard's end.
+3. The driver appends each record to its shard's part file as it arrives and writes the shard's marker
    when the shard is complete; the caller then merges the parts in index order
    (:func:`audit.dataset.run.run_records`), so the records equal a one-process run's.
 
-Resume is genaudit's, not Ray's: a rerun lists only what the part files lack. A worker killed mid-batch
-is restarted and its batch retried (at most :data:`audit.scale.ray_executor.RESTARTS` times); a record
-that arrives twice is written once (the driver keys them by index).
+Listing in the actors rather than in tasks of their own (up to 2026-12-07) starts one worker process fewer
+and moves no image bytes through the object store (benchmarks/RESULTS.md, seventh round).
+
+Resume is genaudit's, not Ray's: a rerun lists only what the part files lack. A worker killed mid-shard
+is restarted and its shard retried from what the driver has written (at most
+:data:`audit.scale.ray_executor.RESTARTS` times); a record that arrives twice is written once (the driver
+keys them by index).
 """
 
 from __future__ import annotations
@@ -35,35 +39,58 @@ from audit.scale.shards import Shard, ShardMarker
 
 log = logging.getLogger(__name__)
 
-LIST_CHUNK = 256  # listed rows per output block
-BATCH_SIZE = 8  # images per actor call: small, so a killed worker redoes little
-LISTED_PER_LISTER = 8  # analysis workers fed by one listing task at a time: listing is cheap, and every
-# concurrent task is a worker process to start (8 at once cost 9 s on 2 cores before the first image)
+BATCH_SIZE = 8  # records per batch an actor yields
+RECORD_BLOCK_BYTES = 64 * 1024  # Ray Data's output block target for the records (its default, 128 MiB,
+# would hold a shard's records in the actor until the shard ends: a killed actor or driver would lose them)
 
 
-class ShardLister:
-    """Stage 2: a shard's items not yet recorded, yielded :data:`LIST_CHUNK` rows at a time (a shard of a
-    Parquet source carries its images' bytes: never one list). Picklable; runs in Ray's task workers."""
+class ShardRecorder:
+    """Stage 2, one Ray Data actor: the face backend (and NSFW checker, caption scorer) built once, then shard
+    after shard, each listed here (its items not yet in its part file, through the same sources as a local
+    run) and every item analysed as it is listed (:func:`audit.dataset.run.analyze_item`), its records
+    yielded :attr:`batch_size` at a time. Listing where the images are analysed starts no other worker
+    process and never moves an image's bytes through the object store (a Parquet cell is read here)."""
 
-    def __init__(self, spec: str, out: str, job: str, columns: Any, total: int, cwd: str, paths: list[str]) -> None:
+    def __init__(
+        self, spec: str, out: str, job: str, columns: Any, total: int, batch_size: int,
+        backend: str, nsfw: bool, caption_model: str | None, cwd: str, paths: list[str],
+    ) -> None:  # fmt: skip
+        from audit.dataset.backends import get_analyzer
+        from audit.dataset.run import _caption_scorer, _nsfw_checker
+
+        _enter(cwd, paths)
         self.spec, self.out, self.job, self.columns, self.total = spec, out, job, columns, total
-        self.cwd, self.paths = cwd, paths
+        self.batch_size = batch_size
+        self._error: Exception | None = None
+        try:
+            self.analyzer, self.checker = get_analyzer(backend), _nsfw_checker(nsfw)
+            self.captioner = _caption_scorer(caption_model)
+        except Exception as exc:  # missing weights, a missing extra: raised by the first shard, so that it
+            self._error = exc  # reaches the user as the CLI's one line, not as an actor's death and traceback
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, list[Any]]]:
-        _enter(self.cwd, self.paths)
-        for k, n in zip(batch["k"], batch["n"], strict=True):
-            rows: dict[str, list[Any]] = {"k": [], "item": [], "data": []}
-            for item in self._unrecorded(Shard(int(k), int(n))):
-                rows["k"].append(int(k))
-                rows["item"].append(_item_json(item))
-                rows["data"].append(item.data)
-                if len(rows["k"]) == LIST_CHUNK:
-                    yield rows
-                    rows = {"k": [], "item": [], "data": []}
-            if rows["k"]:
-                yield rows
+        from audit.dataset.run import analyze_item
 
-    def _unrecorded(self, shard: Shard) -> Iterator[Any]:
+        if self._error is not None:
+            raise self._error
+        for k, n, recorded in zip(batch["k"], batch["n"], batch["recorded"], strict=True):
+            records: list[str] = []
+            for item in self._unrecorded(Shard(int(k), int(n)), int(recorded)):
+                record = analyze_item(item, self.analyzer, self.checker, self.captioner)
+                records.append(json.dumps(record, ensure_ascii=False))
+                if len(records) == self.batch_size:
+                    yield {"k": [int(k)] * len(records), "record": records}
+                    records = []
+            if records:
+                yield {"k": [int(k)] * len(records), "record": records}
+
+    def _unrecorded(self, shard: Shard, recorded: int) -> Iterator[Any]:
+        """The shard's items without a record among the first ``recorded`` of its part file: the records the
+        driver had when it planned the run, never the ones it appends meanwhile, so that a call Ray retries
+        after a kill yields the same records in the same blocks (Ray does not deliver a retried streaming
+        task's blocks twice: it counts them) and the driver keeps each index once."""
+        from itertools import islice
+
         from audit.dataset.record_store import JsonlRecords
         from audit.dataset.run import RecordedNames, _not_yet_recorded, dataset_items
         from audit.scale.shards import shard_folder
@@ -71,52 +98,9 @@ class ShardLister:
         indices = shard.range(self.total)
         part = JsonlRecords(shard_folder(Path(self.out), self.job) / f"{shard.name}.jsonl")
         items = dataset_items(self.spec, self.columns, start=indices.start)
-        # the driver may be appending to this part (a retried listing): read it, never repair it
-        return _not_yet_recorded(items, RecordedNames(lambda: part.iter(repair=False)), stop=indices.stop)
-
-
-class RecordMaker:
-    """Stage 3: one Ray Data actor; the face backend (and NSFW checker) built once, then batch after batch."""
-
-    def __init__(self, backend: str, nsfw: bool, caption_model: str | None, cwd: str, paths: list[str]) -> None:
-        from audit.dataset.backends import get_analyzer
-        from audit.dataset.run import _caption_scorer, _nsfw_checker
-
-        _enter(cwd, paths)
-        self._builtin: list[Any] | None = None
-        self._error: Exception | None = None
-        try:
-            self.analyzer, self.checker = get_analyzer(backend), _nsfw_checker(nsfw)
-            self.captioner = _caption_scorer(caption_model)
-        except Exception as exc:  # missing weights, a missing extra: raised by the first batch, so that it
-            self._error = exc  # reaches the user as the CLI's one line, not as an actor's death and traceback
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        from audit.dataset.run import analyze_item
-
-        if self._error is not None:
-            raise self._error
-
-        records = [
-            json.dumps(
-                analyze_item(self._item(text, data), self.analyzer, self.checker, self.captioner), ensure_ascii=False
-            )
-            for text, data in zip(batch["item"], batch["data"], strict=True)
-        ]
-        return {"k": list(batch["k"]), "record": records}
-
-    def _item(self, text: str, data: Any) -> Any:
-        from audit.dataset.run import Item
-
-        fields = json.loads(text)
-        if fields.pop("builtin", False):
-            if self._builtin is None:
-                from audit.dataset.builtin import faces_demo
-
-                self._builtin = list(faces_demo())
-            fields["pixels"] = self._builtin[fields["index"]].load()
-        span, has_data = fields.pop("span"), fields.pop("has_data")
-        return Item(**fields, span=None if span is None else tuple(span), data=bytes(data) if has_data else None)
+        # the driver may be appending to this part: read what it had, never repair it
+        done = RecordedNames(lambda: islice(part.iter(repair=False), recorded))
+        return _not_yet_recorded(items, done, stop=indices.stop)
 
 
 def _restarts() -> dict[str, int]:
@@ -132,20 +116,6 @@ def _enter(cwd: str, paths: list[str]) -> None:
     if os.path.isdir(cwd) and os.getcwd() != cwd:
         os.chdir(cwd)
     sys.path[:0] = [p for p in paths if p not in sys.path]
-
-
-def _item_json(item: Any) -> str:
-    """An item as text, without its bytes (they travel as their own column) or in-memory pixels (the
-    builtin set is rebuilt in the actor)."""
-    return json.dumps(
-        {
-            "relpath": item.relpath, "label": item.label, "path": item.path, "refusal": item.refusal,
-            "refusal_message": item.refusal_message, "index": item.index,
-            "span": None if item.span is None else list(item.span), "builtin": item.pixels is not None,
-            "has_data": item.data is not None, "caption": item.caption,
-        },
-        ensure_ascii=False,
-    )  # fmt: skip
 
 
 class ShardWriter:
@@ -224,16 +194,16 @@ def record_with_ray_data(
         context = data.DataContext.get_current()
         context.enable_progress_bars = progress
         context.execution_options.preserve_order = False
+        context.target_max_block_size = RECORD_BLOCK_BYTES
         here = (os.getcwd(), [p for p in sys.path if p])
-        rows = data.from_items([{"k": s.k, "n": s.n} for s in todo], override_num_blocks=len(todo))
-        listers = data.TaskPoolStrategy(size=max(1, workers // LISTED_PER_LISTER))
-        lister = ShardLister(spec, str(out), job, columns, total, *here)
-        listed = rows.map_batches(lister, batch_size=1, num_cpus=0, compute=listers)
+        rows = data.from_items([{"k": s.k, "n": s.n, "recorded": len(writer.done[s.k])} for s in todo],
+                               override_num_blocks=len(todo))  # fmt: skip
+        recorder_args = (spec, str(out), job, columns, total, options.batch_size or BATCH_SIZE, backend, nsfw,
+                         caption_model, *here)  # fmt: skip
         with warnings.catch_warnings():  # Ray 2.60 marks the one way to bound restarts as deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
-            records = listed.map_batches(
-                RecordMaker, fn_constructor_args=(backend, nsfw, caption_model, *here),
-                batch_size=options.batch_size or BATCH_SIZE,
+            records = rows.map_batches(
+                ShardRecorder, fn_constructor_args=recorder_args, batch_size=1,
                 compute=data.ActorPoolStrategy(size=workers), num_cpus=resources["num_cpus"],
                 num_gpus=resources.get("num_gpus", 0), ray_remote_args_fn=_restarts,
             )  # fmt: skip

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 RESTARTS = 3  # a worker that dies this many times on one shard (a crash, not a kill) stops the run with one line
 SHARDS_PER_WORKER = 4  # default shards per worker: a killed shard redoes little, and stragglers even out
 _ERROR_LINE = re.compile(r"^audit\.errors\.(\w+): (.+)$", re.MULTILINE)  # a genaudit error in a traceback
+# what Ray Data appends to a UDF's error when it gives up retrying (ray.data._internal.util, Ray 2.60)
+_RETRY_NOTE = re.compile(r"\nFailed to [^\n]* after \d+/\d+ attempts \(total backoff .*", re.DOTALL)
 OBJECT_STORE_BYTES = 256 * 1024 * 1024  # a local Ray's object store: shards pass no images through it
 
 
@@ -240,8 +242,10 @@ class WorkerPool:
 
 def job_error(exc: BaseException) -> GenauditError | None:
     """The job's own error (a bad input, missing weights) inside what Ray raised, as a fresh error of the
-    same class, or None. Ray wraps it (``cause``, ``__cause__``); Ray Data keeps only its traceback's
-    text, so the ``audit.errors.<Class>: <message>`` line is looked for there too."""
+    same class, or None. Ray wraps it (``cause``, ``__cause__``) in a class that is also a subclass of the
+    error's own (its text the whole remote traceback), so a wrapper is opened rather than taken; Ray Data
+    keeps only its traceback's text, so the ``audit.errors.<Class>: <message>`` line is looked for there
+    too."""
     import audit.errors
 
     seen: set[int] = set()
@@ -251,8 +255,8 @@ def job_error(exc: BaseException) -> GenauditError | None:
         if error is None or id(error) in seen:
             continue
         seen.add(id(error))
-        if isinstance(error, GenauditError):
-            return type(error)(str(error))
+        if isinstance(error, GenauditError) and getattr(error, "cause", None) is None:
+            return type(error)(_RETRY_NOTE.sub("", str(error)))
         stack += [getattr(error, "cause", None), error.__cause__, error.__context__]
     for name, message in reversed(_ERROR_LINE.findall(str(exc))):
         kind = getattr(audit.errors, name, None)
