@@ -267,6 +267,10 @@ def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, 
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "tables" / "people.parquet", row_group_size=7)
     whole = (tmp_path / "tables" / "people.parquet").read_bytes()
     (tmp_path / "tables" / "torn.parquet").write_bytes(whole[: len(whole) // 2])  # one record, not the run's end
+    import ray.data
+
+    context = ray.data.DataContext.get_current()  # the caller's settings, left as they were
+    settings = (context.target_max_block_size, context.execution_options.preserve_order, context.enable_progress_bars)
     for spec in ("people.tar", "tables"):
         local, on_ray = tmp_path / f"local-{spec}", tmp_path / f"ray-{spec}"
         run_audit(str(tmp_path / spec), local, backend="opencv-haar", workers=1, progress=False)
@@ -277,6 +281,8 @@ def test_ray_data_reads_webdataset_and_parquet_as_a_local_run_does(ray_cluster, 
         assert expected["data"]["overall"]["faces"] > 0 and expected["data"]["unreadable"]["count"] >= 1
         assert sum("caption_score" in r for r in expected["records"]) == len(pngs) - 1  # every readable image
         assert _outcome(on_ray) == expected, spec
+    assert (context.target_max_block_size, context.execution_options.preserve_order,
+            context.enable_progress_bars) == settings  # fmt: skip
 
 
 @pytest.mark.ray

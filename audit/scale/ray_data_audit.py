@@ -31,6 +31,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -191,41 +192,58 @@ def record_with_ray_data(
             return []
         total = count_items(spec, columns)
         writer = ShardWriter(out, job, todo, total)
-        context = data.DataContext.get_current()
-        context.enable_progress_bars = progress
-        context.execution_options.preserve_order = False
-        context.target_max_block_size = RECORD_BLOCK_BYTES
-        here = (os.getcwd(), [p for p in sys.path if p])
-        rows = data.from_items([{"k": s.k, "n": s.n, "recorded": len(writer.done[s.k])} for s in todo],
-                               override_num_blocks=len(todo))  # fmt: skip
-        recorder_args = (spec, str(out), job, columns, total, options.batch_size or BATCH_SIZE, backend, nsfw,
-                         caption_model, *here)  # fmt: skip
-        with warnings.catch_warnings():  # Ray 2.60 marks the one way to bound restarts as deprecated
-            warnings.simplefilter("ignore", DeprecationWarning)
-            records = rows.map_batches(
-                ShardRecorder, fn_constructor_args=recorder_args, batch_size=1,
-                compute=data.ActorPoolStrategy(size=workers), num_cpus=resources["num_cpus"],
-                num_gpus=resources.get("num_gpus", 0), ray_remote_args_fn=_restarts,
-            )  # fmt: skip
-        try:
-            for batch in records.iter_batches(batch_size=None, batch_format="numpy"):
-                for k, text in zip(batch["k"], batch["record"], strict=True):
-                    writer.add(int(k), json.loads(str(text)))
-        except ray.exceptions.RayError as exc:
-            writer.close()
-            found = job_error(exc)
-            if found is not None:
-                raise found from None
-            why = " ".join(str(exc).split())[:300]
-            raise InputError(
-                f"the Ray Data audit stopped ({type(exc).__name__}: {why}); the shards done are kept: run the "
-                "command again to continue"
-            ) from None
-        except BaseException:
-            writer.close()
-            raise
-        writer.finish()
+        with _settings(data.DataContext.get_current(), progress):
+            here = (os.getcwd(), [p for p in sys.path if p])
+            rows = data.from_items([{"k": s.k, "n": s.n, "recorded": len(writer.done[s.k])} for s in todo],
+                                   override_num_blocks=len(todo))  # fmt: skip
+            recorder_args = (spec, str(out), job, columns, total, options.batch_size or BATCH_SIZE, backend, nsfw,
+                             caption_model, *here)  # fmt: skip
+            with warnings.catch_warnings():  # Ray 2.60 marks the one way to bound restarts as deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                records = rows.map_batches(
+                    ShardRecorder, fn_constructor_args=recorder_args, batch_size=1,
+                    compute=data.ActorPoolStrategy(size=workers), num_cpus=resources["num_cpus"],
+                    num_gpus=resources.get("num_gpus", 0), ray_remote_args_fn=_restarts,
+                )  # fmt: skip
+            try:
+                for batch in records.iter_batches(batch_size=None, batch_format="numpy"):
+                    for k, text in zip(batch["k"], batch["record"], strict=True):
+                        writer.add(int(k), json.loads(str(text)))
+            except ray.exceptions.RayError as exc:
+                writer.close()
+                found = job_error(exc)
+                if found is not None:
+                    raise found from None
+                why = " ".join(str(exc).split())[:300]
+                raise InputError(
+                    f"the Ray Data audit stopped ({type(exc).__name__}: {why}); the shards done are kept: run the "
+                    "command again to continue"
+                ) from None
+            except BaseException:
+                writer.close()
+                raise
+            writer.finish()
     return todo
+
+
+@contextmanager
+def _settings(context: Any, progress: bool) -> Iterator[None]:
+    """This run's Ray Data settings (progress bars, unordered output, small record blocks, Ray Data's log
+    quiet: its errors reach the user as genaudit's one line), the caller's restored afterwards: genaudit may
+    run inside a program with Ray Data pipelines of its own."""
+    logger = logging.getLogger("ray.data")
+    saved = (context.enable_progress_bars, context.execution_options.preserve_order, context.target_max_block_size)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    context.enable_progress_bars = progress
+    context.execution_options.preserve_order = False
+    context.target_max_block_size = RECORD_BLOCK_BYTES
+    try:
+        yield
+    finally:
+        (context.enable_progress_bars, context.execution_options.preserve_order,
+         context.target_max_block_size) = saved  # fmt: skip
+        logger.setLevel(level)
 
 
 def _ray_data(ray: Any) -> Any:
@@ -233,5 +251,4 @@ def _ray_data(ray: Any) -> Any:
         import ray.data as data
     except ImportError:
         raise InputError('the audit on Ray needs Ray Data: pip install "genaudit[ray]" (ray[data])') from None
-    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # its errors reach the user as our one line
     return data
