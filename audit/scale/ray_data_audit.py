@@ -18,9 +18,9 @@ Listing in the actors rather than in tasks of their own (up to 2026-12-07) start
 and moves no image bytes through the object store (benchmarks/RESULTS.md, seventh round).
 
 Resume is genaudit's, not Ray's: a rerun lists only what the part files lack. A worker killed mid-shard
-is restarted and its shard retried from what the driver has written (at most
-:data:`audit.scale.ray_executor.RESTARTS` times); a record that arrives twice is written once (the driver
-keys them by index).
+is restarted and its shard retried against the part file as the run found it (at most
+:data:`audit.scale.ray_executor.RESTARTS` times; see :meth:`ShardRecorder._unrecorded`); a record that
+arrives twice is written once (the driver keys them by index).
 """
 
 from __future__ import annotations
