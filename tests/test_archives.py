@@ -207,6 +207,7 @@ def _parquet(path: Path, rows: list[dict], schema=None) -> None:
 
 def test_parquet_binary_and_huggingface_struct_columns_give_the_same_images(tmp_path) -> None:
     from audit.io import decode_image
+    from audit.io.archives import load_at, parquet_listing
     from audit.io.sources import load_record, open_source
 
     pngs = [_png(i) for i in range(7)]
@@ -222,6 +223,11 @@ def test_parquet_binary_and_huggingface_struct_columns_give_the_same_images(tmp_
     assert [r.caption for r in hf] == [f"c{i}" for i in range(7)] and hf[0].label is None
     expected = [decode_image(p).sha256 for p in pngs]
     assert [load_record(r).sha256 for r in flat] == expected == [load_record(r).sha256 for r in hf]
+    # the deepfake check's listing (no image bytes read) names the rows as the audit does: by the struct's path
+    for spec, records in ((tmp_path / "hf", hf), (tmp_path / "flat.parquet", flat)):
+        listed = list(parquet_listing(str(spec)))
+        assert [r.relpath for r in listed] == [r.relpath for r in records]
+        assert [load_at(r.path, r.span).sha256 for r in listed] == expected
 
 
 def test_parquet_start_skips_rows_and_a_null_cell_gets_a_reason(tmp_path) -> None:

@@ -473,6 +473,7 @@ def _parquet_records(plans: list[ParquetPlan], start: int) -> Iterator[ImageReco
                         row += 1
             except (OSError, pa.ArrowException) as exc:  # a damaged row group: its unread rows get a reason
                 keys = _group_column(reader, group, plan.key, rows)
+                inner = _group_inner_paths(reader, group, plan.image, rows)
                 labels = _group_column(reader, group, plan.label, rows)
                 for r in range(row, end):
                     if skip:
@@ -480,7 +481,7 @@ def _parquet_records(plans: list[ParquetPlan], start: int) -> Iterator[ImageReco
                         continue
                     record = _refused(
                         plan.file,
-                        plan.row_name(r, keys[r - first]),
+                        plan.row_name(r, keys[r - first], inner[r - first]),
                         UNREADABLE,
                         f"row {r}: its row group ({group}) could not be read ({_one_line(exc)})",
                     )
@@ -502,6 +503,19 @@ def _group_column(reader: Any, group: int, column: str | None, rows: int) -> lis
         except (OSError, pa.ArrowException):
             pass
     return [None] * rows
+
+
+def _group_inner_paths(reader: Any, group: int, image: str, rows: int) -> list[Any]:
+    """The ``path`` of each row's image struct (HuggingFace datasets' ``{bytes, path}``) in one row group,
+    read without the bytes (only that child column), else None for every row: rows are named by it where
+    there is no key, in a listing as when the rows are read (:meth:`ParquetPlan.row_name`)."""
+    import pyarrow as pa
+
+    field = reader.schema_arrow.field(image) if image in reader.schema_arrow.names else None
+    if field is None or not pa.types.is_struct(field.type) or field.type.get_field_index("path") < 0:
+        return [None] * rows
+    values = _group_column(reader, group, f"{image}.path", rows)
+    return [v.get("path") if isinstance(v, dict) else None for v in values]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -546,9 +560,11 @@ class TableRow:
 
 def parquet_listing(spec: str, columns: Columns | None = None) -> Iterator[ImageRecord]:
     """One record per row of every file (sorted), in row order, WITHOUT its image bytes: the record's
-    ``span`` is a :class:`TableRow` for :func:`load_at`. Only the ``key`` column (when present) is read;
-    rows are named ``file/key`` or ``file/row``. Every file's schema is checked now, as for reading; a file
-    that cannot be opened is one refused record, and a damaged row group is found when its rows are read."""
+    ``span`` is a :class:`TableRow` for :func:`load_at`. Only the ``key`` column (when present) and an image
+    struct's ``path`` are read; rows are named as :func:`parquet_source` names them (``file/key``, else
+    ``file/path`` for a struct's path, else ``file/row``). Every file's schema is checked now, as for
+    reading; a file that cannot be opened is one refused record, and a damaged row group is found when its
+    rows are read."""
     pq = _pyarrow()
     for plan in _parquet_plans(spec, columns or Columns()):
         if plan.problem:
@@ -557,9 +573,11 @@ def parquet_listing(spec: str, columns: Columns | None = None) -> Iterator[Image
         reader = pq.ParquetFile(plan.file, pre_buffer=False)
         row = 0
         for group in range(reader.metadata.num_row_groups):
-            for key in _group_column(reader, group, plan.key, reader.metadata.row_group(group).num_rows):
+            rows = reader.metadata.row_group(group).num_rows
+            keys = _group_column(reader, group, plan.key, rows)
+            for key, inner in zip(keys, _group_inner_paths(reader, group, plan.image, rows), strict=True):
                 yield ImageRecord(
-                    path=plan.file, relpath=plan.row_name(row, key),
+                    path=plan.file, relpath=plan.row_name(row, key, inner),
                     span=TableRow(row, plan.image), extra={"row": row},
                 )  # fmt: skip
                 row += 1

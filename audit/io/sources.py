@@ -278,7 +278,7 @@ def listing_digest(spec: str | Path, **options: Any) -> tuple[str, int]:
     digest = hashlib.sha256(str(spec).encode())
     seen_files: set[str] = set()
     count = 0
-    if archives.is_parquet(str(spec)):  # its rows without their image bytes: the key column only
+    if archives.is_parquet(str(spec)):  # its rows without their image bytes: key and struct path only
         records = archives.parquet_listing(str(spec), options.get("columns"))
     else:
         records = open_source(spec, **options)
