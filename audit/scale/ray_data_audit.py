@@ -105,7 +105,7 @@ class ShardRecorder:
 
 
 def _restarts() -> dict[str, int]:
-    """A killed actor is restarted and its batch retried, a bounded number of times (never a hang)."""
+    """A killed actor is restarted and its shard retried, a bounded number of times (never a hang)."""
     from audit.scale.ray_executor import RESTARTS
 
     return {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}

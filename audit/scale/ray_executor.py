@@ -84,8 +84,10 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         yield ray
         return
     env = {"env_vars": {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}}
-    if "GENAUDIT_CACHE_DIR" in os.environ:  # bench shards look for kept reference features where the driver keeps them
-        env["env_vars"]["GENAUDIT_CACHE_DIR"] = os.environ["GENAUDIT_CACHE_DIR"]
+    from audit.cache_dir import CACHE_ENV
+
+    if CACHE_ENV in os.environ:  # bench shards look for kept reference features where the driver keeps them
+        env["env_vars"][CACHE_ENV] = os.environ[CACHE_ENV]
     if options.address not in (None, "auto"):
         _check_reachable(options.address)
     try:
