@@ -16,6 +16,10 @@ images and folds, bound and probe what calibration could do:
   p 0.7 as the augmentation), or JPEG-compressed at a quality uniform in a range (any: 30-95; or a
   quality bin around the test's), blur p 0.3 throughout; the copies alone, not the originals.
 
+- **routed**: the product's JPEG route (``--route-jpeg``, :mod:`detectors.routing`): the main (plain)
+  detector, and for a perturbation that leaves a JPEG below quality 90 a detector calibrated on the
+  product's own JPEG copies (one per image, blur p 0.3, quality 30-95, seed 1) alone.
+
 Every image is scored by a detector whose calibration never saw it or a copy of it (5 folds stratified by
 source, the DDPM's siblings in one fold); AUROC over all 1,347 images of ``builtin:digits-mixed`` (297
 held-out real digits against every generated one), the default scorer (K = 16 x 2, 32 evaluations).
@@ -84,7 +88,7 @@ def main() -> None:
     from detectors.augment import AugmentedImages
     from detectors.builtin import digits_mixed
     from detectors.evaluation import PERTURBATIONS, perturbed
-    from detectors.job import Copies, build_scorer, cross_fit, features
+    from detectors.job import Copies, build_scorer, cross_fit, features, jpeg_features, routed_perturbation
     from detectors.noise_model import load_noise_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,15 +118,18 @@ def main() -> None:
     augmented = crossed(clean, Copies(augmented_copies, every))
     # the size-matched detector: calibrated on the sized copies alone, each in its original's fold
     matched = {name: crossed(feats) for name, feats in sized.items()}
+    route = crossed(cached(args.cache, "jpeg_route", lambda: jpeg_features(model, scorer, list(data.images))))
     print(f"{len(y)} images ({int((y == 0).sum())} real); AUROC, every image scored out of fold")
-    print(f"{'perturbation':14s} {'plain':>7s} {'augmented':>10s} {'oracle':>7s}  matched copies")
-    print(f"{'none':14s} {roc_auc_score(y, plain.decisions):7.3f} {roc_auc_score(y, augmented.decisions):10.3f}")
+    print(f"{'perturbation':14s} {'plain':>7s} {'augmented':>10s} {'oracle':>7s} {'routed':>7s}  matched copies")
+    clean = roc_auc_score(y, plain.decisions)
+    print(f"{'none':14s} {clean:7.3f} {roc_auc_score(y, augmented.decisions):10.3f} {'':7s} {clean:7.3f}")
     for name in PERTURBATIONS:
         feats = cached(args.cache, name.replace(" ", "_"), lambda n=name: scored(perturbed(list(data.images), n)))
         row = [roc_auc_score(y, plain.score(feats, every)), roc_auc_score(y, augmented.score(feats, every)),
                roc_auc_score(y, crossed(feats).decisions)]  # fmt: skip
+        routed = roc_auc_score(y, route.score(feats, every)) if routed_perturbation(name) else row[0]
         cells = [f"{c} {roc_auc_score(y, matched[c].score(feats, every)):.3f}" for c in MATCHED[name]]
-        print(f"{name:14s} {row[0]:7.3f} {row[1]:10.3f} {row[2]:7.3f}  {'; '.join(cells)}", flush=True)
+        print(f"{name:14s} {row[0]:7.3f} {row[1]:10.3f} {row[2]:7.3f} {routed:7.3f}  {'; '.join(cells)}", flush=True)
     for name, fitted in matched.items():
         print(f"matched copies alone ({name}), cross-fitted on themselves: {roc_auc_score(y, fitted.decisions):.3f}")
 

@@ -41,6 +41,11 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         raise InputError(
             "--augment calibrates: it belongs to 'detect calibrate' and 'detect evaluate' without --detector"
         )
+    if args.route_jpeg and (action is None or args.detector):
+        raise InputError(
+            "--route-jpeg calibrates: it belongs to 'detect calibrate' and 'detect evaluate' without --detector (a "
+            "saved detector brings its own route)"
+        )
     if args.training and action != "evaluate":
         raise InputError("--training belongs to 'detect evaluate'")
     executor = executor_options(args)
@@ -52,7 +57,7 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
         target = job.calibrate(
             args.real, args.fake or [], args.out or "detector.json", model_spec=args.model,
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, calibration=args.calibration,
-            image_column=args.image_column, augment=args.augment,
+            image_column=args.image_column, augment=args.augment, route_jpeg=args.route_jpeg,
         )  # fmt: skip
         log.info("detector saved: %s (+ %s)", target, Path(target).with_suffix(".safetensors").name)
         sys.stdout.write(f"{target}\n")
@@ -64,6 +69,7 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
             scorer_config=_scorer_config(args), target_fpr=args.target_fpr, face_records=args.face_records,
             face_backend=args.face_backend, draws=args.bootstrap, training=args.training, shard=args.shard,
             executor=executor, progress=not args.quiet, image_column=args.image_column, augment=args.augment,
+            route_jpeg=args.route_jpeg,
         )  # fmt: skip
     elif not inputs:
         results = job.run_default(out, k=args.k, noise_sets=args.noise_sets, target_fpr=args.target_fpr,
@@ -145,6 +151,11 @@ def add_parser(sub: Any) -> None:
         help="calibrate, evaluate: add N perturbed copies of every image (random JPEG q30-95, resize 0.5-2x, mild "
         "blur) to calibration, for robustness to re-encoding; evaluate then also reports the detector without "
         "them (default 0)",
+    )  # fmt: skip
+    detect.add_argument(
+        "--route-jpeg", action="store_true",
+        help="calibrate, evaluate: also calibrate a second detector on one JPEG copy of every image (q30-95, mild "
+        "blur) and score every input that is a JPEG below quality 90 with it (the embedded default has one)",
     )  # fmt: skip
     detect.add_argument("--face-records", metavar="CSV", help="faces of the real images: FPR by perceived group")
     detect.add_argument(

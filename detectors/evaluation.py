@@ -117,6 +117,7 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "resize 0.5x": resize(0.5),
     "resize 2x": resize(2.0),
 }
+PERTURBATION_QUALITY = {"jpeg q95": 95, "jpeg q75": 75, "jpeg q50": 50}  # the JPEG quality each one leaves
 
 
 def perturbed(images: np.ndarray | list[np.ndarray], name: str) -> list[np.ndarray]:

@@ -29,9 +29,10 @@ import numpy as np
 from audit.atomic import output_folder
 from audit.errors import InputError
 from detectors.detector import DETECTOR_FILE, ReconstructionDetector, is_detector_document
-from detectors.evaluation import PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
+from detectors.evaluation import PERTURBATION_QUALITY, PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
+from detectors.routing import JPEG_ROUTE, MAIN_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ BASELINE_SCORER = {"name": "inversion", "steps": 20}
 DETECTIONS_FILE = "detections.csv"
 EVALUATION_FILE = "evaluation.json"
 RESULTS_FILE = "detect-results.json"
-AUGMENT_COPIES = 1  # perturbed copies per image in the demo's augmented calibration
 FOLDS = 5  # cross-fitting folds of the evaluations (run_default, evaluate without --detector)
 
 
@@ -279,11 +279,38 @@ def cross_fit(
     return CrossFitted(decisions, probs, flags, fold_models)
 
 
-def scored_by(det: ReconstructionDetector, feats: np.ndarray) -> CrossFitted:
-    """One saved detector's decisions, probabilities and flags, in :class:`CrossFitted`'s shape."""
-    decisions = det.decision_function(feats)
-    flags = (decisions >= det.threshold_).astype(int)
-    return CrossFitted(decisions, det.probability(decisions), flags, [(np.arange(len(feats)), det)])
+def scored_by(det: Any, feats: np.ndarray, recompressed: np.ndarray | None = None) -> CrossFitted:
+    """One saved detector's decisions, probabilities and flags, in :class:`CrossFitted`'s shape; a
+    :class:`detectors.routing.Routed` one scores the ``recompressed`` rows by its JPEG route. Its
+    :meth:`CrossFitted.score` (perturbed features) is the main detector's alone."""
+    from detectors.routing import Routed
+
+    routed = det if isinstance(det, Routed) else Routed(det)
+    flagged = np.zeros(len(feats), dtype=bool) if recompressed is None else np.asarray(recompressed, dtype=bool)
+    decisions, probs, flags = routed.decide(feats, flagged)
+    return CrossFitted(decisions, probs, flags.astype(int), [(np.arange(len(feats)), routed.main)])
+
+
+def routed_cross_fit(main: CrossFitted, jpeg: CrossFitted | None, recompressed: np.ndarray) -> CrossFitted:
+    """The cross-fitted main detector with its ``recompressed`` rows taken from the cross-fitted JPEG route
+    (None: no route), as a routed detector scores them. Both must come from the same folds."""
+    if jpeg is None or not np.any(recompressed):
+        return main
+    if [list(t) for t, _ in main.fold_models] != [list(t) for t, _ in jpeg.fold_models]:
+        raise AssertionError("the JPEG route was cross-fitted on other folds than the main detector")
+    take = np.asarray(recompressed, dtype=bool)
+    return CrossFitted(np.where(take, jpeg.decisions, main.decisions), np.where(take, jpeg.probs, main.probs),
+                       np.where(take, jpeg.flags, main.flags), main.fold_models)  # fmt: skip
+
+
+def jpeg_features(model: Any, scorer: Any, images: Sequence[np.ndarray]) -> np.ndarray:
+    """The features of one JPEG copy of every image (:class:`detectors.routing.JpegCopies`), made and scored
+    a chunk at a time (the JPEG route's calibration)."""
+    from detectors.routing import JpegCopies
+
+    view = JpegCopies(images)
+    parts = [_features_by_size(model, scorer, chunk) for chunk in chunks(view, max_images=512)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
 
 
 def features(
@@ -407,12 +434,14 @@ def _per_source(sources: list[str], y: np.ndarray, scores: np.ndarray, real: str
 
 def _perturbation_sweep(
     model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray, y: np.ndarray, score_fn: Any, draws: int,
-    progress: bool = True, compare_fn: Any = None, out: Path | None = None,
+    progress: bool = True, compare_fn: Any = None, out: Path | None = None, jpeg_fn: Any = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The metrics after re-encoding every image (both classes) the same way; with ``compare_fn`` (a second
     detector's, e.g. calibrated with or without augmentation) also its metrics on the same features, under
-    ``compare``. ``out``: images kept as files keep each perturbation's features in a journal there, so a
-    killed run does not score them again."""
+    ``compare``; with ``jpeg_fn`` (the JPEG route's decisions) the metrics as a routed detector scores the
+    images, under ``routed``: by the route where the perturbation makes a JPEG below the quality limit, else
+    the same as without it. ``out``: images kept as files keep each perturbation's features in a journal
+    there, so a killed run does not score them again."""
     from tqdm.auto import tqdm
 
     from detectors.feature_shards import feature_journal
@@ -427,17 +456,44 @@ def _perturbation_sweep(
         rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
         if compare_fn is not None:
             rows[-1]["compare"] = evaluate_scores(y, compare_fn(feats), draws=draws)
+        if jpeg_fn is not None:
+            take = routed_perturbation(name)
+            metrics = evaluate_scores(y, jpeg_fn(feats), draws=draws) if take else _main_metrics(rows[-1])
+            rows[-1]["routed"] = {"route": JPEG_ROUTE if take else MAIN_ROUTE, **metrics}
     return rows
 
 
+def _main_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """A sweep row's own metrics, without what was added beside them."""
+    return {k: v for k, v in row.items() if k not in ("perturbation", "compare", "routed")}
+
+
+def routed_perturbation(name: str) -> bool:
+    """Whether the sweep's perturbation ``name`` makes a JPEG a routed detector sends to its JPEG route."""
+    from detectors.recompression import QUALITY_LIMIT
+
+    quality = PERTURBATION_QUALITY.get(name)
+    return quality is not None and quality < QUALITY_LIMIT
+
+
 def _detections_rows(
-    names: list[str], scores: np.ndarray, probs: np.ndarray, flags: np.ndarray, unreadable: list[tuple[str, str]]
+    names: list[str],
+    scores: np.ndarray,
+    probs: np.ndarray,
+    flags: np.ndarray,
+    unreadable: list[tuple[str, str]],
+    routes: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
+    """``detections.csv``'s rows: every scored image (``routes``: the detector that scored each, default
+    the main one), then every unreadable file with its reason."""
+    routes = np.full(len(names), MAIN_ROUTE, dtype=object) if routes is None else routes
     rows = [
-        {"path": n, "score": round(float(s), 6), "p_synthetic": round(float(p), 6), "flagged": bool(f), "reason": ""}
-        for n, s, p, f in zip(names, scores, probs, flags, strict=True)
-    ]
-    rows += [{"path": n, "score": "", "p_synthetic": "", "flagged": "", "reason": r} for n, r in unreadable]
+        {"path": n, "score": round(float(s), 6), "p_synthetic": round(float(p), 6), "flagged": bool(f), "reason": "",
+         "route": str(r)}
+        for n, s, p, f, r in zip(names, scores, probs, flags, routes, strict=True)
+    ]  # fmt: skip
+    empty = {"score": "", "p_synthetic": "", "flagged": "", "route": ""}
+    rows += [{"path": n, **empty, "reason": r} for n, r in unreadable]
     return rows
 
 
@@ -536,15 +592,18 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     for row, truth, tag in zip(rows, data.y, data.source, strict=True):
         row["truth"] = "generated" if truth else "real"
         row["source"] = tag
-    # augmented calibration beside it: one perturbed copy of every image, each calibrating with its original
-    log.info("scoring one perturbed copy of every image (augmented calibration, for the robustness table)")
-    copies = augmented_features(model, scorer, data.images, AUGMENT_COPIES)
-    augmented = cross_fit(scorer, feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
-                          copies=copies, siblings=data.siblings)  # fmt: skip
-    # each swept image scored by the fold detectors (plain and augmented) that did not see it
+    # the JPEG route beside it: one JPEG copy of every image, the route's fold detectors calibrated on the
+    # copies alone in the main detector's folds (same images, strata, siblings and seed)
+    log.info("scoring one JPEG copy of every image (the JPEG route, for recompressed inputs)")
+    jpeg_feats = jpeg_features(model, scorer, data.images)
+    jpeg_crossed = cross_fit(scorer, jpeg_feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
+                             siblings=data.siblings)  # fmt: skip
+    routed_cross_fit(crossed, jpeg_crossed, np.ones(len(data.y), dtype=bool))  # checks the folds are the same
+    route = new_detector(scorer, target_fpr=target_fpr).fit(jpeg_feats, data.y, data.source)
+    # each swept image scored by the fold detectors (main and JPEG route) that did not see it or a copy of it
     sweep = _perturbation_sweep(
         model, scorer, data.images[swept], data.y[swept], lambda f: crossed.score(f, swept), draws, progress,
-        compare_fn=lambda f: augmented.score(f, swept),
+        jpeg_fn=lambda f: jpeg_crossed.score(f, swept),
     )  # fmt: skip
     from detectors.generators import held_out_generators
 
@@ -563,15 +622,20 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "mixture), the DDPM's image i under every schedule (one seed, near copies) in one fold, each image "
         "scored and flagged by a detector calibrated without it, one logistic model per source; the detector "
         "saved for genaudit detect is calibrated on all of them. The robustness sweep re-encodes a seeded "
-        f"quarter of every source ({len(swept)} images), each scored by its own fold's detector. Each generator "
+        f"quarter of every source ({len(swept)} images), each scored by its own fold's detector and, where the "
+        "perturbation leaves a JPEG below quality 90, by its fold's JPEG route (calibrated on one JPEG copy of "
+        "every image of the other folds). Each generator "
         "family (the DDPM's schedules together, the GAN, the Gaussian mixture) is also left out of calibration "
         "in turn"
     )
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)",
             "recompressed_share": 0.0}  # fmt: skip  # in-memory digits, never JPEG-encoded
+    from detectors.routing import copies_record, save_route
+
+    meta["routes"] = save_route(out / DETECTOR_FILE, route, meta)
     main.save(out / DETECTOR_FILE, meta)
-    columns = ("path", "score", "p_synthetic", "flagged", "reason")
+    columns = ("path", "score", "p_synthetic", "flagged", "reason", "route")
     write_detections(out / DETECTIONS_FILE, [{key: r[key] for key in columns} for r in rows])
     evaluation = {
         **results["main"]["metrics"],
@@ -580,8 +644,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "per_source": results["main"]["per_source"],
         "held_out_generators": held_out,
         "two_class": evaluate_scores(data.y, two_class.decisions, draws=draws),
-        "compare": {"label": f"augmented calibration ({AUGMENT_COPIES} perturbed copy per image)",
-                    **evaluate_scores(data.y, augmented.decisions, draws=draws)},
+        "jpeg_route": {"copies": copies_record(), "cross_fitted_on_copies": evaluate_scores(
+            data.y, jpeg_crossed.decisions, draws=draws)},
         "reference_weight": float(main.combination_[4]),
         "baseline": {"scorer": BASELINE_SCORER, "images": "the robustness sweep's quarter of every source",
                      **results["baseline"]["metrics"]},
@@ -596,12 +660,13 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     from audit.results import write_results
     from detectors.results import build_results
+    from detectors.routing import Routed
 
     doc = build_results(
         title="Deepfake check: builtin:digits-mixed",
         dataset="builtin:digits-mixed",
         model=model,
-        detector=main,
+        detector=Routed(main, {JPEG_ROUTE: route}),
         meta=meta,
         evaluation=evaluation,
         curves=_curves(data.y, scores, probs),
@@ -689,12 +754,14 @@ def fake_paths(fake: list[str]) -> list[str]:
 def calibrate(
     real: list[str], fake: list[str], out: str | Path, *, model_spec: str = DEFAULT_MODEL,
     scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05, calibration: str = "logistic",
-    image_column: str = "image", augment: int = 0,
+    image_column: str = "image", augment: int = 0, route_jpeg: bool = False,
 ) -> Path:  # fmt: skip
     """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`).
     With no ``fake``, a reference-only detector: the real images' model alone, its threshold at the target
     FPR on them (:class:`ReconstructionDetector`). ``augment``: perturbed copies of every image calibrate
-    with it (:mod:`detectors.augment`). Saved into a folder, the features are kept in its ``shards/`` as they
+    with it (:mod:`detectors.augment`). ``route_jpeg``: a second detector, calibrated on one JPEG copy of
+    every image, is saved beside it and scores the inputs that are recompressed JPEGs
+    (:mod:`detectors.routing`). Saved into a folder, the features are kept in its ``shards/`` as they
     are scored, so a killed calibration resumes (:class:`detectors.feature_shards.FeatureJournal`); a
     ``.json`` target leaves nothing beside it."""
     from detectors.feature_shards import feature_journal
@@ -702,6 +769,17 @@ def calibrate(
     from detectors.recompression import recompressed_share
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
+    if route_jpeg:
+        from detectors.routing import route_path
+
+        route_file = route_path(target)
+        try:
+            detector_paths(route_file)  # nor is a route target that is not a detector
+        except InputError:
+            raise InputError(
+                f"--route-jpeg saves the route at {route_file}, which exists and is not a genaudit detector (or its "
+                "arrays file is there without it): not overwriting it; choose another --out"
+            ) from None
     into_folder = target != Path(out)  # FOLDER/detector.json, not the .json file named
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y, sources = _labelled(real, fake, image_column, real_only=not fake)
@@ -732,6 +810,17 @@ def calibrate(
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_[: len(y)])) if fake else None,
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
     }
+    if route_jpeg:
+        from detectors.routing import save_route
+
+        log.info("scoring one JPEG copy of every image (the JPEG route)")
+        route = new_detector(scorer, calibration=calibration, target_fpr=target_fpr)
+        route.fit(jpeg_features(model, scorer, images), y, sources)
+        weight = float(route.combination_[4]) if route.mode_ == "combined" else None
+        auroc = float(roc_auc_score(y, route.cv_decisions_[: len(y)])) if fake else None
+        route_meta = {**meta, "mode": route.mode_, "augment": None, "reference_weight": weight,
+                      "cross_fitted_auroc": auroc}  # fmt: skip
+        meta["routes"] = save_route(target, route, route_meta)
     return det.save(target, meta)
 
 
@@ -772,10 +861,15 @@ class StaleDetectorError(InputError):
     """A saved detector whose feature layout is not the one this version's scorer gives."""
 
 
-def _saved(detector_file: str | Path) -> tuple[ReconstructionDetector, dict[str, Any], Any, Any]:
+def _saved(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
+    """(the saved detector with its routes, a :class:`detectors.routing.Routed`, its meta, model, scorer)."""
     from detectors.noise_model import load_noise_model
+    from detectors.routing import Routed, load_routes
 
-    det, meta = ReconstructionDetector.load(detector_file)
+    path = Path(detector_file)
+    path = path / DETECTOR_FILE if path.is_dir() else path
+    main, meta = ReconstructionDetector.load(path)
+    det = Routed(main, load_routes(path, meta))
     model = load_noise_model(meta["model"])
     scorer = build_scorer(meta["scorer"], model)
     saved = meta.get("feature_names")
@@ -789,17 +883,28 @@ def _saved(detector_file: str | Path) -> tuple[ReconstructionDetector, dict[str,
     return det, meta, model, scorer
 
 
+def _saved_default(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
+    """The embedded default, refused as stale (so calibrated again) when an older version saved it without
+    its JPEG route."""
+    loaded = _saved(detector_file)
+    if JPEG_ROUTE not in loaded[0].routes:
+        raise StaleDetectorError(f"{detector_file} has no JPEG route (saved by an older genaudit)")
+    return loaded
+
+
 def evaluate(
     real: list[str], fake: list[str], out: str | Path, *, detector_file: str | Path | None = None,
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
     face_records: str | Path | None = None, face_backend: str | None = None, draws: int = 1000, folds: int = FOLDS,
     training: list[str] | None = None, shard: Any = None, executor: Any = None, progress: bool = True,
-    image_column: str = "image", augment: int = 0,
+    image_column: str = "image", augment: int = 0, route_jpeg: bool = False,
 ) -> Path | None:  # fmt: skip
     """Evaluate on labelled folders (see the module docstring); returns the results path. ``training``:
     images the generator was trained on, scored by the same detector(s) for the membership check.
     ``augment``: perturbed copies of every image calibrate with it (cross-fitted without ``--detector``);
-    the detector calibrated without them is evaluated beside it, perturbations included.
+    the detector calibrated without them is evaluated beside it, perturbations included. ``route_jpeg``
+    (without ``--detector``; a saved detector brings its own route): a JPEG route cross-fitted on one JPEG
+    copy of every image scores the inputs that are recompressed JPEGs, and the sweep's JPEG rows.
     ``shard``/``executor``: the feature pass of real, generated and training images in shards (see
     :func:`detect`); the evaluation itself runs once, here, without them."""
     from audit.atomic import write_json_atomic
@@ -841,9 +946,14 @@ def evaluate(
     # the shards' features and what a killed run of this command kept are read back, not scored again
     journal = feature_journal(out, model, scorer)
     feats, seconds = kept_features(model, scorer, images, journal)
-    plain = two_class = None  # with augment: the detector without the copies; two_class: without the reference
+    plain = two_class = jpeg_fn = None  # plain: without augment's copies; two_class: without the reference
+    from detectors.recompression import recompressed
+
+    jpeg_rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
+    routes = getattr(det, "routes", None) or {}
     if detector_file is not None:
-        crossed = scored_by(det, feats)
+        crossed = scored_by(det, feats, jpeg_rows)
+        jpeg_fn = routes[JPEG_ROUTE].decision_function if JPEG_ROUTE in routes else None
     else:
         strata = sources if len(generators) > 1 else None  # one generator: the label is the source
         copies = augmented_features(model, scorer, images, augment)
@@ -852,6 +962,12 @@ def evaluate(
             plain = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
         two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata, copies=copies,
                               reference="off")  # fmt: skip
+        if route_jpeg:  # the route's folds are the main detector's: same images, strata and seed
+            log.info("scoring one JPEG copy of every image (the JPEG route)")
+            jpeg_crossed = cross_fit(scorer, jpeg_features(model, scorer, images), y, target_fpr=target_fpr,
+                                     folds=folds, strata=strata)  # fmt: skip
+            crossed = routed_cross_fit(crossed, jpeg_crossed, jpeg_rows)
+            jpeg_fn = jpeg_crossed.score
         # the one saved for later use
         det = new_detector(scorer, target_fpr=target_fpr).fit(
             *(copies or Copies.none(feats.shape[1])).joined(feats, y, sources)
@@ -862,7 +978,8 @@ def evaluate(
         )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
     sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws, progress,
-                                compare_fn=plain.score if plain is not None else None, out=out)  # fmt: skip
+                                compare_fn=plain.score if plain is not None else None, out=out,
+                                jpeg_fn=jpeg_fn)  # fmt: skip
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
@@ -878,6 +995,10 @@ def evaluate(
     evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness, "generators": generators,
                   "augment": _augment_record(augment if detector_file is None else 0)}  # fmt: skip
+    if jpeg_fn is not None:
+        from detectors.routing import copies_record
+
+        evaluation["jpeg_route"] = {"copies": copies_record(), "routed_inputs": int(jpeg_rows.sum())}
     if plain is not None:
         evaluation["compare"] = {"label": "calibrated without augmentation",
                                  **evaluate_scores(y, plain.decisions, draws=draws)}  # fmt: skip
@@ -896,7 +1017,8 @@ def evaluate(
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws,
                                                         journal)  # fmt: skip
     write_json_atomic(out / EVALUATION_FILE, evaluation)
-    rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable)
+    routed_rows = np.where(jpeg_rows, JPEG_ROUTE, MAIN_ROUTE) if jpeg_fn is not None else None
+    rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable, routed_rows)
     write_detections(out / DETECTIONS_FILE, rows)
     from audit.results import write_results
     from detectors.results import build_results
@@ -977,7 +1099,7 @@ def detect(
         from detectors.kept_default import embedded_default
 
         detector_file = out / "embedded-default" / DETECTOR_FILE
-        det, meta, model, scorer = embedded_default(detector_file.parent, run_default, _saved)
+        det, meta, model, scorer = embedded_default(detector_file.parent, run_default, _saved_default)
     else:
         det, meta, model, scorer = _saved(detector_file)
     if executor is not None:
@@ -991,16 +1113,19 @@ def detect(
     found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer, cache=journal.rows(),
                  journal=journal, image_column=image_column, progress=progress)  # fmt: skip
     from audit.results import write_results
-    from detectors.recompression import recompression_warning
+    from detectors.recompression import QUALITY_LIMIT, recompression_warning
     from detectors.results import build_results
 
     warning = recompression_warning(found.recompressed, found.scored, meta)
+    notes = [f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"]
+    if found.routed:
+        notes.append(f"{found.routed} of {found.scored} images are JPEGs re-encoded below quality {QUALITY_LIMIT}: "
+                     "scored, thresholded and given p_synthetic by the detector's JPEG route (route 'jpeg' in "
+                     f"{DETECTIONS_FILE}), calibrated on JPEG copies of its calibration images")  # fmt: skip
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
         meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, found.scored, found.seconds)],
         detections=thumbnails(found.extremes.picks()), n_flagged=found.flagged, n_scored=found.scored,
-        warnings=[warning] if warning else [],
-        notes=[f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"],
-        fairness=None, config={"detector": str(detector_file)},
+        warnings=[warning] if warning else [], notes=notes, fairness=None, config={"detector": str(detector_file)},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)

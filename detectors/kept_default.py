@@ -29,7 +29,7 @@ from detectors.detector import DETECTOR_FILE
 
 log = logging.getLogger(__name__)
 
-FORMAT = "genaudit.embedded-default/1"
+FORMAT = "genaudit.embedded-default/2"  # 2: the detector carries its JPEG route (detectors.routing)
 MODELS = ("digits-ddpm", "digits-gan")  # the DDPM scores and is sampled, the GAN is sampled (run_default)
 
 

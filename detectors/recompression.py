@@ -7,8 +7,8 @@ never re-encoded, against 0.745 / 0.700 for a detector calibrated on JPEG copies
 below :data:`QUALITY_LIMIT` (the quality estimated from each file's quantisation table,
 :func:`audit.io.images.jpeg_quality`), a detector records the share of such images among its calibration
 images, and the scan's results warn when it scored any of them with a detector that met none, neither in
-its images nor through ``--augment`` (docs/detect.md, "Recompressed inputs"). It names the failure; it does
-not mend it (a detector per input condition would; not built).
+its images nor through ``--augment`` (docs/detect.md, "Recompressed inputs"). A detector calibrated with
+``--route-jpeg`` (the embedded default is) mends it: such inputs go to its JPEG route (:mod:`detectors.routing`).
 """
 
 from __future__ import annotations
@@ -33,13 +33,16 @@ def recompressed_share(metas: Iterable[dict[str, Any]]) -> float:
 
 def recompression_warning(count: int, scored: int, detector_meta: dict[str, Any]) -> str | None:
     """The scan's warning when ``count`` of ``scored`` images are recompressed JPEGs and the detector met no
-    such image in calibration (a detector saved before this was recorded counts as having met none)."""
+    such image in calibration (a detector saved before this was recorded counts as having met none); none
+    when it has a JPEG route (:mod:`detectors.routing`), which scored them."""
     met = float(detector_meta.get("recompressed_share") or 0.0) > 0 or bool(detector_meta.get("augment"))
+    met = met or "jpeg" in (detector_meta.get("routes") or {})  # they went to its JPEG route
     if not count or met:
         return None
     return (
         f"{count} of {scored} scanned images are JPEGs re-encoded below quality {QUALITY_LIMIT} (estimated from "
         "their quantisation tables), and this detector was calibrated on none: its scores on them are weaker "
         "than its calibration says (on the embedded world, JPEG q75 lowered the AUROC from 0.875 to 0.640). "
-        "Calibrate on JPEGs like these, or with --augment, before trusting its flags on them."
+        "Calibrate with --route-jpeg (a second detector, calibrated on JPEG copies, scores such inputs), on JPEGs "
+        "like these, or with --augment before trusting its flags on them."
     )

@@ -18,6 +18,10 @@ LIMITATIONS = [
     "The threshold holds its false-positive rate only for real images like the calibration set; on other "
     "real images (other cameras, compression, subjects) the rate can be far higher.",
     "Simple, flat or heavily compressed real images reconstruct well and are flagged more often.",
+    "Re-encoding erases much of what the detector reads (JPEG q75: AUROC 0.875 to 0.640 on the embedded world). "
+    "A JPEG route, where the detector has one, scores JPEGs below quality 90 with a detector calibrated on JPEG "
+    "copies (0.739 there), but a JPEG that was also resized, or a PNG that was once a JPEG, is scored by a "
+    "detector that never saw such an image.",
     "Real images the generator was trained on fit it unusually well and are flagged far more often than "
     "other real images (membership inference). On the embedded digits model 19% of its training digits "
     "are flagged at a 5% FPR threshold (41% when only its own samples were in calibration); the demo's card "
@@ -73,6 +77,7 @@ def build_results(
                 "scorer": meta.get("scorer"),
                 "detector": detector.get_params(),
                 "threshold": detector.threshold_,
+                "routes": meta.get("routes"),
             },
             seeds={"noise": int((meta.get("scorer") or {}).get("seed", 0)), "folds": 0, "bootstrap": 0},
             models=model.models(),
@@ -92,6 +97,7 @@ def build_results(
             "mode": detector.mode_,
             "reference_weight": float(detector.combination_[4]) if detector.mode_ == "combined" else None,
             "direction": detector.direction(names) if names and len(names) == detector.n_features_in_ else None,
+            "routes": _routes(detector, meta),
             "evaluation": evaluation,
             "curves": curves,
             "costs": costs,
@@ -104,3 +110,13 @@ def build_results(
             "limitations": LIMITATIONS,
         },
     }
+
+
+def _routes(detector: Any, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The detector's routes (:mod:`detectors.routing`): each one's threshold, mode and which inputs it takes."""
+    out = {}
+    for name, route in (getattr(detector, "routes", None) or {}).items():
+        entry = (meta.get("routes") or {}).get(name) or {}
+        out[name] = {"threshold": route.threshold_, "mode": route.mode_, "below_quality": entry.get("below_quality"),
+                     "file": entry.get("file"), "sha256": entry.get("sha256")}  # fmt: skip
+    return out or None

@@ -25,7 +25,9 @@ from audit.errors import InputError
 from detectors import image_files
 from detectors.image_files import ImageFile, LazyImages
 
-DETECTION_COLUMNS = ["path", "score", "p_synthetic", "flagged", "reason"]
+# route: which detector scored the image ("main", or "jpeg" for a recompressed JPEG a routed detector sent to
+# its JPEG route: detectors.routing); empty for an unreadable file
+DETECTION_COLUMNS = ["path", "score", "p_synthetic", "flagged", "reason", "route"]
 
 
 class Extremes:
@@ -61,6 +63,7 @@ class Scan:
     scored: int = 0
     flagged: int = 0
     recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT
+    routed: int = 0  # of them, scored by the detector's JPEG route (all of them when it has one)
     unreadable: int = 0
     seconds: float = 0.0
     extremes: Extremes = field(default_factory=lambda: Extremes(12))
@@ -74,8 +77,9 @@ def scan(
     """Score every image of ``inputs`` with ``detector`` and write ``csv_path`` (atomically, at the end),
     one block at a time. ``cache``: features the shards (or a killed run) already computed, by sha256 (not
     scored again). ``journal``: where each block's new features are kept as they are scored
-    (:class:`detectors.feature_shards.FeatureJournal`), so that a killed scan resumes. No image at all
-    (readable or not) is an :class:`InputError`, and no CSV is written."""
+    (:class:`detectors.feature_shards.FeatureJournal`), so that a killed scan resumes. A
+    :class:`detectors.routing.Routed` detector scores each recompressed JPEG by its JPEG route. No image at
+    all (readable or not) is an :class:`InputError`, and no CSV is written."""
     from audit.atomic import write_atomic
 
     found = Scan()
@@ -106,21 +110,23 @@ def _write_rows(
     from tqdm.auto import tqdm
 
     from audit.io.names import spreadsheet_text
+    from detectors.routing import JPEG_ROUTE, Routed
 
+    routed = detector if isinstance(detector, Routed) else Routed(detector)
     out.writerow(DETECTION_COLUMNS)
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as unreadable:
         refused = csv.writer(unreadable)
         bar = tqdm(desc="detect", unit="image", disable=not progress)
-        for names, files in _blocks(inputs, image_column, refused, found):
+        for names, files, jpegs in _blocks(inputs, image_column, refused, found):
             from detectors.job import features
 
             feats, seconds = features(model, scorer, LazyImages(files), cache, journal)
             found.seconds += seconds
-            decisions = detector.decision_function(feats)
-            probs = detector.probability(decisions)
-            flags = decisions >= detector.threshold_
-            for name, file, d, p, f in zip(names, files, decisions, probs, flags, strict=True):
-                row = [name, round(float(d), 6), round(float(p), 6), bool(f), ""]
+            decisions, probs, flags = routed.decide(feats, np.asarray(jpegs, dtype=bool))
+            routes = routed.route_of(np.asarray(jpegs, dtype=bool))
+            found.routed += int(np.sum(routes == JPEG_ROUTE))
+            for name, file, d, p, f, r in zip(names, files, decisions, probs, flags, routes, strict=True):
+                row = [name, round(float(d), 6), round(float(p), 6), bool(f), "", str(r)]
                 out.writerow([spreadsheet_text(name), *row[1:]])  # the card shows the name as it is
                 found.extremes.add(row[1], found.scored, (row, file))  # the rounded score, as the CSV says
                 found.scored += 1
@@ -131,20 +137,22 @@ def _write_rows(
             raise InputError(f"no images found in {', '.join(inputs)}")
         unreadable.seek(0)
         for name, reason in csv.reader(unreadable):
-            out.writerow([spreadsheet_text(name), "", "", "", reason])
+            out.writerow([spreadsheet_text(name), "", "", "", reason, ""])
 
 
 def _blocks(
     inputs: list[str], image_column: str, refused: Any, found: Scan
-) -> Iterator[tuple[list[str], list[ImageFile]]]:
-    """Each scoring block's readable images (names and files), in listing order; every file refused while
-    listing or unreadable goes to ``refused`` (name, reason) and is counted in ``found``."""
+) -> Iterator[tuple[list[str], list[ImageFile], list[bool]]]:
+    """Each scoring block's readable images (names, files, and whether each is a recompressed JPEG), in
+    listing order; every file refused while listing or unreadable goes to ``refused`` (name, reason) and is
+    counted in ``found``."""
     from audit.io.archives import load_at
     from detectors.job import iter_inputs
     from detectors.recompression import recompressed
 
     names: list[str] = []
     files: list[ImageFile] = []
+    jpegs: list[bool] = []
     block = None
     position = -1  # among the listed files, unreadable ones included: the blocks every detect path makes
     per_block = image_files.CHUNK_IMAGES  # read at call time, as chunks() and the shards read it
@@ -155,8 +163,8 @@ def _blocks(
             continue
         position += 1
         if block is not None and position // per_block != block[1] and files:
-            yield names, files
-            names, files = [], []
+            yield names, files, jpegs
+            names, files, jpegs = [], [], []
         block = (0, position // per_block)
         result = load_at(file, span)
         if not result.ok:
@@ -165,9 +173,10 @@ def _blocks(
             continue
         names.append(name)
         files.append(ImageFile(file, result.sha256 or "", "", block, span))
-        found.recompressed += int(recompressed(result.meta))
+        jpegs.append(recompressed(result.meta))
+        found.recompressed += int(jpegs[-1])
     if files:
-        yield names, files
+        yield names, files, jpegs
 
 
 def thumbnails(picks: list[tuple[list[Any], ImageFile]]) -> list[dict[str, Any]]:

@@ -62,16 +62,26 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
     copies), its AUROC and TPR beside them."""
     compare = ev.get("compare")
     rows = [["none", *_metric_cells(ev)]] + [[p["perturbation"], *_metric_cells(p)] for p in ev["perturbations"]]
-    if not compare:
-        return {"columns": ["perturbation", *METRIC_COLUMNS], "rows": rows}
-    others = [compare, *(p.get("compare") for p in ev["perturbations"])]
-    for row, other in zip(rows, others, strict=True):
-        row += [_auroc(other), _ci(other["tpr_at_fpr_5pct"], None, pct=True) if other else ""]
-    return {
-        "caption": f"Beside each row: the same images scored by the other detector ({compare['label']}).",
-        "columns": ["perturbation", *METRIC_COLUMNS, f"AUROC, {compare['label']}", "TPR at 5% FPR, same"],
-        "rows": rows,
-    }
+    columns, captions = ["perturbation", *METRIC_COLUMNS], []
+    if compare:
+        others = [compare, *(p.get("compare") for p in ev["perturbations"])]
+        for row, other in zip(rows, others, strict=True):
+            row += [_auroc(other), _ci(other["tpr_at_fpr_5pct"], None, pct=True) if other else ""]
+        columns += [f"AUROC, {compare['label']}", "TPR at 5% FPR, same"]
+        captions.append(f"Beside each row: the same images scored by the other detector ({compare['label']}).")
+    if any(p.get("routed") for p in ev["perturbations"]):
+        routed = [None, *(p.get("routed") for p in ev["perturbations"])]
+        for row, other in zip(rows, routed, strict=True):
+            taken = other is not None and other.get("route") == "jpeg"
+            row += ["JPEG route" if taken else "main", _auroc(other) if taken else "same",
+                    _ci(other["tpr_at_fpr_5pct"], None, pct=True) if taken else "same"]  # fmt: skip
+        columns += ["scored by, routed", "AUROC, routed", "TPR at 5% FPR, routed"]
+        captions.append(
+            "Routed: as the detector scores such files, a JPEG below quality 90 (estimated from its quantisation "
+            "table) by its JPEG route, calibrated on one JPEG copy of every calibration image (quality 30-95, "
+            "mild blur), every other image by the main detector. The first columns are the main detector alone."
+        )
+    return {"caption": " ".join(captions) or None, "columns": columns, "rows": rows}
 
 
 def _auroc(metrics: dict[str, Any] | None) -> str:
@@ -172,6 +182,11 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         f"{MODE_TEXT.get(data.get('mode'), 'two-class detector').format(weight=data.get('reference_weight'))}. "
         f"{flagged}."
     )
+    for name, route in (data.get("routes") or {}).items():
+        summary += (
+            f" It has a {name.upper()} route: inputs that are JPEGs below quality {route['below_quality']} are "
+            "scored by a second detector calibrated on JPEG copies of its calibration images."
+        )
     if ev is not None:
         summary += (
             f" AUROC {_ci(ev['auroc'], ev['auroc_ci'])} on {ev['n_real']} real and {ev['n_fake']} generated images."

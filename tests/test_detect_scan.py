@@ -58,7 +58,7 @@ def _reference_rows(folder: Path, detector: Path) -> list[list[str]]:
     decisions = det.decision_function(feats)
     rows = _detections_rows(loaded.names, decisions, det.probability(decisions),
                             (decisions >= det.threshold_).astype(int), loaded.unreadable)  # fmt: skip
-    return [[str(r[k]) for k in ("path", "score", "p_synthetic", "flagged", "reason")] for r in rows]
+    return [[str(r[k]) for k in ("path", "score", "p_synthetic", "flagged", "reason", "route")] for r in rows]
 
 
 def test_the_stream_writes_the_rows_scoring_everything_at_once_writes(detector, tmp_path) -> None:
@@ -72,7 +72,7 @@ def test_the_stream_writes_the_rows_scoring_everything_at_once_writes(detector, 
     job.detect([str(tmp_path / "in")], out, detector_file=detector, progress=False)
     with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
         got = list(csv.reader(fh))
-    assert got[0] == ["path", "score", "p_synthetic", "flagged", "reason"]
+    assert got[0] == ["path", "score", "p_synthetic", "flagged", "reason", "route"]
     assert got[1:] == _reference_rows(tmp_path / "in", detector)
     assert [r[0].rsplit("/", 2)[1:] for r in got[-2:]] == [["digits", "broken.png"], ["digits", "empty.png"]]
     assert all(r[4] for r in got[-2:]) and not any(r[4] for r in got[1:-2])

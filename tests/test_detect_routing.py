@@ -1,0 +1,201 @@
+"""The JPEG route (``--route-jpeg``): recompressed JPEGs scored by a detector calibrated on JPEG copies."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.errors import InputError, WeightsError
+
+SMALL = {"name": "diffusion-loss", "k": 4, "noise_sets": 1, "classes": False}  # 4 evaluations an image
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    """30 held-out real digits and 30 of the embedded model's samples as PNG; a scan folder of 4 samples as
+    JPEG q50 (routed), 2 as JPEG q95 and 2 as PNG (not routed)."""
+    from PIL import Image
+
+    from audit.generators.base import GenerationRequest
+    from audit.generators.embedded import EmbeddedDigitsGenerator
+    from audit.guidance import get_schedule
+    from audit.zoo import digits
+
+    root = tmp_path_factory.mktemp("routing")
+    real, _ = digits.load_split("heldout")
+    request = GenerationRequest(seeds=tuple(range(700, 738)), schedule=get_schedule("static", 1.0), steps=25,
+                                labels=tuple(i % 10 for i in range(38)))  # fmt: skip
+    fake = EmbeddedDigitsGenerator().generate(request).images
+    out = {name: root / name for name in ("real", "fake", "scan")}
+    for folder in out.values():
+        folder.mkdir()
+    for i in range(30):
+        Image.fromarray(real[i]).convert("RGB").save(out["real"] / f"r{i:02d}.png")
+        Image.fromarray(fake[i]).save(out["fake"] / f"f{i:02d}.png")
+    for j, (suffix, quality) in enumerate([("jpg", 50)] * 4 + [("jpg", 95)] * 2 + [("png", None)] * 2):
+        kwargs = {"quality": quality} if quality else {}
+        Image.fromarray(fake[30 + j]).save(out["scan"] / f"s{j}.{suffix}", **kwargs)
+    return out
+
+
+@pytest.fixture(scope="module")
+def routed(folders, tmp_path_factory) -> Path:
+    from detectors import job
+
+    target = tmp_path_factory.mktemp("routed") / "det"
+    target.mkdir()
+    return job.calibrate([str(folders["real"])], [str(folders["fake"])], target, scorer_config=SMALL,
+                         route_jpeg=True)  # fmt: skip
+
+
+def test_calibrate_saves_the_route_beside_the_detector_and_names_it_by_hash(routed) -> None:
+    from detectors.detector import ReconstructionDetector
+    from detectors.routing import copies_record
+
+    main = json.loads(routed.read_text())
+    route_file = routed.with_name("detector.jpeg.json")
+    route = json.loads(route_file.read_text())
+    entry = main["meta"]["routes"]["jpeg"]
+    assert entry == {"file": "detector.jpeg.json", "sha256": route["sha256"], "below_quality": 90}
+    assert route["meta"]["route"] == "jpeg" and route["meta"]["copies"] == copies_record()
+    assert route["meta"]["calibrated_on"] == main["meta"]["calibrated_on"]  # the same images, as JPEG copies
+    # its own cross-fitted AUROC (weak here: 4 evaluations an image, 60 JPEG copies), not the main detector's
+    assert 0.0 <= route["meta"]["cross_fitted_auroc"] <= 1.0
+    assert route["meta"]["cross_fitted_auroc"] != main["meta"]["cross_fitted_auroc"]
+    assert routed.with_name("detector.jpeg.safetensors").is_file()
+    det, _ = ReconstructionDetector.load(route_file)
+    assert det.threshold_ == route["threshold"] != main["threshold"]
+
+
+def test_jpeg_copies_are_jpegs_made_the_same_whatever_the_order() -> None:
+    from audit.zoo import digits
+    from detectors.routing import COPY_SEED, JpegCopies, jpeg_copy
+
+    images = [np.asarray(im) for im in digits.load_split("heldout")[0][:6]]
+    images = [np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im for im in images]
+    view = JpegCopies(images)
+    one_by_one = [view[i] for i in range(6)]
+    assert len(view) == 6 and all(np.array_equal(a, b) for a, b in zip(view[:], one_by_one, strict=True))
+    again = jpeg_copy(images[4], np.random.default_rng([COPY_SEED, 4]))
+    assert np.array_equal(view[4], again) and not np.array_equal(view[4], images[4])
+
+
+def test_a_scan_sends_recompressed_jpegs_to_the_route_and_the_rest_to_the_main(folders, routed, tmp_path) -> None:
+    from detectors import job
+
+    out = tmp_path / "out"
+    path = job.detect([str(folders["scan"])], out, detector_file=routed, progress=False)
+    with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    assert {n: r["route"] for n, r in rows.items()} == {
+        **{f"s{j}.jpg": "jpeg" for j in range(4)}, "s4.jpg": "main", "s5.jpg": "main", "s6.png": "main",
+        "s7.png": "main"}  # fmt: skip
+    det, _, model, scorer = job._saved(routed)
+    loaded = job.load_images([str(folders["scan"])])
+    feats, _ = job.features(model, scorer, loaded.images)
+    by_name = dict(zip((Path(n).name for n in loaded.names), feats, strict=True))
+    for name, row in rows.items():  # each by its own route's decision, threshold and calibration
+        which = det.routes["jpeg"] if row["route"] == "jpeg" else det.main
+        decision = float(which.decision_function(by_name[name][None])[0])
+        assert float(row["score"]) == pytest.approx(decision, abs=1e-6)
+        assert float(row["p_synthetic"]) == pytest.approx(float(which.probability(np.array([decision]))[0]), abs=1e-6)
+        assert (row["flagged"] == "True") == (decision >= which.threshold_)
+    doc = json.loads(Path(path).read_text())
+    assert doc["data"]["warnings"] == []  # routed, not warned about
+    assert any(n.startswith("4 of 8 images are JPEGs re-encoded below quality 90") for n in doc["data"]["notes"])
+    assert doc["data"]["routes"]["jpeg"]["below_quality"] == 90
+    assert doc["data"]["routes"]["jpeg"]["threshold"] == det.routes["jpeg"].threshold_
+
+
+def test_a_route_file_swapped_or_missing_is_refused(routed, tmp_path) -> None:
+    import shutil
+
+    from detectors import job
+
+    copy = tmp_path / "copy"
+    shutil.copytree(routed.parent, copy)
+    route = copy / "detector.jpeg.json"
+    doc = json.loads(route.read_text())
+    doc["threshold"] += 1.0  # a valid detector of its own, but not the one the main detector was saved with
+    from detectors.detector import _document_sha256
+
+    doc["sha256"] = _document_sha256(doc)
+    route.write_text(json.dumps(doc))
+    with pytest.raises(WeightsError, match=r"is not the JPEG route detector\.json was saved with"):
+        job._saved(copy)
+    route.unlink()
+    with pytest.raises(WeightsError, match="cannot read detector"):
+        job._saved(copy)
+
+
+def test_calibrate_refuses_a_route_target_that_is_not_a_detector(folders, tmp_path) -> None:
+    from detectors import job
+
+    (tmp_path / "det.jpeg.json").write_text('{"my": "notes"}')
+    with pytest.raises(InputError, match=r"saves the route at .*det\.jpeg\.json, which exists and is not"):
+        job.calibrate([str(folders["real"])], [str(folders["fake"])], tmp_path / "det.json", scorer_config=SMALL,
+                      route_jpeg=True)  # fmt: skip
+    assert (tmp_path / "det.jpeg.json").read_text() == '{"my": "notes"}' and not (tmp_path / "det.json").exists()
+
+
+def test_routed_decide_takes_each_row_from_its_routes_detector() -> None:
+    """Worked by hand: the main detector decides x, the route 10x; thresholds 0.5 and 5."""
+    from detectors.routing import Routed
+
+    class Linear:
+        def __init__(self, scale: float, threshold: float) -> None:
+            self.scale, self.threshold_ = scale, threshold
+
+        def decision_function(self, x: np.ndarray) -> np.ndarray:
+            return self.scale * x[:, 0]
+
+        def probability(self, d: np.ndarray) -> np.ndarray:
+            return d / 100
+
+    x = np.array([[1.0], [0.4], [0.4], [0.3]])
+    jpeg = np.array([False, False, True, True])
+    decisions, probs, flags = Routed(Linear(1, 0.5), {"jpeg": Linear(10, 5)}).decide(x, jpeg)
+    assert decisions.tolist() == [1.0, 0.4, 4.0, 3.0] and probs.tolist() == [0.01, 0.004, 0.04, 0.03]
+    assert flags.tolist() == [True, False, False, False]
+    plain = Routed(Linear(1, 0.5))  # no route: every row the main detector's
+    assert plain.decide(x, jpeg)[0].tolist() == [1.0, 0.4, 0.4, 0.3] and plain.threshold_ == 0.5
+
+
+def test_evaluate_routes_the_sweeps_low_quality_jpegs(folders, tmp_path) -> None:
+    from detectors import job
+
+    path = job.evaluate([str(folders["real"])], [str(folders["fake"])], tmp_path / "ev", scorer_config=SMALL,
+                        draws=50, route_jpeg=True, progress=False)  # fmt: skip
+    ev = json.loads(Path(path).read_text())["data"]["evaluation"]
+    assert ev["jpeg_route"]["routed_inputs"] == 0  # PNG inputs: the clean row is the main detector's
+    routes = {p["perturbation"]: p["routed"]["route"] for p in ev["perturbations"]}
+    assert routes == {"jpeg q95": "main", "jpeg q75": "jpeg", "jpeg q50": "jpeg", "resize 0.5x": "main",
+                      "resize 2x": "main"}  # fmt: skip
+    for p in ev["perturbations"]:
+        if p["routed"]["route"] == "main":  # the same scores: the same metrics
+            assert (p["routed"]["auroc"], p["routed"]["auroc_ci"]) == (p["auroc"], p["auroc_ci"])
+
+
+def test_routed_cross_fit_refuses_folds_that_differ() -> None:
+    from detectors.job import CrossFitted, routed_cross_fit
+
+    a = CrossFitted(np.zeros(4), np.zeros(4), np.zeros(4), [(np.array([0, 1]), None), (np.array([2, 3]), None)])
+    b = CrossFitted(np.ones(4), np.ones(4), np.ones(4), [(np.array([0, 2]), None), (np.array([1, 3]), None)])
+    with pytest.raises(AssertionError, match="other folds"):
+        routed_cross_fit(a, b, np.ones(4, dtype=bool))
+    c = CrossFitted(np.ones(4), np.ones(4), np.ones(4), a.fold_models)
+    taken = routed_cross_fit(a, c, np.array([True, False, True, False]))
+    assert taken.decisions.tolist() == [1, 0, 1, 0] and taken.fold_models is a.fold_models
+
+
+def test_the_cli_keeps_route_jpeg_to_calibration(tmp_path) -> None:
+    from audit.cli import build_parser
+    from detectors.cli import _cmd_detect
+
+    args = build_parser().parse_args(["detect", str(tmp_path), "--route-jpeg"])
+    with pytest.raises(InputError, match="--route-jpeg calibrates"):
+        _cmd_detect(args)
