@@ -88,7 +88,15 @@ def main() -> None:
     from detectors.augment import AugmentedImages
     from detectors.builtin import digits_mixed
     from detectors.evaluation import PERTURBATIONS, perturbed
-    from detectors.job import Copies, build_scorer, cross_fit, features, jpeg_features, routed_perturbation
+    from detectors.job import (
+        Copies,
+        build_scorer,
+        cross_fit,
+        features,
+        flag_shares,
+        jpeg_features,
+        routed_perturbation,
+    )
     from detectors.noise_model import load_noise_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -121,10 +129,12 @@ def main() -> None:
     route = crossed(cached(args.cache, "jpeg_route", lambda: jpeg_features(model, scorer, list(data.images))))
     print(f"{len(y)} images ({int((y == 0).sum())} real); AUROC, every image scored out of fold")
     print(f"{'perturbation':14s} {'plain':>7s} {'augmented':>10s} {'oracle':>7s} {'routed':>7s}  matched copies")
-    clean = roc_auc_score(y, plain.decisions)
+    clean_feats, clean = clean, roc_auc_score(y, plain.decisions)
     print(f"{'none':14s} {clean:7.3f} {roc_auc_score(y, augmented.decisions):10.3f} {'':7s} {clean:7.3f}")
+    swept = {"none": clean_feats}
     for name in PERTURBATIONS:
         feats = cached(args.cache, name.replace(" ", "_"), lambda n=name: scored(perturbed(list(data.images), n)))
+        swept[name] = feats
         row = [roc_auc_score(y, plain.score(feats, every)), roc_auc_score(y, augmented.score(feats, every)),
                roc_auc_score(y, crossed(feats).decisions)]  # fmt: skip
         routed = roc_auc_score(y, route.score(feats, every)) if routed_perturbation(name) else row[0]
@@ -132,6 +142,12 @@ def main() -> None:
         print(f"{name:14s} {row[0]:7.3f} {row[1]:10.3f} {row[2]:7.3f} {routed:7.3f}  {'; '.join(cells)}", flush=True)
     for name, fitted in matched.items():
         print(f"matched copies alone ({name}), cross-fitted on themselves: {roc_auc_score(y, fitted.decisions):.3f}")
+    print("flagged at each fold detector's own threshold (5% target FPR on clean real images), real / generated:")
+    for name, feats in swept.items():
+        cells = [flag_shares(y, fitted.decide(feats, every)[1]) for fitted in (plain, augmented, route)]
+        text = "   ".join(f"{label} {100 * c['flagged_real']:5.1f}% / {100 * c['flagged_generated']:5.1f}%"
+                          for label, c in zip(("plain", "augmented", "route"), cells, strict=True))  # fmt: skip
+        print(f"{name:14s} {text}")
 
 
 if __name__ == "__main__":

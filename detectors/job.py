@@ -181,6 +181,16 @@ class CrossFitted:
                 out[rows] = fold.decision_function(feats[rows])
         return out
 
+    def decide(self, feats: np.ndarray, images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score`'s decisions and each row's flag at the threshold of the detector that scored it."""
+        decisions = self.score(feats, images)
+        images = np.arange(len(feats)) if images is None else np.asarray(images)
+        flags = np.zeros(len(feats), dtype=bool)
+        for idx, fold in self.fold_models:
+            rows = np.isin(images, idx)
+            flags[rows] = decisions[rows] >= fold.threshold_
+        return decisions, flags
+
     def share_out(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decisions and flags for images none of the detectors saw (e.g. the generator's training images):
         dealt out in turn among the detectors, each flagged at its own detector's threshold."""
@@ -440,8 +450,10 @@ def _perturbation_sweep(
     detector's, e.g. calibrated with or without augmentation) also its metrics on the same features, under
     ``compare``; with ``jpeg_fn`` (the JPEG route's decisions) the metrics as a routed detector scores the
     images, under ``routed``: by the route where the perturbation makes a JPEG below the quality limit, else
-    the same as without it. ``out``: images kept as files keep each perturbation's features in a journal
-    there, so a killed run does not score them again."""
+    the same as without it. Each function gives decisions, or (decisions, flags at the detectors' own
+    thresholds): then the shares of real and generated images flagged are reported too, the false-positive
+    rate a user would meet (the AUROC and the TPR at 5% FPR are threshold-free). ``out``: images kept as
+    files keep each perturbation's features in a journal there, so a killed run does not score them again."""
     from tqdm.auto import tqdm
 
     from detectors.feature_shards import feature_journal
@@ -453,14 +465,26 @@ def _perturbation_sweep(
         else:  # files: re-encoded as each chunk is scored, never all at once
             journal = feature_journal(out, model, scorer, name) if out is not None else None
             feats, _ = kept_features(model, scorer, MappedImages(images, PERTURBATIONS[name]), journal)
-        rows.append({"perturbation": name, **evaluate_scores(y, score_fn(feats), draws=draws)})
+        rows.append({"perturbation": name, **_swept_metrics(y, score_fn(feats), draws)})
         if compare_fn is not None:
-            rows[-1]["compare"] = evaluate_scores(y, compare_fn(feats), draws=draws)
+            rows[-1]["compare"] = _swept_metrics(y, compare_fn(feats), draws)
         if jpeg_fn is not None:
             take = routed_perturbation(name)
-            metrics = evaluate_scores(y, jpeg_fn(feats), draws=draws) if take else _main_metrics(rows[-1])
+            metrics = _swept_metrics(y, jpeg_fn(feats), draws) if take else _main_metrics(rows[-1])
             rows[-1]["routed"] = {"route": JPEG_ROUTE if take else MAIN_ROUTE, **metrics}
     return rows
+
+
+def _swept_metrics(y: np.ndarray, result: Any, draws: int) -> dict[str, Any]:
+    """The metrics of decisions, or of (decisions, flags), with the shares flagged of each class."""
+    decisions, flags = result if isinstance(result, tuple) else (result, None)
+    return {**evaluate_scores(y, decisions, draws=draws), **({} if flags is None else flag_shares(y, flags))}
+
+
+def flag_shares(y: np.ndarray, flags: np.ndarray) -> dict[str, float]:
+    """The shares of real and of generated images flagged at the detector's threshold."""
+    flags, y = np.asarray(flags, dtype=bool), np.asarray(y)
+    return {"flagged_real": float(flags[y == 0].mean()), "flagged_generated": float(flags[y == 1].mean())}
 
 
 def _main_metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -602,8 +626,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     route = new_detector(scorer, target_fpr=target_fpr).fit(jpeg_feats, data.y, data.source)
     # each swept image scored by the fold detectors (main and JPEG route) that did not see it or a copy of it
     sweep = _perturbation_sweep(
-        model, scorer, data.images[swept], data.y[swept], lambda f: crossed.score(f, swept), draws, progress,
-        jpeg_fn=lambda f: jpeg_crossed.score(f, swept),
+        model, scorer, data.images[swept], data.y[swept], lambda f: crossed.decide(f, swept), draws, progress,
+        jpeg_fn=lambda f: jpeg_crossed.decide(f, swept),
     )  # fmt: skip
     from detectors.generators import held_out_generators
 
@@ -628,9 +652,13 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "family (the DDPM's schedules together, the GAN, the Gaussian mixture) is also left out of calibration "
         "in turn"
     )
+    from detectors.calibration_sizes import side_range
+
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)",
-            "recompressed_share": 0.0}  # fmt: skip  # in-memory digits, never JPEG-encoded
+            "recompressed_share": 0.0,  # in-memory digits, never JPEG-encoded
+            "calibration_sides": side_range({"width": im.shape[1], "height": im.shape[0]} for im in data.images),
+            }  # fmt: skip
     from detectors.routing import copies_record, save_route
 
     meta["routes"] = save_route(out / DETECTOR_FILE, route, meta)
@@ -639,6 +667,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     write_detections(out / DETECTIONS_FILE, [{key: r[key] for key in columns} for r in rows])
     evaluation = {
         **results["main"]["metrics"],
+        **flag_shares(data.y, flags),
         "protocol": protocol,
         "perturbations": sweep,
         "per_source": results["main"]["per_source"],
@@ -764,6 +793,7 @@ def calibrate(
     (:mod:`detectors.routing`). Saved into a folder, the features are kept in its ``shards/`` as they
     are scored, so a killed calibration resumes (:class:`detectors.feature_shards.FeatureJournal`); a
     ``.json`` target leaves nothing beside it."""
+    from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
     from detectors.recompression import recompressed_share
@@ -806,6 +836,7 @@ def calibrate(
         "mode": det.mode_,
         "augment": _augment_record(augment),
         "recompressed_share": recompressed_share(real_set.meta + fake_set.meta),  # JPEGs below q90 among them
+        "calibration_sides": side_range(real_set.meta + fake_set.meta),  # a scan warns about other sizes
         "reference_weight": float(det.combination_[4]) if det.mode_ == "combined" else None,
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_[: len(y)])) if fake else None,
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
@@ -885,10 +916,10 @@ def _saved(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
 
 def _saved_default(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
     """The embedded default, refused as stale (so calibrated again) when an older version saved it without
-    its JPEG route."""
+    its JPEG route or its calibration size range."""
     loaded = _saved(detector_file)
-    if JPEG_ROUTE not in loaded[0].routes:
-        raise StaleDetectorError(f"{detector_file} has no JPEG route (saved by an older genaudit)")
+    if JPEG_ROUTE not in loaded[0].routes or "calibration_sides" not in loaded[1]:
+        raise StaleDetectorError(f"{detector_file} has no JPEG route or size range (saved by an older genaudit)")
     return loaded
 
 
@@ -946,14 +977,14 @@ def evaluate(
     # the shards' features and what a killed run of this command kept are read back, not scored again
     journal = feature_journal(out, model, scorer)
     feats, seconds = kept_features(model, scorer, images, journal)
-    plain = two_class = jpeg_fn = None  # plain: without augment's copies; two_class: without the reference
+    plain = two_class = jpeg_crossed = None  # plain: without augment's copies; two_class: without the reference
     from detectors.recompression import recompressed
 
     jpeg_rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
     routes = getattr(det, "routes", None) or {}
     if detector_file is not None:
         crossed = scored_by(det, feats, jpeg_rows)
-        jpeg_fn = routes[JPEG_ROUTE].decision_function if JPEG_ROUTE in routes else None
+        jpeg_crossed = scored_by(routes[JPEG_ROUTE], feats) if JPEG_ROUTE in routes else None
     else:
         strata = sources if len(generators) > 1 else None  # one generator: the label is the source
         copies = augmented_features(model, scorer, images, augment)
@@ -967,7 +998,6 @@ def evaluate(
             jpeg_crossed = cross_fit(scorer, jpeg_features(model, scorer, images), y, target_fpr=target_fpr,
                                      folds=folds, strata=strata)  # fmt: skip
             crossed = routed_cross_fit(crossed, jpeg_crossed, jpeg_rows)
-            jpeg_fn = jpeg_crossed.score
         # the one saved for later use
         det = new_detector(scorer, target_fpr=target_fpr).fit(
             *(copies or Copies.none(feats.shape[1])).joined(feats, y, sources)
@@ -977,9 +1007,9 @@ def evaluate(
             "each image scored by a detector calibrated without it"
         )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
-    sweep = _perturbation_sweep(model, scorer, images, y, crossed.score, draws, progress,
-                                compare_fn=plain.score if plain is not None else None, out=out,
-                                jpeg_fn=jpeg_fn)  # fmt: skip
+    sweep = _perturbation_sweep(model, scorer, images, y, crossed.decide, draws, progress,
+                                compare_fn=plain.decide if plain is not None else None, out=out,
+                                jpeg_fn=jpeg_crossed.decide if jpeg_crossed is not None else None)  # fmt: skip
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
@@ -992,10 +1022,11 @@ def evaluate(
         else:
             faces = faces_from_backend(zip(real_set.names, real_set.images, strict=True), face_backend)
             fairness = {**fpr_by_group(flagged_real, faces), "faces_from": f"face backend {face_backend}"}
-    evaluation = {**evaluate_scores(y, decisions, draws=draws), "protocol": protocol, "perturbations": sweep,
+    evaluation = {**evaluate_scores(y, decisions, draws=draws), **flag_shares(y, flags), "protocol": protocol,
+                  "perturbations": sweep,
                   "warnings": warnings, "fairness": fairness, "generators": generators,
                   "augment": _augment_record(augment if detector_file is None else 0)}  # fmt: skip
-    if jpeg_fn is not None:
+    if jpeg_crossed is not None:
         from detectors.routing import copies_record
 
         evaluation["jpeg_route"] = {"copies": copies_record(), "routed_inputs": int(jpeg_rows.sum())}
@@ -1015,9 +1046,9 @@ def evaluate(
             )  # fmt: skip
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws,
-                                                        journal)  # fmt: skip
+                                                        journal, jpeg_crossed)  # fmt: skip
     write_json_atomic(out / EVALUATION_FILE, evaluation)
-    routed_rows = np.where(jpeg_rows, JPEG_ROUTE, MAIN_ROUTE) if jpeg_fn is not None else None
+    routed_rows = np.where(jpeg_rows, JPEG_ROUTE, MAIN_ROUTE) if jpeg_crossed is not None else None
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable, routed_rows)
     write_detections(out / DETECTIONS_FILE, rows)
     from audit.results import write_results
@@ -1054,14 +1085,22 @@ def _training_membership(
     y: np.ndarray,
     draws: int,
     journal: Any = None,
+    jpeg_crossed: CrossFitted | None = None,
 ) -> dict[str, Any]:
     """The membership check of :func:`evaluate`: the training images are shared out in turn among the
     detectors that scored the real images (every fold's, or the one saved), none of which saw them, and
-    flagged at that detector's threshold, just as each real image was."""
+    flagged at that detector's threshold, just as each real image was; with a JPEG route
+    (``jpeg_crossed``, the same folds) a training image that is a recompressed JPEG by the route's detector
+    of the same fold, as a real one is."""
     from detectors.membership import membership_check
+    from detectors.recompression import recompressed
 
     feats, _ = kept_features(model, scorer, loaded.images, journal)
     scores, train_flags = crossed.share_out(feats)
+    jpegs = np.array([recompressed(m) for m in loaded.meta], dtype=bool)
+    if jpeg_crossed is not None and jpegs.any():
+        by_route = jpeg_crossed.share_out(feats)
+        scores, train_flags = np.where(jpegs, by_route[0], scores), np.where(jpegs, by_route[1], train_flags)
     real = y == 0
     return {
         "training_images": f"{len(loaded.images)} images from {', '.join(sources)}",
@@ -1111,12 +1150,15 @@ def detect(
     # the shards' features and what a killed run of this command kept (its journal) are not scored again
     journal = feature_journal(out, model, scorer)
     found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer, cache=journal.rows(),
-                 journal=journal, image_column=image_column, progress=progress)  # fmt: skip
+                 journal=journal, image_column=image_column, progress=progress,
+                 sides=meta.get("calibration_sides"))  # fmt: skip
     from audit.results import write_results
+    from detectors.calibration_sizes import size_warning
     from detectors.recompression import QUALITY_LIMIT, recompression_warning
     from detectors.results import build_results
 
-    warning = recompression_warning(found.recompressed, found.scored, meta)
+    warnings = [w for w in (recompression_warning(found.recompressed, found.scored, meta),
+                            size_warning(found.off_size, found.scored, found.sides)) if w]  # fmt: skip
     notes = [f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"]
     if found.routed:
         notes.append(f"{found.routed} of {found.scored} images are JPEGs re-encoded below quality {QUALITY_LIMIT}: "
@@ -1126,6 +1168,6 @@ def detect(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
         meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, found.scored, found.seconds)],
         detections=thumbnails(found.extremes.picks()), n_flagged=found.flagged, n_scored=found.scored,
-        warnings=[warning] if warning else [], notes=notes, fairness=None, config={"detector": str(detector_file)},
+        warnings=warnings, notes=notes, fairness=None, config={"detector": str(detector_file)},
     )  # fmt: skip
     return write_results(out / RESULTS_FILE, doc)

@@ -64,6 +64,8 @@ class Scan:
     flagged: int = 0
     recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT
     routed: int = 0  # of them, scored by the detector's JPEG route (all of them when it has one)
+    off_size: int = 0  # scored images with a side outside the detector's calibration range (calibration_sizes)
+    sides: dict[str, int] | None = None  # that range, from the detector's meta (None: not recorded)
     unreadable: int = 0
     seconds: float = 0.0
     extremes: Extremes = field(default_factory=lambda: Extremes(12))
@@ -72,17 +74,18 @@ class Scan:
 def scan(
     inputs: list[str], csv_path: Path, *, detector: Any, model: Any, scorer: Any,
     cache: dict[str, np.ndarray] | None = None, journal: Any = None, image_column: str = "image",
-    progress: bool = True,
+    progress: bool = True, sides: dict[str, int] | None = None,
 ) -> Scan:  # fmt: skip
     """Score every image of ``inputs`` with ``detector`` and write ``csv_path`` (atomically, at the end),
     one block at a time. ``cache``: features the shards (or a killed run) already computed, by sha256 (not
     scored again). ``journal``: where each block's new features are kept as they are scored
     (:class:`detectors.feature_shards.FeatureJournal`), so that a killed scan resumes. A
     :class:`detectors.routing.Routed` detector scores each recompressed JPEG by its JPEG route. No image at
-    all (readable or not) is an :class:`InputError`, and no CSV is written."""
+    all (readable or not) is an :class:`InputError`, and no CSV is written. ``sides``: the detector's
+    calibration range of image sides (:mod:`detectors.calibration_sizes`); inputs outside it are counted."""
     from audit.atomic import write_atomic
 
-    found = Scan()
+    found = Scan(sides=sides)
 
     def write(fh: Any) -> None:
         import io
@@ -147,6 +150,7 @@ def _blocks(
     listing order; every file refused while listing or unreadable goes to ``refused`` (name, reason) and is
     counted in ``found``."""
     from audit.io.archives import load_at
+    from detectors.calibration_sizes import outside
     from detectors.job import iter_inputs
     from detectors.recompression import recompressed
 
@@ -175,6 +179,7 @@ def _blocks(
         files.append(ImageFile(file, result.sha256 or "", "", block, span))
         jpegs.append(recompressed(result.meta))
         found.recompressed += int(jpegs[-1])
+        found.off_size += int(outside(result.image.shape[1], result.image.shape[0], found.sides))
     if files:
         yield names, files, jpegs
 

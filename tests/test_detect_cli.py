@@ -201,7 +201,12 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
 
     def save(layout: list[str], route: bool = True) -> None:
         det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(layout))), np.repeat([0, 1], 20))
-        meta = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": layout}
+        meta = {
+            "model": job.DEFAULT_MODEL,
+            "scorer": scorer.config(),
+            "feature_names": layout,
+            "calibration_sides": {"min_side": 8, "max_side": 8},
+        }
         if route:
             meta["routes"] = save_route(cached, det, meta)
         det.save(cached, meta)
@@ -240,7 +245,12 @@ def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, 
         calls.append(Path(out))
         rng = np.random.default_rng(len(calls))
         det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(names))), np.repeat([0, 1], 20))
-        meta = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": names}
+        meta = {
+            "model": job.DEFAULT_MODEL,
+            "scorer": scorer.config(),
+            "feature_names": names,
+            "calibration_sides": {"min_side": 8, "max_side": 8},
+        }
         meta["routes"] = save_route(Path(out) / job.DETECTOR_FILE, det, meta)  # the default has its JPEG route
         det.save(Path(out) / job.DETECTOR_FILE, meta)
         (Path(out) / "detect-results.json").write_text("{}")
@@ -461,6 +471,11 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     }
     for q in ("jpeg q75", "jpeg q50"):
         assert jpeg[q]["routed"]["auroc"] > jpeg[q]["auroc"] + 0.05
+    # at the detector's own threshold (5% FPR on clean real digits: 4.4% flagged here) a JPEG q75 or q50 real
+    # digit is always flagged by the main detector alone (measured 100%), almost never by the route (0%, 1.4%)
+    assert ev["flagged_real"] <= 0.1 and jpeg["jpeg q95"]["flagged_real"] > ev["flagged_real"]
+    for q in ("jpeg q75", "jpeg q50"):
+        assert jpeg[q]["flagged_real"] >= 0.9 and jpeg[q]["routed"]["flagged_real"] <= 0.1
     assert ev["jpeg_route"]["copies"]["jpeg"]["quality"] == [30, 95] and "compare" not in ev
     saved = json.loads((demo_site / "detect" / "detector.json").read_text())["meta"]["routes"]["jpeg"]
     assert json.loads((demo_site / "detect" / saved["file"]).read_text())["sha256"] == saved["sha256"]
@@ -479,6 +494,7 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     card = next(p for p in (demo_site / "cards").glob("*.html") if p.name.startswith("detect-"))
     html = card.read_text(encoding="utf-8")
     assert "AUROC left out" in html and "real reference alone" in html and "AUROC, routed" in html
+    assert "flagged at its threshold: real / generated" in html
     # the generator's own training digits look generated: 34 of 300 flagged (11%) against 13 of 297
     # (4.4%) held-out reals
     member = ev["membership"]

@@ -199,3 +199,72 @@ def test_the_cli_keeps_route_jpeg_to_calibration(tmp_path) -> None:
     args = build_parser().parse_args(["detect", str(tmp_path), "--route-jpeg"])
     with pytest.raises(InputError, match="--route-jpeg calibrates"):
         _cmd_detect(args)
+
+
+def test_evaluate_with_a_routed_detector_routes_recompressed_training_images(folders, routed, tmp_path) -> None:
+    """The membership check compares training images with real ones scored the same way: a recompressed JPEG
+    among the training images goes to the route, as it would among the real images."""
+    from detectors import job
+
+    path = job.evaluate([str(folders["real"])], [str(folders["fake"])], tmp_path / "ev", detector_file=routed,
+                        training=[str(folders["scan"])], draws=20, progress=False)  # fmt: skip
+    ev = json.loads(Path(path).read_text())["data"]["evaluation"]
+    det, _, model, scorer = job._saved(routed)
+    loaded = job.load_images([str(folders["scan"])])
+    feats, _ = job.features(model, scorer, loaded.images)
+    jpeg = np.array([Path(n).name in {f"s{j}.jpg" for j in range(4)} for n in loaded.names])
+    flagged = det.decide(feats, jpeg)[2]
+    assert jpeg.sum() == 4 and ev["membership"]["training"]["n"] == 8
+    assert ev["membership"]["training"]["flagged"] == int(flagged.sum())
+    main_only = det.main.decision_function(feats) >= det.main.threshold_
+    assert ev["jpeg_route"]["routed_inputs"] == 0 and all(p["routed"] for p in ev["perturbations"])
+    assert flagged[~jpeg].tolist() == main_only[~jpeg].tolist()
+    # the main detector alone flags all four q50 JPEGs (decisions 36-50 against a threshold of 7: to a model of
+    # clean images a JPEG is far from anything real); the route flags one: the check can tell them apart
+    assert int(main_only.sum()) != int(flagged.sum())
+
+
+def test_the_sweep_reports_the_shares_flagged_at_the_detectors_own_thresholds(folders, routed, tmp_path) -> None:
+    """AUROC is threshold-free; the share of real images over the threshold under a perturbation is the
+    false-positive rate a user meets. Worked here from the saved detector's own decisions."""
+    from detectors import job
+    from detectors.evaluation import PERTURBATIONS
+    from detectors.image_files import MappedImages
+
+    path = job.evaluate([str(folders["real"])], [str(folders["fake"])], tmp_path / "ev", detector_file=routed,
+                        draws=20, progress=False)  # fmt: skip
+    ev = json.loads(Path(path).read_text())["data"]["evaluation"]
+    det, _, model, scorer = job._saved(routed)
+    real, fake = job.load_images([str(folders["real"])]), job.load_images([str(folders["fake"])])
+    images, y = real.images + fake.images, np.repeat([0, 1], [len(real.images), len(fake.images)])
+    clean, _ = job.features(model, scorer, images)
+    flags = det.main.decision_function(clean) >= det.main.threshold_
+    assert (ev["flagged_real"], ev["flagged_generated"]) == (flags[y == 0].mean(), flags[y == 1].mean())
+    row = {p["perturbation"]: p for p in ev["perturbations"]}["jpeg q50"]
+    feats, _ = job.features(model, scorer, MappedImages(images, PERTURBATIONS["jpeg q50"]))
+    for which, got in ((det.main, row), (det.routes["jpeg"], row["routed"])):
+        flags = which.decision_function(feats) >= which.threshold_
+        assert (got["flagged_real"], got["flagged_generated"]) == (flags[y == 0].mean(), flags[y == 1].mean())
+
+
+def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, routed, tmp_path) -> None:
+    """The detector records its calibration images' sides (8 px digits here); a scan counts the inputs with a
+    side outside that range and warns with the count. A detector saved without the range gets no warning."""
+    from PIL import Image
+
+    from detectors import job
+    from detectors.calibration_sizes import outside, side_range, size_warning
+
+    assert json.loads(routed.read_text())["meta"]["calibration_sides"] == {"min_side": 8, "max_side": 8}
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    for i, png in enumerate(sorted(folders["fake"].glob("*.png"))[:3]):
+        image = Image.open(png)
+        image.resize((16, 16) if i == 0 else (8, 8)).save(scan / f"{i}.png")  # one upscaled 2x
+    image.resize((8, 6)).save(scan / "3.png")  # one side smaller
+    path = job.detect([str(scan)], tmp_path / "out", detector_file=routed, progress=False)
+    (warning,) = json.loads(Path(path).read_text())["data"]["warnings"]
+    assert warning.startswith("2 of 4 scanned images have a side outside the calibration images' (8 px)")
+    assert side_range([{"width": 8, "height": 6}, {"width": 300, "height": 200}]) == {"min_side": 6, "max_side": 300}
+    assert side_range([]) is None and not outside(640, 480, None) and size_warning(3, 9, None) is None
+    assert outside(5, 100, {"min_side": 6, "max_side": 300}) and not outside(6, 300, {"min_side": 6, "max_side": 300})
