@@ -656,7 +656,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
 
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)",
-            "recompressed_share": 0.0,  # in-memory digits, never JPEG-encoded
+            "recompressed_share": 0.0, "jpeg_share": 0.0,  # in-memory digits, never JPEG-encoded
             "calibration_sides": side_range({"width": im.shape[1], "height": im.shape[0]} for im in data.images),
             }  # fmt: skip
     from detectors.routing import copies_record, save_route
@@ -796,7 +796,7 @@ def calibrate(
     from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
-    from detectors.recompression import recompressed_share
+    from detectors.recompression import jpeg_share, recompressed_share
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     if route_jpeg:
@@ -837,6 +837,7 @@ def calibrate(
         "augment": _augment_record(augment),
         "recompressed_share": recompressed_share(real_set.meta + fake_set.meta),  # JPEGs below q90 among them
         "calibration_sides": side_range(real_set.meta + fake_set.meta),  # a scan warns about other sizes
+        "jpeg_share": jpeg_share(real_set.meta + fake_set.meta),  # none: a scan warns about q90+ JPEGs
         "reference_weight": float(det.combination_[4]) if det.mode_ == "combined" else None,
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_[: len(y)])) if fake else None,
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
@@ -916,10 +917,10 @@ def _saved(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
 
 def _saved_default(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
     """The embedded default, refused as stale (so calibrated again) when an older version saved it without
-    its JPEG route or its calibration size range."""
+    its JPEG route, its calibration size range or its share of JPEGs."""
     loaded = _saved(detector_file)
-    if JPEG_ROUTE not in loaded[0].routes or "calibration_sides" not in loaded[1]:
-        raise StaleDetectorError(f"{detector_file} has no JPEG route or size range (saved by an older genaudit)")
+    if JPEG_ROUTE not in loaded[0].routes or not {"calibration_sides", "jpeg_share"} <= set(loaded[1]):
+        raise StaleDetectorError(f"{detector_file} has no JPEG route, size range or JPEG share (an older genaudit)")
     return loaded
 
 
@@ -1154,10 +1155,11 @@ def detect(
                  sides=meta.get("calibration_sides"))  # fmt: skip
     from audit.results import write_results
     from detectors.calibration_sizes import size_warning
-    from detectors.recompression import QUALITY_LIMIT, recompression_warning
+    from detectors.recompression import QUALITY_LIMIT, recompression_warning, unseen_jpeg_warning
     from detectors.results import build_results
 
     warnings = [w for w in (recompression_warning(found.recompressed, found.scored, meta),
+                            unseen_jpeg_warning(found.unseen_jpeg, found.scored, meta),
                             size_warning(found.off_size, found.scored, found.sides)) if w]  # fmt: skip
     notes = [f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"]
     if found.routed:

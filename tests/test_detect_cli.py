@@ -206,6 +206,7 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
             "scorer": scorer.config(),
             "feature_names": layout,
             "calibration_sides": {"min_side": 8, "max_side": 8},
+            "jpeg_share": 0.0,
         }
         if route:
             meta["routes"] = save_route(cached, det, meta)
@@ -250,6 +251,7 @@ def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, 
             "scorer": scorer.config(),
             "feature_names": names,
             "calibration_sides": {"min_side": 8, "max_side": 8},
+            "jpeg_share": 0.0,
         }
         meta["routes"] = save_route(Path(out) / job.DETECTOR_FILE, det, meta)  # the default has its JPEG route
         det.save(Path(out) / job.DETECTOR_FILE, meta)

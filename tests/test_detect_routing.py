@@ -105,7 +105,9 @@ def test_a_scan_sends_recompressed_jpegs_to_the_route_and_the_rest_to_the_main(f
         assert float(row["p_synthetic"]) == pytest.approx(float(which.probability(np.array([decision]))[0]), abs=1e-6)
         assert (row["flagged"] == "True") == (decision >= which.threshold_)
     doc = json.loads(Path(path).read_text())
-    assert doc["data"]["warnings"] == []  # routed, not warned about
+    # the q50 JPEGs were routed, not warned about; the two q95 ones go to the main detector, which met no JPEG
+    (warning,) = doc["data"]["warnings"]
+    assert warning.startswith("2 of 8 scanned images are JPEGs of quality 90 or more, and this detector was")
     assert any(n.startswith("4 of 8 images are JPEGs re-encoded below quality 90") for n in doc["data"]["notes"])
     assert doc["data"]["routes"]["jpeg"]["below_quality"] == 90
     assert doc["data"]["routes"]["jpeg"]["threshold"] == det.routes["jpeg"].threshold_
@@ -268,3 +270,14 @@ def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, rou
     assert side_range([{"width": 8, "height": 6}, {"width": 300, "height": 200}]) == {"min_side": 6, "max_side": 300}
     assert side_range([]) is None and not outside(640, 480, None) and size_warning(3, 9, None) is None
     assert outside(5, 100, {"min_side": 6, "max_side": 300}) and not outside(6, 300, {"min_side": 6, "max_side": 300})
+
+
+def test_high_quality_jpegs_are_warned_about_only_when_the_detector_met_no_jpeg() -> None:
+    from detectors.recompression import high_quality_jpeg, jpeg_share, unseen_jpeg_warning
+
+    metas = [{"jpeg_quality": 95}, {"jpeg_quality": 75}, {"format": "PNG"}, {"jpeg_quality": 90}]
+    assert [high_quality_jpeg(m) for m in metas] == [True, False, False, True] and jpeg_share(metas) == 0.75
+    assert jpeg_share([]) == 0.0
+    assert unseen_jpeg_warning(2, 5, {"jpeg_share": 0.0}).startswith("2 of 5 scanned images are JPEGs of quality 90")
+    assert unseen_jpeg_warning(2, 5, {"jpeg_share": 0.1}) is None  # calibrated on some JPEGs
+    assert unseen_jpeg_warning(2, 5, {}) is None and unseen_jpeg_warning(0, 5, {"jpeg_share": 0.0}) is None
