@@ -139,7 +139,10 @@ def load_routes(main_path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     for name, entry in entries.items():
         if name != JPEG_ROUTE:
             raise WeightsError(f"{main_path}: unknown route {name!r} (this genaudit knows {JPEG_ROUTE!r})")
-        path = main_path.with_name(Path(str(entry["file"])).name)
+        file = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(file, str) or Path(file).name != file or not file.endswith(".json"):  # a name, beside it
+            raise WeightsError(f"corrupt detector: {main_path}: its JPEG route entry is unusable ({entry!r:.200})")
+        path = main_path.with_name(file)
         det, _ = ReconstructionDetector.load(path)
         try:
             sha = json.loads(path.read_text(encoding="utf-8"))["sha256"]

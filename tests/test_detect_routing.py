@@ -132,6 +132,13 @@ def test_a_route_file_swapped_or_missing_is_refused(routed, tmp_path) -> None:
     route.unlink()
     with pytest.raises(WeightsError, match="cannot read detector"):
         job._saved(copy)
+    main = json.loads((copy / "detector.json").read_text())
+    for entry in ({"sha256": "0" * 64}, {"file": "..", "sha256": "0" * 64}):  # forged, hash and all: one clear line
+        main["meta"]["routes"]["jpeg"] = entry
+        main["sha256"] = _document_sha256(main)
+        (copy / "detector.json").write_text(json.dumps(main))
+        with pytest.raises(WeightsError, match="its JPEG route entry is unusable"):
+            job._saved(copy)
 
 
 def test_calibrate_refuses_a_route_target_that_is_not_a_detector(folders, tmp_path) -> None:
