@@ -46,6 +46,7 @@ AUTO_CLASSES = 32
 # generators left out of calibration: pass --noise-sets 4 --classes auto for them.
 DEFAULT_SCORER = {"name": "diffusion-loss", "k": 16, "noise_sets": 2, "classes": False}
 BASELINE_SCORER = {"name": "inversion", "steps": 20}
+JPEG_COPIES_PASS = "jpeg route copies"  # the feature journal of the JPEG route's copies (feature_journal)
 DETECTIONS_FILE = "detections.csv"
 EVALUATION_FILE = "evaluation.json"
 RESULTS_FILE = "detect-results.json"
@@ -313,13 +314,31 @@ def routed_cross_fit(main: CrossFitted, jpeg: CrossFitted | None, recompressed: 
                        np.where(take, jpeg.flags, main.flags), main.fold_models)  # fmt: skip
 
 
-def jpeg_features(model: Any, scorer: Any, images: Sequence[np.ndarray]) -> np.ndarray:
+def jpeg_features(model: Any, scorer: Any, images: Sequence[np.ndarray], journal: Any = None) -> np.ndarray:
     """The features of one JPEG copy of every image (:class:`detectors.routing.JpegCopies`), made and scored
-    a chunk at a time (the JPEG route's calibration)."""
+    a chunk at a time (the JPEG route's calibration). ``journal``: images kept as files keep each chunk's rows
+    there (keyed by the original's sha256 and position: copy i depends on both), and a run after a kill
+    scores only the chunks it had not kept, in the same chunks, so its numbers are an uninterrupted run's."""
+    import hashlib
+
     from detectors.routing import JpegCopies
 
     view = JpegCopies(images)
-    parts = [_features_by_size(model, scorer, chunk) for chunk in chunks(view, max_images=512)]
+    files = _files_of(images) if journal is not None else None
+    keys = [hashlib.sha256(f"{f.sha256}:{i}".encode()).hexdigest() for i, f in enumerate(files or [])]
+    known = journal.rows() if files is not None else {}
+    parts, start = [], 0
+    for chunk in chunks(view, max_images=512):
+        mine = keys[start : start + len(chunk)]
+        start += len(chunk)
+        if mine and all(k in known for k in mine):
+            parts.append(np.stack([known[k] for k in mine]))
+            continue
+        parts.append(_features_by_size(model, scorer, chunk))
+        if mine:
+            journal.keep(mine, parts[-1])
+    if files is not None:
+        journal.flush()
     return np.concatenate(parts) if parts else np.zeros((0, 0))
 
 
@@ -847,7 +866,8 @@ def calibrate(
 
         log.info("scoring one JPEG copy of every image (the JPEG route)")
         route = new_detector(scorer, calibration=calibration, target_fpr=target_fpr)
-        route.fit(jpeg_features(model, scorer, images), y, sources)
+        copies_journal = feature_journal(target.parent, model, scorer, JPEG_COPIES_PASS) if into_folder else None
+        route.fit(jpeg_features(model, scorer, images, copies_journal), y, sources)
         weight = float(route.combination_[4]) if route.mode_ == "combined" else None
         auroc = float(roc_auc_score(y, route.cv_decisions_[: len(y)])) if fake else None
         route_meta = {**meta, "mode": route.mode_, "augment": None, "reference_weight": weight,
@@ -996,8 +1016,9 @@ def evaluate(
                               reference="off")  # fmt: skip
         if route_jpeg:  # the route's folds are the main detector's: same images, strata and seed
             log.info("scoring one JPEG copy of every image (the JPEG route)")
-            jpeg_crossed = cross_fit(scorer, jpeg_features(model, scorer, images), y, target_fpr=target_fpr,
-                                     folds=folds, strata=strata)  # fmt: skip
+            copies_journal = feature_journal(out, model, scorer, JPEG_COPIES_PASS)
+            jpeg_crossed = cross_fit(scorer, jpeg_features(model, scorer, images, copies_journal), y,
+                                     target_fpr=target_fpr, folds=folds, strata=strata)  # fmt: skip
             crossed = routed_cross_fit(crossed, jpeg_crossed, jpeg_rows)
         # the one saved for later use
         det = new_detector(scorer, target_fpr=target_fpr).fit(

@@ -288,3 +288,24 @@ def test_high_quality_jpegs_are_warned_about_only_when_the_detector_met_no_jpeg(
     assert unseen_jpeg_warning(2, 5, {"jpeg_share": 0.0}).startswith("2 of 5 scanned images are JPEGs of quality 90")
     assert unseen_jpeg_warning(2, 5, {"jpeg_share": 0.1}) is None  # calibrated on some JPEGs
     assert unseen_jpeg_warning(2, 5, {}) is None and unseen_jpeg_warning(0, 5, {"jpeg_share": 0.0}) is None
+
+
+def test_the_route_copies_pass_is_kept_and_not_scored_again(folders, tmp_path, monkeypatch) -> None:
+    """``detect evaluate --route-jpeg`` keeps the JPEG copies' features in its journal, chunk by chunk: run
+    again into the same folder (as after a kill), it scores nothing and reports the same numbers."""
+    from detectors import job
+
+    def run() -> dict:
+        path = job.evaluate([str(folders["real"])], [str(folders["fake"])], tmp_path / "ev", scorer_config=SMALL,
+                            draws=20, route_jpeg=True, progress=False)  # fmt: skip
+        return json.loads(Path(path).read_text())["data"]["evaluation"]
+
+    first = run()
+    assert list((tmp_path / "ev" / "shards").glob("detect-*-jpeg-route-copies/run-*.npz"))
+    calls = []
+    real = job._features_by_size
+    monkeypatch.setattr(job, "_features_by_size", lambda *a: (calls.append(len(a[2])), real(*a))[1])
+    again = run()
+    assert calls == []  # the images, the sweep's perturbations and the copies: all read back
+    strip = lambda ev: {k: v for k, v in ev.items() if k != "protocol"}  # noqa: E731
+    assert strip(again) == strip(first)
