@@ -179,13 +179,28 @@ def test_a_detector_saved_with_an_older_feature_layout_is_refused(folders, tmp_p
     assert not (tmp_path / "o" / "detections.csv").exists() and not (tmp_path / "e" / "evaluation.json").exists()
 
 
-def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tmp_path, monkeypatch) -> None:
-    """``detect`` without ``--detector`` caches the embedded default in OUT/embedded-default; one cached by
-    a version with another feature layout is calibrated again (it was made there), not used and not an error."""
+def _save_stand_in_default(path: Path, layout: list[str], rng: np.random.Generator, *, route: bool = True) -> None:
+    """A detector saved at ``path`` as the embedded default is (random weights over ``layout``): the default
+    scorer's meta, the calibration size range and JPEG share, and (``route``) its JPEG route."""
     from detectors import job
     from detectors.detector import ReconstructionDetector
     from detectors.noise_model import load_noise_model
     from detectors.routing import save_route
+
+    scorer = job.build_scorer(job.DEFAULT_SCORER, load_noise_model(job.DEFAULT_MODEL))
+    det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(layout))), np.repeat([0, 1], 20))
+    meta = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": layout,
+            "calibration_sides": {"min_side": 8, "max_side": 8}, "jpeg_share": 0.0}  # fmt: skip
+    if route:
+        meta["routes"] = save_route(path, det, meta)
+    det.save(path, meta)
+
+
+def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tmp_path, monkeypatch) -> None:
+    """``detect`` without ``--detector`` caches the embedded default in OUT/embedded-default; one cached by
+    a version with another feature layout is calibrated again (it was made there), not used and not an error."""
+    from detectors import job
+    from detectors.noise_model import load_noise_model
 
     model = load_noise_model(job.DEFAULT_MODEL)
     scorer = job.build_scorer(job.DEFAULT_SCORER, model)
@@ -200,17 +215,7 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     cached.parent.mkdir(parents=True)
 
     def save(layout: list[str], route: bool = True) -> None:
-        det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(layout))), np.repeat([0, 1], 20))
-        meta = {
-            "model": job.DEFAULT_MODEL,
-            "scorer": scorer.config(),
-            "feature_names": layout,
-            "calibration_sides": {"min_side": 8, "max_side": 8},
-            "jpeg_share": 0.0,
-        }
-        if route:
-            meta["routes"] = save_route(cached, det, meta)
-        det.save(cached, meta)
+        _save_stand_in_default(cached, layout, rng, route=route)
 
     save(old)
     calls = []
@@ -231,10 +236,8 @@ def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, 
     import logging
 
     from detectors import job
-    from detectors.detector import ReconstructionDetector
     from detectors.kept_default import kept_folder
     from detectors.noise_model import load_noise_model
-    from detectors.routing import save_route
 
     monkeypatch.setenv("GENAUDIT_CACHE_DIR", str(tmp_path / "cache"))
     model = load_noise_model(job.DEFAULT_MODEL)
@@ -244,17 +247,7 @@ def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, 
 
     def calibrate(out: Path) -> None:  # a stand-in for run_default: a saved detector and a card beside it
         calls.append(Path(out))
-        rng = np.random.default_rng(len(calls))
-        det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(names))), np.repeat([0, 1], 20))
-        meta = {
-            "model": job.DEFAULT_MODEL,
-            "scorer": scorer.config(),
-            "feature_names": names,
-            "calibration_sides": {"min_side": 8, "max_side": 8},
-            "jpeg_share": 0.0,
-        }
-        meta["routes"] = save_route(Path(out) / job.DETECTOR_FILE, det, meta)  # the default has its JPEG route
-        det.save(Path(out) / job.DETECTOR_FILE, meta)
+        _save_stand_in_default(Path(out) / job.DETECTOR_FILE, names, np.random.default_rng(len(calls)))
         (Path(out) / "detect-results.json").write_text("{}")
 
     monkeypatch.setattr(job, "run_default", calibrate)
