@@ -307,11 +307,17 @@ def routed_cross_fit(main: CrossFitted, jpeg: CrossFitted | None, recompressed: 
     (None: no route), as a routed detector scores them. Both must come from the same folds."""
     if jpeg is None or not np.any(recompressed):
         return main
-    if [list(t) for t, _ in main.fold_models] != [list(t) for t, _ in jpeg.fold_models]:
-        raise AssertionError("the JPEG route was cross-fitted on other folds than the main detector")
+    check_same_folds(main, jpeg)
     take = np.asarray(recompressed, dtype=bool)
     return CrossFitted(np.where(take, jpeg.decisions, main.decisions), np.where(take, jpeg.probs, main.probs),
                        np.where(take, jpeg.flags, main.flags), main.fold_models)  # fmt: skip
+
+
+def check_same_folds(main: CrossFitted, route: CrossFitted) -> None:
+    """Refuse a route cross-fitted on other folds than the main detector: an image would be scored by a route
+    fold detector calibrated on its copy."""
+    if [list(t) for t, _ in main.fold_models] != [list(t) for t, _ in route.fold_models]:
+        raise AssertionError("the JPEG route was cross-fitted on other folds than the main detector")
 
 
 def jpeg_features(model: Any, scorer: Any, images: Sequence[np.ndarray], journal: Any = None) -> np.ndarray:
@@ -641,7 +647,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     jpeg_feats = jpeg_features(model, scorer, data.images)
     jpeg_crossed = cross_fit(scorer, jpeg_feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
                              siblings=data.siblings)  # fmt: skip
-    routed_cross_fit(crossed, jpeg_crossed, np.ones(len(data.y), dtype=bool))  # checks the folds are the same
+    check_same_folds(crossed, jpeg_crossed)
     route = new_detector(scorer, target_fpr=target_fpr).fit(jpeg_feats, data.y, data.source)
     # each swept image scored by the fold detectors (main and JPEG route) that did not see it or a copy of it
     sweep = _perturbation_sweep(
@@ -1002,10 +1008,9 @@ def evaluate(
     from detectors.recompression import recompressed
 
     jpeg_rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
-    routes = getattr(det, "routes", None) or {}
-    if detector_file is not None:
+    if detector_file is not None:  # det: the saved detector with its routes (_saved)
         crossed = scored_by(det, feats, jpeg_rows)
-        jpeg_crossed = scored_by(routes[JPEG_ROUTE], feats) if JPEG_ROUTE in routes else None
+        jpeg_crossed = scored_by(det.routes[JPEG_ROUTE], feats) if JPEG_ROUTE in det.routes else None
     else:
         strata = sources if len(generators) > 1 else None  # one generator: the label is the source
         copies = augmented_features(model, scorer, images, augment)

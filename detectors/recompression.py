@@ -13,7 +13,7 @@ its images nor through ``--augment`` (docs/detect.md, "Recompressed inputs"). A 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 QUALITY_LIMIT = 90  # JPEG quality below which an image counts as recompressed (q95 costs 0.015 AUROC, q75 0.235)
@@ -25,10 +25,14 @@ def recompressed(meta: dict[str, Any]) -> bool:
     return quality is not None and quality < QUALITY_LIMIT
 
 
+def _share(metas: Iterable[dict[str, Any]], which: Callable[[dict[str, Any]], bool]) -> float:
+    flags = [which(m) for m in metas]
+    return sum(flags) / len(flags) if flags else 0.0
+
+
 def recompressed_share(metas: Iterable[dict[str, Any]]) -> float:
     """The share of images (their loader metadata) that are recompressed JPEGs; 0 for none at all."""
-    flags = [recompressed(m) for m in metas]
-    return sum(flags) / len(flags) if flags else 0.0
+    return _share(metas, recompressed)
 
 
 def high_quality_jpeg(meta: dict[str, Any]) -> bool:
@@ -39,8 +43,7 @@ def high_quality_jpeg(meta: dict[str, Any]) -> bool:
 
 def jpeg_share(metas: Iterable[dict[str, Any]]) -> float:
     """The share of images that are JPEGs of any quality; 0 for none at all."""
-    flags = [m.get("jpeg_quality") is not None for m in metas]
-    return sum(flags) / len(flags) if flags else 0.0
+    return _share(metas, lambda m: m.get("jpeg_quality") is not None)
 
 
 def unseen_jpeg_warning(count: int, scored: int, detector_meta: dict[str, Any]) -> str | None:
