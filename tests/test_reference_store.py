@@ -93,6 +93,23 @@ def test_a_changed_reference_or_another_extractor_is_extracted_again(reference, 
     assert ReferenceStore(str(reference), embedded).path != before
 
 
+def test_content_rewritten_with_its_size_and_modification_time_put_back_gets_a_new_key(reference, kept) -> None:
+    """``cp -p``, ``rsync -t`` or ``tar x`` put a file's modification time back; its change time moves."""
+    embedded = get_extractor("embedded")
+    first, second = reference / "000.png", reference / "001.png"
+    before = ReferenceStore(str(reference), embedded).path
+    old = os.stat(first)
+    data = first.read_bytes()
+    replacement = second.read_bytes()  # another digit, cut or padded to the same size (the key reads no pixels)
+    replacement = (replacement + data)[: len(data)]
+    assert replacement != data
+    first.write_bytes(replacement)
+    os.utime(first, ns=(old.st_atime_ns, old.st_mtime_ns))
+    new = os.stat(first)
+    assert (new.st_size, new.st_mtime_ns) == (old.st_size, old.st_mtime_ns)  # what rsync's quick check compares
+    assert ReferenceStore(str(reference), embedded).path != before
+
+
 def test_a_damaged_kept_file_is_extracted_again_and_replaced(reference, kept, tmp_path, caplog) -> None:
     first = _bench(reference, tmp_path / "a")
     (path,) = kept.glob("*.npz")

@@ -9,7 +9,7 @@ need more than a mean and a covariance.
 
 The file is ``<cache>/reference-features/<key>.npz`` (:func:`audit.cache_dir.cache_root`: ``$GENAUDIT_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/genaudit``, else ``~/.cache/genaudit``; ``GENAUDIT_CACHE_DIR=off`` keeps nothing). The key
-is a sha256 over the reference's listing (every item's name; every file's size and modification time:
+is a sha256 over the reference's listing (every item's name; every file's size, modification and change times:
 :func:`audit.io.sources.listing_digest`), the extractor's id and weights, the pixel limit and the versions
 of the packages that change numbers, so a reference whose files changed, another extractor or another
 version gets a new file, never stale features. Written atomically after a complete pass; a damaged file is

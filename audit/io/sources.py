@@ -267,10 +267,13 @@ def open_source(spec: str | Path, *, allow_outside_root: bool = False, columns: 
 
 
 def listing_digest(spec: str | Path, **options: Any) -> tuple[str, int]:
-    """sha256 over a source's listing (each item's name; for each file behind them, its size and modification
-    time) and how many items it lists, without decoding any image: a folder, manifest or archive whose files
-    changed gets another digest. It keys what is kept across runs about a source (the bench's reference
-    features, the near-copy search's results). ``options`` go to :func:`open_source`."""
+    """sha256 over a source's listing (each item's name; for each file behind them, its size and its
+    modification and change times) and how many items it lists, without decoding any image: a folder,
+    manifest or archive whose files changed gets another digest. The change time (ctime) is what catches
+    content rewritten with the same size and a restored modification time (``cp -p``, ``rsync -t``,
+    ``tar x``, ``os.utime``): no user call can set it back, as git's index relies on (docs/large-samples.md).
+    It keys what is kept across runs about a source (the bench's reference features, the near-copy search's
+    results). ``options`` go to :func:`open_source`."""
     import hashlib
 
     from audit.io import archives
@@ -290,7 +293,7 @@ def listing_digest(spec: str | Path, **options: Any) -> tuple[str, int]:
             seen_files.add(path)
             try:
                 st = os.stat(path)
-                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+                digest.update(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}".encode())
             except OSError:
                 digest.update(b"missing")
     return digest.hexdigest(), count
