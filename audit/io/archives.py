@@ -583,14 +583,15 @@ def parquet_listing(spec: str, columns: Columns | None = None) -> Iterator[Image
                 row += 1
 
 
-_last_row_group: list[Any] = [None]  # (path, mtime, column, first row, end row, values): replaced whole, never edited
+_last_row_group: list[Any] = [None]  # (path, stamp, column, first row, end row, values): replaced whole, never edited
 
 
 def _table_cell(path: Path, where: TableRow) -> Any:
     """The image cell of one row, reading (and keeping) only the row group that holds it: a run of rows
     read in order reads each row group once, and memory holds one row group (see docs/scale-out.md)."""
     pq = _pyarrow()
-    stamp = os.stat(path).st_mtime_ns
+    st = os.stat(path)
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # a file rewritten since is read again (listing_digest)
     last = _last_row_group[0]
     if last is not None and last[:3] == (str(path), stamp, where.column) and last[3] <= where.row < last[4]:
         return last[5][where.row - last[3]].as_py()
