@@ -34,6 +34,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,29 +83,35 @@ def cached(cache: Path | None, name: str, compute: Callable[[], np.ndarray]) -> 
     return value
 
 
+def probe_setup(description: str) -> tuple[argparse.Namespace, Any, Any, Any]:
+    """The probes' common start: ``--cache`` parsed, all of ``builtin:digits-mixed`` (150 samples a schedule),
+    the embedded model and the default scorer (K = 16 x 2)."""
+    from detectors.builtin import digits_mixed
+    from detectors.job import build_scorer
+    from detectors.noise_model import load_noise_model
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cache", type=Path, help="a folder to keep the feature passes in")
+    args = parser.parse_args()
+    model = load_noise_model("embedded:digits-ddpm")
+    return args, digits_mixed(150), model, build_scorer({"name": "diffusion-loss", "k": 16, "noise_sets": 2}, model)
+
+
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from detectors.augment import AugmentedImages
-    from detectors.builtin import digits_mixed
     from detectors.evaluation import PERTURBATIONS, perturbed
     from detectors.job import (
         Copies,
-        build_scorer,
         cross_fit,
         features,
         flag_shares,
         jpeg_features,
         routed_perturbation,
     )
-    from detectors.noise_model import load_noise_model
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, help="a folder to keep the feature passes in")
-    args = parser.parse_args()
-    data = digits_mixed(150)
-    model = load_noise_model("embedded:digits-ddpm")
-    scorer = build_scorer({"name": "diffusion-loss", "k": 16, "noise_sets": 2}, model)
+    args, data, model, scorer = probe_setup(__doc__.splitlines()[0])
     y = np.asarray(data.y)
 
     def scored(images: Sequence[np.ndarray]) -> np.ndarray:

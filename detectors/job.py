@@ -136,7 +136,8 @@ def load_images(specs: list[str], *, group: int = 0, offset: int = 0, image_colu
         out.names.append(name)
         h, w = result.image.shape[:2]
         out.meta.append({"format": result.meta.get("format"), "width": w, "height": h,
-                         "jpeg_quality": result.meta.get("jpeg_quality")})  # fmt: skip
+                         "jpeg_quality": result.meta.get("jpeg_quality"),
+                         "webp_quality": result.meta.get("webp_quality")})  # fmt: skip
     return out
 
 
@@ -681,7 +682,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
 
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)",
-            "recompressed_share": 0.0, "jpeg_share": 0.0,  # in-memory digits, never JPEG-encoded
+            "recompressed_share": 0.0, "jpeg_share": 0.0, "lossy_share": 0.0,  # in-memory digits, never encoded
             "calibration_sides": side_range({"width": im.shape[1], "height": im.shape[0]} for im in data.images),
             }  # fmt: skip
     from detectors.routing import copies_record, save_route
@@ -821,7 +822,7 @@ def calibrate(
     from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
-    from detectors.recompression import jpeg_share, recompressed_share
+    from detectors.recompression import jpeg_share, lossy_share, recompressed_share
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     if route_jpeg:
@@ -860,9 +861,10 @@ def calibrate(
         },
         "mode": det.mode_,
         "augment": _augment_record(augment),
-        "recompressed_share": recompressed_share(real_set.meta + fake_set.meta),  # JPEGs below q90 among them
+        "recompressed_share": recompressed_share(real_set.meta + fake_set.meta),  # what a JPEG route would take
         "calibration_sides": side_range(real_set.meta + fake_set.meta),  # a scan warns about other sizes
         "jpeg_share": jpeg_share(real_set.meta + fake_set.meta),  # none: a scan warns about q90+ JPEGs
+        "lossy_share": lossy_share(real_set.meta + fake_set.meta),  # none: it warns about AVIFs, q80+ WebPs
         "reference_weight": float(det.combination_[4]) if det.mode_ == "combined" else None,
         "cross_fitted_auroc": float(roc_auc_score(y, det.cv_decisions_[: len(y)])) if fake else None,
         "warnings": shortcut_warnings(real_set.meta, fake_set.meta) if fake else [],
@@ -943,10 +945,12 @@ def _saved(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
 
 def _saved_default(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
     """The embedded default, refused as stale (so calibrated again) when an older version saved it without
-    its JPEG route, its calibration size range or its share of JPEGs."""
+    its JPEG route, its calibration size range or its shares of JPEGs and other lossy files."""
     loaded = _saved(detector_file)
-    if JPEG_ROUTE not in loaded[0].routes or not {"calibration_sides", "jpeg_share"} <= set(loaded[1]):
-        raise StaleDetectorError(f"{detector_file} has no JPEG route, size range or JPEG share (an older genaudit)")
+    if JPEG_ROUTE not in loaded[0].routes or not {"calibration_sides", "jpeg_share", "lossy_share"} <= set(loaded[1]):
+        raise StaleDetectorError(
+            f"{detector_file} has no JPEG route, size range or JPEG and lossy shares (an older genaudit)"
+        )
     return loaded
 
 
@@ -1181,17 +1185,25 @@ def detect(
                  sides=meta.get("calibration_sides"))  # fmt: skip
     from audit.results import write_results
     from detectors.calibration_sizes import size_warning
-    from detectors.recompression import QUALITY_LIMIT, recompression_warning, unseen_jpeg_warning
+    from detectors.recompression import (
+        QUALITY_LIMIT,
+        WEBP_QUALITY_LIMIT,
+        recompression_warning,
+        unseen_jpeg_warning,
+        unseen_lossy_warning,
+    )
     from detectors.results import build_results
 
     warnings = [w for w in (recompression_warning(found.recompressed, found.scored, meta),
                             unseen_jpeg_warning(found.unseen_jpeg, found.scored, meta),
+                            unseen_lossy_warning(found.unseen_lossy, found.scored, meta),
                             size_warning(found.off_size, found.scored, found.sides)) if w]  # fmt: skip
     notes = [f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"]
     if found.routed:
-        notes.append(f"{found.routed} of {found.scored} images are JPEGs re-encoded below quality {QUALITY_LIMIT}: "
-                     "scored, thresholded and given p_synthetic by the detector's JPEG route (route 'jpeg' in "
-                     f"{DETECTIONS_FILE}), calibrated on JPEG copies of its calibration images")  # fmt: skip
+        notes.append(f"{found.routed} of {found.scored} images are JPEGs re-encoded below quality {QUALITY_LIMIT} or "
+                     f"lossy WebPs below quality {WEBP_QUALITY_LIMIT}: scored, thresholded and given p_synthetic by "
+                     f"the detector's JPEG route (route 'jpeg' in {DETECTIONS_FILE}), calibrated on JPEG copies of "
+                     "its calibration images")  # fmt: skip
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
         meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, found.scored, found.seconds)],

@@ -65,6 +65,7 @@ class Scan:
     recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT
     routed: int = 0  # of them, scored by the detector's JPEG route (all of them when it has one)
     unseen_jpeg: int = 0  # scored images that are JPEGs at QUALITY_LIMIT or above (recompression.py)
+    unseen_lossy: int = 0  # scored images that are AVIFs or lossy WebPs at WEBP_QUALITY_LIMIT or above (same)
     off_size: int = 0  # scored images with a side outside the detector's calibration range (calibration_sizes)
     sides: dict[str, int] | None = None  # that range, from the detector's meta (None: not recorded)
     unreadable: int = 0
@@ -153,7 +154,7 @@ def _blocks(
     from audit.io.archives import load_at
     from detectors.calibration_sizes import outside
     from detectors.job import iter_inputs
-    from detectors.recompression import high_quality_jpeg, recompressed
+    from detectors.recompression import high_quality_jpeg, lossy_not_routed, recompressed
 
     names: list[str] = []
     files: list[ImageFile] = []
@@ -181,6 +182,7 @@ def _blocks(
         jpegs.append(recompressed(result.meta))
         found.recompressed += int(jpegs[-1])
         found.unseen_jpeg += int(high_quality_jpeg(result.meta))
+        found.unseen_lossy += int(lossy_not_routed(result.meta))
         found.off_size += int(outside(result.image.shape[1], result.image.shape[0], found.sides))
     if files:
         yield names, files, jpegs

@@ -200,9 +200,11 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         f"{flagged}."
     )
     for name, route in (data.get("routes") or {}).items():
+        webp = route.get("webp_below_quality")
         summary += (
-            f" It has a {name.upper()} route: inputs that are JPEGs below quality {route['below_quality']} are "
-            "scored by a second detector calibrated on JPEG copies of its calibration images."
+            f" It has a {name.upper()} route: inputs that are JPEGs below quality {route['below_quality']}"
+            + (f" or lossy WebPs below quality {webp}" if webp else "")
+            + " are scored by a second detector calibrated on JPEG copies of its calibration images."
         )
     if ev is not None:
         summary += (

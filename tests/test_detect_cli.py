@@ -179,9 +179,12 @@ def test_a_detector_saved_with_an_older_feature_layout_is_refused(folders, tmp_p
     assert not (tmp_path / "o" / "detections.csv").exists() and not (tmp_path / "e" / "evaluation.json").exists()
 
 
-def _save_stand_in_default(path: Path, layout: list[str], rng: np.random.Generator, *, route: bool = True) -> None:
+def _save_stand_in_default(
+    path: Path, layout: list[str], rng: np.random.Generator, *, route: bool = True, lossy_share: bool = True
+) -> None:
     """A detector saved at ``path`` as the embedded default is (random weights over ``layout``): the default
-    scorer's meta, the calibration size range and JPEG share, and (``route``) its JPEG route."""
+    scorer's meta, the calibration size range, JPEG share and (``lossy_share``) share of other lossy files,
+    and (``route``) its JPEG route."""
     from detectors import job
     from detectors.detector import ReconstructionDetector
     from detectors.noise_model import load_noise_model
@@ -191,6 +194,8 @@ def _save_stand_in_default(path: Path, layout: list[str], rng: np.random.Generat
     det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(layout))), np.repeat([0, 1], 20))
     meta = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": layout,
             "calibration_sides": {"min_side": 8, "max_side": 8}, "jpeg_share": 0.0}  # fmt: skip
+    if lossy_share:
+        meta["lossy_share"] = 0.0
     if route:
         meta["routes"] = save_route(path, det, meta)
     det.save(path, meta)
@@ -214,8 +219,8 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     cached = tmp_path / "out" / "embedded-default" / job.DETECTOR_FILE
     cached.parent.mkdir(parents=True)
 
-    def save(layout: list[str], route: bool = True) -> None:
-        _save_stand_in_default(cached, layout, rng, route=route)
+    def save(layout: list[str], route: bool = True, lossy_share: bool = True) -> None:
+        _save_stand_in_default(cached, layout, rng, route=route, lossy_share=lossy_share)
 
     save(old)
     calls = []
@@ -227,6 +232,9 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     save(names, route=False)  # the layout of now, but saved before the JPEG route: made again too
     job.detect([str(folders["mixed"])], tmp_path / "out")
     assert calls == [cached.parent] * 2 and "routes" in json.loads(cached.read_text())["meta"]
+    save(names, lossy_share=False)  # saved before the share of lossy WebPs and AVIFs was recorded: made again
+    job.detect([str(folders["mixed"])], tmp_path / "out")
+    assert calls == [cached.parent] * 3 and json.loads(cached.read_text())["meta"]["lossy_share"] == 0.0
 
 
 def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, monkeypatch, caplog) -> None:

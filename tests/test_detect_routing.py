@@ -109,8 +109,53 @@ def test_a_scan_sends_recompressed_jpegs_to_the_route_and_the_rest_to_the_main(f
     (warning,) = doc["data"]["warnings"]
     assert warning.startswith("2 of 8 scanned images are JPEGs of quality 90 or more, and this detector was")
     assert any(n.startswith("4 of 8 images are JPEGs re-encoded below quality 90") for n in doc["data"]["notes"])
-    assert doc["data"]["routes"]["jpeg"]["below_quality"] == 90
+    route = doc["data"]["routes"]["jpeg"]
+    assert (route["below_quality"], route["webp_below_quality"]) == (90, 80)
     assert doc["data"]["routes"]["jpeg"]["threshold"] == det.routes["jpeg"].threshold_
+
+
+def test_a_scan_routes_low_quality_webps_and_warns_about_other_lossy_files(folders, routed, tmp_path) -> None:
+    """A lossy WebP below quality 80 goes to the JPEG route (it holds its threshold there:
+    benchmarks/lossy_codec_probe.py); a q95 WebP and an AVIF go to the main detector with a warning, as this
+    detector met no such file; a lossless WebP is scored as a PNG is, without one."""
+    from PIL import Image, features
+
+    from detectors import job
+
+    scan = tmp_path / "lossy"
+    scan.mkdir()
+    pngs = sorted(folders["fake"].glob("*.png"))
+    Image.open(pngs[0]).save(scan / "low.webp", quality=50)
+    Image.open(pngs[1]).save(scan / "high.webp", quality=95)
+    Image.open(pngs[2]).save(scan / "lossless.webp", lossless=True)
+    expected = {"low.webp": "jpeg", "high.webp": "main", "lossless.webp": "main"}
+    if features.check("avif"):
+        Image.open(pngs[3]).save(scan / "photo.avif", quality=75)
+        expected["photo.avif"] = "main"
+    out = tmp_path / "out"
+    path = job.detect([str(scan)], out, detector_file=routed, progress=False)
+    with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        assert {Path(r["path"]).name: r["route"] for r in csv.DictReader(fh)} == expected
+    data = json.loads(Path(path).read_text())["data"]
+    unrouted, n = len(expected) - 2, len(expected)
+    (warning,) = data["warnings"]
+    assert warning.startswith(f"{unrouted} of {n} scanned images are AVIFs or lossy WebPs of quality 80 or more")
+    assert any(note.startswith(f"1 of {n} images are JPEGs re-encoded below quality 90 or lossy WebPs below quality 80")
+               for note in data["notes"])  # fmt: skip
+
+
+def test_lossy_files_are_warned_about_only_when_the_detector_met_none() -> None:
+    from detectors.recompression import lossy_not_routed, lossy_share, recompressed, unseen_lossy_warning
+
+    metas = [{"format": "WEBP", "webp_quality": 79}, {"format": "WEBP", "webp_quality": 80},
+             {"format": "WEBP", "webp_quality": None}, {"format": "AVIF"},
+             {"format": "JPEG", "jpeg_quality": 75}]  # fmt: skip
+    assert [recompressed(m) for m in metas] == [True, False, False, False, True]
+    assert [lossy_not_routed(m) for m in metas] == [False, True, False, True, False]
+    assert lossy_share(metas) == 0.6 and lossy_share([]) == 0.0  # lossy WebPs of any quality and AVIFs
+    assert unseen_lossy_warning(2, 5, {"lossy_share": 0.0}).startswith("2 of 5 scanned images are AVIFs or lossy")
+    assert unseen_lossy_warning(2, 5, {"lossy_share": 0.2}) is None  # calibrated on some
+    assert unseen_lossy_warning(2, 5, {}) is None and unseen_lossy_warning(0, 5, {"lossy_share": 0.0}) is None
 
 
 def test_a_route_file_swapped_or_missing_is_refused(routed, tmp_path) -> None:

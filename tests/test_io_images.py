@@ -207,3 +207,58 @@ def test_jpeg_quality_is_read_from_the_quantisation_table() -> None:
     assert decode_image(encoded(image, format="JPEG", qtables=[custom])).meta["jpeg_quality"] == 76
     assert "jpeg_quality" not in decode_image(encoded(image, format="PNG")).meta
     assert jpeg_quality(None) is None and jpeg_quality({0: [1, 2, 3]}) is None
+
+
+def test_webp_quality_is_read_from_the_vp8_frame_header() -> None:
+    """A lossy WebP gives back libwebp's quantiser index for its quality (RFC 6386 header, libwebp's
+    quality mapping: 127 (1 - cbrt(2q - 1)) above 0.75, 127 (1 - cbrt(2q/3)) below); with segments the
+    estimate is within 2 points from quality 80 up; lossless, animated, alpha and cut files as documented."""
+    from audit.io.webp_quality import quantiser_indices, webp_quality
+
+    rng = np.random.default_rng(3)
+
+    def encoded(im: Image.Image, **options) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, format="WEBP", **options)
+        return buf.getvalue()
+
+    noise = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))  # uniform texture: no segments
+    for quality, index in ((50, 38), (75, 26), (90, 9), (100, 0)):  # worked by hand from the formula
+        data = encoded(noise, quality=quality)
+        assert quantiser_indices(data) == [index]
+        assert decode_image(data).meta["webp_quality"] in {quality, quality + 1}  # 50 and 51 share index 38
+    # a smooth gradient beside noise: libwebp's spatial noise shaping gives four segments
+    x = np.linspace(0, 255, 160)[None, :, None] * np.ones((112, 1, 3))
+    x[:, 80:] = rng.integers(0, 256, (112, 80, 3))
+    shaped = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+    for quality in (80, 85, 90, 95):
+        data = encoded(shaped, quality=quality)
+        assert len(quantiser_indices(data)) == 4
+        assert abs(webp_quality(data) - quality) <= 2
+    assert abs(webp_quality(encoded(shaped.convert("RGBA"), quality=60)) - 60) <= 10  # an alpha chunk first
+    frames = [noise, Image.fromarray(255 - np.asarray(noise))]
+    animated = io.BytesIO()
+    frames[0].save(animated, format="WEBP", save_all=True, append_images=frames[1:], quality=40)
+    assert abs(webp_quality(animated.getvalue()) - 40) <= 10  # the first frame's (the animation encoder segments)
+    lossless = encoded(noise, lossless=True)
+    assert webp_quality(lossless) is None and decode_image(lossless).meta["webp_quality"] is None
+    cut = encoded(noise, quality=75)
+    assert [webp_quality(cut[:n]) for n in (0, 4, 12, 30)] == [None] * 4
+    assert webp_quality(cut[:60]) == 75  # the header is read; the image data are cut
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    assert "webp_quality" not in decode_image(buf.getvalue()).meta and webp_quality(buf.getvalue()) is None
+
+
+def test_avif_files_are_listed_and_decoded(tmp_path: Path) -> None:
+    pytest.importorskip("PIL.AvifImagePlugin")
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow was built without AVIF")
+    image = np.random.default_rng(4).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.avif", quality=75)
+    (record,) = list(folder_source(tmp_path))
+    result = load_image(record.path)
+    assert result.ok and result.meta["format"] == "AVIF" and result.image.shape == (16, 24, 3)
+    assert np.abs(result.image.astype(int) - image).mean() < 64  # lossy, but the same picture

@@ -234,6 +234,10 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> LoadResult:
         meta: dict[str, Any] = {"format": im.format, "mode": im.mode, "width": width, "height": height}
         if im.format == "JPEG":
             meta["jpeg_quality"] = jpeg_quality(getattr(im, "quantization", None))
+        elif im.format == "WEBP":
+            from audit.io.webp_quality import webp_quality
+
+            meta["webp_quality"] = webp_quality(data)  # None: lossless
         if width * height > limit:
             return refuse(
                 TOO_LARGE, f"{width}x{height} = {width * height} pixels, over the limit of {limit}", digest, **meta

@@ -53,6 +53,7 @@ IMAGE_SUFFIXES = frozenset(
         ".tif",
         ".tiff",
         ".webp",
+        ".avif",
         ".ppm",
         ".pgm",
         ".pbm",
