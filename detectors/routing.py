@@ -10,7 +10,9 @@ an input is such a JPEG is observable before it is scored: its file's quantisati
 calibrated on one JPEG copy of every calibration image (:class:`JpegCopies`), and every input that is a JPEG
 below :data:`detectors.recompression.QUALITY_LIMIT` is scored, thresholded and given its ``p_synthetic`` by
 that one; every other input by the main detector, as before (on the embedded world, all images out of
-fold: q75 0.739, q50 0.694, clean and q95 the plain detector's 0.875 and 0.860).
+fold: q75 0.739, q50 0.694, clean and q95 the plain detector's 0.875 and 0.860). Lossy WebPs below
+:data:`detectors.recompression.WEBP_QUALITY_LIMIT` take the same route (WebP q75: 0.750 against 0.724, and
+1.0% of real digits flagged against 98.3%; ``benchmarks/lossy_codec_probe.py``).
 
 Saved: the route is a detector of its own (``NAME.jpeg.json`` and ``NAME.jpeg.safetensors`` beside the main
 ``NAME.json``), and the main detector's meta names it with its document sha256 under ``routes``, so a
@@ -83,7 +85,8 @@ def route_path(main: Path) -> Path:
 @dataclass
 class Routed:
     """A detector and its routes: ``main`` scores every input no route takes; ``routes[JPEG_ROUTE]`` (when
-    present) the recompressed JPEGs."""
+    present) the recompressed inputs (:func:`detectors.recompression.recompressed`: JPEGs below quality 90,
+    lossy WebPs below 80)."""
 
     main: Any
     routes: dict[str, Any] = field(default_factory=dict)
@@ -95,7 +98,7 @@ class Routed:
         return getattr(self.main, name)
 
     def route_of(self, recompressed: np.ndarray) -> np.ndarray:
-        """Each input's route name: :data:`JPEG_ROUTE` for a recompressed JPEG when that route exists."""
+        """Each input's route name: :data:`JPEG_ROUTE` for a recompressed input when that route exists."""
         names = np.full(len(recompressed), MAIN_ROUTE, dtype=object)
         if JPEG_ROUTE in self.routes:
             names[np.asarray(recompressed, dtype=bool)] = JPEG_ROUTE
