@@ -92,7 +92,7 @@ def add_parser(sub: Any) -> None:
         "default end to end. 'detect calibrate --real DIR --fake DIR --out FILE' fits and saves a detector (with "
         "--real alone: the real-reference detector, which needs no generated image); "
         "'detect evaluate --real DIR --fake DIR --out DIR' evaluates one (cross-fitted without --detector), "
-        "with bootstrap intervals and a JPEG/resize robustness sweep.",
+        "with bootstrap intervals and a JPEG/WebP/resize robustness sweep.",
     )
     detect.add_argument(
         "inputs", nargs="*", metavar="IMAGES_OR_DIRS",

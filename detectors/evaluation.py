@@ -84,12 +84,21 @@ def evaluate_scores(y: Any, scores: Any, *, draws: int = BOOTSTRAP_DRAWS, seed: 
 
 def jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     """A function that re-encodes a uint8 RGB image as JPEG at ``quality`` and decodes it again."""
+    return _reencode("JPEG", quality)
 
+
+def webp(quality: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that re-encodes a uint8 RGB image as lossy WebP at ``quality`` (libwebp, through Pillow) and
+    decodes it again."""
+    return _reencode("WEBP", quality)
+
+
+def _reencode(fmt: str, quality: int) -> Callable[[np.ndarray], np.ndarray]:
     def apply(image: np.ndarray) -> np.ndarray:
         from PIL import Image
 
         buf = io.BytesIO()
-        Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+        Image.fromarray(image).save(buf, format=fmt, quality=quality)
         buf.seek(0)
         with Image.open(buf) as im:
             return np.asarray(im.convert("RGB"))
@@ -116,8 +125,14 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "jpeg q50": jpeg(50),
     "resize 0.5x": resize(0.5),
     "resize 2x": resize(2.0),
+    "webp q75": webp(75),
 }
-PERTURBATION_QUALITY = {"jpeg q95": 95, "jpeg q75": 75, "jpeg q50": 50}  # the JPEG quality each one leaves
+# what the loader would read from the file each one leaves (audit.io.images: the JPEG or WebP quality), so that
+# the sweep routes it as a scan would (detectors.recompression.recompressed)
+PERTURBATION_META: dict[str, dict[str, Any]] = {
+    "jpeg q95": {"format": "JPEG", "jpeg_quality": 95}, "jpeg q75": {"format": "JPEG", "jpeg_quality": 75},
+    "jpeg q50": {"format": "JPEG", "jpeg_quality": 50}, "webp q75": {"format": "WEBP", "webp_quality": 75},
+}  # fmt: skip
 
 
 def perturbed(images: np.ndarray | list[np.ndarray], name: str) -> list[np.ndarray]:

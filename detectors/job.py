@@ -29,7 +29,7 @@ import numpy as np
 from audit.atomic import output_folder
 from audit.errors import InputError
 from detectors.detector import DETECTOR_FILE, ReconstructionDetector, is_detector_document
-from detectors.evaluation import PERTURBATION_QUALITY, PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
+from detectors.evaluation import PERTURBATION_META, PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
 from detectors.routing import JPEG_ROUTE, MAIN_ROUTE
@@ -519,11 +519,11 @@ def _main_metrics(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def routed_perturbation(name: str) -> bool:
-    """Whether the sweep's perturbation ``name`` makes a JPEG a routed detector sends to its JPEG route."""
-    from detectors.recompression import QUALITY_LIMIT
+    """Whether the sweep's perturbation ``name`` leaves a file a routed detector sends to its JPEG route (a JPEG
+    below quality 90, a lossy WebP below 80)."""
+    from detectors.recompression import recompressed
 
-    quality = PERTURBATION_QUALITY.get(name)
-    return quality is not None and quality < QUALITY_LIMIT
+    return recompressed(PERTURBATION_META.get(name, {}))
 
 
 def _detections_rows(
@@ -615,7 +615,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     fitted: dict[str, tuple[Any, np.ndarray, CrossFitted]] = {}  # role -> scorer, features, cross-fitted
     from tqdm.auto import tqdm
 
-    # the robustness sweep's images: a seeded quarter of every source (336 of 1,347), re-encoded 5 times; the
+    # the robustness sweep's images: a seeded quarter of every source (336 of 1,347), re-encoded 6 times; the
     # inversion baseline (40 sequential network evaluations an image) is scored on them too, which keeps
     # the demo within its time (its AUROC on all 1,347: benchmarks/nfe_curve.py)
     swept = quarter_of_every_source(data)
@@ -673,7 +673,8 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "scored and flagged by a detector calibrated without it, one logistic model per source; the detector "
         "saved for genaudit detect is calibrated on all of them. The robustness sweep re-encodes a seeded "
         f"quarter of every source ({len(swept)} images), each scored by its own fold's detector and, where the "
-        "perturbation leaves a JPEG below quality 90, by its fold's JPEG route (calibrated on one JPEG copy of "
+        "perturbation leaves a JPEG below quality 90 or a lossy WebP below 80, by its fold's JPEG route (calibrated "
+        "on one JPEG copy of "
         "every image of the other folds). Each generator "
         "family (the DDPM's schedules together, the GAN, the Gaussian mixture) is also left out of calibration "
         "in turn"

@@ -88,8 +88,9 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
         columns += ["scored by, routed", "AUROC, routed", "TPR at 5% FPR, routed", "flagged, routed"]
         captions.append(
             "Routed: as the detector scores such files, a JPEG below quality 90 (estimated from its quantisation "
-            "table) by its JPEG route, calibrated on one JPEG copy of every calibration image (quality 30-95, "
-            "mild blur), every other image by the main detector. The first columns are the main detector alone."
+            "table) or a lossy WebP below quality 80 (from its VP8 header) by its JPEG route, calibrated on one JPEG "
+            "copy of every calibration image (quality 30-95, mild blur), every other image by the main detector. "
+            "The first columns are the main detector alone."
         )
     return {"caption": " ".join(captions) or None, "columns": columns, "rows": rows}
 

@@ -228,7 +228,7 @@ def test_evaluate_routes_the_sweeps_low_quality_jpegs(folders, tmp_path) -> None
     assert ev["jpeg_route"]["routed_inputs"] == 0  # PNG inputs: the clean row is the main detector's
     routes = {p["perturbation"]: p["routed"]["route"] for p in ev["perturbations"]}
     assert routes == {"jpeg q95": "main", "jpeg q75": "jpeg", "jpeg q50": "jpeg", "resize 0.5x": "main",
-                      "resize 2x": "main"}  # fmt: skip
+                      "resize 2x": "main", "webp q75": "jpeg"}  # fmt: skip
     for p in ev["perturbations"]:
         if p["routed"]["route"] == "main":  # the same scores: the same metrics
             assert (p["routed"]["auroc"], p["routed"]["auroc_ci"]) == (p["auroc"], p["auroc_ci"])
@@ -354,3 +354,24 @@ def test_the_route_copies_pass_is_kept_and_not_scored_again(folders, tmp_path, m
     assert calls == []  # the images, the sweep's perturbations and the copies: all read back
     strip = lambda ev: {k: v for k, v in ev.items() if k != "protocol"}  # noqa: E731
     assert strip(again) == strip(first)
+
+
+def test_the_sweep_routes_each_perturbation_as_a_scan_would_route_its_file() -> None:
+    """The metadata the sweep assumes for each re-encoded digit is what the loader reads from such a file."""
+    import io
+
+    from PIL import Image
+
+    from audit.io.images import decode_image
+    from audit.zoo import digits
+    from detectors.evaluation import PERTURBATION_META, PERTURBATIONS
+    from detectors.job import routed_perturbation
+
+    held, _ = digits.load_split("heldout")
+    image = Image.fromarray(np.stack([held[0]] * 3, axis=-1))
+    for name, meta in PERTURBATION_META.items():
+        buf = io.BytesIO()
+        image.save(buf, format=meta["format"], quality=int(name.rpartition("q")[2]))
+        read = decode_image(buf.getvalue()).meta
+        assert {key: read.get(key) for key in meta} == meta
+    assert [routed_perturbation(n) for n in PERTURBATIONS] == [False, True, True, False, False, True]
