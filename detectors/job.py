@@ -673,11 +673,9 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "scored and flagged by a detector calibrated without it, one logistic model per source; the detector "
         "saved for genaudit detect is calibrated on all of them. The robustness sweep re-encodes a seeded "
         f"quarter of every source ({len(swept)} images), each scored by its own fold's detector and, where the "
-        "perturbation leaves a JPEG below quality 90 or a lossy WebP below 80, by its fold's JPEG route (calibrated "
-        "on one JPEG copy of "
-        "every image of the other folds). Each generator "
-        "family (the DDPM's schedules together, the GAN, the Gaussian mixture) is also left out of calibration "
-        "in turn"
+        "perturbation leaves a JPEG below quality 90 or a lossy WebP below 80, by its fold's JPEG route "
+        "(calibrated on one JPEG copy of every image of the other folds). Each generator family (the DDPM's "
+        "schedules together, the GAN, the Gaussian mixture) is also left out of calibration in turn"
     )
     from detectors.calibration_sizes import side_range
 

@@ -9,9 +9,9 @@ cube root) and ``index = 127 (1 - c)``, each segment's ``c`` raised to a power s
 shaping (libwebp ``src/enc/quant_enc.c``, ``VP8SetSegmentParams``). The estimate here is the quality whose
 index is nearest the mean index of the frame's segments (the base index when it has none): for a file
 without segments, the highest of the qualities that share its index (50 and 51 both give 38); with
-segments, within about 2 points at quality 80 and up and within 10 below (tests/test_io_images.py), as
-ImageMagick's JPEG quality is an estimate too. A lossless
-WebP (VP8L) has no quality: None, as for anything that is not a readable lossy WebP.
+segments, within about 2 points at quality 80 and up and within 10 below (tests/test_io_images.py). Other
+encoders map quality to quantisers their own way: for them the figure is libwebp's equivalent quality. A
+lossless WebP (VP8L) has no quality: None, as for anything that is not a readable lossy WebP.
 
 The header is boolean-entropy coded, so a small decoder reads it (RFC 6386, section 7); only the frame
 header's first fields are decoded, never the image.
