@@ -11,7 +11,7 @@ images, and the scan's results warn when it scored any of them with a detector t
 its images nor through ``--augment`` (docs/detect.md, "Recompressed inputs"). A detector calibrated with
 ``--route-jpeg`` (the embedded default is) mends it: such inputs go to its JPEG route (:mod:`detectors.routing`).
 
-Lossy WebP does the same damage (``benchmarks/lossy_codec_probe.py``: AUROC 0.724 at WebP q75 and 98.3% of
+Lossy WebP does much the same damage (``benchmarks/lossy_codec_probe.py``: AUROC 0.724 at WebP q75 and 98.3% of
 the real digits flagged at the threshold that flags 4.4% of PNGs), and the JPEG route takes it as well as it
 takes JPEGs (0.750, 1.0% of real digits flagged) below :data:`WEBP_QUALITY_LIMIT`, the quality read from the
 file's VP8 header (:func:`audit.io.webp_quality.webp_quality`); above it the main detector ranks better than
