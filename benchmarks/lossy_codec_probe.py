@@ -15,7 +15,7 @@ stratified by source, the DDPM's siblings in one fold; the default scorer, K = 1
 and counts the images each fold detector flags at its own threshold (5% target FPR on the clean real images
 of its calibration, or for the route on its JPEG copies'), real / generated.
 
-Usage: python benchmarks/lossy_codec_probe.py [--cache DIR]   (about 4 minutes on 2 cores; the feature passes
+Usage: python benchmarks/lossy_codec_probe.py [--cache DIR]   (about 8 minutes on 2 cores; the feature passes
 are kept in DIR when given)
 """
 
