@@ -21,9 +21,7 @@ are kept in DIR when given)
 
 from __future__ import annotations
 
-import io
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,24 +36,10 @@ CODECS = {"WebP q95": ("WEBP", 95), "WebP q90": ("WEBP", 90), "WebP q85": ("WEBP
           "AVIF q50": ("AVIF", 50)}  # fmt: skip
 
 
-def reencoded(fmt: str, quality: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A function that saves a uint8 RGB image as lossy ``fmt`` at ``quality`` and decodes it again."""
-
-    def apply(image: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(image).save(buf, format=fmt, quality=quality)
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return np.asarray(im.convert("RGB"))
-
-    return apply
-
-
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
+    from detectors.evaluation import reencode
     from detectors.job import cross_fit, features, flag_shares, jpeg_features
 
     args, data, model, scorer = probe_setup(__doc__.splitlines()[0])
@@ -75,7 +59,7 @@ def main() -> None:
     for name, (fmt, quality) in CODECS.items():
         key = name.replace(" ", "_").lower()
         rows[name] = cached(args.cache, key, lambda f=fmt, q=quality: features(
-            model, scorer, [reencoded(f, q)(im) for im in data.images])[0])  # fmt: skip
+            model, scorer, [reencode(f, q)(im) for im in data.images])[0])  # fmt: skip
     for name, feats in rows.items():
         oracle = roc_auc_score(y, crossed(feats).decisions) if name != "none (PNG)" else float("nan")
         flags = [flag_shares(y, fitted.decide(feats, every)[1]) for fitted in (plain, route)]

@@ -84,16 +84,19 @@ def evaluate_scores(y: Any, scores: Any, *, draws: int = BOOTSTRAP_DRAWS, seed: 
 
 def jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     """A function that re-encodes a uint8 RGB image as JPEG at ``quality`` and decodes it again."""
-    return _reencode("JPEG", quality)
+    return reencode("JPEG", quality)
 
 
 def webp(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     """A function that re-encodes a uint8 RGB image as lossy WebP at ``quality`` (libwebp, through Pillow) and
     decodes it again."""
-    return _reencode("WEBP", quality)
+    return reencode("WEBP", quality)
 
 
-def _reencode(fmt: str, quality: int) -> Callable[[np.ndarray], np.ndarray]:
+def reencode(fmt: str, quality: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that saves a uint8 RGB image in Pillow's lossy ``fmt`` (JPEG, WEBP, AVIF) at ``quality`` and
+    decodes it again."""
+
     def apply(image: np.ndarray) -> np.ndarray:
         from PIL import Image
 
