@@ -36,11 +36,15 @@ def recompressed(meta: dict[str, Any]) -> bool:
     return (quality is not None and quality < QUALITY_LIMIT) or (webp is not None and webp < WEBP_QUALITY_LIMIT)
 
 
+def lossy_not_jpeg(meta: dict[str, Any]) -> bool:
+    """Whether a loaded image is a lossy WebP (of any quality) or an AVIF."""
+    return meta.get("webp_quality") is not None or meta.get("format") == "AVIF"
+
+
 def lossy_not_routed(meta: dict[str, Any]) -> bool:
     """Whether a loaded image is a lossy WebP at :data:`WEBP_QUALITY_LIMIT` or above, or an AVIF: lossy files
     that go to the main detector (routed or not), whose threshold does not hold for them."""
-    webp = meta.get("webp_quality")
-    return (webp is not None and webp >= WEBP_QUALITY_LIMIT) or meta.get("format") == "AVIF"
+    return lossy_not_jpeg(meta) and not recompressed(meta)
 
 
 def _met_none(count: int, share: Any) -> bool:
@@ -72,7 +76,7 @@ def jpeg_share(metas: Iterable[dict[str, Any]]) -> float:
 
 def lossy_share(metas: Iterable[dict[str, Any]]) -> float:
     """The share of images that are lossy WebPs of any quality or AVIFs; 0 for none at all."""
-    return _share(metas, lambda m: m.get("webp_quality") is not None or m.get("format") == "AVIF")
+    return _share(metas, lossy_not_jpeg)
 
 
 def unseen_jpeg_warning(count: int, scored: int, detector_meta: dict[str, Any]) -> str | None:

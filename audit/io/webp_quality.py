@@ -20,6 +20,7 @@ header's first fields are decoded, never the image.
 from __future__ import annotations
 
 import struct
+from functools import cache
 
 import numpy as np
 
@@ -117,8 +118,9 @@ def quantiser_indices(data: bytes) -> list[int] | None:
     return [int(np.clip(q if absolute else base + q, 0, MAX_INDEX)) for q in quantisers]
 
 
+@cache
 def _libwebp_indices() -> np.ndarray:
-    """libwebp's quantiser index for each quality 0..100, without spatial noise shaping."""
+    """libwebp's quantiser index for each quality 0..100, without spatial noise shaping (computed once)."""
     q = np.arange(101) / 100.0
     linear = np.where(q < 0.75, q * (2.0 / 3.0), 2.0 * q - 1.0)
     return (MAX_INDEX * (1.0 - np.cbrt(linear))).astype(np.int64)
