@@ -45,7 +45,7 @@ def fake_sources(values: list[str]) -> list[tuple[str, str]]:
 def held_out_generators(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, *, target_fpr: float, folds: int,
     draws: int, seen: np.ndarray | None = None, seen_two_class: np.ndarray | None = None, copies: Any = None,
-    siblings: np.ndarray | None = None, **params: Any,
+    siblings: np.ndarray | None = None, route: tuple[np.ndarray, np.ndarray] | None = None, **params: Any,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """For each generator: a detector calibrated on the real images and every *other* generator, cross-fitted
     over the real images (each real image scored by a fold detector that never saw it, stratified by source),
@@ -57,7 +57,10 @@ def held_out_generators(
     (combined / two-class alone) calibrated with every generator (cross-fitted), to set beside it (the
     generator against the same real images). ``copies``: perturbed copies of the images
     (:class:`detectors.job.Copies`), each calibrating with its original. ``siblings``: images from one seed
-    share a number and a fold (:func:`detectors.job.cross_fit`). ``params``: for every detector but the
+    share a number and a fold (:func:`detectors.job.cross_fit`). ``route``: (the features of every image's JPEG
+    copy, the rows a JPEG route takes), for a routed detector (``--route-jpeg``): every detector here then has
+    its route, calibrated on the copies in its own folds, and scores those rows as the routed detector does
+    (docs/detect.md, "Routing"); each row records ``routed_inputs``. ``params``: for every detector but the
     reference-only one (e.g. ``experts=False``). Empty with fewer than 2 generators."""
     from detectors.evaluation import evaluate_scores
 
@@ -66,10 +69,16 @@ def held_out_generators(
     if len(generators) < 2:
         return []
     reference = reference_only(scorer, feats, y, target_fpr=target_fpr, folds=folds, copies=copies)
+    if route is not None:
+        from detectors.job import routed_cross_fit
+
+        route_feats, route_rows = route
+        by_route = reference_only(scorer, route_feats, y, target_fpr=target_fpr, folds=folds)
+        reference = routed_cross_fit(reference, by_route, route_rows, feats)
     out = []
     for held in generators:
         left_out = {"target_fpr": target_fpr, "folds": folds, "draws": draws, "copies": copies, "siblings": siblings,
-                    **params}  # fmt: skip
+                    "route": route, **params}  # fmt: skip
         row = {
             "source": str(held),
             "calibrated_on": [str(g) for g in generators if g != held],
@@ -82,6 +91,8 @@ def held_out_generators(
             "flagged": float(np.mean(reference.flags[sources == held])),
             "real_flagged": float(np.mean(reference.flags[y == 0])),
         }
+        if route is not None:
+            row["routed_inputs"] = int(np.sum(np.asarray(route[1], dtype=bool)[mask]))
         for key, decisions in (("seen", seen), ("seen_two_class", seen_two_class)):
             if decisions is not None:
                 row[key] = evaluate_scores(y[mask], decisions[mask], draws=draws)
@@ -91,17 +102,27 @@ def held_out_generators(
 
 def _left_out(
     scorer: Any, feats: np.ndarray, y: np.ndarray, sources: np.ndarray, held: str, *, target_fpr: float,
-    folds: int, draws: int, copies: Any = None, siblings: np.ndarray | None = None, **params: Any,
+    folds: int, draws: int, copies: Any = None, siblings: np.ndarray | None = None,
+    route: tuple[np.ndarray, np.ndarray] | None = None, **params: Any,
 ) -> dict[str, Any]:  # fmt: skip
-    """The figures of :func:`held_out_generators` for one left-out generator and one kind of detector."""
+    """The figures of :func:`held_out_generators` for one left-out generator and one kind of detector
+    (``route``: with its JPEG route, as there)."""
     from detectors.evaluation import evaluate_scores
-    from detectors.job import cross_fit
+    from detectors.job import cross_fit, routed_cross_fit
 
-    pool = sources != held
-    crossed = cross_fit(scorer, feats[pool], y[pool], target_fpr=target_fpr, folds=folds, strata=sources[pool],
-                        copies=copies.of(pool) if copies is not None else None,
-                        siblings=None if siblings is None else np.asarray(siblings)[pool], **params)  # fmt: skip
-    held_scores, held_flags = crossed.share_out(feats[sources == held])
+    pool, left = sources != held, sources == held
+    folding = {"target_fpr": target_fpr, "folds": folds, "strata": sources[pool],
+               "siblings": None if siblings is None else np.asarray(siblings)[pool], **params}  # fmt: skip
+    crossed = cross_fit(scorer, feats[pool], y[pool], copies=copies.of(pool) if copies is not None else None,
+                        **folding)  # fmt: skip
+    held_scores, held_flags = crossed.share_out(feats[left])
+    if route is not None:  # the route's fold detectors: the same folds, calibrated on the pool's JPEG copies
+        route_feats, route_rows = route[0], np.asarray(route[1], dtype=bool)
+        by_route = cross_fit(scorer, route_feats[pool], y[pool], **folding)
+        crossed = routed_cross_fit(crossed, by_route, route_rows[pool], feats[pool])
+        route_scores, route_flags = by_route.share_out(feats[left])  # dealt out in the same turn as above
+        held_scores = np.where(route_rows[left], route_scores, held_scores)
+        held_flags = np.where(route_rows[left], route_flags, held_flags)
     real = y[pool] == 0
     scores = np.concatenate([crossed.decisions[real], held_scores])
     labels = np.concatenate([np.zeros(int(real.sum()), dtype=int), np.ones(len(held_scores), dtype=int)])

@@ -193,6 +193,19 @@ class CrossFitted:
             flags[rows] = decisions[rows] >= fold.threshold_
         return decisions, flags
 
+    def rescored(self, feats: np.ndarray, rows: np.ndarray) -> CrossFitted:
+        """A copy in which each of ``rows`` (a mask over the fitted images) is decided again, on its row of
+        ``feats``, by the detector that scored it (decision, probability and flag)."""
+        decisions, probs, flags = self.decisions.copy(), self.probs.copy(), self.flags.copy()
+        rows = np.asarray(rows, dtype=bool)
+        for idx, fold in self.fold_models:
+            mine = np.asarray(idx)[rows[idx]]
+            if len(mine):
+                decisions[mine] = fold.decision_function(feats[mine])
+                probs[mine] = fold.probability(decisions[mine])
+                flags[mine] = decisions[mine] >= fold.threshold_
+        return CrossFitted(decisions, probs, flags, self.fold_models)
+
     def share_out(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decisions and flags for images none of the detectors saw (e.g. the generator's training images):
         dealt out in turn among the detectors, each flagged at its own detector's threshold."""
@@ -303,15 +316,20 @@ def scored_by(det: Any, feats: np.ndarray, recompressed: np.ndarray | None = Non
     return CrossFitted(decisions, probs, flags.astype(int), [(np.arange(len(feats)), routed.main)])
 
 
-def routed_cross_fit(main: CrossFitted, jpeg: CrossFitted | None, recompressed: np.ndarray) -> CrossFitted:
-    """The cross-fitted main detector with its ``recompressed`` rows taken from the cross-fitted JPEG route
-    (None: no route), as a routed detector scores them. Both must come from the same folds."""
+def routed_cross_fit(
+    main: CrossFitted, jpeg: CrossFitted | None, recompressed: np.ndarray, feats: np.ndarray
+) -> CrossFitted:
+    """The cross-fitted main detector with its ``recompressed`` rows decided by the cross-fitted JPEG route
+    (None: no route), as a routed detector scores them: by the route's fold detector that left the image out,
+    on the image's own features ``feats`` (the route was calibrated on JPEG copies, and its own cross-fitted
+    decisions are those of the copies, not of the inputs). Both must come from the same folds."""
     if jpeg is None or not np.any(recompressed):
         return main
     check_same_folds(main, jpeg)
     take = np.asarray(recompressed, dtype=bool)
-    return CrossFitted(np.where(take, jpeg.decisions, main.decisions), np.where(take, jpeg.probs, main.probs),
-                       np.where(take, jpeg.flags, main.flags), main.fold_models)  # fmt: skip
+    by_route = jpeg.rescored(feats, take)
+    return CrossFitted(np.where(take, by_route.decisions, main.decisions), np.where(take, by_route.probs, main.probs),
+                       np.where(take, by_route.flags, main.flags), main.fold_models)  # fmt: skip
 
 
 def check_same_folds(main: CrossFitted, route: CrossFitted) -> None:
@@ -1007,7 +1025,7 @@ def evaluate(
     # the shards' features and what a killed run of this command kept are read back, not scored again
     journal = feature_journal(out, model, scorer)
     feats, seconds = kept_features(model, scorer, images, journal)
-    plain = two_class = jpeg_crossed = None  # plain: without augment's copies; two_class: without the reference
+    plain = two_class = jpeg_crossed = jpeg_feats = None  # plain: without augment's copies; two_class: no reference
     from detectors.recompression import recompressed
 
     jpeg_rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
@@ -1025,9 +1043,12 @@ def evaluate(
         if route_jpeg:  # the route's folds are the main detector's: same images, strata and seed
             log.info("scoring one JPEG copy of every image (the JPEG route)")
             copies_journal = feature_journal(out, model, scorer, JPEG_COPIES_PASS)
-            jpeg_crossed = cross_fit(scorer, jpeg_features(model, scorer, images, copies_journal), y,
-                                     target_fpr=target_fpr, folds=folds, strata=strata)  # fmt: skip
-            crossed = routed_cross_fit(crossed, jpeg_crossed, jpeg_rows)
+            jpeg_feats = jpeg_features(model, scorer, images, copies_journal)
+            jpeg_crossed = cross_fit(scorer, jpeg_feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
+            crossed = routed_cross_fit(crossed, jpeg_crossed, jpeg_rows, feats)
+            two_class_route = cross_fit(scorer, jpeg_feats, y, target_fpr=target_fpr, folds=folds, strata=strata,
+                                        reference="off")  # fmt: skip
+            two_class = routed_cross_fit(two_class, two_class_route, jpeg_rows, feats)
         # the one saved for later use
         det = new_detector(scorer, target_fpr=target_fpr).fit(
             *(copies or Copies.none(feats.shape[1])).joined(feats, y, sources)
@@ -1073,6 +1094,7 @@ def evaluate(
             evaluation["held_out_generators"] = held_out_generators(
                 scorer, feats, y, sources, target_fpr=target_fpr, folds=folds, draws=draws, seen=decisions,
                 seen_two_class=two_class.decisions, copies=copies,
+                route=None if jpeg_feats is None else (jpeg_feats, jpeg_rows),
             )  # fmt: skip
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws,

@@ -70,11 +70,13 @@ class JpegCopies(Sequence[np.ndarray]):
 def copies_record() -> dict[str, Any]:
     """How the route's copies were made, for provenance."""
     from detectors import augment
-    from detectors.recompression import QUALITY_LIMIT
+    from detectors.recompression import QUALITY_LIMIT, WEBP_QUALITY_LIMIT
 
     return {"copies_per_image": 1, "seed": COPY_SEED, "blur": {"p": augment.BLUR_P, "sigma": list(augment.BLUR_SIGMA)},
             "jpeg": {"p": 1.0, "quality": list(augment.JPEG_QUALITY)},
-            "routes": f"JPEGs below quality {QUALITY_LIMIT} (from their quantisation tables)"}  # fmt: skip
+            "routes": f"JPEGs below quality {QUALITY_LIMIT} (from their quantisation tables), lossy WebPs below "
+                      f"quality {WEBP_QUALITY_LIMIT} (from their VP8 headers)",
+            "below_quality": QUALITY_LIMIT, "webp_below_quality": WEBP_QUALITY_LIMIT}  # fmt: skip
 
 
 def route_path(main: Path) -> Path:

@@ -43,13 +43,22 @@ def _held_out_table(ev: dict[str, Any]) -> dict[str, Any]:
             f"{100 * h['real_flagged']:.1f}%", ", ".join(h["calibrated_on"]),
         ])  # fmt: skip
     names = ", ".join(h["source"] for h in ev["held_out_generators"])
+    routed = [h["routed_inputs"] for h in ev["held_out_generators"] if "routed_inputs" in h]
+    route_note = (
+        f" Every detector here has its JPEG route, calibrated on JPEG copies in its own folds; it scored the "
+        f"recompressed inputs among the real and the left-out images ({', '.join(map(str, routed))} per "
+        "generator), as a routed detector does."
+        if routed
+        else ""
+    )
     return {
         "caption": f"Each generator left out of calibration (tested on {len(rows)} generators: {names}). Seen: "
         "cross-fitted with every generator in calibration. Left out: calibrated on the real images and the other "
         "generators, each real image scored by a fold detector that never saw it, each left-out image by one "
         "of those detectors in turn; flagged at each fold detector's own threshold. The detector is the "
         "two-class model combined with the real reference; 'two-class alone' is the same without the reference, "
-        "'real reference alone' a detector calibrated on the real images only, which never sees a generated one.",
+        "'real reference alone' a detector calibrated on the real images only, which never sees a generated one."
+        + route_note,
         "columns": ["generator", "AUROC seen", "seen, two-class alone", "AUROC left out",
                     "left out, two-class alone", "real reference alone", "TPR at 5% FPR, left out",
                     "flagged, left out", "real flagged", "calibrated on"],
@@ -86,11 +95,14 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
                     _ci(other["tpr_at_fpr_5pct"], None, pct=True) if taken else "same",
                     _flagged(other) if taken else "same"]  # fmt: skip
         columns += ["scored by, routed", "AUROC, routed", "TPR at 5% FPR, routed", "flagged, routed"]
-        captions.append(
-            "Routed: as the detector scores such files, a JPEG below quality 90 (estimated from its quantisation "
-            "table) or a lossy WebP below quality 80 (from its VP8 header) by its JPEG route, calibrated on one JPEG "
-            "copy of every calibration image (quality 30-95, mild blur), every other image by the main detector. "
-            "The first columns are the main detector alone."
+        copies = (ev.get("jpeg_route") or {}).get("copies") or {}
+        low, high = (copies.get("jpeg") or {}).get("quality", (30, 95))
+        captions.append(  # results written before the limits were recorded used 90 and 80
+            f"Routed: as the detector scores such files, a JPEG below quality {copies.get('below_quality', 90)} "
+            "(estimated from its quantisation table) or a lossy WebP below quality "
+            f"{copies.get('webp_below_quality', 80)} (from its VP8 header) by its JPEG route, calibrated on one "
+            f"JPEG copy of every calibration image (quality {low}-{high}, mild blur), every other image by the main "
+            "detector. The first columns are the main detector alone."
         )
     return {"caption": " ".join(captions) or None, "columns": columns, "rows": rows}
 

@@ -14,25 +14,36 @@ from audit.errors import InputError, WeightsError
 SMALL = {"name": "diffusion-loss", "k": 4, "noise_sets": 1, "classes": False}  # 4 evaluations an image
 
 
+def _embedded_samples(seeds: range, scale: float) -> np.ndarray:
+    """The embedded DDPM's samples of ``seeds`` (digit ``i mod 10`` for the i-th) at static guidance ``scale``."""
+    from audit.generators.base import GenerationRequest
+    from audit.generators.embedded import EmbeddedDigitsGenerator
+    from audit.guidance import get_schedule
+
+    request = GenerationRequest(seeds=tuple(seeds), schedule=get_schedule("static", scale), steps=25,
+                                labels=tuple(i % 10 for i in range(len(seeds))))  # fmt: skip
+    return EmbeddedDigitsGenerator().generate(request).images
+
+
+def _folders(root: Path, *names: str) -> dict[str, Path]:
+    """Empty folders ``root/NAME``, by name."""
+    out = {name: root / name for name in names}
+    for folder in out.values():
+        folder.mkdir()
+    return out
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     """30 held-out real digits and 30 of the embedded model's samples as PNG; a scan folder of 4 samples as
     JPEG q50 (routed), 2 as JPEG q95 and 2 as PNG (not routed)."""
     from PIL import Image
 
-    from audit.generators.base import GenerationRequest
-    from audit.generators.embedded import EmbeddedDigitsGenerator
-    from audit.guidance import get_schedule
     from audit.zoo import digits
 
-    root = tmp_path_factory.mktemp("routing")
     real, _ = digits.load_split("heldout")
-    request = GenerationRequest(seeds=tuple(range(700, 738)), schedule=get_schedule("static", 1.0), steps=25,
-                                labels=tuple(i % 10 for i in range(38)))  # fmt: skip
-    fake = EmbeddedDigitsGenerator().generate(request).images
-    out = {name: root / name for name in ("real", "fake", "scan")}
-    for folder in out.values():
-        folder.mkdir()
+    fake = _embedded_samples(range(700, 738), 1.0)
+    out = _folders(tmp_path_factory.mktemp("routing"), "real", "fake", "scan")
     for i in range(30):
         Image.fromarray(real[i]).convert("RGB").save(out["real"] / f"r{i:02d}.png")
         Image.fromarray(fake[i]).save(out["fake"] / f"f{i:02d}.png")
@@ -196,26 +207,29 @@ def test_calibrate_refuses_a_route_target_that_is_not_a_detector(folders, tmp_pa
     assert (tmp_path / "det.jpeg.json").read_text() == '{"my": "notes"}' and not (tmp_path / "det.json").exists()
 
 
+class _Scaled:
+    """A stand-in fold detector: decision ``scale * x``, probability ``decision / 100``."""
+
+    def __init__(self, scale: float, threshold: float) -> None:
+        self.scale, self.threshold_ = scale, threshold
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        return self.scale * x[:, 0]
+
+    def probability(self, d: np.ndarray) -> np.ndarray:
+        return d / 100
+
+
 def test_routed_decide_takes_each_row_from_its_routes_detector() -> None:
     """Worked by hand: the main detector decides x, the route 10x; thresholds 0.5 and 5."""
     from detectors.routing import Routed
 
-    class Linear:
-        def __init__(self, scale: float, threshold: float) -> None:
-            self.scale, self.threshold_ = scale, threshold
-
-        def decision_function(self, x: np.ndarray) -> np.ndarray:
-            return self.scale * x[:, 0]
-
-        def probability(self, d: np.ndarray) -> np.ndarray:
-            return d / 100
-
     x = np.array([[1.0], [0.4], [0.4], [0.3]])
     jpeg = np.array([False, False, True, True])
-    decisions, probs, flags = Routed(Linear(1, 0.5), {"jpeg": Linear(10, 5)}).decide(x, jpeg)
+    decisions, probs, flags = Routed(_Scaled(1, 0.5), {"jpeg": _Scaled(10, 5)}).decide(x, jpeg)
     assert decisions.tolist() == [1.0, 0.4, 4.0, 3.0] and probs.tolist() == [0.01, 0.004, 0.04, 0.03]
     assert flags.tolist() == [True, False, False, False]
-    plain = Routed(Linear(1, 0.5))  # no route: every row the main detector's
+    plain = Routed(_Scaled(1, 0.5))  # no route: every row the main detector's
     assert plain.decide(x, jpeg)[0].tolist() == [1.0, 0.4, 0.4, 0.3] and plain.threshold_ == 0.5
 
 
@@ -234,16 +248,24 @@ def test_evaluate_routes_the_sweeps_low_quality_jpegs(folders, tmp_path) -> None
             assert (p["routed"]["auroc"], p["routed"]["auroc_ci"]) == (p["auroc"], p["auroc_ci"])
 
 
-def test_routed_cross_fit_refuses_folds_that_differ() -> None:
+def test_routed_cross_fit_decides_routed_rows_on_their_own_features_by_the_fold_that_left_them_out() -> None:
+    """Worked by hand. The route's own cross-fitted decisions (7) are those of the JPEG *copies*; a routed row
+    is the input itself, so it is decided again on its features by the route's fold detector that left it out
+    (fold 1: 10x, threshold 5; fold 2: 100x, threshold 50)."""
     from detectors.job import CrossFitted, routed_cross_fit
 
-    a = CrossFitted(np.zeros(4), np.zeros(4), np.zeros(4), [(np.array([0, 1]), None), (np.array([2, 3]), None)])
+    halves = [(np.array([0, 1]), None), (np.array([2, 3]), None)]
+    a = CrossFitted(np.zeros(4), np.zeros(4), np.zeros(4, dtype=int), halves)
     b = CrossFitted(np.ones(4), np.ones(4), np.ones(4), [(np.array([0, 2]), None), (np.array([1, 3]), None)])
+    feats = np.array([[0.4], [0.2], [0.6], [0.3]])
     with pytest.raises(AssertionError, match="other folds"):
-        routed_cross_fit(a, b, np.ones(4, dtype=bool))
-    c = CrossFitted(np.ones(4), np.ones(4), np.ones(4), a.fold_models)
-    taken = routed_cross_fit(a, c, np.array([True, False, True, False]))
-    assert taken.decisions.tolist() == [1, 0, 1, 0] and taken.fold_models is a.fold_models
+        routed_cross_fit(a, b, np.ones(4, dtype=bool), feats)
+    folds = [(np.array([0, 1]), _Scaled(10, 5)), (np.array([2, 3]), _Scaled(100, 50))]
+    route = CrossFitted(np.full(4, 7.0), np.full(4, 0.07), np.ones(4, dtype=int), folds)
+    taken = routed_cross_fit(a, route, np.array([True, False, True, False]), feats)
+    assert taken.decisions.tolist() == [4.0, 0, 60.0, 0] and taken.probs.tolist() == [0.04, 0, 0.6, 0]
+    assert taken.flags.tolist() == [0, 0, 1, 0] and taken.fold_models is a.fold_models
+    assert routed_cross_fit(a, route, np.zeros(4, dtype=bool), feats) is a  # nothing routed: the main detector
 
 
 def test_the_cli_keeps_route_jpeg_to_calibration(tmp_path) -> None:
@@ -375,3 +397,75 @@ def test_the_sweep_routes_each_perturbation_as_a_scan_would_route_its_file() -> 
         read = decode_image(buf.getvalue()).meta
         assert {key: read.get(key) for key in meta} == meta
     assert [routed_perturbation(n) for n in PERTURBATIONS] == [False, True, True, False, False, True]
+
+
+def test_evaluate_routes_the_generators_left_out_as_the_seen_ones(tmp_path) -> None:
+    """With --route-jpeg, the detector calibrated without a generator has its route too: a recompressed JPEG
+    among the real images or the left-out generator's is scored by that detector's route, as a routed
+    detector scores it (checked against the protocol written out here, sklearn's AUROC)."""
+    from PIL import Image, ImageFilter
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from audit.zoo import digits
+    from detectors import job
+    from detectors.noise_model import load_noise_model
+    from detectors.recompression import recompressed
+
+    images, _ = digits.load_split("heldout")
+    samples = _embedded_samples(range(900, 914), 0.0)
+    folders = _folders(tmp_path, "real", "ddpm", "blur")
+
+    def save(array: np.ndarray, path: Path, as_jpeg: bool) -> None:
+        image = Image.fromarray(array).convert("RGB")
+        image.save(path.with_suffix(".jpg"), quality=50) if as_jpeg else image.save(path.with_suffix(".png"))
+
+    for i in range(24):
+        save(images[i], folders["real"] / f"r{i:02d}", i % 3 == 0)
+    for i in range(14):  # two generators that are hard to tell from real digits: no AUROC of 1 either way
+        save(samples[i], folders["ddpm"] / f"d{i:02d}", i % 3 == 0)
+        blurred = Image.fromarray(images[100 + i]).filter(ImageFilter.GaussianBlur(0.6))
+        save(np.asarray(blurred), folders["blur"] / f"b{i:02d}", i % 3 == 1)
+    fakes = [f"ddpm={folders['ddpm']}", f"blur={folders['blur']}"]
+    path = job.evaluate([str(folders["real"])], fakes, tmp_path / "ev", scorer_config=SMALL, draws=20,
+                        route_jpeg=True, progress=False)  # fmt: skip
+    held = {h["source"]: h for h in json.loads(Path(path).read_text())["data"]["evaluation"]["held_out_generators"]}
+
+    real_set, fake_set, loaded, y, src = job._labelled([str(folders["real"])], fakes)
+    rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta])
+    model = load_noise_model("embedded:digits-ddpm")
+    scorer = job.build_scorer(SMALL, model)
+    feats, _ = job.features(model, scorer, loaded)
+    copies = job.jpeg_features(model, scorer, loaded)
+    for name in ("ddpm", "blur"):
+        pool, left = np.flatnonzero(src != name), np.flatnonzero(src == name)
+        pool_scores, left_scores = np.empty(len(pool)), np.empty(len(left))
+        splits = list(StratifiedKFold(5, shuffle=True, random_state=0).split(feats[pool], src[pool]))
+        for j, (train, test) in enumerate(splits):
+            main = job.new_detector(scorer, target_fpr=0.05).fit(feats[pool][train], y[pool][train])
+            route = job.new_detector(scorer, target_fpr=0.05).fit(copies[pool][train], y[pool][train])
+            for idx, out in ((pool[test], pool_scores[test]), (left[j :: len(splits)], None)):
+                scores = np.where(rows[idx], route.decision_function(feats[idx]), main.decision_function(feats[idx]))
+                if out is None:
+                    left_scores[j :: len(splits)] = scores
+                else:
+                    pool_scores[test] = scores
+        real = y[pool] == 0
+        expected = roc_auc_score([0] * int(real.sum()) + [1] * len(left),
+                                 np.concatenate([pool_scores[real], left_scores]))  # fmt: skip
+        assert held[name]["auroc"] == pytest.approx(expected, abs=1e-12)
+        assert held[name]["routed_inputs"] == int(rows[(y == 0) | (src == name)].sum()) == 8 + 5
+
+
+def test_the_cards_routed_sweep_names_the_limits_its_results_record() -> None:
+    """The routed sweep's caption reads the route's limits and copy qualities from the results (results from
+    before they were recorded: the limits of then, 90 and 80, and copies at 30-95)."""
+    from reports.detect_card import _robustness_table
+
+    metrics = {"auroc": 0.7, "ap": 0.7, "tpr_at_fpr_1pct": 0.1, "tpr_at_fpr_5pct": 0.2}
+    ev = {**metrics, "perturbations": [{"perturbation": "jpeg q50", **metrics, "routed": {"route": "jpeg", **metrics}}]}
+    copies = {"jpeg": {"quality": [40, 88]}, "below_quality": 85, "webp_below_quality": 70}
+    caption = _robustness_table({**ev, "jpeg_route": {"copies": copies}})["caption"]
+    assert "JPEG below quality 85" in caption and "WebP below quality 70" in caption and "(quality 40-88" in caption
+    older = _robustness_table({**ev, "jpeg_route": {"copies": {"jpeg": {"quality": [30, 95]}}}})["caption"]
+    assert "JPEG below quality 90" in older and "WebP below quality 80" in older and "(quality 30-95" in older
