@@ -47,10 +47,15 @@ def lossy_not_routed(meta: dict[str, Any]) -> bool:
     return lossy_not_jpeg(meta) and not recompressed(meta)
 
 
-def _met_none(count: int, share: Any) -> bool:
-    """Whether a scan's ``count`` such images call for a warning: some were scored, and the detector recorded a
-    share of them in its calibration (None: saved before it was recorded, nothing to compare) that is 0."""
-    return bool(count) and share is not None and float(share) == 0
+def _unseen_clause(count: int, share: Any, never: str) -> str | None:
+    """How a scan's warning about ``count`` such images says why: ``never`` when the detector recorded a share of
+    them in its calibration that is 0; that it does not say when it recorded none (saved before the share was
+    recorded: it may or may not have met them); None when no such image was scored or it met some."""
+    if not count or (share is not None and float(share) > 0):
+        return None
+    if share is None:
+        return "this detector does not record whether it was calibrated on such files (an older genaudit saved it)"
+    return never
 
 
 def _share(metas: Iterable[dict[str, Any]], which: Callable[[dict[str, Any]], bool]) -> float:
@@ -82,12 +87,13 @@ def lossy_share(metas: Iterable[dict[str, Any]]) -> float:
 def unseen_jpeg_warning(count: int, scored: int, detector_meta: dict[str, Any]) -> str | None:
     """The scan's warning when ``count`` of ``scored`` images are JPEGs of quality :data:`QUALITY_LIMIT` or
     more (scored by the main detector, routed or not) and the detector was calibrated on no JPEG at all
-    (``jpeg_share`` 0; a detector saved before the share was recorded gets none: nothing to compare)."""
-    if not _met_none(count, detector_meta.get("jpeg_share")):
+    (``jpeg_share`` 0) or does not say (saved before the share was recorded)."""
+    why = _unseen_clause(count, detector_meta.get("jpeg_share"), "this detector was calibrated on no JPEG")
+    if why is None:
         return None
     return (
-        f"{count} of {scored} scanned images are JPEGs of quality {QUALITY_LIMIT} or more, and this detector was "
-        "calibrated on no JPEG: they go to its main detector, whose threshold does not hold for them (on the "
+        f"{count} of {scored} scanned images are JPEGs of quality {QUALITY_LIMIT} or more, and {why}: they go to "
+        "its main detector, whose threshold does not hold for them unless it was calibrated on such JPEGs (on the "
         "embedded world, 21.5% of real digits saved at JPEG q95 were flagged at the threshold that flags 4.4% of "
         "clean ones). Their scores rank; do not trust their flags, or calibrate on JPEGs like these."
     )
@@ -96,14 +102,15 @@ def unseen_jpeg_warning(count: int, scored: int, detector_meta: dict[str, Any]) 
 def unseen_lossy_warning(count: int, scored: int, detector_meta: dict[str, Any]) -> str | None:
     """The scan's warning when ``count`` of ``scored`` images are lossy WebPs at :data:`WEBP_QUALITY_LIMIT` or
     above or AVIFs (scored by the main detector, routed or not) and the detector was calibrated on no lossy
-    WebP or AVIF (``lossy_share`` 0; a detector saved before the share was recorded gets none)."""
-    if not _met_none(count, detector_meta.get("lossy_share")):
+    WebP or AVIF (``lossy_share`` 0) or does not say (saved before the share was recorded)."""
+    why = _unseen_clause(count, detector_meta.get("lossy_share"), "this detector was calibrated on neither")
+    if why is None:
         return None
     return (
         f"{count} of {scored} scanned images are AVIFs or lossy WebPs of quality {WEBP_QUALITY_LIMIT} or more, and "
-        "this detector was calibrated on neither: they go to its main detector, whose threshold does not hold for "
-        "them (on the embedded world, 32.0% of real digits saved as WebP q90 and 19.5% saved as AVIF q75 were "
-        "flagged at the threshold that flags 4.4% of PNGs). Their scores rank; do not trust their flags, or "
+        f"{why}: they go to its main detector, whose threshold does not hold for them unless it was calibrated on "
+        "such files (on the embedded world, 32.0% of real digits saved as WebP q90 and 19.5% saved as AVIF q75 "
+        "were flagged at the threshold that flags 4.4% of PNGs). Their scores rank; do not trust their flags, or "
         "calibrate on files like these."
     )
 

@@ -166,7 +166,10 @@ def test_lossy_files_are_warned_about_only_when_the_detector_met_none() -> None:
     assert lossy_share(metas) == 0.6 and lossy_share([]) == 0.0  # lossy WebPs of any quality and AVIFs
     assert unseen_lossy_warning(2, 5, {"lossy_share": 0.0}).startswith("2 of 5 scanned images are AVIFs or lossy")
     assert unseen_lossy_warning(2, 5, {"lossy_share": 0.2}) is None  # calibrated on some
-    assert unseen_lossy_warning(2, 5, {}) is None and unseen_lossy_warning(0, 5, {"lossy_share": 0.0}) is None
+    assert unseen_lossy_warning(0, 5, {"lossy_share": 0.0}) is None and unseen_lossy_warning(0, 5, {}) is None
+    # saved before the share was recorded: it may not have met them, and the warning says it does not know
+    older = unseen_lossy_warning(2, 5, {})
+    assert older.startswith("2 of 5 scanned images are AVIFs") and "does not record whether" in older
 
 
 def test_a_route_file_swapped_or_missing_is_refused(routed, tmp_path) -> None:
@@ -354,7 +357,9 @@ def test_high_quality_jpegs_are_warned_about_only_when_the_detector_met_no_jpeg(
     assert jpeg_share([]) == 0.0
     assert unseen_jpeg_warning(2, 5, {"jpeg_share": 0.0}).startswith("2 of 5 scanned images are JPEGs of quality 90")
     assert unseen_jpeg_warning(2, 5, {"jpeg_share": 0.1}) is None  # calibrated on some JPEGs
-    assert unseen_jpeg_warning(2, 5, {}) is None and unseen_jpeg_warning(0, 5, {"jpeg_share": 0.0}) is None
+    assert unseen_jpeg_warning(0, 5, {"jpeg_share": 0.0}) is None and unseen_jpeg_warning(0, 5, {}) is None
+    older = unseen_jpeg_warning(2, 5, {})
+    assert older.startswith("2 of 5 scanned images are JPEGs of quality 90") and "does not record whether" in older
 
 
 def test_the_route_copies_pass_is_kept_and_not_scored_again(folders, tmp_path, monkeypatch) -> None:
