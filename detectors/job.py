@@ -339,18 +339,39 @@ def check_same_folds(main: CrossFitted, route: CrossFitted) -> None:
         raise AssertionError("the JPEG route was cross-fitted on other folds than the main detector")
 
 
-def jpeg_features(model: Any, scorer: Any, images: Sequence[np.ndarray], journal: Any = None) -> np.ndarray:
-    """The features of one JPEG copy of every image (:class:`detectors.routing.JpegCopies`), made and scored
-    a chunk at a time (the JPEG route's calibration). ``journal``: images kept as files keep each chunk's rows
-    there (keyed by the original's sha256 and position: copy i depends on both), and a run after a kill
-    scores only the chunks it had not kept, in the same chunks, so its numbers are an uninterrupted run's."""
+def route_features(
+    model: Any, scorer: Any, images: Sequence[np.ndarray], feats: np.ndarray, recompressed: np.ndarray,
+    journal: Any = None,
+) -> np.ndarray:  # fmt: skip
+    """What the JPEG route calibrates on, a row per image: an image that is itself a file the route takes
+    (``recompressed``: a JPEG below :data:`detectors.recompression.QUALITY_LIMIT`, a lossy WebP below its
+    limit) as it is, by its own features ``feats``; every other image by the features of one JPEG copy of it
+    (:func:`jpeg_features`, only those copies are made). A JPEG of a JPEG would model a second compression the
+    inputs did not have: where the calibration images are such files already, the route learns from them
+    (docs/detect.md, "Routing")."""
+    take = np.asarray(recompressed, dtype=bool)
+    out = np.array(feats, dtype=np.float64, copy=True)
+    copied = np.flatnonzero(~take)
+    if len(copied):
+        out[copied] = jpeg_features(model, scorer, images, journal, rows=copied)
+    return out
+
+
+def jpeg_features(
+    model: Any, scorer: Any, images: Sequence[np.ndarray], journal: Any = None, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """The features of one JPEG copy of every image (of the images at ``rows`` only, in that order)
+    (:class:`detectors.routing.JpegCopies`), made and scored a chunk at a time (the JPEG route's calibration).
+    ``journal``: images kept as files keep each chunk's rows there (keyed by the original's sha256 and
+    position: copy i depends on both), and a run after a kill scores only the chunks it had not kept, in the
+    same chunks, so its numbers are an uninterrupted run's."""
     import hashlib
 
     from detectors.routing import JpegCopies
 
-    view = JpegCopies(images)
+    view = JpegCopies(images, rows)
     files = _files_of(images) if journal is not None else None
-    keys = [hashlib.sha256(f"{f.sha256}:{i}".encode()).hexdigest() for i, f in enumerate(files or [])]
+    keys = [hashlib.sha256(f"{files[i].sha256}:{i}".encode()).hexdigest() for i in view.rows] if files else []
     known = journal.rows() if files is not None else {}
     parts, start = [], 0
     for chunk in chunks(view, max_images=512):
@@ -663,11 +684,11 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     # the JPEG route beside it: one JPEG copy of every image, the route's fold detectors calibrated on the
     # copies alone in the main detector's folds (same images, strata, siblings and seed)
     log.info("scoring one JPEG copy of every image (the JPEG route, for recompressed inputs)")
-    jpeg_feats = jpeg_features(model, scorer, data.images)
-    jpeg_crossed = cross_fit(scorer, jpeg_feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
+    route_feats = jpeg_features(model, scorer, data.images)
+    jpeg_crossed = cross_fit(scorer, route_feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
                              siblings=data.siblings)  # fmt: skip
     check_same_folds(crossed, jpeg_crossed)
-    route = new_detector(scorer, target_fpr=target_fpr).fit(jpeg_feats, data.y, data.source)
+    route = new_detector(scorer, target_fpr=target_fpr).fit(route_feats, data.y, data.source)
     # each swept image scored by the fold detectors (main and JPEG route) that did not see it or a copy of it
     sweep = _perturbation_sweep(
         model, scorer, data.images[swept], data.y[swept], lambda f: crossed.decide(f, swept), draws, progress,
@@ -839,7 +860,7 @@ def calibrate(
     from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
-    from detectors.recompression import jpeg_share, lossy_share, recompressed_share
+    from detectors.recompression import jpeg_share, lossy_share, recompressed, recompressed_share
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     if route_jpeg:
@@ -889,10 +910,11 @@ def calibrate(
     if route_jpeg:
         from detectors.routing import save_route
 
-        log.info("scoring one JPEG copy of every image (the JPEG route)")
+        log.info("scoring one JPEG copy of every image not already recompressed (the JPEG route)")
         route = new_detector(scorer, calibration=calibration, target_fpr=target_fpr)
         copies_journal = feature_journal(target.parent, model, scorer, JPEG_COPIES_PASS) if into_folder else None
-        route.fit(jpeg_features(model, scorer, images, copies_journal), y, sources)
+        taken = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
+        route.fit(route_features(model, scorer, images, feats, taken, copies_journal), y, sources)
         weight = float(route.combination_[4]) if route.mode_ == "combined" else None
         auroc = float(roc_auc_score(y, route.cv_decisions_[: len(y)])) if fake else None
         route_meta = {**meta, "mode": route.mode_, "augment": None, "reference_weight": weight,
@@ -1025,7 +1047,7 @@ def evaluate(
     # the shards' features and what a killed run of this command kept are read back, not scored again
     journal = feature_journal(out, model, scorer)
     feats, seconds = kept_features(model, scorer, images, journal)
-    plain = two_class = jpeg_crossed = jpeg_feats = None  # plain: without augment's copies; two_class: no reference
+    plain = two_class = jpeg_crossed = route_feats = None  # plain: without augment's copies; two_class: no reference
     from detectors.recompression import recompressed
 
     jpeg_rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
@@ -1041,12 +1063,12 @@ def evaluate(
         two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata, copies=copies,
                               reference="off")  # fmt: skip
         if route_jpeg:  # the route's folds are the main detector's: same images, strata and seed
-            log.info("scoring one JPEG copy of every image (the JPEG route)")
+            log.info("scoring one JPEG copy of every image not already recompressed (the JPEG route)")
             copies_journal = feature_journal(out, model, scorer, JPEG_COPIES_PASS)
-            jpeg_feats = jpeg_features(model, scorer, images, copies_journal)
-            jpeg_crossed = cross_fit(scorer, jpeg_feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
+            route_feats = route_features(model, scorer, images, feats, jpeg_rows, copies_journal)
+            jpeg_crossed = cross_fit(scorer, route_feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
             crossed = routed_cross_fit(crossed, jpeg_crossed, jpeg_rows, feats)
-            two_class_route = cross_fit(scorer, jpeg_feats, y, target_fpr=target_fpr, folds=folds, strata=strata,
+            two_class_route = cross_fit(scorer, route_feats, y, target_fpr=target_fpr, folds=folds, strata=strata,
                                         reference="off")  # fmt: skip
             two_class = routed_cross_fit(two_class, two_class_route, jpeg_rows, feats)
         # the one saved for later use
@@ -1094,7 +1116,7 @@ def evaluate(
             evaluation["held_out_generators"] = held_out_generators(
                 scorer, feats, y, sources, target_fpr=target_fpr, folds=folds, draws=draws, seen=decisions,
                 seen_two_class=two_class.decisions, copies=copies,
-                route=None if jpeg_feats is None else (jpeg_feats, jpeg_rows),
+                route=None if route_feats is None else (route_feats, jpeg_rows),
             )  # fmt: skip
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws,

@@ -51,19 +51,21 @@ def jpeg_copy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class JpegCopies(Sequence[np.ndarray]):
-    """One JPEG copy of every image of ``images``, made on access: copy ``i`` from a generator seeded by
-    (:data:`COPY_SEED`, ``i``), so a copy is the same whatever order or chunk it is scored in."""
+    """One JPEG copy of every image of ``images`` (or of the images at ``rows`` only, in that order), made on
+    access: the copy of image ``i`` from a generator seeded by (:data:`COPY_SEED`, ``i``), so a copy is the same
+    whatever order, chunk or subset it is scored in."""
 
-    def __init__(self, images: Sequence[np.ndarray]) -> None:
+    def __init__(self, images: Sequence[np.ndarray], rows: Sequence[int] | None = None) -> None:
         self.images = images
+        self.rows = list(range(len(images))) if rows is None else [int(r) for r in rows]
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        i = int(index)
+            return [self[k] for k in range(*index.indices(len(self)))]
+        i = self.rows[int(index)]
         return jpeg_copy(np.asarray(self.images[i]), np.random.default_rng([COPY_SEED, i]))
 
 
@@ -72,7 +74,10 @@ def copies_record() -> dict[str, Any]:
     from detectors import augment
     from detectors.recompression import QUALITY_LIMIT, WEBP_QUALITY_LIMIT
 
-    return {"copies_per_image": 1, "seed": COPY_SEED, "blur": {"p": augment.BLUR_P, "sigma": list(augment.BLUR_SIGMA)},
+    return {"copies_per_image": 1, "seed": COPY_SEED,
+            "recompressed_images": "calibrate the route as they are, without a copy (a JPEG of a JPEG is not an "
+                                   "input)",
+            "blur": {"p": augment.BLUR_P, "sigma": list(augment.BLUR_SIGMA)},
             "jpeg": {"p": 1.0, "quality": list(augment.JPEG_QUALITY)},
             "routes": f"JPEGs below quality {QUALITY_LIMIT} (from their quantisation tables), lossy WebPs below "
                       f"quality {WEBP_QUALITY_LIMIT} (from their VP8 headers)",

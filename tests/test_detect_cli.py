@@ -303,7 +303,8 @@ def test_a_scan_of_recompressed_jpegs_warns_when_the_detector_met_none(folders, 
     names = scorer.feature_names(model)
     rng = np.random.default_rng(0)
     det = ReconstructionDetector().fit(rng.lognormal(size=(40, len(names))), np.repeat([0, 1], 20))
-    saved = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": names}
+    # calibrated on some high-quality JPEGs (jpeg_share): only the recompressed ones are in question here
+    saved = {"model": job.DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": names, "jpeg_share": 0.5}
     det.save(tmp_path / "plain" / job.DETECTOR_FILE, {**saved, "recompressed_share": 0.0, "augment": None})
     det.save(tmp_path / "met" / job.DETECTOR_FILE, {**saved, "recompressed_share": 0.25, "augment": None})
     inputs = tmp_path / "inputs"

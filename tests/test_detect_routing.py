@@ -441,7 +441,8 @@ def test_evaluate_routes_the_generators_left_out_as_the_seen_ones(tmp_path) -> N
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
     feats, _ = job.features(model, scorer, loaded)
-    copies = job.jpeg_features(model, scorer, loaded)
+    # the route calibrates on each recompressed input as it is and on a JPEG copy of every other image
+    copies = np.where(rows[:, None], feats, job.jpeg_features(model, scorer, loaded))
     for name in ("ddpm", "blur"):
         pool, left = np.flatnonzero(src != name), np.flatnonzero(src == name)
         pool_scores, left_scores = np.empty(len(pool)), np.empty(len(left))
@@ -474,3 +475,34 @@ def test_the_cards_routed_sweep_names_the_limits_its_results_record() -> None:
     assert "JPEG below quality 85" in caption and "WebP below quality 70" in caption and "(quality 40-88" in caption
     older = _robustness_table({**ev, "jpeg_route": {"copies": {"jpeg": {"quality": [30, 95]}}}})["caption"]
     assert "JPEG below quality 90" in older and "WebP below quality 80" in older and "(quality 30-95" in older
+
+
+def test_the_route_calibrates_on_recompressed_images_as_they_are(folders, tmp_path) -> None:
+    """A calibration image that is itself a file the route takes calibrates the route as it is, not through a
+    JPEG copy of it (a second compression no input had); the others through their copies, made for them
+    alone with the seeds they have among all images. Calibrated on JPEG q50 files only, the route is
+    fitted on exactly what the main detector is: the same threshold and cross-fitted AUROC."""
+    from PIL import Image
+
+    from audit.zoo import digits
+    from detectors import job
+    from detectors.noise_model import load_noise_model
+
+    jpegs = _folders(tmp_path, "real", "fake")
+    for side in ("real", "fake"):
+        for i, png in enumerate(sorted(folders[side].iterdir())[:12]):
+            Image.open(png).save(jpegs[side] / f"{i:02d}.jpg", quality=50)
+    saved = job.calibrate([str(jpegs["real"])], [str(jpegs["fake"])], tmp_path / "detector.json", scorer_config=SMALL,
+                          route_jpeg=True)  # fmt: skip
+    main, route = json.loads(saved.read_text()), json.loads(saved.with_name("detector.jpeg.json").read_text())
+    assert route["threshold"] == main["threshold"]
+    assert route["meta"]["cross_fitted_auroc"] == main["meta"]["cross_fitted_auroc"]
+
+    model = load_noise_model("embedded:digits-ddpm")
+    scorer = job.build_scorer(SMALL, model)
+    images = [np.repeat(digit[..., None], 3, axis=2) for digit in digits.load_split("heldout")[0][:6]]
+    feats, _ = job.features(model, scorer, images)
+    every_copy = job.jpeg_features(model, scorer, images)
+    taken = np.array([True, False, False, True, False, True])
+    mixed = job.route_features(model, scorer, images, feats, taken)
+    assert np.array_equal(mixed[taken], feats[taken]) and np.array_equal(mixed[~taken], every_copy[~taken])
