@@ -1071,6 +1071,8 @@ def evaluate(
             two_class_route = cross_fit(scorer, route_feats, y, target_fpr=target_fpr, folds=folds, strata=strata,
                                         reference="off")  # fmt: skip
             two_class = routed_cross_fit(two_class, two_class_route, jpeg_rows, feats)
+            if plain is not None:  # the route has no augmented copies: the same route beside either detector
+                plain = routed_cross_fit(plain, jpeg_crossed, jpeg_rows, feats)
         # the one saved for later use
         det = new_detector(scorer, target_fpr=target_fpr).fit(
             *(copies or Copies.none(feats.shape[1])).joined(feats, y, sources)

@@ -506,3 +506,37 @@ def test_the_route_calibrates_on_recompressed_images_as_they_are(folders, tmp_pa
     taken = np.array([True, False, False, True, False, True])
     mixed = job.route_features(model, scorer, images, feats, taken)
     assert np.array_equal(mixed[taken], feats[taken]) and np.array_equal(mixed[~taken], every_copy[~taken])
+
+
+def test_with_augmented_copies_the_detector_compared_has_the_route_too(folders, tmp_path) -> None:
+    """``detect evaluate --augment 1 --route-jpeg``: the detector calibrated without the copies, shown beside the
+    augmented one, decides the recompressed inputs by the same route (which has no augmented copies), each by
+    the route's fold detector that left it out; the others by itself (written out with cross_fit and
+    sklearn's AUROC)."""
+    from PIL import Image
+    from sklearn.metrics import roc_auc_score
+
+    from detectors import job
+    from detectors.noise_model import load_noise_model
+    from detectors.recompression import recompressed
+
+    mixed = _folders(tmp_path, "real", "fake")
+    for side in ("real", "fake"):
+        for i, png in enumerate(sorted(folders[side].iterdir())[:16]):  # every other one a JPEG q50
+            kwargs = {"quality": 50} if i % 2 else {}
+            Image.open(png).save(mixed[side] / f"{i:02d}.{'jpg' if i % 2 else 'png'}", **kwargs)
+    path = job.evaluate([str(mixed["real"])], [str(mixed["fake"])], tmp_path / "ev", scorer_config=SMALL, draws=20,
+                        augment=1, route_jpeg=True, progress=False)  # fmt: skip
+    ev = json.loads(Path(path).read_text())["data"]["evaluation"]
+
+    real_set, fake_set, images, y, _ = job._labelled([str(mixed["real"])], [str(mixed["fake"])])
+    rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta])
+    model = load_noise_model("embedded:digits-ddpm")
+    scorer = job.build_scorer(SMALL, model)
+    feats, _ = job.features(model, scorer, images)
+    route = job.cross_fit(scorer, np.where(rows[:, None], feats, job.jpeg_features(model, scorer, images)), y,
+                          target_fpr=0.05)  # fmt: skip
+    plain = job.cross_fit(scorer, feats, y, target_fpr=0.05)
+    expected = roc_auc_score(y, np.where(rows, route.score(feats), plain.decisions))
+    assert ev["jpeg_route"]["routed_inputs"] == int(rows.sum()) == 16
+    assert ev["compare"]["auroc"] == pytest.approx(expected, abs=1e-12)
