@@ -57,9 +57,10 @@ def held_out_generators(
     (combined / two-class alone) calibrated with every generator (cross-fitted), to set beside it (the
     generator against the same real images). ``copies``: perturbed copies of the images
     (:class:`detectors.job.Copies`), each calibrating with its original. ``siblings``: images from one seed
-    share a number and a fold (:func:`detectors.job.cross_fit`). ``route``: (the features of every image's JPEG
-    copy, the rows a JPEG route takes), for a routed detector (``--route-jpeg``): every detector here then has
-    its route, calibrated on the copies in its own folds, and scores those rows as the routed detector does
+    share a number and a fold (:func:`detectors.job.cross_fit`). ``route``: (what the JPEG route calibrates on, a
+    row per image (:func:`detectors.job.route_features`), the rows the route takes), for a routed detector
+    (``--route-jpeg``): every detector here then has its route, calibrated on those rows in its own folds, and
+    scores the rows it takes as the routed detector does
     (docs/detect.md, "Routing"); each row records ``routed_inputs``. ``params``: for every detector but the
     reference-only one (e.g. ``experts=False``). Empty with fewer than 2 generators."""
     from detectors.evaluation import evaluate_scores
@@ -116,7 +117,7 @@ def _left_out(
     crossed = cross_fit(scorer, feats[pool], y[pool], copies=copies.of(pool) if copies is not None else None,
                         **folding)  # fmt: skip
     held_scores, held_flags = crossed.share_out(feats[left])
-    if route is not None:  # the route's fold detectors: the same folds, calibrated on the pool's JPEG copies
+    if route is not None:  # the route's fold detectors: the same folds, calibrated on the pool's route rows
         route_feats, route_rows = route[0], np.asarray(route[1], dtype=bool)
         by_route = cross_fit(scorer, route_feats[pool], y[pool], **folding)
         crossed = routed_cross_fit(crossed, by_route, route_rows[pool], feats[pool])

@@ -321,8 +321,8 @@ def routed_cross_fit(
 ) -> CrossFitted:
     """The cross-fitted main detector with its ``recompressed`` rows decided by the cross-fitted JPEG route
     (None: no route), as a routed detector scores them: by the route's fold detector that left the image out,
-    on the image's own features ``feats`` (the route was calibrated on JPEG copies, and its own cross-fitted
-    decisions are those of the copies, not of the inputs). Both must come from the same folds."""
+    on the image's own features ``feats`` (the route's own cross-fitted decisions are those of what it was
+    calibrated on, JPEG copies, not of the inputs). Both must come from the same folds."""
     if jpeg is None or not np.any(recompressed):
         return main
     check_same_folds(main, jpeg)

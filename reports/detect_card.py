@@ -45,7 +45,7 @@ def _held_out_table(ev: dict[str, Any]) -> dict[str, Any]:
     names = ", ".join(h["source"] for h in ev["held_out_generators"])
     routed = [h["routed_inputs"] for h in ev["held_out_generators"] if "routed_inputs" in h]
     route_note = (
-        f" Every detector here has its JPEG route, calibrated on JPEG copies in its own folds; it scored the "
+        f" Every detector here has its JPEG route, calibrated as the route is, in its own folds; it scored the "
         f"recompressed inputs among the real and the left-out images ({', '.join(map(str, routed))} per "
         "generator), as a routed detector does."
         if routed
@@ -101,8 +101,9 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
             f"Routed: as the detector scores such files, a JPEG below quality {copies.get('below_quality', 90)} "
             "(estimated from its quantisation table) or a lossy WebP below quality "
             f"{copies.get('webp_below_quality', 80)} (from its VP8 header) by its JPEG route, calibrated on one "
-            f"JPEG copy of every calibration image (quality {low}-{high}, mild blur), every other image by the main "
-            "detector. The first columns are the main detector alone."
+            f"JPEG copy of every calibration image (quality {low}-{high}, mild blur; a calibration image that is such "
+            "a file already, as it is), every other image by the main detector. The first columns are the main "
+            "detector alone."
         )
     return {"caption": " ".join(captions) or None, "columns": columns, "rows": rows}
 

@@ -252,9 +252,9 @@ def test_evaluate_routes_the_sweeps_low_quality_jpegs(folders, tmp_path) -> None
 
 
 def test_routed_cross_fit_decides_routed_rows_on_their_own_features_by_the_fold_that_left_them_out() -> None:
-    """Worked by hand. The route's own cross-fitted decisions (7) are those of the JPEG *copies*; a routed row
-    is the input itself, so it is decided again on its features by the route's fold detector that left it out
-    (fold 1: 10x, threshold 5; fold 2: 100x, threshold 50)."""
+    """Worked by hand. The route's own cross-fitted decisions (7) are those of what it was calibrated on (JPEG
+    copies); a routed row is the input itself, so it is decided again on its features by the route's fold
+    detector that left it out (fold 1: 10x, threshold 5; fold 2: 100x, threshold 50)."""
     from detectors.job import CrossFitted, routed_cross_fit
 
     halves = [(np.array([0, 1]), None), (np.array([2, 3]), None)]
@@ -450,12 +450,12 @@ def test_evaluate_routes_the_generators_left_out_as_the_seen_ones(tmp_path) -> N
         for j, (train, test) in enumerate(splits):
             main = job.new_detector(scorer, target_fpr=0.05).fit(feats[pool][train], y[pool][train])
             route = job.new_detector(scorer, target_fpr=0.05).fit(copies[pool][train], y[pool][train])
-            for idx, out in ((pool[test], pool_scores[test]), (left[j :: len(splits)], None)):
-                scores = np.where(rows[idx], route.decision_function(feats[idx]), main.decision_function(feats[idx]))
-                if out is None:
-                    left_scores[j :: len(splits)] = scores
-                else:
-                    pool_scores[test] = scores
+
+            def decided(idx: np.ndarray, main=main, route=route) -> np.ndarray:  # by the route where it takes them
+                return np.where(rows[idx], route.decision_function(feats[idx]), main.decision_function(feats[idx]))
+
+            pool_scores[test] = decided(pool[test])
+            left_scores[j :: len(splits)] = decided(left[j :: len(splits)])
         real = y[pool] == 0
         expected = roc_auc_score([0] * int(real.sum()) + [1] * len(left),
                                  np.concatenate([pool_scores[real], left_scores]))  # fmt: skip
