@@ -860,7 +860,7 @@ def calibrate(
     from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
-    from detectors.recompression import jpeg_share, lossy_share, recompressed, recompressed_share
+    from detectors.recompression import jpeg_share, lossy_share, recompressed_rows, recompressed_share
 
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     if route_jpeg:
@@ -913,7 +913,7 @@ def calibrate(
         log.info("scoring one JPEG copy of every image not already recompressed (the JPEG route)")
         route = new_detector(scorer, calibration=calibration, target_fpr=target_fpr)
         copies_journal = feature_journal(target.parent, model, scorer, JPEG_COPIES_PASS) if into_folder else None
-        taken = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
+        taken = recompressed_rows(real_set.meta + fake_set.meta)
         route.fit(route_features(model, scorer, images, feats, taken, copies_journal), y, sources)
         weight = float(route.combination_[4]) if route.mode_ == "combined" else None
         auroc = float(roc_auc_score(y, route.cv_decisions_[: len(y)])) if fake else None
@@ -1048,9 +1048,9 @@ def evaluate(
     journal = feature_journal(out, model, scorer)
     feats, seconds = kept_features(model, scorer, images, journal)
     plain = two_class = jpeg_crossed = route_feats = None  # plain: without augment's copies; two_class: no reference
-    from detectors.recompression import recompressed
+    from detectors.recompression import recompressed_rows
 
-    jpeg_rows = np.array([recompressed(m) for m in real_set.meta + fake_set.meta], dtype=bool)
+    jpeg_rows = recompressed_rows(real_set.meta + fake_set.meta)
     if detector_file is not None:  # det: the saved detector with its routes (_saved)
         crossed = scored_by(det, feats, jpeg_rows)
         jpeg_crossed = scored_by(det.routes[JPEG_ROUTE], feats) if JPEG_ROUTE in det.routes else None
@@ -1169,11 +1169,11 @@ def _training_membership(
     (``jpeg_crossed``, the same folds) a training image that is a recompressed JPEG by the route's detector
     of the same fold, as a real one is."""
     from detectors.membership import membership_check
-    from detectors.recompression import recompressed
+    from detectors.recompression import recompressed_rows
 
     feats, _ = kept_features(model, scorer, loaded.images, journal)
     scores, train_flags = crossed.share_out(feats)
-    jpegs = np.array([recompressed(m) for m in loaded.meta], dtype=bool)
+    jpegs = recompressed_rows(loaded.meta)
     if jpeg_crossed is not None and jpegs.any():
         by_route = jpeg_crossed.share_out(feats)
         scores, train_flags = np.where(jpegs, by_route[0], scores), np.where(jpegs, by_route[1], train_flags)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 QUALITY_LIMIT = 90  # JPEG quality below which an image counts as recompressed (q95 costs 0.015 AUROC, q75 0.235)
 WEBP_QUALITY_LIMIT = 80  # lossy WebP quality below which the JPEG route scores it (lossy_codec_probe.py)
 
@@ -34,6 +36,12 @@ def recompressed(meta: dict[str, Any]) -> bool:
     :data:`WEBP_QUALITY_LIMIT`: the inputs a JPEG route scores."""
     quality, webp = meta.get("jpeg_quality"), meta.get("webp_quality")
     return (quality is not None and quality < QUALITY_LIMIT) or (webp is not None and webp < WEBP_QUALITY_LIMIT)
+
+
+def recompressed_rows(metas: Iterable[dict[str, Any]]) -> np.ndarray:
+    """A boolean mask over loaded images (their metadata): which are :func:`recompressed`, the rows a JPEG route
+    takes."""
+    return np.array([recompressed(m) for m in metas], dtype=bool)
 
 
 def lossy_not_jpeg(meta: dict[str, Any]) -> bool:
