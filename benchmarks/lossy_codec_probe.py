@@ -9,7 +9,8 @@ several qualities and scores them, every image by a detector that never saw it o
 stratified by source, the DDPM's siblings in one fold; the default scorer, K = 16 x 2), with:
 
 - **plain**: the main detector (calibrated on the clean images), what such a file gets today;
-- **JPEG route**: the detector calibrated on the product's JPEG copies (blur p 0.3, JPEG q 30-95);
+- **JPEG route**: the detector calibrated on the product's route copies (blur p 0.3, then JPEG q 30-95; since the
+  route takes enlarged inputs, half of them enlarged 1.1-2x instead: RESULTS.md has both);
 - **oracle**: calibrated on images re-encoded exactly as the test images (no user has it: the ceiling).
 
 and counts the images each fold detector flags at its own threshold (5% target FPR on the clean real images
@@ -40,7 +41,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from detectors.evaluation import reencode
-    from detectors.job import cross_fit, features, flag_shares, jpeg_features
+    from detectors.job import copy_features, cross_fit, features, flag_shares
 
     args, data, model, scorer = probe_setup(__doc__.splitlines()[0])
     y = np.asarray(data.y)
@@ -51,7 +52,7 @@ def main() -> None:
 
     clean = cached(args.cache, "clean", lambda: features(model, scorer, list(data.images))[0])
     plain = crossed(clean)
-    route = crossed(cached(args.cache, "jpeg_route", lambda: jpeg_features(model, scorer, list(data.images))))
+    route = crossed(cached(args.cache, "route_copies", lambda: copy_features(model, scorer, list(data.images))))
     print(f"{len(y)} images ({int((y == 0).sum())} real); AUROC, every image scored out of fold; flagged real / "
           "generated")  # fmt: skip
     print(f"{'codec':10s} {'plain':>7s} {'route':>7s} {'oracle':>7s}   {'plain flags':>15s}   {'route flags':>15s}")

@@ -17,14 +17,16 @@ images and folds, bound and probe what calibration could do:
   quality bin around the test's), blur p 0.3 throughout; the copies alone, not the originals.
 
 - **routed**: the product's JPEG route (``--route-jpeg``, :mod:`detectors.routing`): the main (plain)
-  detector, and for a perturbation that leaves a JPEG below quality 90 a detector calibrated on the
-  product's own JPEG copies (one per image, blur p 0.3, quality 30-95, seed 1) alone.
+  detector, and for a perturbation that leaves a JPEG below quality 90 (a lossy WebP below 80) or an image
+  larger than the 8 px digits a detector calibrated on the product's own route copies alone (one per image,
+  blur p 0.3, then half JPEG at quality 30-95, half enlarged 1.1-2x). Before the enlarged copies the route's
+  copies were JPEGs alone: the "any JPEG" matched detector is that recipe (another seed).
 
 Every image is scored by a detector whose calibration never saw it or a copy of it (5 folds stratified by
 source, the DDPM's siblings in one fold); AUROC over all 1,347 images of ``builtin:digits-mixed`` (297
 held-out real digits against every generated one), the default scorer (K = 16 x 2, 32 evaluations).
 
-Usage: python benchmarks/size_aware_probe.py [--cache DIR]   (about 6 minutes on 2 cores; the feature
+Usage: python benchmarks/size_aware_probe.py [--cache DIR]   (about 8 minutes on 2 cores; the feature
 passes are kept in DIR when given)
 """
 
@@ -46,7 +48,19 @@ CONDITIONS = {
     "any JPEG": (None, (30, 95)), "JPEG q60-90": (None, (60, 90)), "JPEG q35-65": (None, (35, 65)),
 }  # fmt: skip
 MATCHED = {"jpeg q95": ["any JPEG"], "jpeg q75": ["any JPEG", "JPEG q60-90"], "jpeg q50": ["any JPEG", "JPEG q35-65"],
-           "resize 0.5x": ["smaller"], "resize 2x": ["larger"]}  # fmt: skip
+           "resize 0.5x": ["smaller"], "resize 2x": ["larger"], "webp q75": ["any JPEG"],
+           "resize 1.25x": ["larger"], "resize 1.5x": ["larger"], "resize 4x": ["larger"],
+           "resize 2x, JPEG q75": ["larger", "any JPEG"]}  # fmt: skip
+
+
+def extra_perturbations() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Perturbations beside the product's sweep: smaller and larger enlargements than the copies' 1.1-2x, and an
+    enlarged file saved as a JPEG (the route takes all four: larger than the 8 px calibration digits, or a JPEG
+    below quality 90)."""
+    from detectors.evaluation import jpeg, resize
+
+    return {"resize 1.25x": resize(1.25), "resize 1.5x": resize(1.5), "resize 4x": resize(4.0),
+            "resize 2x, JPEG q75": lambda image: jpeg(75)(resize(2.0)(image))}  # fmt: skip
 
 
 def matched_copy(
@@ -104,10 +118,10 @@ def main() -> None:
     from detectors.evaluation import PERTURBATIONS, perturbed
     from detectors.job import (
         Copies,
+        copy_features,
         cross_fit,
         features,
         flag_shares,
-        jpeg_features,
         routed_perturbation,
     )
 
@@ -133,27 +147,33 @@ def main() -> None:
     augmented = crossed(clean, Copies(augmented_copies, every))
     # the size-matched detector: calibrated on the sized copies alone, each in its original's fold
     matched = {name: crossed(feats) for name, feats in sized.items()}
-    route = crossed(cached(args.cache, "jpeg_route", lambda: jpeg_features(model, scorer, list(data.images))))
+    route = crossed(cached(args.cache, "route_copies", lambda: copy_features(model, scorer, list(data.images))))
     print(f"{len(y)} images ({int((y == 0).sum())} real); AUROC, every image scored out of fold")
     print(f"{'perturbation':14s} {'plain':>7s} {'augmented':>10s} {'oracle':>7s} {'routed':>7s}  matched copies")
     clean_feats, clean = clean, roc_auc_score(y, plain.decisions)
     print(f"{'none':14s} {clean:7.3f} {roc_auc_score(y, augmented.decisions):10.3f} {'':7s} {clean:7.3f}")
     swept = {"none": clean_feats}
-    for name in PERTURBATIONS:
-        feats = cached(args.cache, name.replace(" ", "_"), lambda n=name: scored(perturbed(list(data.images), n)))
+    extra = extra_perturbations()
+    for name in [*PERTURBATIONS, *extra]:
+        make = (lambda n=name: scored(perturbed(list(data.images), n))) if name in PERTURBATIONS else (
+            lambda f=extra[name]: scored([f(np.asarray(im)) for im in data.images]))  # fmt: skip
+        feats = cached(args.cache, name.replace(" ", "_").replace(",", ""), make)
         swept[name] = feats
         row = [roc_auc_score(y, plain.score(feats, every)), roc_auc_score(y, augmented.score(feats, every)),
                roc_auc_score(y, crossed(feats).decisions)]  # fmt: skip
-        routed = roc_auc_score(y, route.score(feats, every)) if routed_perturbation(name) else row[0]
+        takes = name in extra or routed_perturbation(name)
+        routed = roc_auc_score(y, route.score(feats, every)) if takes else row[0]
         cells = [f"{c} {roc_auc_score(y, matched[c].score(feats, every)):.3f}" for c in MATCHED[name]]
         print(f"{name:14s} {row[0]:7.3f} {row[1]:10.3f} {row[2]:7.3f} {routed:7.3f}  {'; '.join(cells)}", flush=True)
     for name, fitted in matched.items():
         print(f"matched copies alone ({name}), cross-fitted on themselves: {roc_auc_score(y, fitted.decisions):.3f}")
     print("flagged at each fold detector's own threshold (5% target FPR on clean real images), real / generated:")
     for name, feats in swept.items():
-        cells = [flag_shares(y, fitted.decide(feats, every)[1]) for fitted in (plain, augmented, route)]
+        fits = (plain, augmented, route, matched["any JPEG"])
+        cells = [flag_shares(y, fitted.decide(feats, every)[1]) for fitted in fits]
         text = "   ".join(f"{label} {100 * c['flagged_real']:5.1f}% / {100 * c['flagged_generated']:5.1f}%"
-                          for label, c in zip(("plain", "augmented", "route"), cells, strict=True))  # fmt: skip
+                          for label, c in zip(("plain", "augmented", "route", "JPEG-only copies"), cells,
+                                              strict=True))  # fmt: skip
         print(f"{name:14s} {text}")
 
 

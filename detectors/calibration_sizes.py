@@ -6,12 +6,17 @@ FPR on clean real digits, flags 100% of the real digits after a 0.5x or a 2x res
 docs/detect.md, "Routing"). So a detector records the range of its calibration images' sides
 (:func:`side_range`), a scan counts its inputs with a side outside it, and its results warn with that count
 (:func:`size_warning`). A detector saved before the range was recorded gets no warning (nothing to compare).
+A detector whose JPEG route models enlarged inputs (:mod:`detectors.routing`) sends inputs larger than the
+range to it, where its threshold holds (0-4% of real digits enlarged 1.25-2x flagged), and a scan counts
+those as routed, not in the warning; smaller ones it has no route for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 
 def side_range(metas: Iterable[dict[str, Any]]) -> dict[str, int] | None:
@@ -25,6 +30,17 @@ def outside(width: int, height: int, record: dict[str, int] | None) -> bool:
     if not record:
         return False
     return min(width, height) < record["min_side"] or max(width, height) > record["max_side"]
+
+
+def larger(width: int, height: int, record: dict[str, int] | None) -> bool:
+    """Whether an image of ``width`` x ``height`` has a side larger than the recorded range's largest: an input a
+    JPEG route that models enlarged images takes (:mod:`detectors.routing`; False: no record)."""
+    return bool(record) and max(width, height) > record["max_side"]
+
+
+def larger_rows(metas: Iterable[dict[str, Any]], record: dict[str, int] | None) -> np.ndarray:
+    """A boolean mask over loaded images (their metadata: ``width``, ``height``): which are :func:`larger`."""
+    return np.array([larger(int(m["width"]), int(m["height"]), record) for m in metas], dtype=bool)
 
 
 def size_warning(count: int, scored: int, record: dict[str, int] | None) -> str | None:

@@ -154,8 +154,9 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     detect.add_argument(
         "--route-jpeg", action="store_true",
-        help="calibrate, evaluate: also calibrate a second detector on one JPEG copy of every image (q30-95, mild "
-        "blur) and score every input that is a JPEG below quality 90 with it (the embedded default has one)",
+        help="calibrate, evaluate: also calibrate a second detector on one copy of every image (half JPEG q30-95, "
+        "half enlarged 1.1-2x; mild blur) and score with it every input that is a JPEG below quality 90, a lossy "
+        "WebP below 80 or larger than the calibration images (the embedded default has one)",
     )  # fmt: skip
     detect.add_argument("--face-records", metavar="CSV", help="faces of the real images: FPR by perceived group")
     detect.add_argument(

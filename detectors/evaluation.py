@@ -130,11 +130,13 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "resize 2x": resize(2.0),
     "webp q75": webp(75),
 }
-# what the loader would read from the file each one leaves (audit.io.images: the JPEG or WebP quality), so that
-# the sweep routes it as a scan would (detectors.recompression.recompressed)
+# what the loader would read from the file each one leaves (audit.io.images: the JPEG or WebP quality) and how it
+# scales the image, so that the sweep routes it as a scan would (detectors.recompression.recompressed,
+# detectors.calibration_sizes.larger)
 PERTURBATION_META: dict[str, dict[str, Any]] = {
     "jpeg q95": {"format": "JPEG", "jpeg_quality": 95}, "jpeg q75": {"format": "JPEG", "jpeg_quality": 75},
     "jpeg q50": {"format": "JPEG", "jpeg_quality": 50}, "webp q75": {"format": "WEBP", "webp_quality": 75},
+    "resize 0.5x": {"scale": 0.5}, "resize 2x": {"scale": 2.0},  # a size the route may take (calibration_sizes)
 }  # fmt: skip
 
 

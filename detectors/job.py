@@ -32,7 +32,7 @@ from detectors.detector import DETECTOR_FILE, ReconstructionDetector, is_detecto
 from detectors.evaluation import PERTURBATION_META, PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
 from detectors.overlap import refuse_shared
-from detectors.routing import JPEG_ROUTE, MAIN_ROUTE
+from detectors.routing import COPY_SEED, JPEG_ROUTE, MAIN_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ AUTO_CLASSES = 32
 # generators left out of calibration: pass --noise-sets 4 --classes auto for them.
 DEFAULT_SCORER = {"name": "diffusion-loss", "k": 16, "noise_sets": 2, "classes": False}
 BASELINE_SCORER = {"name": "inversion", "steps": 20}
-JPEG_COPIES_PASS = "jpeg route copies"  # the feature journal of the JPEG route's copies (feature_journal)
+# the feature journal of the JPEG route's copies (feature_journal); named by the copies' seed, which changes
+# with their recipe, so a journal kept from another recipe is never read back
+JPEG_COPIES_PASS = f"route copies seed {COPY_SEED}"
 DETECTIONS_FILE = "detections.csv"
 EVALUATION_FILE = "evaluation.json"
 RESULTS_FILE = "detect-results.json"
@@ -343,33 +345,36 @@ def route_features(
     model: Any, scorer: Any, images: Sequence[np.ndarray], feats: np.ndarray, recompressed: np.ndarray,
     journal: Any = None,
 ) -> np.ndarray:  # fmt: skip
-    """What the JPEG route calibrates on, a row per image: an image that is itself a file the route takes
-    (``recompressed``: a JPEG below :data:`detectors.recompression.QUALITY_LIMIT`, a lossy WebP below its
-    limit) as it is, by its own features ``feats``; every other image by the features of one JPEG copy of it
-    (:func:`jpeg_features`, only those copies are made). A JPEG of a JPEG would model a second compression the
-    inputs did not have: where the calibration images are such files already, the route learns from them
-    (docs/detect.md, "Routing")."""
-    take = np.asarray(recompressed, dtype=bool)
+    """What the JPEG route calibrates on, a row per image: the features of the route's copy of it
+    (:func:`copy_features`: a JPEG copy or an enlarged one, :func:`detectors.routing.copy_enlarges`), except that
+    an image that is itself a file the route takes (``recompressed``: a JPEG below
+    :data:`detectors.recompression.QUALITY_LIMIT`, a lossy WebP below its limit) and whose copy would be a JPEG
+    one calibrates the route as it is, by its own features ``feats`` (only the other copies are made). A JPEG of
+    a JPEG would model a second compression the inputs did not have: where the calibration images are such
+    files already, the route learns from them (docs/detect.md, "Routing")."""
+    from detectors.routing import copy_enlarges
+
+    take = np.asarray(recompressed, dtype=bool) & ~np.array([copy_enlarges(i) for i in range(len(feats))], dtype=bool)
     out = np.array(feats, dtype=np.float64, copy=True)
     copied = np.flatnonzero(~take)
     if len(copied):
-        out[copied] = jpeg_features(model, scorer, images, journal, rows=copied)
+        out[copied] = copy_features(model, scorer, images, journal, rows=copied)
     return out
 
 
-def jpeg_features(
+def copy_features(
     model: Any, scorer: Any, images: Sequence[np.ndarray], journal: Any = None, rows: np.ndarray | None = None
 ) -> np.ndarray:
-    """The features of one JPEG copy of every image (of the images at ``rows`` only, in that order)
-    (:class:`detectors.routing.JpegCopies`), made and scored a chunk at a time (the JPEG route's calibration).
+    """The features of the JPEG route's copy of every image (of the images at ``rows`` only, in that order)
+    (:class:`detectors.routing.RouteCopies`), made and scored a chunk at a time (the route's calibration).
     ``journal``: images kept as files keep each chunk's rows there (keyed by the original's sha256 and
     position: copy i depends on both), and a run after a kill scores only the chunks it had not kept, in the
     same chunks, so its numbers are an uninterrupted run's."""
     import hashlib
 
-    from detectors.routing import JpegCopies
+    from detectors.routing import RouteCopies
 
-    view = JpegCopies(images, rows)
+    view = RouteCopies(images, rows)
     files = _files_of(images) if journal is not None else None
     keys = [hashlib.sha256(f"{files[i].sha256}:{i}".encode()).hexdigest() for i in view.rows] if files else []
     known = journal.rows() if files is not None else {}
@@ -510,12 +515,14 @@ def _per_source(sources: list[str], y: np.ndarray, scores: np.ndarray, real: str
 def _perturbation_sweep(
     model: Any, scorer: Any, images: list[np.ndarray] | np.ndarray, y: np.ndarray, score_fn: Any, draws: int,
     progress: bool = True, compare_fn: Any = None, out: Path | None = None, jpeg_fn: Any = None,
+    taken_by: Any = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The metrics after re-encoding every image (both classes) the same way; with ``compare_fn`` (a second
     detector's, e.g. calibrated with or without augmentation) also its metrics on the same features, under
     ``compare``; with ``jpeg_fn`` (the JPEG route's decisions) the metrics as a routed detector scores the
-    images, under ``routed``: by the route where the perturbation makes a JPEG below the quality limit, else
-    the same as without it. Each function gives decisions, or (decisions, flags at the detectors' own
+    images, under ``routed``: each perturbed image by the route where ``taken_by(name)`` (a mask over the images,
+    :func:`sweep_taken`; default: :func:`routed_perturbation`, all or none) says the route takes it, else by the
+    main detector. Each function gives decisions, or (decisions, flags at the detectors' own
     thresholds): then the shares of real and generated images flagged are reported too, the false-positive
     rate a user would meet (the AUROC and the TPR at 5% FPR are threshold-free). ``out``: images kept as
     files keep each perturbation's features in a journal there, so a killed run does not score them again."""
@@ -530,14 +537,24 @@ def _perturbation_sweep(
         else:  # files: re-encoded as each chunk is scored, never all at once
             journal = feature_journal(out, model, scorer, name) if out is not None else None
             feats, _ = kept_features(model, scorer, MappedImages(images, PERTURBATIONS[name]), journal)
-        rows.append({"perturbation": name, **_swept_metrics(y, score_fn(feats), draws)})
+        main = score_fn(feats)
+        rows.append({"perturbation": name, **_swept_metrics(y, main, draws)})
         if compare_fn is not None:
             rows[-1]["compare"] = _swept_metrics(y, compare_fn(feats), draws)
         if jpeg_fn is not None:
-            take = routed_perturbation(name)
-            metrics = _swept_metrics(y, jpeg_fn(feats), draws) if take else _main_metrics(rows[-1])
-            rows[-1]["routed"] = {"route": JPEG_ROUTE if take else MAIN_ROUTE, **metrics}
+            take = taken_by(name) if taken_by is not None else np.full(len(y), routed_perturbation(name))
+            metrics = _swept_metrics(y, _where(take, jpeg_fn(feats), main), draws) if take.any() else _main_metrics(
+                rows[-1])  # fmt: skip
+            rows[-1]["routed"] = {"route": JPEG_ROUTE if take.any() else MAIN_ROUTE, "routed_images": int(take.sum()),
+                                  **metrics}  # fmt: skip
     return rows
+
+
+def _where(take: np.ndarray, routed: Any, main: Any) -> Any:
+    """Decisions (or (decisions, flags)) of the route where ``take``, else of the main detector."""
+    if isinstance(routed, tuple):
+        return tuple(np.where(take, r, m) for r, m in zip(routed, main, strict=True))
+    return np.where(take, routed, main)
 
 
 def _swept_metrics(y: np.ndarray, result: Any, draws: int) -> dict[str, Any]:
@@ -557,12 +574,31 @@ def _main_metrics(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("perturbation", "compare", "routed")}
 
 
-def routed_perturbation(name: str) -> bool:
-    """Whether the sweep's perturbation ``name`` leaves a file a routed detector sends to its JPEG route (a JPEG
-    below quality 90, a lossy WebP below 80)."""
+def routed_perturbation(name: str, takes_enlarged: bool = True) -> bool:
+    """Whether the sweep's perturbation ``name`` leaves a file a routed detector sends to its JPEG route from an
+    image of the calibration images' largest size: a JPEG below quality 90, a lossy WebP below 80, or (when the
+    route ``takes_enlarged``) an enlargement."""
     from detectors.recompression import recompressed
 
-    return recompressed(PERTURBATION_META.get(name, {}))
+    meta = PERTURBATION_META.get(name, {})
+    return recompressed(meta) or (takes_enlarged and meta.get("scale", 1.0) > 1.0)
+
+
+def sweep_taken(name: str, max_sides: np.ndarray, record: dict[str, int] | None, takes_enlarged: bool) -> np.ndarray:
+    """Per swept image (``max_sides``: each one's larger side), whether a routed detector sends its copy under
+    perturbation ``name`` to the JPEG route, as a scan would: every one where the perturbation leaves a
+    recompressed file; where it resizes, those whose resized larger side exceeds the calibration images'
+    largest (``record``, :func:`detectors.calibration_sizes.side_range`) when the route ``takes_enlarged``."""
+    from detectors.recompression import recompressed
+
+    meta = PERTURBATION_META.get(name, {})
+    sides = np.asarray(max_sides)
+    if recompressed(meta):
+        return np.ones(len(sides), dtype=bool)
+    scale = float(meta.get("scale", 1.0))
+    if not takes_enlarged or not record or scale == 1.0:
+        return np.zeros(len(sides), dtype=bool)
+    return np.maximum(1, np.round(sides * scale)) > record["max_side"]
 
 
 def _detections_rows(
@@ -681,18 +717,23 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
     for row, truth, tag in zip(rows, data.y, data.source, strict=True):
         row["truth"] = "generated" if truth else "real"
         row["source"] = tag
-    # the JPEG route beside it: one JPEG copy of every image, the route's fold detectors calibrated on the
-    # copies alone in the main detector's folds (same images, strata, siblings and seed)
-    log.info("scoring one JPEG copy of every image (the JPEG route, for recompressed inputs)")
-    route_feats = jpeg_features(model, scorer, data.images)
+    # the JPEG route beside it: one copy of every image (JPEG or enlarged), the route's fold detectors calibrated
+    # on the copies alone in the main detector's folds (same images, strata, siblings and seed)
+    log.info("scoring the JPEG route's copies (a JPEG or an enlarged copy of each image)")
+    route_feats = copy_features(model, scorer, data.images)
     jpeg_crossed = cross_fit(scorer, route_feats, data.y, target_fpr=target_fpr, folds=folds, strata=data.source,
                              siblings=data.siblings)  # fmt: skip
     check_same_folds(crossed, jpeg_crossed)
     route = new_detector(scorer, target_fpr=target_fpr).fit(route_feats, data.y, data.source)
     # each swept image scored by the fold detectors (main and JPEG route) that did not see it or a copy of it
+    from detectors.calibration_sizes import side_range
+
+    sides = side_range({"width": im.shape[1], "height": im.shape[0]} for im in data.images)
+    swept_sides = np.array([max(im.shape[:2]) for im in data.images[swept]])
     sweep = _perturbation_sweep(
         model, scorer, data.images[swept], data.y[swept], lambda f: crossed.decide(f, swept), draws, progress,
         jpeg_fn=lambda f: jpeg_crossed.decide(f, swept),
+        taken_by=lambda name: sweep_taken(name, swept_sides, sides, takes_enlarged=True),
     )  # fmt: skip
     from detectors.generators import held_out_generators
 
@@ -712,17 +753,15 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         "scored and flagged by a detector calibrated without it, one logistic model per source; the detector "
         "saved for genaudit detect is calibrated on all of them. The robustness sweep re-encodes a seeded "
         f"quarter of every source ({len(swept)} images), each scored by its own fold's detector and, where the "
-        "perturbation leaves a JPEG below quality 90 or a lossy WebP below 80, by its fold's JPEG route "
-        "(calibrated on one JPEG copy of every image of the other folds). Each generator family (the DDPM's "
-        "schedules together, the GAN, the Gaussian mixture) is also left out of calibration in turn"
+        "perturbation leaves a JPEG below quality 90, a lossy WebP below 80 or an image larger than the digits, by "
+        "its fold's JPEG route (calibrated on one JPEG or enlarged copy of every image of the other folds). Each "
+        "generator family (the DDPM's schedules together, the GAN, the Gaussian mixture) is also left out of "
+        "calibration in turn"
     )
-    from detectors.calibration_sizes import side_range
-
     meta = {"model": DEFAULT_MODEL, "scorer": scorer.config(), "feature_names": scorer.feature_names(model),
             "calibrated_on": f"builtin:digits-mixed (all {len(data.y)} images)",
             "recompressed_share": 0.0, "jpeg_share": 0.0, "lossy_share": 0.0,  # in-memory digits, never encoded
-            "calibration_sides": side_range({"width": im.shape[1], "height": im.shape[0]} for im in data.images),
-            }  # fmt: skip
+            "calibration_sides": sides}  # fmt: skip
     from detectors.routing import copies_record, save_route
 
     meta["routes"] = save_route(out / DETECTOR_FILE, route, meta)
@@ -759,7 +798,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
         title="Deepfake check: builtin:digits-mixed",
         dataset="builtin:digits-mixed",
         model=model,
-        detector=Routed(main, {JPEG_ROUTE: route}),
+        detector=Routed(main, {JPEG_ROUTE: route}, takes_enlarged=True),
         meta=meta,
         evaluation=evaluation,
         curves=_curves(data.y, scores, probs),
@@ -852,11 +891,11 @@ def calibrate(
     """Fit a detector on labelled folders and save it (JSON + safetensors; see :func:`detector_paths`).
     With no ``fake``, a reference-only detector: the real images' model alone, its threshold at the target
     FPR on them (:class:`ReconstructionDetector`). ``augment``: perturbed copies of every image calibrate
-    with it (:mod:`detectors.augment`). ``route_jpeg``: a second detector, calibrated on one JPEG copy of
-    every image, is saved beside it and scores the inputs that are recompressed JPEGs
-    (:mod:`detectors.routing`). Saved into a folder, the features are kept in its ``shards/`` as they
-    are scored, so a killed calibration resumes (:class:`detectors.feature_shards.FeatureJournal`); a
-    ``.json`` target leaves nothing beside it."""
+    with it (:mod:`detectors.augment`). ``route_jpeg``: a second detector, calibrated on one JPEG or enlarged
+    copy of every image, is saved beside it and scores the inputs that are recompressed JPEGs or larger than
+    the calibration images (:mod:`detectors.routing`). Saved into a folder, the features are kept in its
+    ``shards/`` as they are scored, so a killed calibration resumes
+    (:class:`detectors.feature_shards.FeatureJournal`); a ``.json`` target leaves nothing beside it."""
     from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
@@ -910,7 +949,7 @@ def calibrate(
     if route_jpeg:
         from detectors.routing import save_route
 
-        log.info("scoring one JPEG copy of every image not already recompressed (the JPEG route)")
+        log.info("scoring the JPEG route's copies (a JPEG or an enlarged copy of each image)")
         route = new_detector(scorer, calibration=calibration, target_fpr=target_fpr)
         copies_journal = feature_journal(target.parent, model, scorer, JPEG_COPIES_PASS) if into_folder else None
         taken = recompressed_rows(real_set.meta + fake_set.meta)
@@ -963,12 +1002,13 @@ class StaleDetectorError(InputError):
 def _saved(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
     """(the saved detector with its routes, a :class:`detectors.routing.Routed`, its meta, model, scorer)."""
     from detectors.noise_model import load_noise_model
-    from detectors.routing import Routed, load_routes
+    from detectors.routing import Routed, load_routes, saved_copies, takes_enlarged
 
     path = Path(detector_file)
     path = path / DETECTOR_FILE if path.is_dir() else path
     main, meta = ReconstructionDetector.load(path)
-    det = Routed(main, load_routes(path, meta))
+    routes = load_routes(path, meta)
+    det = Routed(main, routes, takes_enlarged=takes_enlarged(meta), copies=saved_copies(path, meta) if routes else None)
     model = load_noise_model(meta["model"])
     scorer = build_scorer(meta["scorer"], model)
     saved = meta.get("feature_names")
@@ -984,11 +1024,15 @@ def _saved(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
 
 def _saved_default(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any, Any]:
     """The embedded default, refused as stale (so calibrated again) when an older version saved it without
-    its JPEG route, its calibration size range or its shares of JPEGs and other lossy files."""
+    its JPEG route (or with one that does not take enlarged inputs), its calibration size range or its shares of
+    JPEGs and other lossy files."""
     loaded = _saved(detector_file)
-    if JPEG_ROUTE not in loaded[0].routes or not {"calibration_sides", "jpeg_share", "lossy_share"} <= set(loaded[1]):
+    routed, meta = loaded[0], loaded[1]
+    if JPEG_ROUTE not in routed.routes or not routed.takes_enlarged or not {
+        "calibration_sides", "jpeg_share", "lossy_share"} <= set(meta):  # fmt: skip
         raise StaleDetectorError(
-            f"{detector_file} has no JPEG route, size range or JPEG and lossy shares (an older genaudit)"
+            f"{detector_file} has no JPEG route for enlarged inputs, size range or JPEG and lossy shares (an older "
+            "genaudit)"
         )
     return loaded
 
@@ -1004,8 +1048,9 @@ def evaluate(
     images the generator was trained on, scored by the same detector(s) for the membership check.
     ``augment``: perturbed copies of every image calibrate with it (cross-fitted without ``--detector``);
     the detector calibrated without them is evaluated beside it, perturbations included. ``route_jpeg``
-    (without ``--detector``; a saved detector brings its own route): a JPEG route cross-fitted on one JPEG
-    copy of every image scores the inputs that are recompressed JPEGs, and the sweep's JPEG rows.
+    (without ``--detector``; a saved detector brings its own route): a JPEG route cross-fitted on one JPEG or
+    enlarged copy of every image scores the inputs that are recompressed JPEGs (or larger than a saved
+    detector's calibration images), and the sweep's JPEG, WebP and enlarging rows.
     ``shard``/``executor``: the feature pass of real, generated and training images in shards (see
     :func:`detect`); the evaluation itself runs once, here, without them."""
     from audit.atomic import write_json_atomic
@@ -1048,9 +1093,15 @@ def evaluate(
     journal = feature_journal(out, model, scorer)
     feats, seconds = kept_features(model, scorer, images, journal)
     plain = two_class = jpeg_crossed = route_feats = None  # plain: without augment's copies; two_class: no reference
+    from detectors.calibration_sizes import larger_rows, side_range
     from detectors.recompression import recompressed_rows
+    from detectors.routing import taken_rows
 
-    jpeg_rows = recompressed_rows(real_set.meta + fake_set.meta)
+    metas = real_set.meta + fake_set.meta
+    # the sizes a route compares with: the saved detector's calibration images', else these images' own (none larger)
+    sides = meta.get("calibration_sides") if detector_file is not None else side_range(metas)
+    takes = det.takes_enlarged if detector_file is not None else route_jpeg
+    jpeg_rows = taken_rows(recompressed_rows(metas), larger_rows(metas, sides), takes)
     if detector_file is not None:  # det: the saved detector with its routes (_saved)
         crossed = scored_by(det, feats, jpeg_rows)
         jpeg_crossed = scored_by(det.routes[JPEG_ROUTE], feats) if JPEG_ROUTE in det.routes else None
@@ -1063,7 +1114,7 @@ def evaluate(
         two_class = cross_fit(scorer, feats, y, target_fpr=target_fpr, folds=folds, strata=strata, copies=copies,
                               reference="off")  # fmt: skip
         if route_jpeg:  # the route's folds are the main detector's: same images, strata and seed
-            log.info("scoring one JPEG copy of every image not already recompressed (the JPEG route)")
+            log.info("scoring the JPEG route's copies (a JPEG or an enlarged copy of each image)")
             copies_journal = feature_journal(out, model, scorer, JPEG_COPIES_PASS)
             route_feats = route_features(model, scorer, images, feats, jpeg_rows, copies_journal)
             jpeg_crossed = cross_fit(scorer, route_feats, y, target_fpr=target_fpr, folds=folds, strata=strata)
@@ -1082,9 +1133,11 @@ def evaluate(
             "each image scored by a detector calibrated without it"
         )
     decisions, probs, flags = crossed.decisions, crossed.probs, crossed.flags
+    max_sides = np.array([max(int(m["width"]), int(m["height"])) for m in metas], dtype=np.int64)
     sweep = _perturbation_sweep(model, scorer, images, y, crossed.decide, draws, progress,
                                 compare_fn=plain.decide if plain is not None else None, out=out,
-                                jpeg_fn=jpeg_crossed.decide if jpeg_crossed is not None else None)  # fmt: skip
+                                jpeg_fn=jpeg_crossed.decide if jpeg_crossed is not None else None,
+                                taken_by=lambda name: sweep_taken(name, max_sides, sides, takes))  # fmt: skip
     warnings = shortcut_warnings(real_set.meta, fake_set.meta)
     names = real_set.names + fake_set.names
     fairness = None
@@ -1104,7 +1157,8 @@ def evaluate(
     if jpeg_crossed is not None:
         from detectors.routing import copies_record
 
-        evaluation["jpeg_route"] = {"copies": copies_record(), "routed_inputs": int(jpeg_rows.sum())}
+        copies_made = copies_record() if detector_file is None else det.copies or {}  # a saved route: its own
+        evaluation["jpeg_route"] = {"copies": copies_made, "routed_inputs": int(jpeg_rows.sum())}
     if plain is not None:
         evaluation["compare"] = {"label": "calibrated without augmentation",
                                  **evaluate_scores(y, plain.decisions, draws=draws)}  # fmt: skip
@@ -1122,7 +1176,7 @@ def evaluate(
             )  # fmt: skip
     if training and training_set is not None:
         evaluation["membership"] = _training_membership(training_set, training, model, scorer, crossed, y, draws,
-                                                        journal, jpeg_crossed)  # fmt: skip
+                                                        journal, jpeg_crossed, sides, takes)  # fmt: skip
     write_json_atomic(out / EVALUATION_FILE, evaluation)
     routed_rows = np.where(jpeg_rows, JPEG_ROUTE, MAIN_ROUTE) if jpeg_crossed is not None else None
     rows = _detections_rows(names, decisions, probs, flags, real_set.unreadable + fake_set.unreadable, routed_rows)
@@ -1162,18 +1216,22 @@ def _training_membership(
     draws: int,
     journal: Any = None,
     jpeg_crossed: CrossFitted | None = None,
+    sides: dict[str, int] | None = None,
+    takes_enlarged: bool = False,
 ) -> dict[str, Any]:
     """The membership check of :func:`evaluate`: the training images are shared out in turn among the
     detectors that scored the real images (every fold's, or the one saved), none of which saw them, and
     flagged at that detector's threshold, just as each real image was; with a JPEG route
-    (``jpeg_crossed``, the same folds) a training image that is a recompressed JPEG by the route's detector
-    of the same fold, as a real one is."""
+    (``jpeg_crossed``, the same folds) a training image the route takes (recompressed, or, when it
+    ``takes_enlarged``, larger than ``sides``) by the route's detector of the same fold, as a real one is."""
+    from detectors.calibration_sizes import larger_rows
     from detectors.membership import membership_check
     from detectors.recompression import recompressed_rows
+    from detectors.routing import taken_rows
 
     feats, _ = kept_features(model, scorer, loaded.images, journal)
     scores, train_flags = crossed.share_out(feats)
-    jpegs = recompressed_rows(loaded.meta)
+    jpegs = taken_rows(recompressed_rows(loaded.meta), larger_rows(loaded.meta, sides), takes_enlarged)
     if jpeg_crossed is not None and jpegs.any():
         by_route = jpeg_crossed.share_out(feats)
         scores, train_flags = np.where(jpegs, by_route[0], scores), np.where(jpegs, by_route[1], train_flags)
@@ -1245,10 +1303,14 @@ def detect(
                             size_warning(found.off_size, found.scored, found.sides)) if w]  # fmt: skip
     notes = [f"{found.unreadable} unreadable file(s), listed in {DETECTIONS_FILE} with reasons"]
     if found.routed:
-        notes.append(f"{found.routed} of {found.scored} images are JPEGs re-encoded below quality {QUALITY_LIMIT} or "
-                     f"lossy WebPs below quality {WEBP_QUALITY_LIMIT}: scored, thresholded and given p_synthetic by "
-                     f"the detector's JPEG route (route 'jpeg' in {DETECTIONS_FILE}), calibrated on JPEG copies of "
-                     "its calibration images")  # fmt: skip
+        enlarged = (f", {found.routed_larger} of them (not recompressed) for a side larger than the calibration "
+                    "images' largest, as an upscaled file has: a natively larger image is not what the route's "
+                    "enlarged copies model") if found.routed_larger else ""  # fmt: skip
+        notes.append(f"{found.routed} of {found.scored} images were scored, thresholded and given p_synthetic by the "
+                     f"detector's JPEG route (route 'jpeg' in {DETECTIONS_FILE}), calibrated on JPEG or enlarged "
+                     f"copies of its calibration images: JPEGs re-encoded below quality {QUALITY_LIMIT}, lossy WebPs "
+                     f"below quality {WEBP_QUALITY_LIMIT}{' and larger images' if det.takes_enlarged else ''}"
+                     f"{enlarged}")  # fmt: skip
     doc = build_results(
         title=f"Deepfake check: {', '.join(inputs)}", dataset=", ".join(inputs), model=model, detector=det,
         meta=meta, evaluation=None, curves=None, costs=[_cost(scorer, model, found.scored, found.seconds)],

@@ -138,6 +138,7 @@ def recompression_warning(count: int, scored: int, detector_meta: dict[str, Any]
         "calibrated on none: its scores on them are weaker than its calibration says and its flags do not hold "
         "(on the embedded world, JPEG q75 lowered the AUROC from 0.875 to 0.640, and 100% of real digits saved "
         "at JPEG q75 and 98.3% saved as WebP q75 were flagged at the threshold that flags 4.4% of PNGs). "
-        "Calibrate with --route-jpeg (a second detector, calibrated on JPEG copies, scores such inputs), on JPEGs "
+        "Calibrate with --route-jpeg (a second detector, calibrated on JPEG and enlarged copies, scores such "
+        "inputs), on JPEGs "
         "like these, or with --augment before trusting its flags on them."
     )

@@ -63,10 +63,11 @@ class Scan:
     scored: int = 0
     flagged: int = 0
     recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT
-    routed: int = 0  # of them, scored by the detector's JPEG route (all of them when it has one)
-    unseen_jpeg: int = 0  # scored images that are JPEGs at QUALITY_LIMIT or above (recompression.py)
-    unseen_lossy: int = 0  # scored images that are AVIFs or lossy WebPs at WEBP_QUALITY_LIMIT or above (same)
-    off_size: int = 0  # scored images with a side outside the detector's calibration range (calibration_sizes)
+    routed: int = 0  # scored by the detector's JPEG route (every recompressed one when it has one, larger ones too)
+    routed_larger: int = 0  # of them, not recompressed but larger than the calibration images (calibration_sizes)
+    unseen_jpeg: int = 0  # scored by the main detector and JPEGs at QUALITY_LIMIT or above (recompression.py)
+    unseen_lossy: int = 0  # scored by it and AVIFs or lossy WebPs at WEBP_QUALITY_LIMIT or above (same)
+    off_size: int = 0  # scored images with a side outside the detector's calibration range, not routed for it
     sides: dict[str, int] | None = None  # that range, from the detector's meta (None: not recorded)
     unreadable: int = 0
     seconds: float = 0.0
@@ -82,7 +83,8 @@ def scan(
     one block at a time. ``cache``: features the shards (or a killed run) already computed, by sha256 (not
     scored again). ``journal``: where each block's new features are kept as they are scored
     (:class:`detectors.feature_shards.FeatureJournal`), so that a killed scan resumes. A
-    :class:`detectors.routing.Routed` detector scores each recompressed JPEG by its JPEG route. No image at
+    :class:`detectors.routing.Routed` detector scores each recompressed JPEG (and, when its route takes them,
+    each image larger than its calibration images) by its JPEG route. No image at
     all (readable or not) is an :class:`InputError`, and no CSV is written. ``sides``: the detector's
     calibration range of image sides (:mod:`detectors.calibration_sizes`); inputs outside it are counted."""
     from audit.atomic import write_atomic
@@ -115,22 +117,30 @@ def _write_rows(
     from tqdm.auto import tqdm
 
     from audit.io.names import spreadsheet_text
-    from detectors.routing import JPEG_ROUTE, Routed
+    from detectors.routing import JPEG_ROUTE, MAIN_ROUTE, Routed
 
     routed = detector if isinstance(detector, Routed) else Routed(detector)
     out.writerow(DETECTION_COLUMNS)
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as unreadable:
         refused = csv.writer(unreadable)
         bar = tqdm(desc="detect", unit="image", disable=not progress)
-        for names, files, jpegs in _blocks(inputs, image_column, refused, found):
+        for names, files, kinds in _blocks(inputs, image_column, refused, found):
             from detectors.job import features
 
             feats, seconds = features(model, scorer, LazyImages(files), cache, journal)
             found.seconds += seconds
-            decisions, probs, flags = routed.decide(feats, np.asarray(jpegs, dtype=bool))
-            routes = routed.route_of(np.asarray(jpegs, dtype=bool))
-            found.routed += int(np.sum(routes == JPEG_ROUTE))
-            for name, file, d, p, f, r in zip(names, files, decisions, probs, flags, routes, strict=True):
+            jpegs, larger = kinds["recompressed"], kinds["larger"]
+            decisions, probs, flags = routed.decide(feats, jpegs, larger)
+            taken = routed.route_of(jpegs, larger) == JPEG_ROUTE
+            found.routed += int(np.sum(taken))
+            found.routed_larger += int(np.sum(taken & ~jpegs))
+            # what the route took is not warned about: its threshold holds for those (docs/detect.md, "Routing")
+            found.off_size += int(np.sum(kinds["outside"] & ~(taken & larger)))
+            found.unseen_jpeg += int(np.sum(kinds["high_quality_jpeg"] & ~taken))
+            found.unseen_lossy += int(np.sum(kinds["lossy_not_routed"] & ~taken))
+            for name, file, d, p, f, r in zip(
+                names, files, decisions, probs, flags, np.where(taken, JPEG_ROUTE, MAIN_ROUTE), strict=True
+            ):
                 row = [name, round(float(d), 6), round(float(p), 6), bool(f), "", str(r)]
                 out.writerow([spreadsheet_text(name), *row[1:]])  # the card shows the name as it is
                 found.extremes.add(row[1], found.scored, (row, file))  # the rounded score, as the CSV says
@@ -147,18 +157,23 @@ def _write_rows(
 
 def _blocks(
     inputs: list[str], image_column: str, refused: Any, found: Scan
-) -> Iterator[tuple[list[str], list[ImageFile], list[bool]]]:
-    """Each scoring block's readable images (names, files, and whether each is a recompressed JPEG), in
-    listing order; every file refused while listing or unreadable goes to ``refused`` (name, reason) and is
-    counted in ``found``."""
+) -> Iterator[tuple[list[str], list[ImageFile], dict[str, np.ndarray]]]:
+    """Each scoring block's readable images (names, files, and masks over them by what routing and the warnings
+    ask: recompressed, larger than the calibration images, with a side outside their range, a JPEG of quality 90
+    or more, another lossy file no route takes for its codec), in listing order; every file refused while
+    listing or unreadable goes to ``refused`` (name, reason) and is counted in ``found``."""
     from audit.io.archives import load_at
-    from detectors.calibration_sizes import outside
+    from detectors.calibration_sizes import larger, outside
     from detectors.job import iter_inputs
     from detectors.recompression import high_quality_jpeg, lossy_not_routed, recompressed
 
     names: list[str] = []
     files: list[ImageFile] = []
-    jpegs: list[bool] = []
+    conditions: list[dict[str, bool]] = []
+
+    def masks() -> dict[str, np.ndarray]:  # of a non-empty block
+        return {key: np.array([c[key] for c in conditions], dtype=bool) for key in conditions[0]}
+
     block = None
     position = -1  # among the listed files, unreadable ones included: the blocks every detect path makes
     per_block = image_files.CHUNK_IMAGES  # read at call time, as chunks() and the shards read it
@@ -169,8 +184,8 @@ def _blocks(
             continue
         position += 1
         if block is not None and position // per_block != block[1] and files:
-            yield names, files, jpegs
-            names, files, jpegs = [], [], []
+            yield names, files, masks()
+            names, files, conditions = [], [], []
         block = (0, position // per_block)
         result = load_at(file, span)
         if not result.ok:
@@ -179,13 +194,14 @@ def _blocks(
             continue
         names.append(name)
         files.append(ImageFile(file, result.sha256 or "", "", block, span))
-        jpegs.append(recompressed(result.meta))
-        found.recompressed += int(jpegs[-1])
-        found.unseen_jpeg += int(high_quality_jpeg(result.meta))
-        found.unseen_lossy += int(lossy_not_routed(result.meta))
-        found.off_size += int(outside(result.image.shape[1], result.image.shape[0], found.sides))
+        height, width = result.image.shape[:2]
+        conditions.append({"recompressed": recompressed(result.meta), "larger": larger(width, height, found.sides),
+                           "outside": outside(width, height, found.sides),
+                           "high_quality_jpeg": high_quality_jpeg(result.meta),
+                           "lossy_not_routed": lossy_not_routed(result.meta)})  # fmt: skip
+        found.recompressed += int(conditions[-1]["recompressed"])
     if files:
-        yield names, files, jpegs
+        yield names, files, masks()
 
 
 def thumbnails(picks: list[tuple[list[Any], ImageFile]]) -> list[dict[str, Any]]:

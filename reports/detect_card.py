@@ -91,21 +91,39 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
         routed = [None, *(p.get("routed") for p in ev["perturbations"])]
         for row, other in zip(rows, routed, strict=True):
             taken = other is not None and other.get("route") == "jpeg"
-            row += ["JPEG route" if taken else "main", _auroc(other) if taken else "same",
+            row += [_routed_by(other) if taken else "main", _auroc(other) if taken else "same",
                     _ci(other["tpr_at_fpr_5pct"], None, pct=True) if taken else "same",
                     _flagged(other) if taken else "same"]  # fmt: skip
         columns += ["scored by, routed", "AUROC, routed", "TPR at 5% FPR, routed", "flagged, routed"]
         copies = (ev.get("jpeg_route") or {}).get("copies") or {}
         low, high = (copies.get("jpeg") or {}).get("quality", (30, 95))
+        enlarged = copies.get("enlarged")
+        small, big = (enlarged or {}).get("factor", (1.1, 2.0))
         captions.append(  # results written before the limits were recorded used 90 and 80
             f"Routed: as the detector scores such files, a JPEG below quality {copies.get('below_quality', 90)} "
-            "(estimated from its quantisation table) or a lossy WebP below quality "
-            f"{copies.get('webp_below_quality', 80)} (from its VP8 header) by its JPEG route, calibrated on one "
-            f"JPEG copy of every calibration image (quality {low}-{high}, mild blur; a calibration image that is such "
-            "a file already, as it is), every other image by the main detector. The first columns are the main "
-            "detector alone."
+            "(estimated from its quantisation table), a lossy WebP below quality "
+            f"{copies.get('webp_below_quality', 80)} (from its VP8 header)"
+            + (" or an image larger than the calibration images" if enlarged else "")
+            + " by its JPEG route, calibrated on one "
+            + (
+                f"copy of every calibration image (JPEG at quality {low}-{high} or enlarged {small}-{big}x, mild "
+                "blur; a calibration image that is a JPEG or WebP it takes, as it is where its copy would be a JPEG)"
+                if enlarged
+                else f"JPEG copy of every calibration image (quality {low}-{high}, mild blur; a "
+                "calibration image that is such a file already, as it is)"
+            )
+            + ", every other image by the main detector. The first columns are the main detector alone."
         )
     return {"caption": " ".join(captions) or None, "columns": columns, "rows": rows}
+
+
+def _routed_by(routed: dict[str, Any]) -> str:
+    """Who scored a sweep row's routed images: the JPEG route, or it for some of them (a resize that enlarges
+    only the images that end up larger than the calibration images)."""
+    count, total = routed.get("routed_images"), routed.get("n_real", 0) + routed.get("n_fake", 0)
+    if count is None or not total or count == total:
+        return "JPEG route"
+    return f"JPEG route ({count} of {total}), main"
 
 
 def _flagged(metrics: dict[str, Any] | None) -> str:
@@ -217,8 +235,11 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         webp = route.get("webp_below_quality")
         summary += (
             f" It has a {name.upper()} route: inputs that are JPEGs below quality {route['below_quality']}"
-            + (f" or lossy WebPs below quality {webp}" if webp else "")
-            + " are scored by a second detector calibrated on JPEG copies of its calibration images."
+            + (f"{',' if route.get('enlarged') else ' or'} lossy WebPs below quality {webp}" if webp else "")
+            + (" or larger than its calibration images" if route.get("enlarged") else "")
+            + " are scored by a second detector calibrated on "
+            + ("JPEG or enlarged copies" if route.get("enlarged") else "JPEG copies")
+            + " of its calibration images."
         )
     if ev is not None:
         summary += (

@@ -180,11 +180,17 @@ def test_a_detector_saved_with_an_older_feature_layout_is_refused(folders, tmp_p
 
 
 def _save_stand_in_default(
-    path: Path, layout: list[str], rng: np.random.Generator, *, route: bool = True, lossy_share: bool = True
+    path: Path,
+    layout: list[str],
+    rng: np.random.Generator,
+    *,
+    route: bool = True,
+    lossy_share: bool = True,
+    enlarged: bool = True,
 ) -> None:
     """A detector saved at ``path`` as the embedded default is (random weights over ``layout``): the default
     scorer's meta, the calibration size range, JPEG share and (``lossy_share``) share of other lossy files,
-    and (``route``) its JPEG route."""
+    and (``route``) its JPEG route, which (``enlarged``) takes enlarged inputs (else: saved before it did)."""
     from detectors import job
     from detectors.detector import ReconstructionDetector
     from detectors.noise_model import load_noise_model
@@ -198,6 +204,8 @@ def _save_stand_in_default(
         meta["lossy_share"] = 0.0
     if route:
         meta["routes"] = save_route(path, det, meta)
+        if not enlarged:
+            del meta["routes"]["jpeg"]["takes"]
     det.save(path, meta)
 
 
@@ -219,8 +227,8 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     cached = tmp_path / "out" / "embedded-default" / job.DETECTOR_FILE
     cached.parent.mkdir(parents=True)
 
-    def save(layout: list[str], route: bool = True, lossy_share: bool = True) -> None:
-        _save_stand_in_default(cached, layout, rng, route=route, lossy_share=lossy_share)
+    def save(layout: list[str], route: bool = True, lossy_share: bool = True, enlarged: bool = True) -> None:
+        _save_stand_in_default(cached, layout, rng, route=route, lossy_share=lossy_share, enlarged=enlarged)
 
     save(old)
     calls = []
@@ -235,6 +243,10 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     save(names, lossy_share=False)  # saved before the share of lossy WebPs and AVIFs was recorded: made again
     job.detect([str(folders["mixed"])], tmp_path / "out")
     assert calls == [cached.parent] * 3 and json.loads(cached.read_text())["meta"]["lossy_share"] == 0.0
+    save(names, enlarged=False)  # its route saved before the route took enlarged inputs: made again
+    job.detect([str(folders["mixed"])], tmp_path / "out")
+    assert calls == [cached.parent] * 4
+    assert json.loads(cached.read_text())["meta"]["routes"]["jpeg"]["takes"] == ["recompressed", "enlarged"]
 
 
 def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, monkeypatch, caplog) -> None:
@@ -463,24 +475,25 @@ def test_demo_detection_beats_the_inversion_baseline_and_keeps_its_fpr(demo_site
     assert [s["source"] for s in ev["per_source"]][-2:] == ["gan", "mixture"] and len(ev["per_source"]) == 7
     assert len(ev["perturbations"]) == 6
     assert all((p["n_real"], p["n_fake"]) == (74, 259) for p in ev["perturbations"])  # a quarter of every source
-    # the JPEG route: JPEG q75 and q50 scored by fold detectors calibrated on JPEG copies lose far less (on all
-    # 1,347 images 0.640 -> 0.739 and 0.582 -> 0.694, benchmarks/size_aware_probe.py); a WebP q75 goes there too
-    # (0.724 -> 0.750, benchmarks/lossy_codec_probe.py); the rest are not routed
+    # the JPEG route: JPEG q75 and q50 scored by fold detectors calibrated on JPEG or enlarged copies lose far less
+    # (benchmarks/size_aware_probe.py, RESULTS.md); a WebP q75 and a 2x enlargement go there too; q95 and a 0.5x
+    # resize are not routed
     jpeg = {p["perturbation"]: p for p in ev["perturbations"]}
     assert {q: p["routed"]["route"] for q, p in jpeg.items()} == {
         "jpeg q95": "main",
         "jpeg q75": "jpeg",
         "jpeg q50": "jpeg",
         "resize 0.5x": "main",
-        "resize 2x": "main",
+        "resize 2x": "jpeg",
         "webp q75": "jpeg",
     }
     for q in ("jpeg q75", "jpeg q50"):
         assert jpeg[q]["routed"]["auroc"] > jpeg[q]["auroc"] + 0.05
-    # at the detector's own threshold (5% FPR on clean real digits: 4.4% flagged here) a JPEG q75 or q50 real
-    # digit is always flagged by the main detector alone (measured 100%), almost never by the route (0%, 1.4%)
+    # at the detector's own threshold (5% FPR on clean real digits: 4.4% flagged here) a JPEG q75 or q50, WebP
+    # q75 or 2x-enlarged real digit is always flagged by the main detector alone (measured 100%), almost never by
+    # the route (0%, 1.4%, 0%, 1.4%)
     assert ev["flagged_real"] <= 0.1 and jpeg["jpeg q95"]["flagged_real"] > ev["flagged_real"]
-    for q in ("jpeg q75", "jpeg q50", "webp q75"):  # WebP q75 on all 1,347 images: 98.3% and 1.0%
+    for q in ("jpeg q75", "jpeg q50", "webp q75", "resize 2x"):  # WebP q75 on all 1,347 images: 98.3% and 1.0%
         assert jpeg[q]["flagged_real"] >= 0.9 and jpeg[q]["routed"]["flagged_real"] <= 0.1
     assert ev["jpeg_route"]["copies"]["jpeg"]["quality"] == [30, 95] and "compare" not in ev
     saved = json.loads((demo_site / "detect" / "detector.json").read_text())["meta"]["routes"]["jpeg"]

@@ -1,4 +1,5 @@
-"""The JPEG route (``--route-jpeg``): recompressed JPEGs scored by a detector calibrated on JPEG copies."""
+"""The JPEG route (``--route-jpeg``): recompressed and enlarged inputs scored by a detector calibrated on JPEG and
+enlarged copies."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _embedded_samples(seeds: range, scale: float) -> np.ndarray:
     request = GenerationRequest(seeds=tuple(seeds), schedule=get_schedule("static", scale), steps=25,
                                 labels=tuple(i % 10 for i in range(len(seeds))))  # fmt: skip
     return EmbeddedDigitsGenerator().generate(request).images
+
+
+def _as_they_are(recompressed: np.ndarray) -> np.ndarray:
+    """The rows that calibrate a route as they are: recompressed images whose route copy would be a JPEG one."""
+    from detectors.routing import copy_enlarges
+
+    return np.asarray(recompressed, dtype=bool) & ~np.array([copy_enlarges(i) for i in range(len(recompressed))])
 
 
 def _folders(root: Path, *names: str) -> dict[str, Path]:
@@ -71,7 +79,12 @@ def test_calibrate_saves_the_route_beside_the_detector_and_names_it_by_hash(rout
     route_file = routed.with_name("detector.jpeg.json")
     route = json.loads(route_file.read_text())
     entry = main["meta"]["routes"]["jpeg"]
-    assert entry == {"file": "detector.jpeg.json", "sha256": route["sha256"], "below_quality": 90}
+    assert entry == {
+        "file": "detector.jpeg.json",
+        "sha256": route["sha256"],
+        "below_quality": 90,
+        "takes": ["recompressed", "enlarged"],
+    }
     assert route["meta"]["route"] == "jpeg" and route["meta"]["copies"] == copies_record()
     assert route["meta"]["calibrated_on"] == main["meta"]["calibrated_on"]  # the same images, as JPEG copies
     # its own cross-fitted AUROC (weak here: 4 evaluations an image, 60 JPEG copies), not the main detector's
@@ -82,17 +95,25 @@ def test_calibrate_saves_the_route_beside_the_detector_and_names_it_by_hash(rout
     assert det.threshold_ == route["threshold"] != main["threshold"]
 
 
-def test_jpeg_copies_are_jpegs_made_the_same_whatever_the_order() -> None:
+def test_route_copies_are_jpegs_or_enlargements_made_the_same_whatever_the_order() -> None:
+    """Copy i is an enlargement (1.1-2x: 9 to 16 px from an 8 px digit) where copy_enlarges(i) says so, else a
+    JPEG of the same size; made again alone, or in another subset, it is the same array."""
     from audit.zoo import digits
-    from detectors.routing import COPY_SEED, JpegCopies, jpeg_copy
+    from detectors.routing import RouteCopies, copy_enlarges, route_copy
 
-    images = [np.asarray(im) for im in digits.load_split("heldout")[0][:6]]
-    images = [np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im for im in images]
-    view = JpegCopies(images)
-    one_by_one = [view[i] for i in range(6)]
-    assert len(view) == 6 and all(np.array_equal(a, b) for a, b in zip(view[:], one_by_one, strict=True))
-    again = jpeg_copy(images[4], np.random.default_rng([COPY_SEED, 4]))
-    assert np.array_equal(view[4], again) and not np.array_equal(view[4], images[4])
+    images = [np.repeat(im[..., None], 3, axis=2) for im in digits.load_split("heldout")[0][:12]]
+    view = RouteCopies(images)
+    one_by_one = [view[i] for i in range(12)]
+    assert len(view) == 12 and all(np.array_equal(a, b) for a, b in zip(view[:], one_by_one, strict=True))
+    enlarged = [copy_enlarges(i) for i in range(12)]
+    assert set(enlarged) == {True, False}  # both kinds among these twelve
+    for i, copy in enumerate(one_by_one):
+        if enlarged[i]:
+            assert 9 <= copy.shape[0] == copy.shape[1] <= 16
+        else:  # a decoded JPEG: encoding it again at its quality range's ends changes it little, but it is one
+            assert copy.shape == images[i].shape and not np.array_equal(copy, images[i])
+    assert np.array_equal(route_copy(images[4], 4), view[4])
+    assert np.array_equal(RouteCopies(images, rows=[7, 4])[1], view[4])
 
 
 def test_a_scan_sends_recompressed_jpegs_to_the_route_and_the_rest_to_the_main(folders, routed, tmp_path) -> None:
@@ -119,7 +140,9 @@ def test_a_scan_sends_recompressed_jpegs_to_the_route_and_the_rest_to_the_main(f
     # the q50 JPEGs were routed, not warned about; the two q95 ones go to the main detector, which met no JPEG
     (warning,) = doc["data"]["warnings"]
     assert warning.startswith("2 of 8 scanned images are JPEGs of quality 90 or more, and this detector was")
-    assert any(n.startswith("4 of 8 images are JPEGs re-encoded below quality 90") for n in doc["data"]["notes"])
+    (note,) = [n for n in doc["data"]["notes"] if "JPEG route" in n]
+    assert note.startswith("4 of 8 images were scored, thresholded and given p_synthetic by the detector's JPEG route")
+    assert "JPEGs re-encoded below quality 90" in note and "of them (not recompressed)" not in note
     route = doc["data"]["routes"]["jpeg"]
     assert (route["below_quality"], route["webp_below_quality"]) == (90, 80)
     assert doc["data"]["routes"]["jpeg"]["threshold"] == det.routes["jpeg"].threshold_
@@ -151,8 +174,8 @@ def test_a_scan_routes_low_quality_webps_and_warns_about_other_lossy_files(folde
     unrouted, n = len(expected) - 2, len(expected)
     (warning,) = data["warnings"]
     assert warning.startswith(f"{unrouted} of {n} scanned images are AVIFs or lossy WebPs of quality 80 or more")
-    assert any(note.startswith(f"1 of {n} images are JPEGs re-encoded below quality 90 or lossy WebPs below quality 80")
-               for note in data["notes"])  # fmt: skip
+    assert any(note.startswith(f"1 of {n} images were scored, thresholded and given p_synthetic by the detector's JPEG")
+               and "lossy WebPs below quality 80" in note for note in data["notes"])  # fmt: skip
 
 
 def test_lossy_files_are_warned_about_only_when_the_detector_met_none() -> None:
@@ -236,6 +259,24 @@ def test_routed_decide_takes_each_row_from_its_routes_detector() -> None:
     assert plain.decide(x, jpeg)[0].tolist() == [1.0, 0.4, 0.4, 0.3] and plain.threshold_ == 0.5
 
 
+def test_a_route_takes_larger_inputs_only_when_saved_with_enlarged_copies() -> None:
+    """Worked by hand: rows 0-3 recompressed / larger / both / neither. A route whose entry names ``enlarged`` in
+    ``takes`` takes the larger rows too; one saved before (no ``takes``) the recompressed ones only."""
+    from detectors.routing import Routed, takes_enlarged
+
+    recompressed, larger = np.array([True, False, True, False]), np.array([False, True, True, False])
+    now = {"routes": {"jpeg": {"file": "d.jpeg.json", "takes": ["recompressed", "enlarged"]}}}
+    before = {"routes": {"jpeg": {"file": "d.jpeg.json", "below_quality": 90}}}
+    assert takes_enlarged(now) and not takes_enlarged(before) and not takes_enlarged({})
+    x = np.array([[1.0], [0.4], [0.4], [0.3]])
+    for meta, names in ((now, ["jpeg", "jpeg", "jpeg", "main"]), (before, ["jpeg", "main", "jpeg", "main"])):
+        routed = Routed(_Scaled(1, 0.5), {"jpeg": _Scaled(10, 5)}, takes_enlarged=takes_enlarged(meta))
+        assert routed.route_of(recompressed, larger).tolist() == names
+        scaled = [10 * v if n == "jpeg" else v for v, n in zip(x[:, 0], names, strict=True)]
+        assert routed.decide(x, recompressed, larger)[0].tolist() == pytest.approx(scaled)
+    assert Routed(_Scaled(1, 0.5), takes_enlarged=True).route_of(recompressed, larger).tolist() == ["main"] * 4
+
+
 def test_evaluate_routes_the_sweeps_low_quality_jpegs(folders, tmp_path) -> None:
     from detectors import job
 
@@ -245,7 +286,10 @@ def test_evaluate_routes_the_sweeps_low_quality_jpegs(folders, tmp_path) -> None
     assert ev["jpeg_route"]["routed_inputs"] == 0  # PNG inputs: the clean row is the main detector's
     routes = {p["perturbation"]: p["routed"]["route"] for p in ev["perturbations"]}
     assert routes == {"jpeg q95": "main", "jpeg q75": "jpeg", "jpeg q50": "jpeg", "resize 0.5x": "main",
-                      "resize 2x": "main", "webp q75": "jpeg"}  # fmt: skip
+                      "resize 2x": "jpeg", "webp q75": "jpeg"}  # fmt: skip
+    n = ev["n_real"] + ev["n_fake"]  # every digit enlarged 2x is larger than the 8 px calibration images
+    assert {p["perturbation"]: p["routed"]["routed_images"] for p in ev["perturbations"]} == {
+        "jpeg q95": 0, "jpeg q75": n, "jpeg q50": n, "resize 0.5x": 0, "resize 2x": n, "webp q75": n}  # fmt: skip
     for p in ev["perturbations"]:
         if p["routed"]["route"] == "main":  # the same scores: the same metrics
             assert (p["routed"]["auroc"], p["routed"]["auroc_ci"]) == (p["auroc"], p["auroc_ci"])
@@ -280,10 +324,14 @@ def test_the_cli_keeps_route_jpeg_to_calibration(tmp_path) -> None:
         _cmd_detect(args)
 
 
-def test_evaluate_with_a_routed_detector_routes_recompressed_training_images(folders, routed, tmp_path) -> None:
+def test_evaluate_with_a_routed_detector_routes_recompressed_training_images(
+    folders, routed, tmp_path, monkeypatch
+) -> None:
     """The membership check compares training images with real ones scored the same way: a recompressed JPEG
     among the training images goes to the route, as it would among the real images."""
-    from detectors import job
+    from detectors import job, routing
+
+    monkeypatch.setattr(routing, "copies_record", lambda: {"recipe": "this version's, not the saved route's"})
 
     path = job.evaluate([str(folders["real"])], [str(folders["fake"])], tmp_path / "ev", detector_file=routed,
                         training=[str(folders["scan"])], draws=20, progress=False)  # fmt: skip
@@ -297,6 +345,9 @@ def test_evaluate_with_a_routed_detector_routes_recompressed_training_images(fol
     assert ev["membership"]["training"]["flagged"] == int(flagged.sum())
     main_only = det.main.decision_function(feats) >= det.main.threshold_
     assert ev["jpeg_route"]["routed_inputs"] == 0 and all(p["routed"] for p in ev["perturbations"])
+    # the copies described are the saved route's, as it recorded them, not this version's recipe (patched)
+    saved = json.loads(routed.with_name("detector.jpeg.json").read_text())["meta"]["copies"]
+    assert ev["jpeg_route"]["copies"] == saved and saved["takes"] == ["recompressed", "enlarged"]
     assert flagged[~jpeg].tolist() == main_only[~jpeg].tolist()
     # the main detector alone flags all four q50 JPEGs (decisions 36-50 against a threshold of 7: to a model of
     # clean images a JPEG is far from anything real); the route flags one: the check can tell them apart
@@ -341,9 +392,25 @@ def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, rou
         image = Image.open(png)
         image.resize((16, 16) if i == 0 else (8, 8)).save(scan / f"{i}.png")  # one upscaled 2x
     image.resize((8, 6)).save(scan / "3.png")  # one side smaller
+    image.convert("RGB").resize((16, 16)).save(scan / "4.jpg", quality=95)  # an upscaled JPEG of quality 95
     path = job.detect([str(scan)], tmp_path / "out", detector_file=routed, progress=False)
-    (warning,) = json.loads(Path(path).read_text())["data"]["warnings"]
-    assert warning.startswith("2 of 4 scanned images have a side outside the calibration images' (8 px)")
+    data = json.loads(Path(path).read_text())["data"]
+    # the upscaled ones went to the route, whose copies model enlarged images: neither the size warning nor the
+    # q90+ JPEG one (this detector met no JPEG) counts them; the smaller one is warned about
+    (warning,) = data["warnings"]
+    assert warning.startswith("1 of 5 scanned images have a side outside the calibration images' (8 px)")
+    (note,) = [n for n in data["notes"] if "JPEG route" in n]
+    assert note.startswith("2 of 5 images were scored") and "2 of them (not recompressed) for a side larger" in note
+    with (tmp_path / "out" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        assert {Path(r["path"]).name: r["route"] for r in csv.DictReader(fh)} == {
+            "0.png": "jpeg", "1.png": "main", "2.png": "main", "3.png": "main", "4.jpg": "jpeg"}  # fmt: skip
+    (scan / "5.jpg").write_bytes((scan / "4.jpg").read_bytes())
+    image.convert("RGB").save(scan / "4.jpg", quality=95)  # of the calibration size: the main detector's, warned
+    data = json.loads(Path(job.detect([str(scan)], tmp_path / "again", detector_file=routed,
+                                      progress=False)).read_text())["data"]  # fmt: skip
+    assert [w.split(",")[0] for w in data["warnings"]] == [
+        "1 of 6 scanned images are JPEGs of quality 90 or more", "1 of 6 scanned images have a side outside the "
+        "calibration images' (8 px): the detector never saw images of their size"]  # fmt: skip
     assert side_range([{"width": 8, "height": 6}, {"width": 300, "height": 200}]) == {"min_side": 6, "max_side": 300}
     assert side_range([]) is None and not outside(640, 480, None) and size_warning(3, 9, None) is None
     assert outside(5, 100, {"min_side": 6, "max_side": 300}) and not outside(6, 300, {"min_side": 6, "max_side": 300})
@@ -363,9 +430,11 @@ def test_high_quality_jpegs_are_warned_about_only_when_the_detector_met_no_jpeg(
 
 
 def test_the_route_copies_pass_is_kept_and_not_scored_again(folders, tmp_path, monkeypatch) -> None:
-    """``detect evaluate --route-jpeg`` keeps the JPEG copies' features in its journal, chunk by chunk: run
-    again into the same folder (as after a kill), it scores nothing and reports the same numbers."""
+    """``detect evaluate --route-jpeg`` keeps the route copies' features in its journal, chunk by chunk (in a
+    folder named by the copies' seed, which changes with their recipe): run again into the same folder (as
+    after a kill), it scores nothing and reports the same numbers."""
     from detectors import job
+    from detectors.routing import COPY_SEED
 
     def run() -> dict:
         path = job.evaluate([str(folders["real"])], [str(folders["fake"])], tmp_path / "ev", scorer_config=SMALL,
@@ -373,7 +442,7 @@ def test_the_route_copies_pass_is_kept_and_not_scored_again(folders, tmp_path, m
         return json.loads(Path(path).read_text())["data"]["evaluation"]
 
     first = run()
-    assert list((tmp_path / "ev" / "shards").glob("detect-*-jpeg-route-copies/run-*.npz"))
+    assert list((tmp_path / "ev" / "shards").glob(f"detect-*-route-copies-seed-{COPY_SEED}/run-*.npz"))
     calls = []
     real = job._features_by_size
     monkeypatch.setattr(job, "_features_by_size", lambda *a: (calls.append(len(a[2])), real(*a))[1])
@@ -384,7 +453,9 @@ def test_the_route_copies_pass_is_kept_and_not_scored_again(folders, tmp_path, m
 
 
 def test_the_sweep_routes_each_perturbation_as_a_scan_would_route_its_file() -> None:
-    """The metadata the sweep assumes for each re-encoded digit is what the loader reads from such a file."""
+    """The metadata the sweep assumes for each re-encoded digit is what the loader reads from such a file, and
+    its scale is what the resize does to the digit's size; a resize routes, per image, those it makes larger
+    than the calibration images (worked by hand for mixed sizes)."""
     import io
 
     from PIL import Image
@@ -392,16 +463,30 @@ def test_the_sweep_routes_each_perturbation_as_a_scan_would_route_its_file() -> 
     from audit.io.images import decode_image
     from audit.zoo import digits
     from detectors.evaluation import PERTURBATION_META, PERTURBATIONS
-    from detectors.job import routed_perturbation
+    from detectors.job import routed_perturbation, sweep_taken
 
     held, _ = digits.load_split("heldout")
-    image = Image.fromarray(np.stack([held[0]] * 3, axis=-1))
+    digit = np.stack([held[0]] * 3, axis=-1)
+    image = Image.fromarray(digit)
     for name, meta in PERTURBATION_META.items():
+        if "scale" in meta:
+            assert PERTURBATIONS[name](digit).shape == (8 * meta["scale"], 8 * meta["scale"], 3)
+            continue
         buf = io.BytesIO()
         image.save(buf, format=meta["format"], quality=int(name.rpartition("q")[2]))
         read = decode_image(buf.getvalue()).meta
         assert {key: read.get(key) for key in meta} == meta
-    assert [routed_perturbation(n) for n in PERTURBATIONS] == [False, True, True, False, False, True]
+    assert [routed_perturbation(n) for n in PERTURBATIONS] == [False, True, True, False, True, True]
+    assert [routed_perturbation(n, takes_enlarged=False) for n in PERTURBATIONS] == [False, True, True, False, False,
+                                                                                      True]  # fmt: skip
+    sides, record = np.array([8, 40, 100, 51]), {"min_side": 8, "max_side": 100}  # 2x: 16, 80, 200, 102
+    assert sweep_taken("resize 2x", sides, record, True).tolist() == [False, False, True, True]
+    assert (
+        not sweep_taken("resize 2x", sides, record, False).any()
+        and not sweep_taken("resize 0.5x", sides, record, True).any()
+    )
+    assert sweep_taken("jpeg q50", sides, record, False).all() and not sweep_taken("jpeg q95", sides, record,
+                                                                                   True).any()  # fmt: skip
 
 
 def test_evaluate_routes_the_generators_left_out_as_the_seen_ones(tmp_path) -> None:
@@ -441,8 +526,9 @@ def test_evaluate_routes_the_generators_left_out_as_the_seen_ones(tmp_path) -> N
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
     feats, _ = job.features(model, scorer, loaded)
-    # the route calibrates on each recompressed input as it is and on a JPEG copy of every other image
-    copies = np.where(rows[:, None], feats, job.jpeg_features(model, scorer, loaded))
+    # the route calibrates on each recompressed input as it is (where its copy would be a JPEG one) and on the
+    # copy of every other image
+    copies = np.where(_as_they_are(rows)[:, None], feats, job.copy_features(model, scorer, loaded))
     for name in ("ddpm", "blur"):
         pool, left = np.flatnonzero(src != name), np.flatnonzero(src == name)
         pool_scores, left_scores = np.empty(len(pool)), np.empty(len(left))
@@ -478,11 +564,13 @@ def test_the_cards_routed_sweep_names_the_limits_its_results_record() -> None:
 
 
 def test_the_route_calibrates_on_recompressed_images_as_they_are(folders, tmp_path) -> None:
-    """A calibration image that is itself a file the route takes calibrates the route as it is, not through a
-    JPEG copy of it (a second compression no input had); the others through their copies, made for them
-    alone with the seeds they have among all images. Calibrated on JPEG q50 files only, the route is
-    fitted on exactly what the main detector is: the same threshold and cross-fitted AUROC."""
+    """A calibration image that is itself a file the route takes calibrates the route as it is where its copy
+    would be a JPEG one, not through a JPEG copy of it (a second compression no input had); the others
+    through their copies (enlarged ones of those JPEGs too), made for them alone with the seeds they have
+    among all images. Calibrated on JPEG q50 files only, the route's threshold and cross-fitted AUROC are
+    those of a detector fitted on that rule written out."""
     from PIL import Image
+    from sklearn.metrics import roc_auc_score
 
     from audit.zoo import digits
     from detectors import job
@@ -494,18 +582,25 @@ def test_the_route_calibrates_on_recompressed_images_as_they_are(folders, tmp_pa
             Image.open(png).save(jpegs[side] / f"{i:02d}.jpg", quality=50)
     saved = job.calibrate([str(jpegs["real"])], [str(jpegs["fake"])], tmp_path / "detector.json", scorer_config=SMALL,
                           route_jpeg=True)  # fmt: skip
-    main, route = json.loads(saved.read_text()), json.loads(saved.with_name("detector.jpeg.json").read_text())
-    assert route["threshold"] == main["threshold"]
-    assert route["meta"]["cross_fitted_auroc"] == main["meta"]["cross_fitted_auroc"]
-
+    route = json.loads(saved.with_name("detector.jpeg.json").read_text())
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
+    *_, loaded, y, sources = job._labelled([str(jpegs["real"])], [str(jpegs["fake"])])
+    feats, _ = job.features(model, scorer, loaded)
+    own = _as_they_are(np.ones(len(y), dtype=bool))
+    assert own.any() and not own.all()  # some JPEGs as they are, some enlarged copies of them
+    expected = job.new_detector(scorer, target_fpr=0.05).fit(
+        np.where(own[:, None], feats, job.copy_features(model, scorer, loaded)), y, sources)  # fmt: skip
+    assert route["threshold"] == pytest.approx(expected.threshold_, abs=1e-12)
+    assert route["meta"]["cross_fitted_auroc"] == pytest.approx(roc_auc_score(y, expected.cv_decisions_[: len(y)]))
+
     images = [np.repeat(digit[..., None], 3, axis=2) for digit in digits.load_split("heldout")[0][:6]]
     feats, _ = job.features(model, scorer, images)
-    every_copy = job.jpeg_features(model, scorer, images)
+    every_copy = job.copy_features(model, scorer, images)
     taken = np.array([True, False, False, True, False, True])
     mixed = job.route_features(model, scorer, images, feats, taken)
-    assert np.array_equal(mixed[taken], feats[taken]) and np.array_equal(mixed[~taken], every_copy[~taken])
+    own = _as_they_are(taken)
+    assert np.array_equal(mixed[own], feats[own]) and np.array_equal(mixed[~own], every_copy[~own])
 
 
 def test_with_augmented_copies_the_detector_compared_has_the_route_too(folders, tmp_path) -> None:
@@ -534,8 +629,8 @@ def test_with_augmented_copies_the_detector_compared_has_the_route_too(folders, 
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
     feats, _ = job.features(model, scorer, images)
-    route = job.cross_fit(scorer, np.where(rows[:, None], feats, job.jpeg_features(model, scorer, images)), y,
-                          target_fpr=0.05)  # fmt: skip
+    calibrated_on = np.where(_as_they_are(rows)[:, None], feats, job.copy_features(model, scorer, images))
+    route = job.cross_fit(scorer, calibrated_on, y, target_fpr=0.05)
     plain = job.cross_fit(scorer, feats, y, target_fpr=0.05)
     expected = roc_auc_score(y, np.where(rows, route.score(feats), plain.decisions))
     assert ev["jpeg_route"]["routed_inputs"] == int(rows.sum()) == 16
