@@ -7,7 +7,7 @@ docs/detect.md, "Routing"). So a detector records the range of its calibration i
 (:func:`side_range`), a scan counts its inputs with a side outside it, and its results warn with that count
 (:func:`size_warning`). A detector saved before the range was recorded gets no warning (nothing to compare).
 A detector whose JPEG route models enlarged inputs (:mod:`detectors.routing`) sends inputs larger than the
-range to it, where its threshold holds (0-4% of real digits enlarged 1.25-2x flagged), and a scan counts
+range to it, where its threshold holds (2.7% of real digits enlarged 1.25-4x flagged), and a scan counts
 those as routed, not in the warning; smaller ones it has no route for.
 """
 

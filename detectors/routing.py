@@ -14,11 +14,13 @@ copy of every calibration image (:class:`RouteCopies`: half JPEG-compressed, hal
 that is a JPEG below :data:`detectors.recompression.QUALITY_LIMIT`, or has a side larger than the calibration
 images' largest, is scored, thresholded and given its ``p_synthetic`` by that one; every other input by the
 main detector, as before. Lossy WebPs below :data:`detectors.recompression.WEBP_QUALITY_LIMIT` take the same
-route (WebP q75: 0.750 against 0.724, and 1.0% of real digits flagged against 98.3%;
-``benchmarks/lossy_codec_probe.py``). Measured on the embedded world, all images out of fold, against a route
-of JPEG copies alone: JPEG q75 / q50 0.748 / 0.698 (0.739 / 0.694), resize 2x 0.759 (0.722; main detector
-0.720, with every real digit flagged), 1.5x 0.715 (0.663), 1.25x 0.705 (0.619), 0-4% of real digits flagged
-at the route's threshold (``benchmarks/size_aware_probe.py``).
+route (WebP q75: 0.728 against the main detector's 0.724, and 0.3% of real digits flagged against 98.3%;
+``benchmarks/lossy_codec_probe.py``). Measured on the embedded world, all images out of fold
+(``benchmarks/size_aware_probe.py``; in brackets the main detector): JPEG q75 / q50 0.736 / 0.684 (0.640 /
+0.582), enlarged 2x 0.756 (0.720), 1.5x 0.727 (0.685), 1.25x 0.685 (0.689), 4x 0.755 (0.711), with 0-6% of
+the real digits flagged at the route's threshold where the main detector flags 97-100%. Over three draws of
+copies each, the enlarged half costs the JPEG rows about 0.013 against JPEG copies alone
+(``benchmarks/route_copies_draws.py``).
 
 Saved: the route is a detector of its own (``NAME.jpeg.json`` and ``NAME.jpeg.safetensors`` beside the main
 ``NAME.json``), and the main detector's meta names it with its document sha256 under ``routes``, so a
