@@ -1307,8 +1307,9 @@ def detect(
                     "images' largest, as an upscaled file has: a natively larger image is not what the route's "
                     "enlarged copies model") if found.routed_larger else ""  # fmt: skip
         notes.append(f"{found.routed} of {found.scored} images were scored, thresholded and given p_synthetic by the "
-                     f"detector's JPEG route (route 'jpeg' in {DETECTIONS_FILE}), calibrated on JPEG or enlarged "
-                     f"copies of its calibration images: JPEGs re-encoded below quality {QUALITY_LIMIT}, lossy WebPs "
+                     f"detector's JPEG route (route 'jpeg' in {DETECTIONS_FILE}), calibrated on "
+                     f"{'JPEG or enlarged' if det.takes_enlarged else 'JPEG'} copies of its calibration images: "
+                     f"JPEGs re-encoded below quality {QUALITY_LIMIT}, lossy WebPs "
                      f"below quality {WEBP_QUALITY_LIMIT}{' and larger images' if det.takes_enlarged else ''}"
                      f"{enlarged}")  # fmt: skip
     doc = build_results(

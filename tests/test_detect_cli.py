@@ -249,6 +249,40 @@ def test_detect_remakes_an_embedded_default_left_by_an_older_version(folders, tm
     assert json.loads(cached.read_text())["meta"]["routes"]["jpeg"]["takes"] == ["recompressed", "enlarged"]
 
 
+def test_a_route_saved_before_enlarged_copies_takes_recompressed_inputs_only(tmp_path) -> None:
+    """A detector whose JPEG route was saved before the route took enlarged inputs (no ``takes`` in its entry) sends
+    an upscaled PNG to its main detector and warns about its size; saved now, the route takes it, unwarned."""
+    from PIL import Image
+
+    from audit.zoo import digits
+    from detectors import job
+    from detectors.noise_model import load_noise_model
+
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    digit = Image.fromarray(np.stack([digits.load_split("heldout")[0][0]] * 3, axis=-1))
+    digit.save(scan / "q50.jpg", quality=50)
+    digit.resize((16, 16), Image.Resampling.BICUBIC).save(scan / "upscaled.png")
+    model = load_noise_model(job.DEFAULT_MODEL)
+    layout = job.build_scorer(job.DEFAULT_SCORER, model).feature_names(model)
+    for enlarged, routes in ((False, {"q50.jpg": "jpeg", "upscaled.png": "main"}),
+                             (True, {"q50.jpg": "jpeg", "upscaled.png": "jpeg"})):  # fmt: skip
+        saved = tmp_path / f"det-{enlarged}" / job.DETECTOR_FILE
+        saved.parent.mkdir()
+        _save_stand_in_default(saved, layout, np.random.default_rng(0), enlarged=enlarged)
+        out = tmp_path / f"out-{enlarged}"
+        data = json.loads(Path(job.detect([str(scan)], out, detector_file=saved, progress=False)).read_text())["data"]
+        with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+            assert {Path(r["path"]).name: r["route"] for r in csv.DictReader(fh)} == routes
+        size_warnings = [w for w in data["warnings"] if "have a side outside" in w]
+        (note,) = [n for n in data["notes"] if "JPEG route" in n]
+        if enlarged:
+            assert not size_warnings and "calibrated on JPEG or enlarged copies" in note and "larger images" in note
+        else:
+            assert len(size_warnings) == 1 and size_warnings[0].startswith("1 of 2 scanned images")
+            assert "calibrated on JPEG copies" in note and "larger images" not in note
+
+
 def test_the_embedded_default_is_calibrated_once_per_machine(folders, tmp_path, monkeypatch, caplog) -> None:
     """Without ``--detector`` a second output folder copies in the embedded default the first one made (kept in
     $GENAUDIT_CACHE_DIR) instead of calibrating it again, and scores the same; a kept copy that fails its
