@@ -345,16 +345,14 @@ def route_features(
     model: Any, scorer: Any, images: Sequence[np.ndarray], feats: np.ndarray, recompressed: np.ndarray,
     journal: Any = None,
 ) -> np.ndarray:  # fmt: skip
-    """What the JPEG route calibrates on, a row per image: the features of the route's copy of it
-    (:func:`copy_features`: a JPEG copy or an enlarged one, :func:`detectors.routing.copy_enlarges`), except that
-    an image that is itself a file the route takes (``recompressed``: a JPEG below
-    :data:`detectors.recompression.QUALITY_LIMIT`, a lossy WebP below its limit) and whose copy would be a JPEG
-    one calibrates the route as it is, by its own features ``feats`` (only the other copies are made). A JPEG of
-    a JPEG would model a second compression the inputs did not have: where the calibration images are such
-    files already, the route learns from them (docs/detect.md, "Routing")."""
-    from detectors.routing import copy_enlarges
-
-    take = np.asarray(recompressed, dtype=bool) & ~np.array([copy_enlarges(i) for i in range(len(feats))], dtype=bool)
+    """What the JPEG route calibrates on, a row per image: an image that is itself a file the route takes
+    (``recompressed``: a JPEG below :data:`detectors.recompression.QUALITY_LIMIT`, a lossy WebP below its
+    limit) as it is, by its own features ``feats``; every other image by the features of the route's copy of it
+    (:func:`copy_features`: a JPEG copy or an enlarged one; only those copies are made). A JPEG of a JPEG would
+    model a second compression the inputs did not have, and an enlarged copy of half of them costs what they
+    teach the route: where the calibration images are such files already, the route learns from them as they
+    are (docs/detect.md, "Routing")."""
+    take = np.asarray(recompressed, dtype=bool)
     out = np.array(feats, dtype=np.float64, copy=True)
     copied = np.flatnonzero(~take)
     if len(copied):

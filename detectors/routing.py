@@ -110,8 +110,8 @@ def copies_record() -> dict[str, Any]:
     from detectors.recompression import QUALITY_LIMIT, WEBP_QUALITY_LIMIT
 
     return {"copies_per_image": 1, "seed": COPY_SEED,
-            "recompressed_images": "a calibration image that is a file the route takes calibrates it as it is "
-                                   "where its copy would be a JPEG one (a JPEG of a JPEG is not an input)",
+            "recompressed_images": "calibrate the route as they are, without a copy (a JPEG of a JPEG is not an "
+                                   "input)",
             "blur": {"p": augment.BLUR_P, "sigma": list(augment.BLUR_SIGMA)},
             "jpeg": {"p": 1.0 - ENLARGE_P, "quality": list(augment.JPEG_QUALITY)},
             "enlarged": {"p": ENLARGE_P, "factor": list(ENLARGE_FACTOR), "resample": "bicubic"},

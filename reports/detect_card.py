@@ -107,7 +107,7 @@ def _robustness_table(ev: dict[str, Any]) -> dict[str, Any]:
             + " by its JPEG route, calibrated on one "
             + (
                 f"copy of every calibration image (JPEG at quality {low}-{high} or enlarged {small}-{big}x, mild "
-                "blur; a calibration image that is a JPEG or WebP it takes, as it is where its copy would be a JPEG)"
+                "blur; a calibration image that is a JPEG or WebP it takes, as it is)"
                 if enlarged
                 else f"JPEG copy of every calibration image (quality {low}-{high}, mild blur; a "
                 "calibration image that is such a file already, as it is)"

@@ -26,13 +26,6 @@ def _embedded_samples(seeds: range, scale: float) -> np.ndarray:
     return EmbeddedDigitsGenerator().generate(request).images
 
 
-def _as_they_are(recompressed: np.ndarray) -> np.ndarray:
-    """The rows that calibrate a route as they are: recompressed images whose route copy would be a JPEG one."""
-    from detectors.routing import copy_enlarges
-
-    return np.asarray(recompressed, dtype=bool) & ~np.array([copy_enlarges(i) for i in range(len(recompressed))])
-
-
 def _folders(root: Path, *names: str) -> dict[str, Path]:
     """Empty folders ``root/NAME``, by name."""
     out = {name: root / name for name in names}
@@ -526,9 +519,8 @@ def test_evaluate_routes_the_generators_left_out_as_the_seen_ones(tmp_path) -> N
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
     feats, _ = job.features(model, scorer, loaded)
-    # the route calibrates on each recompressed input as it is (where its copy would be a JPEG one) and on the
-    # copy of every other image
-    copies = np.where(_as_they_are(rows)[:, None], feats, job.copy_features(model, scorer, loaded))
+    # the route calibrates on each recompressed input as it is and on the route's copy of every other image
+    copies = np.where(rows[:, None], feats, job.copy_features(model, scorer, loaded))
     for name in ("ddpm", "blur"):
         pool, left = np.flatnonzero(src != name), np.flatnonzero(src == name)
         pool_scores, left_scores = np.empty(len(pool)), np.empty(len(left))
@@ -564,13 +556,12 @@ def test_the_cards_routed_sweep_names_the_limits_its_results_record() -> None:
 
 
 def test_the_route_calibrates_on_recompressed_images_as_they_are(folders, tmp_path) -> None:
-    """A calibration image that is itself a file the route takes calibrates the route as it is where its copy
-    would be a JPEG one, not through a JPEG copy of it (a second compression no input had); the others
-    through their copies (enlarged ones of those JPEGs too), made for them alone with the seeds they have
-    among all images. Calibrated on JPEG q50 files only, the route's threshold and cross-fitted AUROC are
-    those of a detector fitted on that rule written out."""
+    """A calibration image that is itself a file the route takes calibrates the route as it is, not through a
+    copy of it (a JPEG of it is a second compression no input had; an enlarged one measured worse:
+    benchmarks/RESULTS.md); the others through their copies, made for them alone with the seeds they have
+    among all images. Calibrated on JPEG q50 files only, the route is fitted on exactly what the main
+    detector is: the same threshold and cross-fitted AUROC."""
     from PIL import Image
-    from sklearn.metrics import roc_auc_score
 
     from audit.zoo import digits
     from detectors import job
@@ -582,25 +573,19 @@ def test_the_route_calibrates_on_recompressed_images_as_they_are(folders, tmp_pa
             Image.open(png).save(jpegs[side] / f"{i:02d}.jpg", quality=50)
     saved = job.calibrate([str(jpegs["real"])], [str(jpegs["fake"])], tmp_path / "detector.json", scorer_config=SMALL,
                           route_jpeg=True)  # fmt: skip
-    route = json.loads(saved.with_name("detector.jpeg.json").read_text())
+    main, route = json.loads(saved.read_text()), json.loads(saved.with_name("detector.jpeg.json").read_text())
+    assert route["threshold"] == main["threshold"]
+    assert route["meta"]["cross_fitted_auroc"] == main["meta"]["cross_fitted_auroc"]
+
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
-    *_, loaded, y, sources = job._labelled([str(jpegs["real"])], [str(jpegs["fake"])])
-    feats, _ = job.features(model, scorer, loaded)
-    own = _as_they_are(np.ones(len(y), dtype=bool))
-    assert own.any() and not own.all()  # some JPEGs as they are, some enlarged copies of them
-    expected = job.new_detector(scorer, target_fpr=0.05).fit(
-        np.where(own[:, None], feats, job.copy_features(model, scorer, loaded)), y, sources)  # fmt: skip
-    assert route["threshold"] == pytest.approx(expected.threshold_, abs=1e-12)
-    assert route["meta"]["cross_fitted_auroc"] == pytest.approx(roc_auc_score(y, expected.cv_decisions_[: len(y)]))
 
     images = [np.repeat(digit[..., None], 3, axis=2) for digit in digits.load_split("heldout")[0][:6]]
     feats, _ = job.features(model, scorer, images)
     every_copy = job.copy_features(model, scorer, images)
     taken = np.array([True, False, False, True, False, True])
     mixed = job.route_features(model, scorer, images, feats, taken)
-    own = _as_they_are(taken)
-    assert np.array_equal(mixed[own], feats[own]) and np.array_equal(mixed[~own], every_copy[~own])
+    assert np.array_equal(mixed[taken], feats[taken]) and np.array_equal(mixed[~taken], every_copy[~taken])
 
 
 def test_with_augmented_copies_the_detector_compared_has_the_route_too(folders, tmp_path) -> None:
@@ -629,7 +614,7 @@ def test_with_augmented_copies_the_detector_compared_has_the_route_too(folders, 
     model = load_noise_model("embedded:digits-ddpm")
     scorer = job.build_scorer(SMALL, model)
     feats, _ = job.features(model, scorer, images)
-    calibrated_on = np.where(_as_they_are(rows)[:, None], feats, job.copy_features(model, scorer, images))
+    calibrated_on = np.where(rows[:, None], feats, job.copy_features(model, scorer, images))
     route = job.cross_fit(scorer, calibrated_on, y, target_fpr=0.05)
     plain = job.cross_fit(scorer, feats, y, target_fpr=0.05)
     expected = roc_auc_score(y, np.where(rows, route.score(feats), plain.decisions))
