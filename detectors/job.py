@@ -519,9 +519,9 @@ def _perturbation_sweep(
     detector's, e.g. calibrated with or without augmentation) also its metrics on the same features, under
     ``compare``; with ``jpeg_fn`` (the JPEG route's decisions) the metrics as a routed detector scores the
     images, under ``routed``: each perturbed image by the route where ``taken_by(name)`` (a mask over the images,
-    :func:`sweep_taken`; default: :func:`routed_perturbation`, all or none) says the route takes it, else by the
-    main detector. Each function gives decisions, or (decisions, flags at the detectors' own
-    thresholds): then the shares of real and generated images flagged are reported too, the false-positive
+    :func:`sweep_taken`; given with ``jpeg_fn``) says the route takes it, else by the main detector. Each
+    function gives decisions, or (decisions, flags at the detectors' own thresholds): then the shares of
+    real and generated images flagged are reported too, the false-positive
     rate a user would meet (the AUROC and the TPR at 5% FPR are threshold-free). ``out``: images kept as
     files keep each perturbation's features in a journal there, so a killed run does not score them again."""
     from tqdm.auto import tqdm
@@ -540,7 +540,7 @@ def _perturbation_sweep(
         if compare_fn is not None:
             rows[-1]["compare"] = _swept_metrics(y, compare_fn(feats), draws)
         if jpeg_fn is not None:
-            take = taken_by(name) if taken_by is not None else np.full(len(y), routed_perturbation(name))
+            take = taken_by(name)
             metrics = _swept_metrics(y, _where(take, jpeg_fn(feats), main), draws) if take.any() else _main_metrics(
                 rows[-1])  # fmt: skip
             rows[-1]["routed"] = {"route": JPEG_ROUTE if take.any() else MAIN_ROUTE, "routed_images": int(take.sum()),
@@ -575,11 +575,8 @@ def _main_metrics(row: dict[str, Any]) -> dict[str, Any]:
 def routed_perturbation(name: str, takes_enlarged: bool = True) -> bool:
     """Whether the sweep's perturbation ``name`` leaves a file a routed detector sends to its JPEG route from an
     image of the calibration images' largest size: a JPEG below quality 90, a lossy WebP below 80, or (when the
-    route ``takes_enlarged``) an enlargement."""
-    from detectors.recompression import recompressed
-
-    meta = PERTURBATION_META.get(name, {})
-    return recompressed(meta) or (takes_enlarged and meta.get("scale", 1.0) > 1.0)
+    route ``takes_enlarged``) an enlargement (:func:`sweep_taken` for one such image)."""
+    return bool(sweep_taken(name, np.array([1]), {"min_side": 1, "max_side": 1}, takes_enlarged)[0])
 
 
 def sweep_taken(name: str, max_sides: np.ndarray, record: dict[str, int] | None, takes_enlarged: bool) -> np.ndarray:
