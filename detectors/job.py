@@ -605,14 +605,15 @@ def _detections_rows(
     routes: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """``detections.csv``'s rows: every scored image (``routes``: the detector that scored each, default
-    the main one), then every unreadable file with its reason."""
+    the main one), then every unreadable file with its reason. No caveat: only a scan warns about single inputs
+    (:mod:`detectors.scan`)."""
     routes = np.full(len(names), MAIN_ROUTE, dtype=object) if routes is None else routes
     rows = [
         {"path": n, "score": round(float(s), 6), "p_synthetic": round(float(p), 6), "flagged": bool(f), "reason": "",
-         "route": str(r)}
+         "route": str(r), "caveat": ""}
         for n, s, p, f, r in zip(names, scores, probs, flags, routes, strict=True)
     ]  # fmt: skip
-    empty = {"score": "", "p_synthetic": "", "flagged": "", "route": ""}
+    empty = {"score": "", "p_synthetic": "", "flagged": "", "route": "", "caveat": ""}
     rows += [{"path": n, **empty, "reason": r} for n, r in unreadable]
     return rows
 
@@ -1280,7 +1281,7 @@ def detect(
     journal = feature_journal(out, model, scorer)
     found = scan(inputs, out / DETECTIONS_FILE, detector=det, model=model, scorer=scorer, cache=journal.rows(),
                  journal=journal, image_column=image_column, progress=progress,
-                 sides=meta.get("calibration_sides"))  # fmt: skip
+                 meta=meta)  # fmt: skip
     from audit.results import write_results
     from detectors.calibration_sizes import size_warning
     from detectors.recompression import (

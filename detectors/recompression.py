@@ -55,11 +55,25 @@ def lossy_not_routed(meta: dict[str, Any]) -> bool:
     return lossy_not_jpeg(meta) and not recompressed(meta)
 
 
+def unseen(share: Any) -> bool:
+    """Whether a detector whose calibration had ``share`` of some kind of file (None: it does not record it) may
+    have met none: a scan then warns about such inputs, and marks each in ``detections.csv``."""
+    return share is None or float(share) <= 0
+
+
+def met_recompressed(detector_meta: dict[str, Any]) -> bool:
+    """Whether a detector met recompressed inputs in calibration (some among its images, JPEG-augmented copies)
+    or sends them to its JPEG route: when not, a scan warns about them (:func:`recompression_warning`). A
+    detector saved before the share was recorded counts as having met none."""
+    met = float(detector_meta.get("recompressed_share") or 0.0) > 0 or bool(detector_meta.get("augment"))
+    return met or "jpeg" in (detector_meta.get("routes") or {})  # they went to its JPEG route
+
+
 def _unseen_clause(count: int, share: Any, never: str) -> str | None:
     """How a scan's warning about ``count`` such images says why: ``never`` when the detector recorded a share of
     them in its calibration that is 0; that it does not say when it recorded none (saved before the share was
     recorded: it may or may not have met them); None when no such image was scored or it met some."""
-    if not count or (share is not None and float(share) > 0):
+    if not count or not unseen(share):
         return None
     if share is None:
         return "this detector does not record whether it was calibrated on such files (an older genaudit saved it)"
@@ -128,9 +142,7 @@ def recompression_warning(count: int, scored: int, detector_meta: dict[str, Any]
     :data:`QUALITY_LIMIT`, lossy WebPs below :data:`WEBP_QUALITY_LIMIT`) and the detector met no such image in
     calibration (a detector saved before this was recorded counts as having met none); none when it has a
     JPEG route (:mod:`detectors.routing`), which scored them."""
-    met = float(detector_meta.get("recompressed_share") or 0.0) > 0 or bool(detector_meta.get("augment"))
-    met = met or "jpeg" in (detector_meta.get("routes") or {})  # they went to its JPEG route
-    if not count or met:
+    if not count or met_recompressed(detector_meta):
         return None
     return (
         f"{count} of {scored} scanned images are JPEGs re-encoded below quality {QUALITY_LIMIT} or lossy WebPs below "

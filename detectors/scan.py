@@ -26,8 +26,14 @@ from detectors import image_files
 from detectors.image_files import ImageFile, LazyImages
 
 # route: which detector scored the image ("main", or "jpeg" for a recompressed JPEG a routed detector sent to
-# its JPEG route: detectors.routing); empty for an unreadable file
-DETECTION_COLUMNS = ["path", "score", "p_synthetic", "flagged", "reason", "route"]
+# its JPEG route: detectors.routing); empty for an unreadable file. caveat: the scan's warnings (CAVEATS) whose
+# count includes the image, ";"-joined: its flag is not to be trusted (empty: none, and on paths that do not warn)
+DETECTION_COLUMNS = ["path", "score", "p_synthetic", "flagged", "reason", "route", "caveat"]
+# each names a warning of the scan's results and the images it counts (Scan's fields of the same names), in the
+# order the warnings are given: recompressed inputs a detector met none of, JPEGs of quality 90 or more and other
+# lossy files its main detector met none of, sides outside its calibration images' (detectors/recompression.py,
+# detectors/calibration_sizes.py)
+CAVEATS = ("recompressed", "unseen_jpeg", "unseen_lossy", "off_size")
 
 
 class Extremes:
@@ -62,13 +68,14 @@ class Scan:
 
     scored: int = 0
     flagged: int = 0
-    recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT
+    recompressed: int = 0  # scored images that are JPEGs below recompression.QUALITY_LIMIT (or low-quality WebPs)
     routed: int = 0  # scored by the detector's JPEG route (every recompressed one when it has one, larger ones too)
     routed_larger: int = 0  # of them, not recompressed but larger than the calibration images (calibration_sizes)
     unseen_jpeg: int = 0  # scored by the main detector and JPEGs at QUALITY_LIMIT or above (recompression.py)
     unseen_lossy: int = 0  # scored by it and AVIFs or lossy WebPs at WEBP_QUALITY_LIMIT or above (same)
     off_size: int = 0  # scored images with a side outside the detector's calibration range, not routed for it
     sides: dict[str, int] | None = None  # that range, from the detector's meta (None: not recorded)
+    warned: frozenset[str] = frozenset()  # the CAVEATS whose warning this detector's results give when counted
     unreadable: int = 0
     seconds: float = 0.0
     extremes: Extremes = field(default_factory=lambda: Extremes(12))
@@ -77,7 +84,7 @@ class Scan:
 def scan(
     inputs: list[str], csv_path: Path, *, detector: Any, model: Any, scorer: Any,
     cache: dict[str, np.ndarray] | None = None, journal: Any = None, image_column: str = "image",
-    progress: bool = True, sides: dict[str, int] | None = None,
+    progress: bool = True, meta: dict[str, Any] | None = None,
 ) -> Scan:  # fmt: skip
     """Score every image of ``inputs`` with ``detector`` and write ``csv_path`` (atomically, at the end),
     one block at a time. ``cache``: features the shards (or a killed run) already computed, by sha256 (not
@@ -85,11 +92,12 @@ def scan(
     (:class:`detectors.feature_shards.FeatureJournal`), so that a killed scan resumes. A
     :class:`detectors.routing.Routed` detector scores each recompressed JPEG (and, when its route takes them,
     each image larger than its calibration images) by its JPEG route. No image at
-    all (readable or not) is an :class:`InputError`, and no CSV is written. ``sides``: the detector's
-    calibration range of image sides (:mod:`detectors.calibration_sizes`); inputs outside it are counted."""
+    all (readable or not) is an :class:`InputError`, and no CSV is written. ``meta``: the detector's saved
+    metadata, whose calibration range of image sides (:mod:`detectors.calibration_sizes`) and shares of lossy
+    files decide which inputs are counted for a warning; each such row names its warnings in ``caveat``."""
     from audit.atomic import write_atomic
 
-    found = Scan(sides=sides)
+    found = Scan(sides=(meta or {}).get("calibration_sides"), warned=warned_caveats(meta or {}))
 
     def write(fh: Any) -> None:
         import io
@@ -135,13 +143,16 @@ def _write_rows(
             found.routed += int(np.sum(taken))
             found.routed_larger += int(np.sum(taken & ~jpegs))
             # what the route took is not warned about: its threshold holds for those (docs/detect.md, "Routing")
-            found.off_size += int(np.sum(kinds["outside"] & ~(taken & larger)))
-            found.unseen_jpeg += int(np.sum(kinds["high_quality_jpeg"] & ~taken))
-            found.unseen_lossy += int(np.sum(kinds["lossy_not_routed"] & ~taken))
-            for name, file, d, p, f, r in zip(
-                names, files, decisions, probs, flags, np.where(taken, JPEG_ROUTE, MAIN_ROUTE), strict=True
+            counted = {"recompressed": jpegs, "unseen_jpeg": kinds["high_quality_jpeg"] & ~taken,
+                       "unseen_lossy": kinds["lossy_not_routed"] & ~taken,
+                       "off_size": kinds["outside"] & ~(taken & larger)}  # fmt: skip
+            for caveat in CAVEATS:
+                setattr(found, caveat, getattr(found, caveat) + int(np.sum(counted[caveat])))
+            caveats = [";".join(c for c in CAVEATS if c in found.warned and counted[c][i]) for i in range(len(files))]
+            for name, file, d, p, f, r, c in zip(
+                names, files, decisions, probs, flags, np.where(taken, JPEG_ROUTE, MAIN_ROUTE), caveats, strict=True
             ):
-                row = [name, round(float(d), 6), round(float(p), 6), bool(f), "", str(r)]
+                row = [name, round(float(d), 6), round(float(p), 6), bool(f), "", str(r), c]
                 out.writerow([spreadsheet_text(name), *row[1:]])  # the card shows the name as it is
                 found.extremes.add(row[1], found.scored, (row, file))  # the rounded score, as the CSV says
                 found.scored += 1
@@ -152,7 +163,7 @@ def _write_rows(
             raise InputError(f"no images found in {', '.join(inputs)}")
         unreadable.seek(0)
         for name, reason in csv.reader(unreadable):
-            out.writerow([spreadsheet_text(name), "", "", "", reason, ""])
+            out.writerow([spreadsheet_text(name), "", "", "", reason, "", ""])
 
 
 def _blocks(
@@ -199,9 +210,26 @@ def _blocks(
                            "outside": outside(width, height, found.sides),
                            "high_quality_jpeg": high_quality_jpeg(result.meta),
                            "lossy_not_routed": lossy_not_routed(result.meta)})  # fmt: skip
-        found.recompressed += int(conditions[-1]["recompressed"])
     if files:
         yield names, files, masks()
+
+
+def warned_caveats(detector_meta: dict[str, Any]) -> frozenset[str]:
+    """The :data:`CAVEATS` a scan with this detector warns about when it scores such inputs: recompressed ones
+    when it met none (and has no JPEG route), high-quality JPEGs and other lossy files when its calibration had
+    none (or does not say), sides outside a calibration range it records."""
+    from detectors.recompression import met_recompressed, unseen
+
+    return frozenset(
+        name
+        for name, warns in (
+            ("recompressed", not met_recompressed(detector_meta)),
+            ("unseen_jpeg", unseen(detector_meta.get("jpeg_share"))),
+            ("unseen_lossy", unseen(detector_meta.get("lossy_share"))),
+            ("off_size", bool(detector_meta.get("calibration_sides"))),
+        )
+        if warns
+    )
 
 
 def thumbnails(picks: list[tuple[list[Any], ImageFile]]) -> list[dict[str, Any]]:

@@ -369,10 +369,13 @@ def build(doc: dict[str, Any]) -> dict[str, Any]:
         )
     if data["detections"]:
         truth = "truth" in data["detections"][0]
-        columns = ["image", "file", *(["truth", "source"] if truth else []), "score", "P(generated)", "flagged"]
+        caveats = any(d.get("caveat") for d in data["detections"])  # a scan's warnings that count the image
+        columns = ["image", "file", *(["truth", "source"] if truth else []), "score", "P(generated)", "flagged",
+                   *(["caveat (flag not to be trusted: see the warnings)"] if caveats else [])]  # fmt: skip
         rows = [
             [{"img": "data:image/png;base64," + d["png"], "alt": d["path"]}, d["path"],
-             *([d["truth"], d["source"]] if truth else []), d["score"], d["p_synthetic"], d["flagged"]]
+             *([d["truth"], d["source"]] if truth else []), d["score"], d["p_synthetic"], d["flagged"],
+             *([d.get("caveat", "")] if caveats else [])]
             for d in data["detections"]
         ]  # fmt: skip
         sections.append({"title": "Images (highest and lowest scores)", "tables": [{"columns": columns, "rows": rows}]})

@@ -162,7 +162,10 @@ def test_a_scan_routes_low_quality_webps_and_warns_about_other_lossy_files(folde
     out = tmp_path / "out"
     path = job.detect([str(scan)], out, detector_file=routed, progress=False)
     with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
-        assert {Path(r["path"]).name: r["route"] for r in csv.DictReader(fh)} == expected
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    assert {name: r["route"] for name, r in rows.items()} == expected
+    assert {name: r["caveat"] for name, r in rows.items()} == {  # the warned files: the q95 WebP and the AVIF
+        name: "unseen_lossy" if name in ("high.webp", "photo.avif") else "" for name in expected}  # fmt: skip
     data = json.loads(Path(path).read_text())["data"]
     unrouted, n = len(expected) - 2, len(expected)
     (warning,) = data["warnings"]
@@ -395,8 +398,10 @@ def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, rou
     (note,) = [n for n in data["notes"] if "JPEG route" in n]
     assert note.startswith("2 of 5 images were scored") and "2 of them (not recompressed) for a side larger" in note
     with (tmp_path / "out" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
-        assert {Path(r["path"]).name: r["route"] for r in csv.DictReader(fh)} == {
-            "0.png": "jpeg", "1.png": "main", "2.png": "main", "3.png": "main", "4.jpg": "jpeg"}  # fmt: skip
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    assert {name: r["route"] for name, r in rows.items()} == {
+        "0.png": "jpeg", "1.png": "main", "2.png": "main", "3.png": "main", "4.jpg": "jpeg"}  # fmt: skip
+    assert {name: r["caveat"] for name, r in rows.items() if r["caveat"]} == {"3.png": "off_size"}
     (scan / "5.jpg").write_bytes((scan / "4.jpg").read_bytes())
     image.convert("RGB").save(scan / "4.jpg", quality=95)  # of the calibration size: the main detector's, warned
     data = json.loads(Path(job.detect([str(scan)], tmp_path / "again", detector_file=routed,
@@ -404,6 +409,9 @@ def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, rou
     assert [w.split(",")[0] for w in data["warnings"]] == [
         "1 of 6 scanned images are JPEGs of quality 90 or more", "1 of 6 scanned images have a side outside the "
         "calibration images' (8 px): the detector never saw images of their size"]  # fmt: skip
+    with (tmp_path / "again" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        caveats = {Path(r["path"]).name: r["caveat"] for r in csv.DictReader(fh) if r["caveat"]}
+    assert caveats == {"3.png": "off_size", "4.jpg": "unseen_jpeg"}  # 5.jpg, upscaled, is the route's
     assert side_range([{"width": 8, "height": 6}, {"width": 300, "height": 200}]) == {"min_side": 6, "max_side": 300}
     assert side_range([]) is None and not outside(640, 480, None) and size_warning(3, 9, None) is None
     assert outside(5, 100, {"min_side": 6, "max_side": 300}) and not outside(6, 300, {"min_side": 6, "max_side": 300})

@@ -58,7 +58,7 @@ def _reference_rows(folder: Path, detector: Path) -> list[list[str]]:
     decisions = det.decision_function(feats)
     rows = _detections_rows(loaded.names, decisions, det.probability(decisions),
                             (decisions >= det.threshold_).astype(int), loaded.unreadable)  # fmt: skip
-    return [[str(r[k]) for k in ("path", "score", "p_synthetic", "flagged", "reason", "route")] for r in rows]
+    return [[str(r[k]) for k in ("path", "score", "p_synthetic", "flagged", "reason", "route", "caveat")] for r in rows]
 
 
 def test_the_stream_writes_the_rows_scoring_everything_at_once_writes(detector, tmp_path) -> None:
@@ -72,7 +72,7 @@ def test_the_stream_writes_the_rows_scoring_everything_at_once_writes(detector, 
     job.detect([str(tmp_path / "in")], out, detector_file=detector, progress=False)
     with (out / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
         got = list(csv.reader(fh))
-    assert got[0] == ["path", "score", "p_synthetic", "flagged", "reason", "route"]
+    assert got[0] == ["path", "score", "p_synthetic", "flagged", "reason", "route", "caveat"]
     assert got[1:] == _reference_rows(tmp_path / "in", detector)
     assert [r[0].rsplit("/", 2)[1:] for r in got[-2:]] == [["digits", "broken.png"], ["digits", "empty.png"]]
     assert all(r[4] for r in got[-2:]) and not any(r[4] for r in got[1:-2])
@@ -105,6 +105,45 @@ def test_the_stream_holds_one_block_of_listing_at_a_time(detector, tmp_path, mon
     job.detect([str(folder)], tmp_path / "out", detector_file=detector, progress=False)
     assert at_scoring == [(CHUNK_IMAGES + 1, CHUNK_IMAGES), (2 * CHUNK_IMAGES + 1, CHUNK_IMAGES),
                           (3 * CHUNK_IMAGES, CHUNK_IMAGES)]  # fmt: skip
+
+
+def test_each_row_names_the_warnings_that_count_it(detector, tmp_path) -> None:
+    """A detector without a JPEG route, calibrated on 8-px PNGs only: a scan's recompressed JPEG, q95 JPEG and
+    off-size image are each counted in one warning, and their rows name it (a small recompressed JPEG names
+    two); a clean digit names none. The rows' caveats and the warnings' counts are the same images."""
+    from PIL import Image
+
+    from detectors import job
+
+    folder = _digits(tmp_path / "in", 5, 40)
+    digit = Image.open(folder / "d040.png")
+    digit.save(folder / "q50.jpg", quality=50)
+    digit.save(folder / "q95.jpg", quality=95)
+    digit.resize((6, 6)).save(folder / "small.png")
+    digit.resize((6, 6)).save(folder / "small-q50.jpg", quality=50)
+    path = job.detect([str(folder)], tmp_path / "out", detector_file=detector, progress=False)
+    with (tmp_path / "out" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        caveats = {Path(r["path"]).name: r["caveat"] for r in csv.DictReader(fh)}
+    assert caveats == {**{f"d{i:03d}.png": "" for i in range(40, 45)}, "q50.jpg": "recompressed", "q95.jpg":
+                       "unseen_jpeg", "small.png": "off_size", "small-q50.jpg": "recompressed;off_size"}  # fmt: skip
+    warnings = json.loads(Path(path).read_text())["data"]["warnings"]
+    assert [w.split(" scanned")[0] for w in warnings] == ["2 of 9", "1 of 9", "2 of 9"]
+    assert "re-encoded below quality 90" in warnings[0] and "quality 90 or more" in warnings[1]
+    assert "side outside" in warnings[2]
+    doc = json.loads(Path(path).read_text())["data"]
+    assert {Path(d["path"]).name: d["caveat"] for d in doc["detections"]} == caveats  # the card's rows, too
+
+
+def test_a_detector_warns_and_marks_rows_only_for_what_it_never_met() -> None:
+    from detectors.scan import warned_caveats
+
+    everything = {"recompressed", "unseen_jpeg", "unseen_lossy", "off_size"}
+    assert warned_caveats({"calibration_sides": {"min_side": 8, "max_side": 8}}) == everything  # shares unrecorded
+    met = {"recompressed_share": 0.2, "jpeg_share": 0.3, "lossy_share": 0.1}
+    assert warned_caveats(met) == set()  # and no calibration range recorded: no size to compare
+    assert warned_caveats({"jpeg_share": 0.0, "lossy_share": 0.0, "routes": {"jpeg": {}}}) == {"unseen_jpeg",
+                                                                                            "unseen_lossy"}  # fmt: skip
+    assert warned_caveats({"augment": 1, "jpeg_share": 0.5, "lossy_share": 0.0}) == {"unseen_lossy"}
 
 
 def test_nothing_to_score_is_an_error_and_leaves_no_csv(detector, tmp_path) -> None:
