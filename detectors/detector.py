@@ -152,16 +152,17 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
     def _linear(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Standardise, then one logistic model per column block; the mean of the blocks' decisions is
         itself linear in all the features (coefficients side by side over ``blocks``, intercepts averaged),
-        so a block ensemble is stored, applied and explained like one model."""
-        from sklearn.linear_model import LogisticRegression
+        so a block ensemble is stored, applied and explained like one model. Each block's model is
+        scikit-learn's ``LogisticRegression(C=C)`` solved exactly (:mod:`detectors.logistic`)."""
+        from detectors.logistic import fit_logistic
 
         mean, std = Z.mean(0), Z.std(0)
         std = np.where(std > 0, std, 1.0)
         coefs, intercepts = [], []
         for block in np.split((Z - mean) / std, self.blocks, axis=1):
-            model = LogisticRegression(C=C, max_iter=5000).fit(block, y)
-            coefs.append(model.coef_[0].astype(np.float64) / self.blocks)
-            intercepts.append(float(model.intercept_[0]))
+            coef, intercept = fit_logistic(block, y, C)
+            coefs.append(coef / self.blocks)
+            intercepts.append(intercept)
         return mean, std, np.concatenate(coefs), float(np.mean(intercepts))
 
     def _standardised(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[tuple[Any, ...], float, float]:
@@ -221,7 +222,10 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = Z.shape[1]
         self.mode_ = "reference" if real_only else ("two-class" if self.reference == "off" else "combined")
         if self.mode_ != "reference":
-            oof = self._fit_experts(Z, y, groups, parents)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):  # thousands of small fits: threads cost, not help
+                oof = self._fit_experts(Z, y, groups, parents)
         if self.mode_ != "two-class":
             oof = self._fit_reference(Z, y, None if real_only else oof, groups, parents)
         if self.mode_ == "reference":
@@ -384,7 +388,9 @@ class ReconstructionDetector(ClassifierMixin, BaseEstimator):
             at_least = len(real) - np.searchsorted(real, decisions, side="left")
             return 1.0 - (1.0 + at_least) / (len(real) + 1.0)
         if self.calibration == "logistic":
-            return 1.0 / (1.0 + np.exp(-(self.platt_[0] * decisions + self.platt_[1])))
+            from scipy.special import expit  # 1 / (1 + exp(-z)) without overflow far from the threshold
+
+            return expit(self.platt_[0] * decisions + self.platt_[1])
         return np.interp(decisions, self.isotonic_x_, self.isotonic_y_)
 
     def predict_proba(self, X: Any) -> np.ndarray:

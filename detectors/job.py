@@ -762,8 +762,7 @@ def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: in
 
     meta["routes"] = save_route(out / DETECTOR_FILE, route, meta)
     main.save(out / DETECTOR_FILE, meta)
-    columns = ("path", "score", "p_synthetic", "flagged", "reason", "route")
-    write_detections(out / DETECTIONS_FILE, [{key: r[key] for key in columns} for r in rows])
+    write_detections(out / DETECTIONS_FILE, rows)  # the CSV's columns only: truth and source are the card's
     evaluation = {
         **results["main"]["metrics"],
         **flag_shares(data.y, flags),
