@@ -888,9 +888,10 @@ def calibrate(
     FPR on them (:class:`ReconstructionDetector`). ``augment``: perturbed copies of every image calibrate
     with it (:mod:`detectors.augment`). ``route_jpeg``: a second detector, calibrated on one JPEG or enlarged
     copy of every image, is saved beside it and scores the inputs that are recompressed JPEGs or larger than
-    the calibration images (:mod:`detectors.routing`). Saved into a folder, the features are kept in its
-    ``shards/`` as they are scored, so a killed calibration resumes
-    (:class:`detectors.feature_shards.FeatureJournal`); a ``.json`` target leaves nothing beside it."""
+    the calibration images (:mod:`detectors.routing`). The features are kept as they are scored, so a killed
+    calibration resumes (:class:`detectors.feature_shards.FeatureJournal`): saved into a folder, in its
+    ``shards/``; for a ``.json`` target, in a hidden ``.NAME.json.journal/`` beside it, removed once the
+    detector is saved, which leaves nothing else beside it."""
     from detectors.calibration_sizes import side_range
     from detectors.feature_shards import feature_journal
     from detectors.noise_model import load_noise_model
@@ -909,11 +910,12 @@ def calibrate(
                 "arrays file is there without it): not overwriting it; choose another --out"
             ) from None
     into_folder = target != Path(out)  # FOLDER/detector.json, not the .json file named
+    journal_root = target.parent if into_folder else target.parent / f".{target.name}.journal"
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y, sources = _labelled(real, fake, image_column, real_only=not fake)
     model = load_noise_model(model_spec)
     scorer = build_scorer(cfg, model)
-    journal = feature_journal(target.parent, model, scorer) if into_folder else None
+    journal = feature_journal(journal_root, model, scorer)
     feats, _ = kept_features(model, scorer, images, journal)
     copies = augmented_features(model, scorer, images, augment) or Copies.none(feats.shape[1])
     det = new_detector(scorer, calibration=calibration, target_fpr=target_fpr).fit(*copies.joined(feats, y, sources))
@@ -946,7 +948,7 @@ def calibrate(
 
         log.info("scoring the JPEG route's copies (a JPEG or an enlarged copy of each image)")
         route = new_detector(scorer, calibration=calibration, target_fpr=target_fpr)
-        copies_journal = feature_journal(target.parent, model, scorer, JPEG_COPIES_PASS) if into_folder else None
+        copies_journal = feature_journal(journal_root, model, scorer, JPEG_COPIES_PASS)
         taken = recompressed_rows(real_set.meta + fake_set.meta)
         route.fit(route_features(model, scorer, images, feats, taken, copies_journal), y, sources)
         weight = float(route.combination_[4]) if route.mode_ == "combined" else None
@@ -954,7 +956,12 @@ def calibrate(
         route_meta = {**meta, "mode": route.mode_, "augment": None, "reference_weight": weight,
                       "cross_fitted_auroc": auroc}  # fmt: skip
         meta["routes"] = save_route(target, route, route_meta)
-    return det.save(target, meta)
+    saved = det.save(target, meta)
+    if not into_folder:  # the detector is saved: what would have resumed it is not needed
+        import shutil
+
+        shutil.rmtree(journal_root, ignore_errors=True)
+    return saved
 
 
 def detector_paths(out: str | Path) -> tuple[Path, Path]:

@@ -270,5 +270,14 @@ def test_a_calibration_into_a_folder_killed_mid_run_resumes_to_the_same_detector
     for name in ("detector.json", "detector.safetensors"):
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
     assert (tmp_path / "resumed" / "shards").is_dir()
+    # a .json target: the journal in a hidden folder beside it while it runs, gone once the detector is saved
+    calls = _killed_at_chunk(3, monkeypatch)
+    with pytest.raises(_Killed):
+        job.calibrate([str(real)], [str(fake)], tmp_path / "file.json", scorer_config=SCORER)
+    assert (tmp_path / ".file.json.journal" / "shards").is_dir() and not (tmp_path / "file.json").exists()
+    calls.clear()
     job.calibrate([str(real)], [str(fake)], tmp_path / "file.json", scorer_config=SCORER)
-    assert (tmp_path / "file.safetensors").is_file() and not (tmp_path / "shards").exists()  # nothing else
+    assert calls == [16]
+    assert (tmp_path / "file.safetensors").read_bytes() == (tmp_path / "whole" / "detector.safetensors").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if "file" in p.name) == ["file.json", "file.safetensors"]
+    assert not (tmp_path / "shards").exists()
