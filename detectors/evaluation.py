@@ -109,6 +109,11 @@ def reencode(fmt: str, quality: int) -> Callable[[np.ndarray], np.ndarray]:
     return apply
 
 
+def resized_side(side: int, factor: float) -> int:
+    """A side of ``side`` pixels after :func:`resize` by ``factor``: rounded, at least 1."""
+    return max(1, round(side * factor))
+
+
 def resize(factor: float) -> Callable[[np.ndarray], np.ndarray]:
     """A function that resizes a uint8 RGB image by ``factor`` (bicubic; at least 1 pixel a side)."""
 
@@ -116,7 +121,7 @@ def resize(factor: float) -> Callable[[np.ndarray], np.ndarray]:
         from PIL import Image
 
         h, w = image.shape[:2]
-        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        size = (resized_side(w, factor), resized_side(h, factor))
         return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
     return apply

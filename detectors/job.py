@@ -584,6 +584,8 @@ def sweep_taken(name: str, max_sides: np.ndarray, record: dict[str, int] | None,
     perturbation ``name`` to the JPEG route, as a scan would: every one where the perturbation leaves a
     recompressed file; where it resizes, those whose resized larger side exceeds the calibration images'
     largest (``record``, :func:`detectors.calibration_sizes.side_range`) when the route ``takes_enlarged``."""
+    from detectors.calibration_sizes import larger
+    from detectors.evaluation import resized_side
     from detectors.recompression import recompressed
 
     meta = PERTURBATION_META.get(name, {})
@@ -593,7 +595,8 @@ def sweep_taken(name: str, max_sides: np.ndarray, record: dict[str, int] | None,
     scale = float(meta.get("scale", 1.0))
     if not takes_enlarged or not record or scale == 1.0:
         return np.zeros(len(sides), dtype=bool)
-    return np.maximum(1, np.round(sides * scale)) > record["max_side"]
+    resized = [resized_side(int(side), scale) for side in sides]  # the larger side stays the larger one
+    return np.array([larger(side, side, record) for side in resized], dtype=bool)
 
 
 def _detections_rows(

@@ -119,13 +119,13 @@ def _routes(detector: Any, meta: dict[str, Any]) -> dict[str, Any] | None:
     (JPEGs below ``below_quality``, lossy WebPs below ``webp_below_quality``:
     :func:`detectors.recompression.recompressed`; ``enlarged``: inputs larger than the calibration images)."""
     from detectors.recompression import WEBP_QUALITY_LIMIT
-    from detectors.routing import ENLARGED
+    from detectors.routing import JPEG_ROUTE, takes_enlarged
 
     out = {}
     for name, route in (getattr(detector, "routes", None) or {}).items():
         entry = (meta.get("routes") or {}).get(name) or {}
         out[name] = {"threshold": route.threshold_, "mode": route.mode_, "below_quality": entry.get("below_quality"),
                      "webp_below_quality": WEBP_QUALITY_LIMIT, "file": entry.get("file"),
-                     "enlarged": ENLARGED in (entry.get("takes") or []),
+                     "enlarged": name == JPEG_ROUTE and takes_enlarged(meta),
                      "sha256": entry.get("sha256")}  # fmt: skip
     return out or None

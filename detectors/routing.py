@@ -46,6 +46,7 @@ COPY_SEED = 2
 ENLARGE_P = 0.5  # the share of the route's copies that are enlarged instead of JPEG-compressed
 ENLARGE_FACTOR = (1.1, 2.0)  # an enlarged copy's factor, log-uniform; bicubic, as the sweep's resize
 ENLARGED = "enlarged"  # what a route entry's ``takes`` names for inputs larger than the calibration images
+TAKES = ("recompressed", ENLARGED)  # what a route saved by this version takes (its entry's and copies' ``takes``)
 
 
 def copy_enlarges(index: int) -> bool:
@@ -119,7 +120,7 @@ def copies_record() -> dict[str, Any]:
                       f"quality {WEBP_QUALITY_LIMIT} (from their VP8 headers), and images with a side larger than "
                       "the calibration images' largest",
             "below_quality": QUALITY_LIMIT, "webp_below_quality": WEBP_QUALITY_LIMIT,
-            "takes": ["recompressed", ENLARGED]}  # fmt: skip
+            "takes": list(TAKES)}  # fmt: skip
 
 
 def takes_enlarged(meta: dict[str, Any]) -> bool:
@@ -190,7 +191,7 @@ def save_route(main_path: Path, route: Any, meta: dict[str, Any]) -> dict[str, A
             "file": path.name,
             "sha256": sha,
             "below_quality": QUALITY_LIMIT,
-            "takes": ["recompressed", ENLARGED],
+            "takes": list(TAKES),
         }
     }
 
