@@ -110,6 +110,22 @@ def test_detect_inputs_that_are_not_files_get_reasons_not_a_hang(special_files: 
         load_images([str(special_files / "typo")])
 
 
+def test_an_audit_that_finds_no_images_is_one_error_not_an_empty_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "data"
+    (empty / "cls").mkdir(parents=True)
+    (empty / "cls" / "notes.txt").write_text("not an image")  # not listed as an image: nothing to audit
+    out = tmp_path / "out"
+    assert main(["-q", "audit", str(empty), "--backend", "opencv-haar", "--out", str(out)]) == 2
+    assert f"no images found in {empty}" in capsys.readouterr().err
+    assert not (out / "audit-results.json").exists()
+    write(empty / "cls" / "bad.png", b"")  # one unreadable file is a finding, recorded with its reason
+    assert main(["-q", "audit", str(empty), "--backend", "opencv-haar", "--out", str(tmp_path / "out2")]) == 0
+    doc = json.loads((tmp_path / "out2" / "audit.json").read_text())
+    assert doc["overall"]["images"] == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "what"),
     [

@@ -383,6 +383,17 @@ def bench_config():
     )  # fmt: skip
 
 
+def test_a_bench_shard_refuses_an_n_no_cell_could_be_scored_with_before_sampling(bench_config, tmp_path) -> None:
+    from dataclasses import replace
+
+    from audit.bench import run_bench
+
+    small = replace(bench_config, n=128, training=None)  # the embedded extractor's 128-d space: n must exceed it
+    with pytest.raises(InputError, match=r"n = 128 images per cell cannot give a FID .* use --n 129 or more"):
+        run_bench(small, tmp_path, shard=Shard(1, 3), progress=False)
+    assert not (tmp_path / "cells").exists() and not list(tmp_path.rglob("*.png"))  # nothing was sampled
+
+
 @pytest.fixture(scope="module")
 def bench_one_process(bench_config, tmp_path_factory) -> dict:
     from audit.bench import run_bench

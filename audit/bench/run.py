@@ -315,11 +315,7 @@ def _finish(
         cache.take(FeatureCache(part))  # every shard's features: no image goes through an extractor twice
     reference, reference_info, reference_kept = _reference_outputs(config.reference, extractor, cache)
     count, dim = reference["features"].shape
-    if config.n <= dim:  # refuse before any sampling, not after the first cell
-        raise InputError(
-            f"n = {config.n} images per cell cannot give a FID in {extractor.id}'s {dim}-d feature space "
-            f"(the covariance would be singular): use --n {dim + 1} or more"
-        )
+    _refuse_singular(config, extractor.id, dim)  # before any sampling, not after the first cell
     if count <= dim:  # the same for the reference, whose unreadable files were skipped
         skipped = len(reference_info.get("refused", []))
         raise InputError(
@@ -520,7 +516,7 @@ class BenchShards:
         if unscored:  # the reference's share: the merge then finds every reference image's features cached
             if not _reference_kept(config.reference, extractor):  # (or reads them all from an earlier run's)
                 for chunk in reference_chunks(config.reference, {}, part=shard):
-                    cache.extract(extractor, chunk)
+                    _refuse_singular(config, extractor.id, cache.extract(extractor, chunk)["features"].shape[1])
                 cache.save()
             if config.training:  # and the training set's share, for the memorization check's pass
                 _extract_training_share(config.training, extractor, shard, shard_folder(out, "bench"))
@@ -535,6 +531,17 @@ class BenchShards:
             extract_all(cache, extractor, store.image_chunks(indices))
             cache.save()  # after every cell: a killed shard keeps the features of the cells it finished
         return str(marker.write(cells=len(config.cells()), range=[span.start, span.stop], generated=generated))
+
+
+def _refuse_singular(config: BenchConfig, extractor_id: str, dim: int) -> None:
+    """Refuse ``config.n`` images per cell at or under the feature dimension ``dim``: their covariance would be
+    singular and no cell could get a FID. The merge checks it before sampling, and so does every shard (which
+    finds ``dim`` in its share of the reference), so N shard processes never sample for a run that can't be scored."""
+    if config.n <= dim:
+        raise InputError(
+            f"n = {config.n} images per cell cannot give a FID in {extractor_id}'s {dim}-d feature space "
+            f"(the covariance would be singular): use --n {dim + 1} or more"
+        )
 
 
 def _extract_training_share(spec: str, extractor: Any, shard: Shard, folder: Path) -> None:

@@ -119,6 +119,8 @@ def run_audit(
         )  # fmt: skip
         digest, lookup = digest_store(path, KNOWN_GENDERS if spec == "builtin:faces-demo" else (), terms)
         stats = digest.stats(abstain_below)
+        if not stats["overall"]["images"] and not stats["unreadable"]["count"]:  # a wrong path, glob or column
+            raise InputError(f"no images found in {spec}")
         info = get_analyzer(backend).describe()
         if nsfw:
             from audit.dataset.nsfw import NudeNetChecker
