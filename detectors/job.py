@@ -31,7 +31,7 @@ from audit.errors import InputError
 from detectors.detector import DETECTOR_FILE, ReconstructionDetector, is_detector_document
 from detectors.evaluation import PERTURBATION_META, PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
-from detectors.overlap import refuse_shared
+from detectors.overlap import refuse_across_groups, refuse_shared
 from detectors.routing import COPY_SEED, JPEG_ROUTE, MAIN_ROUTE
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,32 @@ def iter_inputs(specs: list[str], image_column: str = "image") -> Iterator[tuple
             for r in open_source(spec):
                 name = r.relpath if prefix == "." else f"{prefix}/{r.relpath}"
                 yield str(r.path), name, None, r.refusal or None
+
+
+def refuse_repeated_inputs(specs: list[str], flag: str) -> None:
+    """Refuse inputs that name one file or folder twice (``DIR`` and ``DIR/``, a link to it) or a folder and
+    something inside it: their images would count twice in every figure. Checked on the paths, before any
+    image is read; images repeated inside one input (a copy, a link beside its target) are the data's own
+    and are kept, as real datasets keep their duplicates."""
+    from audit.io.names import escape_name
+
+    resolved = [(spec, os.path.realpath(spec)) for spec in specs if os.path.lexists(spec)]
+    for i, (spec, path) in enumerate(resolved):
+        for other, other_path in resolved[i + 1 :]:
+            if path == other_path:
+                how = "the same file or folder twice"
+            elif _inside(path, other_path) or _inside(other_path, path):
+                how = "a folder and something inside it"
+            else:
+                continue
+            raise InputError(
+                f"{flag}: {how} ({escape_name(spec)} and {escape_name(other)}); give each file or folder once"
+            )
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether resolved ``path`` lies under resolved ``folder``."""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def load_images(specs: list[str], *, group: int = 0, offset: int = 0, image_column: str = "image") -> Loaded:
@@ -848,6 +874,8 @@ def _labelled(
     from detectors.generators import REAL_SOURCE, fake_sources
 
     named = fake_sources(fake)
+    refuse_repeated_inputs(real, "--real")
+    refuse_repeated_inputs([path for _, path in named], "--fake")
     real_set = _at_least_two(load_images(real, image_column=image_column), "real")
     fake_set = Loaded(LazyImages(), [], [], [])
     sources = [REAL_SOURCE] * len(real_set.images)
@@ -864,6 +892,9 @@ def _labelled(
         raise InputError(f"every generator needs at least 2 readable images; too few: {few}")
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
+    refuse_across_groups(fake_set.names, fake_set.images, sources[len(real_set.images) :], "--fake",
+                         "An image has one generator, and a generator left out must be unseen: give each folder "
+                         "once, under one name.")  # fmt: skip
     images = real_set.images + fake_set.images  # still files: decoded a chunk at a time when scored
     y = np.array([0] * len(real_set.images) + [1] * len(fake_set.images))
     return real_set, fake_set, images, y, np.array(sources)
@@ -1259,6 +1290,7 @@ def detect(
     from detectors.feature_shards import feature_journal, score_shards
 
     out = Path(out)
+    refuse_repeated_inputs(inputs, "the images to check")
     output_folder(out)
     if shard is not None:
         if detector_file is None:

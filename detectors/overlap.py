@@ -5,7 +5,10 @@ is not held out, so the membership check (and the false-positive rate on real im
 both sides. Images are compared by their decoded pixels, not their bytes: the same picture saved as PNG
 under two names, or re-saved losslessly, is still the same image. Lossy copies (JPEG re-encodes, resizes)
 are not caught; that needs a near-duplicate search (the datasheet's difference hash), not this check. A
-training image among ``--fake`` is not refused: generators are trained on generated images too.
+training image among ``--fake`` is not refused: generators are trained on generated images too. An image in
+two ``--fake`` generators cannot have been made by both, and the evaluation on a generator left out would
+have calibrated on it (:func:`refuse_across_groups`). Repeats within one set are left alone: real datasets
+hold duplicates, and a generator can repeat itself.
 """
 
 from __future__ import annotations
@@ -58,4 +61,23 @@ def refuse_shared(
         more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
         raise InputError(
             f"{len(pairs)} image(s) in {flag_a} are also in {flag_b} (identical pixels): {examples}{more}. {why}"
+        )
+
+
+def refuse_across_groups(
+    names: Sequence[str], images: Sequence[np.ndarray], groups: Sequence[str], flag: str, why: str
+) -> None:
+    """Raise :class:`InputError` when an image of one group (a ``--fake`` generator) has the pixels of an image
+    of another group, naming a few such pairs; images repeated within one group are allowed."""
+    first: dict[str, tuple[str, str]] = {}  # pixel key -> (group, name) where it was first seen
+    pairs = []
+    for name, key, group in zip(names, _keys(images), groups, strict=True):
+        seen = first.setdefault(key, (group, name))
+        if seen[0] != group:
+            pairs.append((f"{seen[0]}: {seen[1]!r}", f"{group}: {name!r}"))
+    if pairs:
+        examples = "; ".join(f"{a} = {b}" for a, b in pairs[:SHOWN])
+        more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
+        raise InputError(
+            f"{len(pairs)} image(s) are in two {flag} generators (identical pixels): {examples}{more}. {why}"
         )

@@ -157,6 +157,41 @@ def test_contradictory_folders_are_refused_before_any_scoring(folders, tmp_path,
     assert not (tmp_path / "eval" / "evaluation.json").exists()
 
 
+def test_inputs_given_twice_or_shared_by_two_generators_are_refused_before_any_scoring(
+    folders, tmp_path, monkeypatch
+) -> None:
+    """The same folder twice (also as DIR/ or through a link), a folder and a file inside it, or one image
+    under two generator names would count images twice or put a left-out generator's images in its own
+    calibration: each is one error naming both, before any image is scored."""
+    import detectors.job as job
+
+    def never(*args, **kwargs):
+        raise AssertionError("scored before the repeated input was refused")
+
+    monkeypatch.setattr(job, "features", never)
+    real, fake = str(folders["real"]), str(folders["fake"])
+    link = tmp_path / "link to fake"
+    link.symlink_to(folders["fake"], target_is_directory=True)
+    refused = [
+        ([real, real + "/"], [fake], r"--real: the same file or folder twice"),
+        ([real], [f"a={fake}", f"a={link}"], r"--fake: the same file or folder twice"),
+        ([real], [fake, str(link / "f03.png")], r"--fake: a folder and something inside it .*f03\.png"),
+    ]
+    for reals, fakes, message in refused:
+        with pytest.raises(InputError, match=message):
+            job.calibrate(reals, fakes, tmp_path / "det.json")
+    copy = tmp_path / "copy <b>"
+    copy.mkdir()
+    for f in sorted(folders["fake"].glob("*.png"))[:3]:
+        (copy / f.name).write_bytes(f.read_bytes())  # the same pixels under another generator's name
+    shared = r"3 image\(s\) are in two --fake generators .*a: '.*f00\.png' = b: '.*copy <b>/f00\.png'"
+    with pytest.raises(InputError, match=shared):
+        job.evaluate([real], [f"a={fake}", f"b={copy}"], tmp_path / "eval")
+    with pytest.raises(InputError, match=r"the images to check: a folder and something inside it"):
+        job.detect([real, str(folders["real"] / "r01.png")], tmp_path / "scan")
+    assert not (tmp_path / "det.json").exists() and not (tmp_path / "eval" / "evaluation.json").exists()
+
+
 def test_a_detector_saved_with_an_older_feature_layout_is_refused(folders, tmp_path, capsys) -> None:
     """Before the class evidence kept every class's error, K = 8 gave 50 features, not 70: a detector
     calibrated then would read the new columns as the old ones. It is refused before anything is scored."""
