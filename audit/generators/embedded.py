@@ -19,7 +19,10 @@ class EmbeddedDigitsGenerator:
     conditioning = "class"
 
     def __init__(self, batch_size: int = 256) -> None:
+        from audit.zoo.ddpm import StepMemo
+
         self.batch_size = batch_size
+        self.memo = StepMemo()  # the model's outputs shared by cells whose inputs agree (docs/bench-sampling.md)
 
     def models(self) -> list[dict]:
         from audit.zoo import registry
@@ -42,6 +45,7 @@ class EmbeddedDigitsGenerator:
             seeds=np.asarray(request.seeds, dtype=np.int64),
             batch_size=self.batch_size,
             return_weights=True,
+            memo=self.memo,
         )
         return ImageBatch(
             images=np.repeat(grey[..., None], 3, axis=-1),
