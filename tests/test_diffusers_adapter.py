@@ -236,3 +236,27 @@ def test_sdxl_three_branch_form_runs_every_branch_with_its_pooled_embedding(tmp_
     plain = gen.generate(GenerationRequest(**base)).images.astype(int)
     away = gen.generate(GenerationRequest(**base, negative_prompts=("zebra",), negative_weight=3.0))
     assert away.info["branches_per_forward"] == 3 and np.abs(away.images - plain).max() > 0
+
+
+def test_cells_share_the_model_outputs_their_inputs_agree_on_and_no_image_changes(sd) -> None:
+    """Three cells on the same seeds and prompts (docs/bench-sampling.md): every cell's step 0 has the same
+    input (static 1 and 2 and invlinear 1 all guide it, two branches), and static 2 and invlinear 1 both
+    apply w = 2 there, so they share step 1 too; a linear cell starts at w = 0 (one branch), its own input."""
+    from audit.generators.step_memo import StepMemo
+
+    prompts, cells = ["a cat", "a dog"], [("static", 1.0), ("static", 2.0), ("invlinear", 1.0), ("linear", 1.0)]
+    sd.memo = None
+    try:
+        alone = [generate(sd, w, prompts, schedule=name).images for name, w in cells]
+        sd.memo = memo = StepMemo()
+        shared = [generate(sd, w, prompts, schedule=name).images for name, w in cells]
+        hits, entries = memo.hits, len(memo.entries)
+        swapped = generate(sd, 2.0, prompts[::-1], schedule="static").images  # other prompts: other inputs
+    finally:
+        sd.memo = StepMemo()
+    for a, b in zip(alone, shared, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert hits == 3  # step 0: 2 (static 2, invlinear 1); step 1: 1 (invlinear 1 after static 2)
+    assert entries == 4 * STEPS - 3
+    assert memo.hits == 3 and len(memo.entries) == entries + STEPS
+    assert not np.array_equal(swapped, shared[1])

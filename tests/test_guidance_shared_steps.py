@@ -46,13 +46,32 @@ def test_shared_steps_change_no_image_and_save_what_the_weight_prefixes_predict(
 
 
 def test_a_full_memo_keeps_the_earliest_steps(unshared) -> None:
-    from audit.zoo.ddpm import StepMemo
+    from audit.generators.step_memo import StepMemo
 
     generator = EmbeddedDigitsGenerator()
     entry = 2 * 24 * 64 * 4  # eps_c and eps_u of 24 8x8 float32 images
     generator.memo = StepMemo(budget=4 * entry)  # room for step 0 (1 input) and step 1 (3 inputs) only
     shared = _sample_cells(generator)
     assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(unshared, shared, strict=True))
-    assert sorted(step for step, _, _ in generator.memo.entries.values()) == [0, 1, 1, 1]
+    assert sorted(step for step, _ in generator.memo.entries.values()) == [0, 1, 1, 1]
     assert generator.memo.held == 4 * entry
     assert generator.memo.hits == (len(CELLS) - 1) + (len(CELLS) - 3)
+
+
+def test_the_memo_budget_comes_from_the_environment_or_is_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit.errors import InputError
+    from audit.generators.step_memo import SHARED_STEPS_BYTES, StepMemo
+
+    assert StepMemo().budget == SHARED_STEPS_BYTES == 64 * 2**20
+    monkeypatch.setenv("GENAUDIT_SHARED_STEPS_MB", "1.5")
+    assert StepMemo().budget == 3 * 2**19
+    monkeypatch.setenv("GENAUDIT_SHARED_STEPS_MB", "0")
+    memo = StepMemo()
+    import torch
+
+    memo.put("k", 0, torch.zeros(4))
+    assert memo.budget == 0 and not memo.entries and memo.get("k", "cpu") is None
+    for bad in ("-1", "lots", "nan", "inf"):
+        monkeypatch.setenv("GENAUDIT_SHARED_STEPS_MB", bad)
+        with pytest.raises(InputError, match="GENAUDIT_SHARED_STEPS_MB must be a number of megabytes >= 0"):
+            StepMemo()

@@ -90,6 +90,9 @@ class DiffusersGenerator:
         self.dtype = getattr(torch, dtype)
         self.batch_size = int(batch_size)
         self.height, self.width = height, width
+        from audit.generators.step_memo import StepMemo
+
+        self.memo: StepMemo | None = StepMemo()  # outputs shared by cells whose inputs agree (docs/bench-sampling.md)
         self.components = self._load()
         self.kind = self._kind()
         self.conditioning = {"sd": "text", "sdxl": "text", "unet": "none"}.get(self.kind, "class")
@@ -215,19 +218,36 @@ class DiffusersGenerator:
             if clips and "use_clipped_model_output" in inspect.signature(scheduler.step).parameters:
                 step_kwargs["use_clipped_model_output"] = True
             w_neg = request.negative_weight
-            for t, w in zip(timesteps, weights, strict=True):
-                eps = self._guided_eps(model, scheduler.scale_model_input(x, t), t, w, w_neg)
+            condition = repr((  # what the model's output depends on besides its input and timestep
+                self.kind, request.prompts[start:stop] if request.prompts is not None else None,
+                request.labels[start:stop] if request.labels is not None else None,
+                request.negative_prompts[start:stop] if request.negative_prompts is not None else None, w_neg is None,
+            )).encode()  # fmt: skip
+            for step, (t, w) in enumerate(zip(timesteps, weights, strict=True)):
+                eps = self._guided_eps(model, scheduler.scale_model_input(x, t), t, w, w_neg, shared=(condition, step))
                 x = scheduler.step(eps, t, x, **step_kwargs).prev_sample
             return self._to_uint8(self._decode(x)), weights
 
-    def _guided_eps(self, model: Any, x: Any, t: Any, w: float, w_neg: float | None = None) -> Any:
+    def _guided_eps(
+        self, model: Any, x: Any, t: Any, w: float, w_neg: float | None = None,
+        shared: tuple[bytes, int] | None = None,
+    ) -> Any:  # fmt: skip
         """eps_c + w (eps_c - eps_u), the branches in one forward (only the conditional one if w == 0); with a
-        negative weight, the three-branch form eps_c + w (eps_c - eps_u) - w_neg (eps_neg - eps_u)."""
+        negative weight, the three-branch form eps_c + w (eps_c - eps_u) - w_neg (eps_neg - eps_u).
+        ``shared``: (the conditioning's bytes, the step's index), to take the model's output from
+        :attr:`memo` where an earlier cell computed it on this very input."""
         import torch
 
         n = len(x)
         branches = 1 if w == 0.0 and not w_neg else (3 if w_neg is not None else 2)
-        out = model(torch.cat([x] * branches) if branches > 1 else x, t, branches)
+        condition, step = shared if shared is not None else (b"", 0)
+        memo = self.memo if shared is not None else None
+        key = memo.key(x, t, condition + b"|branches=%d" % branches) if memo is not None else ""
+        out = memo.get(key, x.device) if memo is not None else None
+        if out is None:
+            out = model(torch.cat([x] * branches) if branches > 1 else x, t, branches)
+            if memo is not None:
+                memo.put(key, step, out)
         if self.kind == "dit" and out.shape[1] == 2 * x.shape[1]:  # learned sigma: keep the eps half
             out = out[:, : x.shape[1]]
         if branches == 1:

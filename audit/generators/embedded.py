@@ -19,7 +19,7 @@ class EmbeddedDigitsGenerator:
     conditioning = "class"
 
     def __init__(self, batch_size: int = 256) -> None:
-        from audit.zoo.ddpm import StepMemo
+        from audit.generators.step_memo import StepMemo
 
         self.batch_size = batch_size
         self.memo = StepMemo()  # the model's outputs shared by cells whose inputs agree (docs/bench-sampling.md)

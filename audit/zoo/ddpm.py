@@ -22,6 +22,7 @@ import numpy as np
 from audit.zoo import digits
 
 if TYPE_CHECKING:
+    from audit.generators.step_memo import StepMemo
     from audit.guidance import GuidanceSchedule
 
 log = logging.getLogger(__name__)
@@ -151,56 +152,6 @@ def step_weights(guidance: Any, scheduler: Any, timesteps: list[Any]) -> list[fl
     return [float(guidance)] * len(timesteps)
 
 
-SHARED_STEPS_BYTES = 64 << 20  # what a StepMemo may hold: the demo's 29 cells of 200 digits take 62 MB
-
-
-class StepMemo:
-    """The model's outputs at sampling steps, by the exact input they were computed on, shared by the cells of
-    a benchmark (docs/bench-sampling.md).
-
-    Every cell samples the same seeds and labels, so every cell's first step evaluates the model on the same
-    batch, and cells whose guidance weights agree on steps 0..k-1 evaluate it on the same batch at step k too
-    (the default grid: 1 distinct batch at step 0 and 6 at step 1 for 29 cells, and ``linear`` at scale s with
-    ``lambda-shape`` at s/2 until half-way: 12% of all evaluations). The
-    key is the batch itself (noisy images, timestep, labels, by sha256), so an entry is only ever reused for
-    the input it was computed on: the images are bit for bit those computed without it. Entries are kept up
-    to ``budget`` bytes, the latest steps given up first, since early steps are the ones shared."""
-
-    def __init__(self, budget: int = SHARED_STEPS_BYTES) -> None:
-        self.budget = budget
-        self.entries: dict[str, tuple[int, Any, Any]] = {}  # key -> (step index, eps_c, eps_u)
-        self.held = 0
-        self.hits = 0
-
-    @staticmethod
-    def key(xt: Any, t: Any, labels: Any) -> str:
-        import hashlib
-
-        digest = hashlib.sha256(repr((tuple(xt.shape), str(xt.dtype), int(t), len(labels))).encode())
-        digest.update(xt.contiguous().numpy().tobytes())
-        digest.update(labels.numpy().tobytes())
-        return digest.hexdigest()
-
-    def get(self, key: str) -> tuple[Any, Any] | None:
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        self.hits += 1
-        return entry[1].clone(), entry[2].clone()
-
-    def put(self, key: str, step: int, eps_c: Any, eps_u: Any) -> None:
-        size = 2 * eps_c.numel() * eps_c.element_size()
-        while self.held + size > self.budget and self.entries:
-            latest = max(self.entries, key=lambda k: self.entries[k][0])
-            if self.entries[latest][0] <= step:  # nothing later than this step to give up: keep what is held
-                return
-            self.held -= 2 * self.entries[latest][1].numel() * self.entries[latest][1].element_size()
-            del self.entries[latest]
-        if self.held + size <= self.budget:
-            self.entries[key] = (step, eps_c.clone(), eps_u.clone())
-            self.held += size
-
-
 def sample(
     model: Any,
     labels: np.ndarray,
@@ -248,14 +199,13 @@ def sample(
         both_labels = torch.cat([lab, torch.full((n,), NULL_CLASS)])
         with torch.no_grad():
             for step, (t, w) in enumerate(zip(timesteps, applied, strict=True)):
-                key = memo.key(xt, t, lab) if memo is not None else ""
-                shared = memo.get(key) if memo is not None else None
-                if shared is None:
-                    eps_c, eps_u = model(torch.cat([xt, xt]), t, class_labels=both_labels).sample.chunk(2)
+                key = memo.key(xt, t, lab.numpy().tobytes()) if memo is not None else ""
+                pred = memo.get(key, xt.device) if memo is not None else None
+                if pred is None:
+                    pred = model(torch.cat([xt, xt]), t, class_labels=both_labels).sample
                     if memo is not None:
-                        memo.put(key, step, eps_c, eps_u)
-                else:
-                    eps_c, eps_u = shared
+                        memo.put(key, step, pred)
+                eps_c, eps_u = pred.chunk(2)
                 eps = eps_c + w * (eps_c - eps_u)
                 # Recompute eps from the clipped x0 prediction: diffusers' default keeps the unclipped,
                 # guided eps, which under CFG pushes samples off the data (measured: class accuracy
