@@ -8,7 +8,9 @@ docs/detect.md, "Routing"). So a detector records the range of its calibration i
 (:func:`size_warning`). A detector saved before the range was recorded gets no warning (nothing to compare).
 A detector whose JPEG route models enlarged inputs (:mod:`detectors.routing`) sends inputs larger than the
 range to it, where its threshold holds (2.7% of real digits enlarged 1.25-4x flagged), and a scan counts
-those as routed, not in the warning; smaller ones it has no route for.
+those as routed, not in the warning; smaller ones it has no route for. Past :data:`ROUTE_MEASURED_FACTOR`
+times the largest calibration side (:func:`far_larger`: a natively large photograph, or an upscale no one
+measured) the route still scores them, the best the detector has, but they are warned about again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ def larger(width: int, height: int, record: dict[str, int] | None) -> bool:
     """Whether an image of ``width`` x ``height`` has a side larger than the recorded range's largest: an input a
     JPEG route that models enlarged images takes (:mod:`detectors.routing`; False: no record)."""
     return bool(record) and max(width, height) > record["max_side"]
+
+
+ROUTE_MEASURED_FACTOR = 4.0  # the largest enlargement the route's threshold was measured on (docs/detect.md)
+
+
+def far_larger(width: int, height: int, record: dict[str, int] | None) -> bool:
+    """Whether an image of ``width`` x ``height`` has a side more than :data:`ROUTE_MEASURED_FACTOR` times the
+    recorded range's largest: past what the route's threshold was measured to hold for (False: no record)."""
+    return bool(record) and max(width, height) > ROUTE_MEASURED_FACTOR * record["max_side"]
 
 
 def larger_rows(metas: Iterable[dict[str, Any]], record: dict[str, int] | None) -> np.ndarray:

@@ -74,6 +74,7 @@ class Scan:
     unseen_jpeg: int = 0  # scored by the main detector and JPEGs at QUALITY_LIMIT or above (recompression.py)
     unseen_lossy: int = 0  # scored by it and AVIFs or lossy WebPs at WEBP_QUALITY_LIMIT or above (same)
     off_size: int = 0  # scored images with a side outside the detector's calibration range, not routed for it
+    # (or larger than calibration_sizes.far_larger allows the route)
     sides: dict[str, int] | None = None  # that range, from the detector's meta (None: not recorded)
     warned: frozenset[str] = frozenset()  # the CAVEATS whose warning this detector's results give when counted
     unreadable: int = 0
@@ -142,10 +143,11 @@ def _write_rows(
             taken = routed.route_of(jpegs, larger) == JPEG_ROUTE
             found.routed += int(np.sum(taken))
             found.routed_larger += int(np.sum(taken & ~jpegs))
-            # what the route took is not warned about: its threshold holds for those (docs/detect.md, "Routing")
+            # what the route took is not warned about: its threshold holds for those (docs/detect.md, "Routing"),
+            # for sizes up to the largest enlargement it was measured on (calibration_sizes.far_larger)
             counted = {"recompressed": jpegs, "unseen_jpeg": kinds["high_quality_jpeg"] & ~taken,
                        "unseen_lossy": kinds["lossy_not_routed"] & ~taken,
-                       "off_size": kinds["outside"] & ~(taken & larger)}  # fmt: skip
+                       "off_size": kinds["outside"] & ~(taken & larger & ~kinds["far_larger"])}  # fmt: skip
             for caveat in CAVEATS:
                 setattr(found, caveat, getattr(found, caveat) + int(np.sum(counted[caveat])))
             caveats = [";".join(c for c in CAVEATS if c in found.warned and counted[c][i]) for i in range(len(files))]
@@ -174,7 +176,7 @@ def _blocks(
     or more, another lossy file no route takes for its codec), in listing order; every file refused while
     listing or unreadable goes to ``refused`` (name, reason) and is counted in ``found``."""
     from audit.io.archives import load_at
-    from detectors.calibration_sizes import larger, outside
+    from detectors.calibration_sizes import far_larger, larger, outside
     from detectors.job import iter_inputs
     from detectors.recompression import high_quality_jpeg, lossy_not_routed, recompressed
 
@@ -208,6 +210,7 @@ def _blocks(
         height, width = result.image.shape[:2]
         conditions.append({"recompressed": recompressed(result.meta), "larger": larger(width, height, found.sides),
                            "outside": outside(width, height, found.sides),
+                           "far_larger": far_larger(width, height, found.sides),
                            "high_quality_jpeg": high_quality_jpeg(result.meta),
                            "lossy_not_routed": lossy_not_routed(result.meta)})  # fmt: skip
     if files:

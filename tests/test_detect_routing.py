@@ -379,7 +379,7 @@ def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, rou
     from PIL import Image
 
     from detectors import job
-    from detectors.calibration_sizes import outside, side_range, size_warning
+    from detectors.calibration_sizes import far_larger, outside, side_range, size_warning
 
     assert json.loads(routed.read_text())["meta"]["calibration_sides"] == {"min_side": 8, "max_side": 8}
     scan = tmp_path / "scan"
@@ -412,9 +412,21 @@ def test_a_scan_warns_about_images_of_a_size_the_detector_never_saw(folders, rou
     with (tmp_path / "again" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
         caveats = {Path(r["path"]).name: r["caveat"] for r in csv.DictReader(fh) if r["caveat"]}
     assert caveats == {"3.png": "off_size", "4.jpg": "unseen_jpeg"}  # 5.jpg, upscaled, is the route's
+    image.resize((32, 32)).save(scan / "6.png")  # 4x: the largest enlargement the route was measured on
+    image.resize((33, 20)).save(scan / "7.png")  # past it: routed, and warned about again
+    data = json.loads(Path(job.detect([str(scan)], tmp_path / "third", detector_file=routed,
+                                      progress=False)).read_text())["data"]  # fmt: skip
+    assert any(w.startswith("2 of 8 scanned images have a side outside") for w in data["warnings"])
+    with (tmp_path / "third" / job.DETECTIONS_FILE).open(newline="", encoding="utf-8") as fh:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    assert {n: (r["route"], r["caveat"]) for n, r in rows.items() if n in ("5.jpg", "6.png", "7.png")} == {
+        "5.jpg": ("jpeg", ""), "6.png": ("jpeg", ""), "7.png": ("jpeg", "off_size")}  # fmt: skip
     assert side_range([{"width": 8, "height": 6}, {"width": 300, "height": 200}]) == {"min_side": 6, "max_side": 300}
     assert side_range([]) is None and not outside(640, 480, None) and size_warning(3, 9, None) is None
     assert outside(5, 100, {"min_side": 6, "max_side": 300}) and not outside(6, 300, {"min_side": 6, "max_side": 300})
+    eight = {"min_side": 8, "max_side": 8}
+    assert far_larger(33, 20, eight) and far_larger(8, 33, eight) and not far_larger(32, 32, eight)
+    assert not far_larger(4000, 4000, None)
 
 
 def test_high_quality_jpegs_are_warned_about_only_when_the_detector_met_no_jpeg() -> None:
