@@ -893,8 +893,8 @@ def _labelled(
     refuse_shared(real_set.names, real_set.images, "--real", fake_set.names, fake_set.images, "--fake",
                   "An image cannot be both real and generated: remove it from one of them.")  # fmt: skip
     refuse_across_groups(fake_set.names, fake_set.images, sources[len(real_set.images) :], "--fake",
-                         "An image has one generator, and a generator left out must be unseen: give each folder "
-                         "once, under one name.")  # fmt: skip
+                         "A generator left out of calibration must be unseen: remove each such image from all but "
+                         "one generator (a folder given under two names: give it once).")  # fmt: skip
     images = real_set.images + fake_set.images  # still files: decoded a chunk at a time when scored
     y = np.array([0] * len(real_set.images) + [1] * len(fake_set.images))
     return real_set, fake_set, images, y, np.array(sources)

@@ -6,9 +6,10 @@ both sides. Images are compared by their decoded pixels, not their bytes: the sa
 under two names, or re-saved losslessly, is still the same image. Lossy copies (JPEG re-encodes, resizes)
 are not caught; that needs a near-duplicate search (the datasheet's difference hash), not this check. A
 training image among ``--fake`` is not refused: generators are trained on generated images too. An image in
-two ``--fake`` generators cannot have been made by both, and the evaluation on a generator left out would
-have calibrated on it (:func:`refuse_across_groups`). Repeats within one set are left alone: real datasets
-hold duplicates, and a generator can repeat itself.
+two ``--fake`` generators (a folder given under two names; or the same blank image two pipelines' safety
+filters returned) would leave the evaluation on a generator left out calibrated on it, so it is refused too
+(:func:`refuse_across_groups`), as an image in ``--real`` and ``--fake`` is. Repeats within one set are
+left alone: real datasets hold duplicates, and a generator can repeat itself.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ def test_the_memo_budget_comes_from_the_environment_or_is_one_error(monkeypatch:
     monkeypatch.setenv("GENAUDIT_SHARED_STEPS_MB", "1.5")
     assert StepMemo().budget == 3 * 2**19
     monkeypatch.setenv("GENAUDIT_SHARED_STEPS_MB", "0")
+    assert EmbeddedDigitsGenerator().memo is None  # nothing kept, nothing hashed
     memo = StepMemo()
     import torch
 

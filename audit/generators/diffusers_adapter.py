@@ -90,9 +90,9 @@ class DiffusersGenerator:
         self.dtype = getattr(torch, dtype)
         self.batch_size = int(batch_size)
         self.height, self.width = height, width
-        from audit.generators.step_memo import StepMemo
+        from audit.generators.step_memo import step_memo
 
-        self.memo: StepMemo | None = StepMemo()  # outputs shared by cells whose inputs agree (docs/bench-sampling.md)
+        self.memo = step_memo()  # outputs shared by cells whose inputs agree (docs/bench-sampling.md)
         self.components = self._load()
         self.kind = self._kind()
         self.conditioning = {"sd": "text", "sdxl": "text", "unet": "none"}.get(self.kind, "class")

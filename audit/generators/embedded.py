@@ -19,10 +19,10 @@ class EmbeddedDigitsGenerator:
     conditioning = "class"
 
     def __init__(self, batch_size: int = 256) -> None:
-        from audit.generators.step_memo import StepMemo
+        from audit.generators.step_memo import step_memo
 
         self.batch_size = batch_size
-        self.memo = StepMemo()  # the model's outputs shared by cells whose inputs agree (docs/bench-sampling.md)
+        self.memo = step_memo()  # the model's outputs shared by cells whose inputs agree (docs/bench-sampling.md)
 
     def models(self) -> list[dict]:
         from audit.zoo import registry

@@ -39,6 +39,13 @@ def default_budget() -> int:
     return int(megabytes * 2**20)
 
 
+def step_memo() -> StepMemo | None:
+    """A memo with the configured budget, or None when it is 0 (``GENAUDIT_SHARED_STEPS_MB=0``): then no input
+    is even hashed, which on a GPU saves each step's copy of its input to the CPU."""
+    memo = StepMemo()
+    return memo if memo.budget > 0 else None
+
+
 class StepMemo:
     """Model outputs by (input, timestep, conditioning), bounded in bytes; see the module docstring."""
 
