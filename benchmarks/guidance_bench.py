@@ -8,7 +8,9 @@ Usage: python benchmarks/guidance_bench.py [--n 500] [--steps 25] [--cells 4]
 2. Sweep overhead: ``run_bench`` generating ``--cells`` cells of ``--n`` images (sampling, noise,
    scheduler steps, PNG encoding, atomic writes, manifest) against the bare UNet forwards those cells
    need (the same number of forwards with the same batch shapes, nothing else). Prints
-   generate / bare - 1 (goal <= 10%).
+   generate / bare - 1 (goal <= 10%). The cells' shared steps (docs/bench-sampling.md) are turned off here
+   (``GENAUDIT_SHARED_STEPS_MB=0``): they skip forwards, which is not this overhead; ``shared_steps_bench.py``
+   times them.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> None:
     bare = best_of(lambda: [batched() for _ in range(n_batches)], repeats=2) * args.cells
     schedules = ({"name": "static"}, {"name": "linear"}, {"name": "cosine"}, {"name": "v-shape"})[: args.cells]
     config = BenchConfig(schedules=schedules, scales=(1.0,), n=args.n, steps=args.steps, bootstrap=0, baseline=False)
+    os.environ["GENAUDIT_SHARED_STEPS_MB"] = "0"  # every forward made, as the bare anchor makes them
     with tempfile.TemporaryDirectory() as tmp:
         run_bench(config, Path(tmp) / "run", progress=False)
         generate = sum(
