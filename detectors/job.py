@@ -124,24 +124,20 @@ def refuse_repeated_inputs(specs: list[str], flag: str) -> None:
     image is read; images repeated inside one input (a copy, a link beside its target) are the data's own
     and are kept, as real datasets keep their duplicates."""
     from audit.io.names import escape_name
+    from audit.io.sources import resolves_inside
 
-    resolved = [(spec, os.path.realpath(spec)) for spec in specs if os.path.lexists(spec)]
+    resolved = [(spec, Path(os.path.realpath(spec))) for spec in specs if os.path.lexists(spec)]
     for i, (spec, path) in enumerate(resolved):
         for other, other_path in resolved[i + 1 :]:
             if path == other_path:
                 how = "the same file or folder twice"
-            elif _inside(path, other_path) or _inside(other_path, path):
+            elif resolves_inside(path, other_path) or resolves_inside(other_path, path):
                 how = "a folder and something inside it"
             else:
                 continue
             raise InputError(
                 f"{flag}: {how} ({escape_name(spec)} and {escape_name(other)}); give each file or folder once"
             )
-
-
-def _inside(path: str, folder: str) -> bool:
-    """Whether resolved ``path`` lies under resolved ``folder``."""
-    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def load_images(specs: list[str], *, group: int = 0, offset: int = 0, image_column: str = "image") -> Loaded:

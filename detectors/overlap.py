@@ -56,13 +56,8 @@ def refuse_shared(
     names_b: Sequence[str], images_b: Sequence[np.ndarray], flag_b: str, why: str,
 ) -> None:  # fmt: skip
     """Raise :class:`InputError` naming the shared images (a few examples) when the two sets share any."""
-    pairs = shared_images(names_a, images_a, names_b, images_b)
-    if pairs:
-        examples = "; ".join(f"{a!r} = {b!r}" for a, b in pairs[:SHOWN])
-        more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
-        raise InputError(
-            f"{len(pairs)} image(s) in {flag_a} are also in {flag_b} (identical pixels): {examples}{more}. {why}"
-        )
+    pairs = [(repr(a), repr(b)) for a, b in shared_images(names_a, images_a, names_b, images_b)]
+    _refuse(pairs, f"in {flag_a} are also in {flag_b}", why)
 
 
 def refuse_across_groups(
@@ -76,9 +71,13 @@ def refuse_across_groups(
         seen = first.setdefault(key, (group, name))
         if seen[0] != group:
             pairs.append((f"{seen[0]}: {seen[1]!r}", f"{group}: {name!r}"))
+    _refuse(pairs, f"are in two {flag} generators", why)
+
+
+def _refuse(pairs: list[tuple[str, str]], where: str, why: str) -> None:
+    """Raise :class:`InputError` for ``pairs`` of images with identical pixels (quoted as given), when any:
+    their count, ``where`` they are, a few examples, and ``why`` that is refused."""
     if pairs:
         examples = "; ".join(f"{a} = {b}" for a, b in pairs[:SHOWN])
         more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
-        raise InputError(
-            f"{len(pairs)} image(s) are in two {flag} generators (identical pixels): {examples}{more}. {why}"
-        )
+        raise InputError(f"{len(pairs)} image(s) {where} (identical pixels): {examples}{more}. {why}")
