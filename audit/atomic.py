@@ -15,11 +15,15 @@ from typing import Any, BinaryIO
 from audit.errors import InputError
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool = True) -> Path:
+def write_atomic(
+    path: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool = True, exclusive: bool = False
+) -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     ``fsync=False`` keeps the rename's all-or-nothing view for readers and killed runs but skips the
-    flush to disk (for many small files whose loss on power failure is only recomputation)."""
+    flush to disk (for many small files whose loss on power failure is only recomputation).
+    ``exclusive``: put it at ``path`` only where no file is yet (a hard link, which fails if one is), else
+    raise :class:`FileExistsError`; see :func:`create_json_atomic`."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -36,7 +40,13 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: 
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_new(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {_reason(exc, path)}") from None
@@ -44,6 +54,22 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give the finished ``tmp`` the name ``path`` if nothing has it (FileExistsError otherwise), in one step
+    that two processes cannot both win. A filesystem without hard links gets the check and the rename,
+    which two processes starting in the same instant can still both pass."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _reason(exc: OSError, path: Path) -> str:
@@ -85,6 +111,18 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     (``allow_nan=False``: NaN is not JSON; use None)."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
     return write_text_atomic(path, text + "\n")
+
+
+def create_json_atomic(path: str | Path, obj: Any) -> bool:
+    """:func:`write_json_atomic`, only if no file is at ``path`` yet; whether this call wrote it. Shards
+    that start one run at once each try to write its identity: one wins, the others compare theirs with
+    what it wrote, so two shards of different runs can never both think they started the folder."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        write_atomic(path, lambda fh: fh.write(text.encode("utf-8")), exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def write_csv_atomic(

@@ -15,13 +15,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from audit.out_lock import holds_out
+
 log = logging.getLogger(__name__)
 
 DEMO_BENCH_N = 200  # per cell: above the 128-d feature space FID needs; the demo stays near 5 minutes
 
 
+@holds_out
 def run_demo(out: Path) -> Path:
-    """Write every results JSON under ``out/results``, then publish the site at ``out``."""
+    """Write every results JSON under ``out/results``, then publish the site at ``out`` (another demo writing
+    ``out`` meanwhile is one clear error: :mod:`audit.out_lock`)."""
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 

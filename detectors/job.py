@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 
 from audit.atomic import output_folder
 from audit.errors import InputError
+from audit.out_lock import holding, holds_out
 from detectors.detector import DETECTOR_FILE, ReconstructionDetector, is_detector_document
 from detectors.evaluation import PERTURBATION_META, PERTURBATIONS, evaluate_scores, perturbed, shortcut_warnings
 from detectors.image_files import ImageFile, LazyImages, MappedImages, chunks
@@ -921,12 +923,8 @@ def calibrate(
     the calibration images (:mod:`detectors.routing`). The features are kept as they are scored, so a killed
     calibration resumes (:class:`detectors.feature_shards.FeatureJournal`): saved into a folder, in its
     ``shards/``; for a ``.json`` target, in a hidden ``.NAME.json.journal/`` beside it, removed once the
-    detector is saved, which leaves nothing else beside it."""
-    from detectors.calibration_sizes import side_range
-    from detectors.feature_shards import feature_journal
-    from detectors.noise_model import load_noise_model
-    from detectors.recompression import jpeg_share, lossy_share, recompressed_rows, recompressed_share
-
+    detector is saved, which leaves nothing else beside it. A second calibration into the same target while
+    this one runs is refused (:mod:`audit.out_lock`)."""
     target = detector_paths(out)[0]  # a wrong --out is refused before any scoring
     if route_jpeg:
         from detectors.routing import route_path
@@ -941,6 +939,39 @@ def calibrate(
             ) from None
     into_folder = target != Path(out)  # FOLDER/detector.json, not the .json file named
     journal_root = target.parent if into_folder else target.parent / f".{target.name}.journal"
+    with holding(journal_root), _journal_kept_only_with_work(journal_root, into_folder):
+        return _calibrated(real, fake, target, journal_root, into_folder, model_spec=model_spec,
+                           scorer_config=scorer_config, target_fpr=target_fpr, calibration=calibration,
+                           image_column=image_column, augment=augment, route_jpeg=route_jpeg)  # fmt: skip
+
+
+@contextmanager
+def _journal_kept_only_with_work(journal_root: Path, into_folder: bool) -> Iterator[None]:
+    """A ``.json`` target's hidden journal folder, made to hold its lock, is removed again when the
+    calibration stops before scoring anything (a refused input): a journal with features stays, to resume."""
+    try:
+        yield
+    finally:
+        if not into_folder and journal_root.is_dir():
+            from audit.out_lock import LOCK_FILE
+
+            if all(p.name == LOCK_FILE for p in journal_root.iterdir()):
+                import shutil
+
+                shutil.rmtree(journal_root, ignore_errors=True)
+
+
+def _calibrated(
+    real: list[str], fake: list[str], target: Path, journal_root: Path, into_folder: bool, *, model_spec: str,
+    scorer_config: dict[str, Any] | None, target_fpr: float, calibration: str, image_column: str, augment: int,
+    route_jpeg: bool,
+) -> Path:  # fmt: skip
+    """:func:`calibrate`'s work, its target checked and held."""
+    from detectors.calibration_sizes import side_range
+    from detectors.feature_shards import feature_journal
+    from detectors.noise_model import load_noise_model
+    from detectors.recompression import jpeg_share, lossy_share, recompressed_rows, recompressed_share
+
     cfg = scorer_config or DEFAULT_SCORER
     real_set, fake_set, images, y, sources = _labelled(real, fake, image_column, real_only=not fake)
     model = load_noise_model(model_spec)
@@ -1069,6 +1100,7 @@ def _saved_default(detector_file: str | Path) -> tuple[Any, dict[str, Any], Any,
     return loaded
 
 
+@holds_out
 def evaluate(
     real: list[str], fake: list[str], out: str | Path, *, detector_file: str | Path | None = None,
     model_spec: str = DEFAULT_MODEL, scorer_config: dict[str, Any] | None = None, target_fpr: float = 0.05,
@@ -1276,6 +1308,7 @@ def _training_membership(
     }
 
 
+@holds_out
 def detect(
     inputs: list[str], out: str | Path, *, detector_file: str | Path | None = None, shard: Any = None,
     executor: Any = None, progress: bool = True, image_column: str = "image",

@@ -654,7 +654,7 @@ def test_out_that_is_a_file_or_too_long_a_name_is_a_clear_error(tmp_path: Path, 
     faces = write(tmp_path / "faces.csv", b"image,class,age,gender\na.jpg,c,30,male\n")
     a_file = write(tmp_path / "taken", b"x")
     assert main(["-q", "audit", "--face-records", str(faces), "--out", str(a_file)]) == 2
-    assert "a file stands where a folder is needed" in capsys.readouterr().err
+    assert f"output folder {a_file} is a file" in capsys.readouterr().err  # said before anything is read
     assert main(["-q", "audit", str(tmp_path), "--backend", "opencv-haar", "--out", str(a_file)]) == 2
     assert f"output folder {a_file} is a file" in capsys.readouterr().err
     results = _results_doc(tmp_path)

@@ -19,6 +19,7 @@ from audit.atomic import write_json_atomic
 from audit.bench.config import BenchConfig, cell_label
 from audit.bench.store import CellStore
 from audit.errors import InputError
+from audit.out_lock import LOCK_FILE, holds_out
 from audit.scale.shards import Shard, ShardMarker, shard_folder
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _check_folder(out: Path, config: BenchConfig, resume: bool) -> None:
         diffs = config.differences(previous)
         if diffs:
             raise InputError(f"{out} holds a run with a different config ({'; '.join(diffs)}); use another --out")
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):  # the run's own lock is not content
         raise InputError(f"{out} is not empty and holds no benchmark run; use an empty or new --out")
     # beyond the config: the reference's identity, the pixel limit and the versions that change numbers
     start_or_resume(out / IDENTITY_FILE, _identity(config), resume=resume, started=started, what="a benchmark run")
@@ -193,6 +194,7 @@ def _generate(config: BenchConfig, generator: Any, store: CellStore, todo: list[
     return weights
 
 
+@holds_out
 def run_bench(
     config: BenchConfig,
     out: str | Path,
@@ -207,7 +209,8 @@ def run_bench(
     ``shard`` (K of N): generate and extract only that shard's images of every cell (see
     :class:`BenchShards`) and return None; the call without it (or ``executor``, Ray options, which runs
     every shard on Ray first) then does what is missing and scores every cell: the numbers equal a
-    one-process run's."""
+    one-process run's. Another process writing ``out`` (another run, or shards while this one would merge
+    them) is one clear error (:func:`audit.out_lock.holds_out`)."""
 
     out = Path(out)
     if config.tune:
@@ -461,18 +464,16 @@ class _ScoredCell:
 def _join_folder(out: Path, config: BenchConfig) -> None:
     """A shard's check of the shared run folder: the same config and identity, or a new run started (shards
     start in any order and at once: they write the same bytes)."""
-    from audit.atomic import output_folder
+    from audit.atomic import create_json_atomic, output_folder
     from audit.dataset.run import adopt_identity
     from audit.run_identity import read_identity
 
     stored = output_folder(out) / CONFIG_FILE
-    if stored.is_file():
+    if not create_json_atomic(stored, config.to_dict()):  # another shard's (or an earlier run's): the same, or refused
         diffs = config.differences(read_identity(stored))
         if diffs:
             raise InputError(f"{out} holds a run with a different config ({'; '.join(diffs)}); use another --out")
     adopt_identity(out / IDENTITY_FILE, _identity(config), what="a benchmark run")
-    if not stored.is_file():
-        write_json_atomic(stored, config.to_dict())
 
 
 @dataclass(frozen=True)

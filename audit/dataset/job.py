@@ -10,6 +10,7 @@ from typing import Any
 from audit.atomic import write_json_atomic
 from audit.dataset.demographics import DEFAULT_ABSTAIN_BELOW, aggregate
 from audit.errors import InputError
+from audit.out_lock import holds_out
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ CLASS_COLUMNS = (
 )  # fmt: skip
 
 
+@holds_out
 def run_audit(
     spec: str | None,
     out: str | Path,
@@ -54,7 +56,8 @@ def run_audit(
     ``executor`` ``"ray"`` or ``"ray:ADDRESS"`` records the shards on Ray workers first.
 
     ``caption_model`` scores captioned images (docs/captions.md); ``offensive_terms``: files of terms
-    added to the default list; ``reviewed``: a review sheet with the owner's decisions (docs/review.md)."""
+    added to the default list; ``reviewed``: a review sheet with the owner's decisions (docs/review.md).
+    Another process writing ``out`` is one clear error (:func:`audit.out_lock.holds_out`)."""
     from audit.dataset.captions import check_model, default_threshold
     from audit.dataset.datasheet import read_answers
     from audit.dataset.results import build_audit_results

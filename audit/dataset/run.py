@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.atomic import output_folder, write_json_atomic
+from audit.atomic import output_folder
 from audit.errors import InputError
 from audit.run_identity import start_or_resume
 from audit.scale.shards import Shard
@@ -388,12 +388,11 @@ def _name_hash(name: str) -> int:
 def adopt_identity(path: Path, identity: dict[str, Any], *, what: str) -> None:
     """A shard's check: join the run ``path`` names (same identity) or start it; never a "pass --resume"
     error, since shards of one run start in any order and at once (they write the same bytes)."""
+    from audit.atomic import create_json_atomic
     from audit.run_identity import check_identity
 
-    if path.is_file():
+    if not create_json_atomic(path, identity):  # started by another shard (or earlier): the same run, or refused
         check_identity(path, identity, what=what)
-    else:
-        write_json_atomic(path, identity)
 
 
 def count_items(spec: str, columns: Any = None) -> int:
