@@ -31,7 +31,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +60,36 @@ def holds_out(job: Callable[..., Any]) -> Callable[..., Any]:
 @contextmanager
 def holding(out: str | Path, *, shard: Any = None) -> Iterator[None]:
     """Hold ``out`` for one run (``shard``: an :class:`audit.scale.shards.Shard`, shared with its sibling
-    shards); see the module docstring. Raises :class:`InputError` when another process holds it."""
+    shards); see the module docstring. Raises :class:`InputError` when another process holds it. A folder
+    made here to hold the lock is removed again if the run wrote nothing into it (a refused input leaves no
+    empty ``--out`` behind)."""
     from audit.atomic import output_folder
 
+    made = not os.path.lexists(out)
     out = output_folder(out)
     run_lock = out / LOCK_FILE
     with _locked(run_lock, exclusive=shard is None, refused=lambda: _folder_refusal(out, run_lock, shard)):
-        if shard is None:
-            yield
-            return
-        from audit.scale.shards import SHARDS_DIR
+        try:
+            if shard is None:
+                yield
+                return
+            from audit.scale.shards import SHARDS_DIR
 
-        shard_lock = out / SHARDS_DIR / f"{shard.name}.lock"
-        with _locked(shard_lock, exclusive=True, refused=lambda: _shard_refusal(out, shard_lock, shard)):
-            yield
+            shard_lock = out / SHARDS_DIR / f"{shard.name}.lock"
+            with _locked(shard_lock, exclusive=True, refused=lambda: _shard_refusal(out, shard_lock, shard)):
+                yield
+        finally:
+            if made and _only_the_lock(out):  # still held, so no other run is in it
+                run_lock.unlink(missing_ok=True)
+                with suppress(OSError):
+                    out.rmdir()
+
+
+def _only_the_lock(out: Path) -> bool:
+    try:
+        return all(p.name == LOCK_FILE for p in out.iterdir())
+    except OSError:
+        return False
 
 
 @contextmanager

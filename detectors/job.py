@@ -20,7 +20,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -939,26 +938,10 @@ def calibrate(
             ) from None
     into_folder = target != Path(out)  # FOLDER/detector.json, not the .json file named
     journal_root = target.parent if into_folder else target.parent / f".{target.name}.journal"
-    with holding(journal_root), _journal_kept_only_with_work(journal_root, into_folder):
+    with holding(journal_root):  # made for the lock: removed again if the calibration stops before any scoring
         return _calibrated(real, fake, target, journal_root, into_folder, model_spec=model_spec,
                            scorer_config=scorer_config, target_fpr=target_fpr, calibration=calibration,
                            image_column=image_column, augment=augment, route_jpeg=route_jpeg)  # fmt: skip
-
-
-@contextmanager
-def _journal_kept_only_with_work(journal_root: Path, into_folder: bool) -> Iterator[None]:
-    """A ``.json`` target's hidden journal folder, made to hold its lock, is removed again when the
-    calibration stops before scoring anything (a refused input): a journal with features stays, to resume."""
-    try:
-        yield
-    finally:
-        if not into_folder and journal_root.is_dir():
-            from audit.out_lock import LOCK_FILE
-
-            if all(p.name == LOCK_FILE for p in journal_root.iterdir()):
-                import shutil
-
-                shutil.rmtree(journal_root, ignore_errors=True)
 
 
 def _calibrated(

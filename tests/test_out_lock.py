@@ -187,3 +187,21 @@ def test_a_refused_calibration_into_a_json_file_leaves_nothing_beside_it(tmp_pat
     with pytest.raises(InputError):
         calibrate([str(tmp_path / "missing")], [], tmp_path / "det.json")
     assert list(tmp_path.iterdir()) == []  # not even the hidden journal folder made to hold the lock
+
+
+def test_a_refused_run_leaves_no_empty_out_folder_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from audit.cli import main
+
+    image = tmp_path / "a.png"
+    Image.new("L", (8, 8)).save(image)
+    out = tmp_path / "new-out"
+    code = main(["-q", "detect", str(image), str(image), "--out", str(out)])
+    assert code == 2 and "the same file or folder twice" in capsys.readouterr().err
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with holding(kept):
+        pass
+    assert sorted(p.name for p in kept.iterdir()) == [LOCK_FILE]  # a folder the user made is left as it was, lock aside
