@@ -40,7 +40,7 @@ from audit.errors import InputError
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".genaudit.lock"
-_held: dict[str, tuple[int, int]] = {}  # lock file's real path -> (fd, depth): this process's locks
+_held: dict[str, tuple[int, int, bool]] = {}  # lock file's real path -> (fd, depth, exclusive): this process's
 
 
 def holds_out(job: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,8 +105,8 @@ def _locked(path: Path, *, exclusive: bool, refused: Any) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(path)
     if key in _held:  # this process holds it already (a job running another job into the same folder)
-        fd, depth = _held[key]
-        _held[key] = (fd, depth + 1)
+        fd, depth, mode = _held[key]
+        _held[key] = (fd, depth + 1, mode)
         try:
             yield
         finally:
@@ -129,7 +129,7 @@ def _locked(path: Path, *, exclusive: bool, refused: Any) -> Iterator[None]:
         return
     if exclusive:
         _write_holder(fd)
-    _held[key] = (fd, 1)
+    _held[key] = (fd, 1, exclusive)
     try:
         yield
     finally:
@@ -161,11 +161,14 @@ def _not_a_lock(path: Path) -> InputError:
 
 
 def _release(key: str) -> None:
-    fd, depth = _held[key]
+    fd, depth, exclusive = _held[key]
     if depth > 1:
-        _held[key] = (fd, depth - 1)
+        _held[key] = (fd, depth - 1, exclusive)
         return
     del _held[key]
+    if exclusive:  # who held it is nobody's business once the run is over (a published --out is a website)
+        with suppress(OSError):
+            os.ftruncate(fd, 0)
     os.close(fd)  # closing the only descriptor drops the flock
 
 

@@ -71,6 +71,8 @@ def test_a_second_run_into_a_held_folder_is_refused_naming_the_holder(tmp_path: 
     first.stop()
     with holding(out):  # free again the moment the holder ends
         assert json.loads((out / LOCK_FILE).read_text())["pid"] == os.getpid()
+        (out / "results.json").write_text("{}")  # the run writes something: its folder stays
+    assert (out / LOCK_FILE).read_bytes() == b""  # released: no pid, host or command left in a published folder
 
 
 def test_shards_share_the_folder_but_not_a_shard_and_a_merge_waits_for_them(
