@@ -16,7 +16,7 @@ The locks are ``flock(2)`` locks, which the kernel drops when their process ends
 -9`` included): a killed run never leaves a stale lock behind, and its rerun takes the folder at once.
 Network filesystems honour them as far as their locking goes (NFSv4 does); where ``flock`` is refused
 (a filesystem without locks), the run goes on unlocked with one warning. Calls nest: a job that runs
-another job into the same folder in the same process (``--tune``, ``--resume`` from the demo) holds it once.
+another job into the same folder in the same process (``--tune`` runs its held-out split there) holds it once.
 """
 
 from __future__ import annotations
