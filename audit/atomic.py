@@ -109,17 +109,20 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """JSON in the producer's key order (so a re-rendered card matches the original), no NaN
     (``allow_nan=False``: NaN is not JSON; use None)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
-    return write_text_atomic(path, text + "\n")
+    return write_text_atomic(path, _json_text(obj))
+
+
+def _json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def create_json_atomic(path: str | Path, obj: Any) -> bool:
     """:func:`write_json_atomic`, only if no file is at ``path`` yet; whether this call wrote it. Shards
     that start one run at once each try to write its identity: one wins, the others compare theirs with
     what it wrote, so two shards of different runs can never both think they started the folder."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    data = _json_text(obj).encode("utf-8")
     try:
-        write_atomic(path, lambda fh: fh.write(text.encode("utf-8")), exclusive=True)
+        write_atomic(path, lambda fh: fh.write(data), exclusive=True)
     except FileExistsError:
         return False
     return True

@@ -184,22 +184,37 @@ def _write_holder(fd: int) -> None:
         pass
 
 
-def _holder(path: Path) -> str:
-    """``pid N on HOST (COMMAND, since TIME)`` from a held lock file, or ``""`` where it cannot be read (at
-    most 4 KB of a regular file, each field on one line: the file is anyone's to write)."""
+@contextmanager
+def _read_only(path: Path) -> Iterator[int | None]:
+    """A read-only descriptor of ``path`` while it is a regular file, else None: never opened through a link,
+    never blocked by a FIFO (another process's lock file, or whatever was put in its place)."""
     try:
         fd = os.open(path, os.O_RDONLY | _SAFE_OPEN)
     except OSError:
-        return ""
+        yield None
+        return
     try:
-        doc = json.loads(os.read(fd, 4096).decode("utf-8")) if stat.S_ISREG(os.fstat(fd).st_mode) else {}
-        return (
-            f"pid {int(doc['pid'])} on {_one_line(doc['host'])} ({doc['command']!r}, since {_one_line(doc['since'])})"
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        yield fd if regular else None
     finally:
         os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    """``pid N on HOST (COMMAND, since TIME)`` from a held lock file, or ``""`` where it cannot be read (at
+    most 4 KB of a regular file, each field on one line: the file is anyone's to write)."""
+    with _read_only(path) as fd:
+        if fd is None:
+            return ""
+        try:
+            doc = json.loads(os.read(fd, 4096).decode("utf-8"))
+            host, since = _one_line(doc["host"]), _one_line(doc["since"])
+            return f"pid {int(doc['pid'])} on {host} ({doc['command']!r}, since {since})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
 
 
 def _one_line(value: Any) -> str:
@@ -208,22 +223,17 @@ def _one_line(value: Any) -> str:
 
 def _is_held(path: Path) -> bool:
     """Whether another process holds the regular file ``path`` exclusively (a probe that takes and drops a
-    shared lock; a FIFO or link in its place is not a lock, and opening it never blocks)."""
+    shared lock; a FIFO or link in its place is not a lock)."""
     import fcntl
 
-    try:
-        fd = os.open(path, os.O_RDONLY | _SAFE_OPEN)
-    except OSError:
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with _read_only(path) as fd:
+        if fd is None:
             return False
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False
 
 
 def _folder_refusal(out: Path, run_lock: Path, shard: Any) -> InputError:

@@ -72,11 +72,8 @@ def _cmd_detect(args: argparse.Namespace) -> int | Path:
             route_jpeg=args.route_jpeg,
         )  # fmt: skip
     elif not inputs:
-        from audit.out_lock import holding
-
-        with holding(out):  # as every job: a second run into the same --out is refused, not mixed in
-            results = job.run_default(out, k=args.k, noise_sets=args.noise_sets, target_fpr=args.target_fpr,
-                                      draws=args.bootstrap, progress=not args.quiet)  # fmt: skip
+        results = job.run_default(out, k=args.k, noise_sets=args.noise_sets, target_fpr=args.target_fpr,
+                                  draws=args.bootstrap, progress=not args.quiet)  # fmt: skip
     else:
         if args.detector is None and args.model != job.DEFAULT_MODEL:
             raise InputError(f"{args.model} has no calibrated detector yet: run 'genaudit detect calibrate' first")

@@ -673,6 +673,7 @@ def thumbnail_row(row: dict[str, Any], image: np.ndarray) -> dict[str, Any]:
     return {**row, "png": png_base64(thumbnail(image, 64))}
 
 
+@holds_out
 def run_default(out: str | Path, *, k: int = DEFAULT_SCORER["k"], noise_sets: int = DEFAULT_SCORER["noise_sets"],
                 target_fpr: float = 0.05, draws: int = 1000, folds: int = FOLDS,
                 per_schedule: int | None = None, progress: bool = True, bench: Path | None = None) -> Path:  # fmt: skip

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError, WeightsError
+from audit.out_lock import LOCK_FILE
 from detectors.detector import DETECTOR_FILE
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ def _replace(source: Path, target: Path) -> None:
     reader never sees half a folder (a detector whose files disagree fails its own sha256 check anyway)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    shutil.copytree(source, staging, ignore=shutil.ignore_patterns("shards", ".*.tmp"))
+    # not the feature journal, temporaries, or the lock the run that made it held (audit.out_lock)
+    shutil.copytree(source, staging, ignore=shutil.ignore_patterns("shards", ".*.tmp", LOCK_FILE))
     try:
         if target.exists():
             shutil.rmtree(target)
